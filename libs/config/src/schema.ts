@@ -1,0 +1,299 @@
+/**
+ * The one configuration schema of Sluice. Every key is declared here with its
+ * default and a description; the TypeScript types are derived from it, the
+ * loader validates against it (unknown keys are errors, so a typo fails at
+ * start-up instead of being ignored), and docs/configuration.md documents it.
+ *
+ * Secrets (passwords, keys) are `secret` values: either the string itself or
+ * `{ file: /path }` (a Kubernetes secret mount) or `{ env: NAME }`; the loader
+ * replaces them with the string before any service sees the config.
+ */
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const seconds = z.number().nonnegative();
+const hostname = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, 'a DNS hostname');
+const domain = hostname.transform((d) => d.toLowerCase().replace(/\.$/, ''));
+/** A full address local@domain, or @domain for a whole domain (catch-all / domain rule). */
+const addressKey = z
+  .string()
+  .regex(/^([^@\s]+)?@[^@\s]+$/, 'an address like user@example.org (or @example.org for the whole domain)')
+  .transform((a) => a.toLowerCase());
+const address = z
+  .string()
+  .regex(/^[^@\s]+@[^@\s]+$/, 'an address like user@example.org')
+  .transform((a) => a.toLowerCase());
+
+/** A secret: inline string, or read from a file or an environment variable at load time. */
+export const secretSchema = z.union([
+  z.string(),
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ env: z.string().min(1) }).strict(),
+]);
+
+const listen = z
+  .object({
+    host: z.string().default('0.0.0.0').describe('Address to bind.'),
+    port: port.describe('TCP port.'),
+  })
+  .strict();
+
+export const transportSchema = z
+  .object({
+    host: z.string().min(1).describe('Host name or IP of the next hop.'),
+    port: port.default(25).describe('Port of the next hop.'),
+    lmtp: z.boolean().default(false).describe('Speak LMTP (RFC 2033) instead of SMTP.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    hostname: hostname
+      .default('localhost')
+      .describe('Our SMTP host name: banner, EHLO, Received and Authentication-Results authserv-id.'),
+    instance: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/)
+      .optional()
+      .describe('Name of this process in logs, traces and the timeline (default: host name + pid).'),
+    domains: z
+      .object({
+        primary: domain.describe('The primary mail domain.'),
+        aliases: z.array(domain).default([]).describe('Alias domains: user@alias is treated as user@primary.'),
+      })
+      .strict()
+      .describe('The domains we receive mail for.'),
+    routing: z
+      .object({
+        aliases: z
+          .record(addressKey, z.array(address).min(1))
+          .default({})
+          .describe('Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively.'),
+        forwards: z
+          .record(address, z.array(address).min(1))
+          .default({})
+          .describe('Forwards: an address of ours -> outside mailboxes (Gmail, Riseup, ...).'),
+        maxDepth: z.number().int().min(1).max(100).default(10).describe('Alias expansion depth limit (loops are cut).'),
+      })
+      .strict()
+      .default({ aliases: {}, forwards: {}, maxDepth: 10 })
+      .describe('Address routing from configuration (LDAP comes later).'),
+    transports: z
+      .record(domain, transportSchema)
+      .default({})
+      .describe('Per-destination-domain next hops, overriding MX lookup (internal hosts, test sinks).'),
+    relay: transportSchema.optional().describe('Smarthost for every destination without a transport (no MX lookup).'),
+    nats: z
+      .object({
+        servers: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('NATS server URLs. Empty: `sluice run` starts an embedded nats-server.'),
+        user: z.string().optional(),
+        password: secretSchema.optional(),
+        token: secretSchema.optional(),
+        replicas: z.number().int().min(1).max(5).default(1).describe('JetStream replicas (1 locally, 3 in a cluster).'),
+        embedded: z
+          .object({
+            binary: z.string().default('nats-server').describe('Path or name of the nats-server binary.'),
+            host: z.string().default('127.0.0.1'),
+            port: port.default(4222),
+            dataDir: z.string().default('.sluice/nats').describe('JetStream store directory.'),
+            syncAlways: z
+              .boolean()
+              .default(true)
+              .describe('fsync every JetStream write (sync_interval: always) where the server supports it.'),
+          })
+          .strict()
+          .default({ binary: 'nats-server', host: '127.0.0.1', port: 4222, dataDir: '.sluice/nats', syncAlways: true }),
+      })
+      .strict()
+      .default({
+        servers: [],
+        replicas: 1,
+        embedded: { binary: 'nats-server', host: '127.0.0.1', port: 4222, dataDir: '.sluice/nats', syncAlways: true },
+      }),
+    bus: z
+      .object({
+        inlineMaxBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(256 * 1024)
+          .describe('Bodies up to this size travel inside the envelope message; larger ones go to the object store.'),
+        queueLifetime: seconds
+          .default(5 * 86400)
+          .describe('Maximum time a message may stay queued (retry lifetime), seconds.'),
+        retentionMargin: seconds
+          .default(2 * 86400)
+          .describe('Streams keep messages this long beyond queueLifetime, seconds (never shorter).'),
+        duplicateWindow: seconds.default(1200).describe('JetStream duplicate window for Nats-Msg-Id dedup, seconds.'),
+        ackWait: seconds.default(60).describe('How long a stage may hold a message before redelivery, seconds.'),
+        maxDeliver: z
+          .number()
+          .int()
+          .min(2)
+          .default(50)
+          .describe('Deliveries of one message to a stage before it is dead-lettered.'),
+        publishTimeout: seconds.default(10).describe('How long to wait for a PubAck, seconds.'),
+        maxBytesPerStream: z
+          .number()
+          .int()
+          .default(-1)
+          .describe('Size cap of each work stream in bytes (-1: unlimited). New messages are refused when full.'),
+      })
+      .strict()
+      .default({
+        inlineMaxBytes: 256 * 1024,
+        queueLifetime: 5 * 86400,
+        retentionMargin: 2 * 86400,
+        duplicateWindow: 1200,
+        ackWait: 60,
+        maxDeliver: 50,
+        publishTimeout: 10,
+        maxBytesPerStream: -1,
+      }),
+    ingress: z
+      .object({
+        listen: z.array(listen).min(1).default([{ host: '0.0.0.0', port: 25 }]).describe('SMTP listeners of the MX.'),
+        maxMessageBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(50 * 1024 * 1024)
+          .describe('SIZE limit (RFC 1870); larger messages get 552 5.3.4.'),
+        maxRecipients: z.number().int().min(1).default(100).describe('Recipients per message (RFC 5321 §4.5.3.1.8).'),
+        filterTimeout: seconds.default(30).describe('Wait for the before-queue verdict, seconds; then 451.'),
+        lookupTimeout: seconds.default(5).describe('Wait for the RCPT-time resolver lookup, seconds; then 451.'),
+        socketTimeout: seconds.default(300).describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
+        maxClients: z.number().int().min(1).default(1000).describe('Concurrent SMTP sessions per process.'),
+      })
+      .strict()
+      .default({
+        listen: [{ host: '0.0.0.0', port: 25 }],
+        maxMessageBytes: 50 * 1024 * 1024,
+        maxRecipients: 100,
+        filterTimeout: 30,
+        lookupTimeout: 5,
+        socketTimeout: 300,
+        maxClients: 1000,
+      }),
+    filter: z
+      .object({
+        authservId: z.string().optional().describe('authserv-id in Authentication-Results (default: hostname).'),
+        concurrency: z.number().int().min(1).default(32).describe('Verdicts computed at once per process.'),
+      })
+      .strict()
+      .default({ concurrency: 32 }),
+    resolver: z
+      .object({ concurrency: z.number().int().min(1).default(32) })
+      .strict()
+      .default({ concurrency: 32 }),
+    rewriter: z
+      .object({ concurrency: z.number().int().min(1).default(32) })
+      .strict()
+      .default({ concurrency: 32 }),
+    egress: z
+      .object({
+        concurrency: z.number().int().min(1).default(32).describe('Deliveries in flight per process.'),
+        heloName: z.string().optional().describe('EHLO name (default: hostname).'),
+        connectTimeout: seconds.default(30),
+        greetingTimeout: seconds.default(300).describe('RFC 5321 §4.5.3.2.1: 5 minutes.'),
+        socketTimeout: seconds.default(600).describe('RFC 5321 §4.5.3.2.6: 10 minutes for the final dot reply.'),
+        retrySchedule: z
+          .array(seconds)
+          .min(1)
+          .default([60, 300, 900, 1800, 3600, 7200, 14400])
+          .describe('Delays between attempts, seconds; the last repeats until queueLifetime.'),
+        requireTls: z.boolean().default(false).describe('Refuse to deliver in cleartext.'),
+        ignoreTlsErrors: z
+          .boolean()
+          .default(true)
+          .describe('Opportunistic STARTTLS: an unverifiable certificate still beats cleartext (RFC 7435).'),
+      })
+      .strict()
+      .default({
+        concurrency: 32,
+        connectTimeout: 30,
+        greetingTimeout: 300,
+        socketTimeout: 600,
+        retrySchedule: [60, 300, 900, 1800, 3600, 7200, 14400],
+        requireTls: false,
+        ignoreTlsErrors: true,
+      }),
+    dns: z
+      .object({
+        servers: z
+          .array(z.string())
+          .default([])
+          .describe('DNS resolvers as ip or ip:port (default: the system resolver).'),
+        timeout: seconds.default(5).describe('Per-query timeout, seconds.'),
+      })
+      .strict()
+      .default({ servers: [], timeout: 5 }),
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+        addresses: z
+          .enum(['clear', 'hash', 'drop'])
+          .default('clear')
+          .describe('How mail addresses and client IPs appear in logs and the timeline.'),
+        hashKey: secretSchema.optional().describe('HMAC key for addresses: hash (required with hash).'),
+      })
+      .strict()
+      .default({ level: 'info', addresses: 'clear' }),
+    telemetry: z
+      .object({
+        otlpEndpoint: z
+          .string()
+          .url()
+          .optional()
+          .describe('OTLP/HTTP traces endpoint base URL; OTEL_EXPORTER_OTLP_ENDPOINT also works.'),
+        serviceName: z.string().default('sluice'),
+      })
+      .strict()
+      .default({ serviceName: 'sluice' }),
+    http: z
+      .object({
+        listen: listen.optional().describe('Metrics (/metrics) and health (/healthz, /readyz) endpoint.'),
+      })
+      .strict()
+      .default({}),
+    events: z
+      .object({ retention: seconds.default(7 * 86400).describe('How long timeline events are kept, seconds.') })
+      .strict()
+      .default({ retention: 7 * 86400 }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.log.addresses === 'hash' && !c.log.hashKey) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['log', 'hashKey'],
+        message: 'log.addresses is "hash" but no log.hashKey is set: add a key (or { file: /path })',
+      });
+    }
+    const all = [c.domains.primary, ...c.domains.aliases];
+    const dup = all.find((d, i) => all.indexOf(d) !== i);
+    if (dup) {
+      ctx.addIssue({ code: 'custom', path: ['domains'], message: `domain ${dup} is listed twice` });
+    }
+  });
+
+/** The config as written in YAML (before defaults and secret resolution). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** The validated config with defaults applied. Secrets are still `secret` values here. */
+type ParsedConfig = z.output<typeof configSchema>;
+type ResolveSecrets<T> = T extends { file: string } | { env: string } | string
+  ? string
+  : T extends (infer U)[]
+    ? ResolveSecrets<U>[]
+    : T extends object
+      ? { [K in keyof T]: ResolveSecrets<T[K]> }
+      : T;
+/** What services receive: validated, defaults applied, secrets resolved to strings. */
+export type SluiceConfig = ResolveSecrets<ParsedConfig>;

@@ -1,0 +1,41 @@
+/**
+ * Request/reply contracts between services (NATS core request on a queue
+ * group, so replicas share the load). Requests carry W3C trace headers.
+ *
+ * - filter verdict: the ingress sends the encoded envelope (codec.ts) with the
+ *   body inline or as an object reference; the filter answers FilterReply.
+ * - resolver lookup: the ingress asks at RCPT time whether an address is ours
+ *   and deliverable; answers LookupReply. Also used by `sluice lookup`.
+ */
+import { z } from 'zod';
+import { authSummarySchema, headerSchema, verdictSchema } from './envelope.ts';
+
+export const filterReplySchema = z.object({
+  v: z.literal(1),
+  verdict: verdictSchema,
+  auth: authSummarySchema.optional(),
+  /** Headers to put at the top of the message (e.g. Authentication-Results), top first. */
+  prepend: z.array(headerSchema).default([]),
+});
+export type FilterReply = z.infer<typeof filterReplySchema>;
+
+export const lookupRequestSchema = z.object({ v: z.literal(1), address: z.string().max(512) });
+export type LookupRequest = z.infer<typeof lookupRequestSchema>;
+
+export const lookupReplySchema = z.object({
+  v: z.literal(1),
+  /**
+   * ok: ours and deliverable; unknown: ours but no such address (550 5.1.1);
+   * foreign: not one of our domains (relay refused); tempfail: cannot tell now (451 4.3.0).
+   */
+  result: z.enum(['ok', 'unknown', 'foreign', 'tempfail']),
+  /** Final targets after expansion, for `sluice lookup`. */
+  targets: z.array(z.string()).default([]),
+  /** Human-readable explanation of each step (which rule, which source). */
+  trail: z.array(z.string()).default([]),
+  reason: z.string().optional(),
+});
+export type LookupReply = z.infer<typeof lookupReplySchema>;
+
+/** A small typed error reply, for requests that could not be served at all. */
+export const rpcErrorSchema = z.object({ v: z.literal(1), error: z.string() });

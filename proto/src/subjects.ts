@@ -1,0 +1,87 @@
+/**
+ * The one place that names NATS subjects, JetStream streams, consumers, KV
+ * buckets, object stores and queue groups (Postfix's mail_proto.h for Sluice).
+ * Services import these names; none writes a subject string of its own.
+ * Names already stored in a running cluster are costly to change: add, do not
+ * rename. Everything is versioned under `sluice.v1`.
+ */
+
+export const SUBJECT_ROOT = 'sluice.v1';
+
+/** Work-queue subjects: each carries envelopes to one stage. */
+export const subjects = {
+  /** ingress/submission -> resolver */
+  resolve: `${SUBJECT_ROOT}.mail.resolve`,
+  /** resolver -> rewriter */
+  rewrite: `${SUBJECT_ROOT}.mail.rewrite`,
+  /** rewriter -> egress */
+  deliver: `${SUBJECT_ROOT}.mail.deliver`,
+  /** Before-queue verdict: ingress asks, filter answers (request/reply, queue group). */
+  filterVerdict: `${SUBJECT_ROOT}.rpc.filter.verdict`,
+  /** RCPT-time lookup: ingress and `sluice lookup` ask, resolver answers. */
+  resolverLookup: `${SUBJECT_ROOT}.rpc.resolver.lookup`,
+  /** Per-message timeline event: one subject per queue id so one message reads back cheaply. */
+  event: (queueId: string) => `${SUBJECT_ROOT}.events.${queueId}`,
+  eventsAll: `${SUBJECT_ROOT}.events.>`,
+  /** Dead letters, by the stage that gave up. */
+  dead: (stage: StageName) => `${SUBJECT_ROOT}.dead.${stage}`,
+  deadAll: `${SUBJECT_ROOT}.dead.>`,
+} as const;
+
+export type StageName = 'ingress' | 'filter' | 'resolver' | 'rewriter' | 'egress' | 'submission';
+
+export type StreamRole = 'work' | 'log';
+
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  /** work: work-queue retention, one consumer, message removed on ack. log: limits retention (age). */
+  role: StreamRole;
+}
+
+export const streams = {
+  resolve: { name: 'SLUICE_RESOLVE', subjects: [subjects.resolve], role: 'work' },
+  rewrite: { name: 'SLUICE_REWRITE', subjects: [subjects.rewrite], role: 'work' },
+  deliver: { name: 'SLUICE_DELIVER', subjects: [subjects.deliver], role: 'work' },
+  events: { name: 'SLUICE_EVENTS', subjects: [subjects.eventsAll], role: 'log' },
+  dead: { name: 'SLUICE_DEAD', subjects: [subjects.deadAll], role: 'log' },
+} as const satisfies Record<string, StreamSpec>;
+
+export interface ConsumerSpec {
+  stream: string;
+  durable: string;
+  filterSubject: string;
+  stage: StageName;
+}
+
+/** Durable pull consumers; every replica of a stage pulls from the same one. */
+export const consumers = {
+  resolver: { stream: streams.resolve.name, durable: 'resolver', filterSubject: subjects.resolve, stage: 'resolver' },
+  rewriter: { stream: streams.rewrite.name, durable: 'rewriter', filterSubject: subjects.rewrite, stage: 'rewriter' },
+  egress: { stream: streams.deliver.name, durable: 'egress', filterSubject: subjects.deliver, stage: 'egress' },
+} as const satisfies Record<string, ConsumerSpec>;
+
+export const queueGroups = {
+  filter: 'sluice-filter',
+  resolver: 'sluice-resolver',
+} as const;
+
+export const buckets = {
+  /** Egress ledger: one key per (part, recipient) delivered or failed for good. */
+  deliveryLedger: 'sluice_delivery_ledger',
+} as const;
+
+export const objectStores = {
+  /** Bodies above the inline threshold (claim check). */
+  bodies: 'sluice_bodies',
+} as const;
+
+/** NATS header names Sluice sets. */
+export const headerNames = {
+  msgId: 'Nats-Msg-Id',
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
+  deadReason: 'Sluice-Dead-Reason',
+  deadStage: 'Sluice-Dead-Stage',
+  contentType: 'Sluice-Content',
+} as const;
