@@ -56,9 +56,24 @@ export interface ConsumerSpec {
 
 /** Durable pull consumers; every replica of a stage pulls from the same one. */
 export const consumers = {
-  resolver: { stream: streams.resolve.name, durable: 'resolver', filterSubject: subjects.resolve, stage: 'resolver' },
-  rewriter: { stream: streams.rewrite.name, durable: 'rewriter', filterSubject: subjects.rewrite, stage: 'rewriter' },
-  egress: { stream: streams.deliver.name, durable: 'egress', filterSubject: subjects.deliver, stage: 'egress' },
+  resolver: {
+    stream: streams.resolve.name,
+    durable: 'resolver',
+    filterSubject: subjects.resolve,
+    stage: 'resolver',
+  },
+  rewriter: {
+    stream: streams.rewrite.name,
+    durable: 'rewriter',
+    filterSubject: subjects.rewrite,
+    stage: 'rewriter',
+  },
+  egress: {
+    stream: streams.deliver.name,
+    durable: 'egress',
+    filterSubject: subjects.deliver,
+    stage: 'egress',
+  },
 } as const satisfies Record<string, ConsumerSpec>;
 
 export const queueGroups = {

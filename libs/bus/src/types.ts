@@ -11,8 +11,7 @@
  *   delivered maxDeliver times go to the dead-letter stream, never silently away.
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
-import type { ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
-import type { BodyRef } from '@sluice/proto';
+import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 
 export type Disposition =
   /** Done: remove from the work queue. */
@@ -75,7 +74,11 @@ export interface BusClient {
     inline: Uint8Array | undefined,
     opts: { msgId: string },
   ): Promise<{ seq: number; duplicate: boolean }>;
-  consumeEnvelopes(spec: ConsumerSpec, opts: { concurrency: number }, handler: EnvelopeHandler): StageConsumer;
+  consumeEnvelopes(
+    spec: ConsumerSpec,
+    opts: { concurrency: number },
+    handler: EnvelopeHandler,
+  ): StageConsumer;
   serve(
     subject: string,
     queue: string,
@@ -87,7 +90,12 @@ export interface BusClient {
   /** Append to the message timeline. Never throws (a lost event is logged, not fatal). */
   recordEvent(event: SluiceEvent): Promise<void>;
   /** Put raw bytes on the dead-letter stream with the reason. */
-  deadLetter(stage: StageName, reason: string, data: Uint8Array, headers?: Record<string, string>): Promise<void>;
+  deadLetter(
+    stage: StageName,
+    reason: string,
+    data: Uint8Array,
+    headers?: Record<string, string>,
+  ): Promise<void>;
   /** Delivery ledger (egress): get returns null when absent. put must be durable before it resolves. */
   ledgerGet(key: string): Promise<LedgerEntry | null>;
   ledgerPut(key: string, entry: LedgerEntry): Promise<void>;

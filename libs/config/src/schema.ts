@@ -11,12 +11,18 @@
 import { z } from 'zod';
 
 const port = z.number().int().min(1).max(65535);
-const seconds = z.number().nonnegative();
+/** A port to listen on; 0 lets the OS pick a free one (tests, several instances on one host). */
+const listenPort = z.number().int().min(0).max(65535);
+/** A duration in seconds. Zero is refused: to timers and to NATS it means "no timeout" or "the default". */
+const seconds = z.number().positive();
 const hostname = z
   .string()
   .min(1)
   .max(253)
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, 'a DNS hostname');
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/,
+    'a DNS hostname',
+  );
 const domain = hostname.transform((d) => d.toLowerCase().replace(/\.$/, ''));
 /** A full address local@domain, or @domain for a whole domain (catch-all / domain rule). */
 const addressKey = z
@@ -38,7 +44,7 @@ export const secretSchema = z.union([
 const listen = z
   .object({
     host: z.string().default('0.0.0.0').describe('Address to bind.'),
-    port: port.describe('TCP port.'),
+    port: listenPort.describe('TCP port (0: any free port).'),
   })
   .strict();
 
@@ -57,13 +63,16 @@ export const configSchema = z
       .describe('Our SMTP host name: banner, EHLO, Received and Authentication-Results authserv-id.'),
     instance: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]+$/)
+      .regex(/^[A-Za-z0-9_.-]+$/, 'a name of letters, digits, `_`, `.` and `-`')
       .optional()
       .describe('Name of this process in logs, traces and the timeline (default: host name + pid).'),
     domains: z
       .object({
         primary: domain.describe('The primary mail domain.'),
-        aliases: z.array(domain).default([]).describe('Alias domains: user@alias is treated as user@primary.'),
+        aliases: z
+          .array(domain)
+          .default([])
+          .describe('Alias domains: user@alias is treated as user@primary.'),
       })
       .strict()
       .describe('The domains we receive mail for.'),
@@ -72,12 +81,20 @@ export const configSchema = z
         aliases: z
           .record(addressKey, z.array(address).min(1))
           .default({})
-          .describe('Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively.'),
+          .describe(
+            'Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively.',
+          ),
         forwards: z
           .record(address, z.array(address).min(1))
           .default({})
           .describe('Forwards: an address of ours -> outside mailboxes (Gmail, Riseup, ...).'),
-        maxDepth: z.number().int().min(1).max(100).default(10).describe('Alias expansion depth limit (loops are cut).'),
+        maxDepth: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(10)
+          .describe('Alias expansion depth limit (loops are cut).'),
       })
       .strict()
       .default({ aliases: {}, forwards: {}, maxDepth: 10 })
@@ -86,22 +103,35 @@ export const configSchema = z
       .record(domain, transportSchema)
       .default({})
       .describe('Per-destination-domain next hops, overriding MX lookup (internal hosts, test sinks).'),
-    relay: transportSchema.optional().describe('Smarthost for every destination without a transport (no MX lookup).'),
+    relay: transportSchema
+      .optional()
+      .describe('Smarthost for every destination without a transport (no MX lookup).'),
     nats: z
       .object({
         servers: z
           .array(z.string().min(1))
           .default([])
           .describe('NATS server URLs. Empty: `sluice run` starts an embedded nats-server.'),
-        user: z.string().optional(),
-        password: secretSchema.optional(),
-        token: secretSchema.optional(),
-        replicas: z.number().int().min(1).max(5).default(1).describe('JetStream replicas (1 locally, 3 in a cluster).'),
+        user: z.string().optional().describe('NATS user name (with password).'),
+        password: secretSchema.optional().describe('NATS password (secret).'),
+        token: secretSchema
+          .optional()
+          .describe('NATS authentication token (secret), instead of user/password.'),
+        replicas: z
+          .number()
+          .int()
+          .min(1)
+          .max(5)
+          .default(1)
+          .describe('JetStream replicas (1 locally, 3 in a cluster).'),
         embedded: z
           .object({
             binary: z.string().default('nats-server').describe('Path or name of the nats-server binary.'),
-            host: z.string().default('127.0.0.1'),
-            port: port.default(4222),
+            host: z
+              .string()
+              .default('127.0.0.1')
+              .describe('Address the embedded server binds (client port).'),
+            port: port.default(4222).describe('Client port of the embedded server.'),
             dataDir: z.string().default('.sluice/nats').describe('JetStream store directory.'),
             syncAlways: z
               .boolean()
@@ -109,14 +139,28 @@ export const configSchema = z
               .describe('fsync every JetStream write (sync_interval: always) where the server supports it.'),
           })
           .strict()
-          .default({ binary: 'nats-server', host: '127.0.0.1', port: 4222, dataDir: '.sluice/nats', syncAlways: true }),
+          .default({
+            binary: 'nats-server',
+            host: '127.0.0.1',
+            port: 4222,
+            dataDir: '.sluice/nats',
+            syncAlways: true,
+          })
+          .describe('The nats-server child that `sluice run` starts when nats.servers is empty.'),
       })
       .strict()
       .default({
         servers: [],
         replicas: 1,
-        embedded: { binary: 'nats-server', host: '127.0.0.1', port: 4222, dataDir: '.sluice/nats', syncAlways: true },
-      }),
+        embedded: {
+          binary: 'nats-server',
+          host: '127.0.0.1',
+          port: 4222,
+          dataDir: '.sluice/nats',
+          syncAlways: true,
+        },
+      })
+      .describe('Connection to NATS JetStream, the queue and state store of every service.'),
     bus: z
       .object({
         inlineMaxBytes: z
@@ -124,15 +168,23 @@ export const configSchema = z
           .int()
           .min(1024)
           .default(256 * 1024)
-          .describe('Bodies up to this size travel inside the envelope message; larger ones go to the object store.'),
+          .describe(
+            'Bodies up to this size travel inside the envelope message; larger ones go to the object store.',
+          ),
         queueLifetime: seconds
           .default(5 * 86400)
           .describe('Maximum time a message may stay queued (retry lifetime), seconds.'),
-        retentionMargin: seconds
+        retentionMargin: z
+          .number()
+          .nonnegative()
           .default(2 * 86400)
           .describe('Streams keep messages this long beyond queueLifetime, seconds (never shorter).'),
-        duplicateWindow: seconds.default(1200).describe('JetStream duplicate window for Nats-Msg-Id dedup, seconds.'),
-        ackWait: seconds.default(60).describe('How long a stage may hold a message before redelivery, seconds.'),
+        duplicateWindow: seconds
+          .default(1200)
+          .describe('JetStream duplicate window for Nats-Msg-Id dedup, seconds.'),
+        ackWait: seconds
+          .default(60)
+          .describe('How long a stage may hold a message before redelivery, seconds.'),
         maxDeliver: z
           .number()
           .int()
@@ -143,8 +195,11 @@ export const configSchema = z
         maxBytesPerStream: z
           .number()
           .int()
+          .refine((n) => n === -1 || n > 0, 'either -1 (unlimited) or a positive number of bytes')
           .default(-1)
-          .describe('Size cap of each work stream in bytes (-1: unlimited). New messages are refused when full.'),
+          .describe(
+            'Size cap of each work stream in bytes (-1: unlimited). New messages are refused when full.',
+          ),
       })
       .strict()
       .default({
@@ -156,20 +211,34 @@ export const configSchema = z
         maxDeliver: 50,
         publishTimeout: 10,
         maxBytesPerStream: -1,
-      }),
+      })
+      .describe('JetStream streams, consumers and message bodies.'),
     ingress: z
       .object({
-        listen: z.array(listen).min(1).default([{ host: '0.0.0.0', port: 25 }]).describe('SMTP listeners of the MX.'),
+        listen: z
+          .array(listen)
+          .min(1)
+          .default([{ host: '0.0.0.0', port: 25 }])
+          .describe('SMTP listeners of the MX.'),
         maxMessageBytes: z
           .number()
           .int()
           .min(1024)
           .default(50 * 1024 * 1024)
           .describe('SIZE limit (RFC 1870); larger messages get 552 5.3.4.'),
-        maxRecipients: z.number().int().min(1).default(100).describe('Recipients per message (RFC 5321 §4.5.3.1.8).'),
+        maxRecipients: z
+          .number()
+          .int()
+          .min(1)
+          .default(100)
+          .describe('Recipients per message (RFC 5321 §4.5.3.1.8).'),
         filterTimeout: seconds.default(30).describe('Wait for the before-queue verdict, seconds; then 451.'),
-        lookupTimeout: seconds.default(5).describe('Wait for the RCPT-time resolver lookup, seconds; then 451.'),
-        socketTimeout: seconds.default(300).describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
+        lookupTimeout: seconds
+          .default(5)
+          .describe('Wait for the RCPT-time resolver lookup, seconds; then 451.'),
+        socketTimeout: seconds
+          .default(300)
+          .describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
         maxClients: z.number().int().min(1).default(1000).describe('Concurrent SMTP sessions per process.'),
       })
       .strict()
@@ -181,29 +250,42 @@ export const configSchema = z
         lookupTimeout: 5,
         socketTimeout: 300,
         maxClients: 1000,
-      }),
+      })
+      .describe('The MX: SMTP from the internet.'),
     filter: z
       .object({
-        authservId: z.string().optional().describe('authserv-id in Authentication-Results (default: hostname).'),
+        authservId: z
+          .string()
+          .optional()
+          .describe('authserv-id in Authentication-Results (default: hostname).'),
         concurrency: z.number().int().min(1).default(32).describe('Verdicts computed at once per process.'),
       })
       .strict()
-      .default({ concurrency: 32 }),
+      .default({ concurrency: 32 })
+      .describe('The before-queue filter: SPF, DKIM, DMARC, ARC and the verdict.'),
     resolver: z
-      .object({ concurrency: z.number().int().min(1).default(32) })
+      .object({
+        concurrency: z.number().int().min(1).default(32).describe('Envelopes resolved at once per process.'),
+      })
       .strict()
-      .default({ concurrency: 32 }),
+      .default({ concurrency: 32 })
+      .describe('The resolver: aliases, forwards and routes.'),
     rewriter: z
-      .object({ concurrency: z.number().int().min(1).default(32) })
+      .object({
+        concurrency: z.number().int().min(1).default(32).describe('Envelopes rewritten at once per process.'),
+      })
       .strict()
-      .default({ concurrency: 32 }),
+      .default({ concurrency: 32 })
+      .describe('The rewriter: SRS, DKIM signing, ARC sealing.'),
     egress: z
       .object({
         concurrency: z.number().int().min(1).default(32).describe('Deliveries in flight per process.'),
         heloName: z.string().optional().describe('EHLO name (default: hostname).'),
-        connectTimeout: seconds.default(30),
+        connectTimeout: seconds.default(30).describe('TCP connect timeout per MX host, seconds.'),
         greetingTimeout: seconds.default(300).describe('RFC 5321 §4.5.3.2.1: 5 minutes.'),
-        socketTimeout: seconds.default(600).describe('RFC 5321 §4.5.3.2.6: 10 minutes for the final dot reply.'),
+        socketTimeout: seconds
+          .default(600)
+          .describe('RFC 5321 §4.5.3.2.6: 10 minutes for the final dot reply.'),
         retrySchedule: z
           .array(seconds)
           .min(1)
@@ -224,7 +306,8 @@ export const configSchema = z
         retrySchedule: [60, 300, 900, 1800, 3600, 7200, 14400],
         requireTls: false,
         ignoreTlsErrors: true,
-      }),
+      })
+      .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z
       .object({
         servers: z
@@ -234,66 +317,120 @@ export const configSchema = z
         timeout: seconds.default(5).describe('Per-query timeout, seconds.'),
       })
       .strict()
-      .default({ servers: [], timeout: 5 }),
+      .default({ servers: [], timeout: 5 })
+      .describe('DNS lookups (MX, SPF, DKIM, DMARC, TLSA, MTA-STS).'),
     log: z
       .object({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+        level: z
+          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+          .default('info')
+          .describe('Lowest level written (JSON lines on stdout).'),
         addresses: z
           .enum(['clear', 'hash', 'drop'])
           .default('clear')
           .describe('How mail addresses and client IPs appear in logs and the timeline.'),
-        hashKey: secretSchema.optional().describe('HMAC key for addresses: hash (required with hash).'),
+        hashKey: secretSchema
+          .optional()
+          .describe(
+            'HMAC-SHA256 key (secret) for addresses: hash; required then. Keep it stable to correlate.',
+          ),
       })
       .strict()
-      .default({ level: 'info', addresses: 'clear' }),
+      .default({ level: 'info', addresses: 'clear' })
+      .describe('Logs and how much of the mail traffic they reveal.'),
     telemetry: z
       .object({
         otlpEndpoint: z
-          .string()
-          .url()
+          .url({ protocol: /^https?$/, error: 'an http(s) URL like http://otel-collector:4318' })
           .optional()
-          .describe('OTLP/HTTP traces endpoint base URL; OTEL_EXPORTER_OTLP_ENDPOINT also works.'),
-        serviceName: z.string().default('sluice'),
+          .describe(
+            'OTLP/HTTP (JSON) collector base URL; /v1/traces is appended. OTEL_EXPORTER_OTLP_ENDPOINT also works. ' +
+              'Unset: no export, but trace ids still reach logs and other services.',
+          ),
+        serviceName: z
+          .string()
+          .min(1)
+          .default('sluice')
+          .describe('OpenTelemetry service.name of the exported spans.'),
       })
       .strict()
-      .default({ serviceName: 'sluice' }),
+      .default({ serviceName: 'sluice' })
+      .describe('Traces (OpenTelemetry).'),
     http: z
       .object({
         listen: listen.optional().describe('Metrics (/metrics) and health (/healthz, /readyz) endpoint.'),
       })
       .strict()
-      .default({}),
+      .default({})
+      .describe('The operations HTTP endpoint.'),
     events: z
-      .object({ retention: seconds.default(7 * 86400).describe('How long timeline events are kept, seconds.') })
+      .object({
+        retention: seconds.default(7 * 86400).describe('How long timeline events are kept, seconds.'),
+      })
       .strict()
-      .default({ retention: 7 * 86400 }),
+      .default({ retention: 7 * 86400 })
+      .describe('The per-message timeline (`sluice trace`).'),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    if (c.log.addresses === 'hash' && !c.log.hashKey) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['log', 'hashKey'],
-        message: 'log.addresses is "hash" but no log.hashKey is set: add a key (or { file: /path })',
-      });
-    }
-    const all = [c.domains.primary, ...c.domains.aliases];
-    const dup = all.find((d, i) => all.indexOf(d) !== i);
-    if (dup) {
-      ctx.addIssue({ code: 'custom', path: ['domains'], message: `domain ${dup} is listed twice` });
-    }
-  });
+  // Cross-key rules. `when` makes them run even when other keys have problems, so
+  // one load reports everything; the value may then be partly invalid, hence the guards.
+  .superRefine(
+    (c, ctx) => {
+      const log = c.log as Partial<typeof c.log> | undefined;
+      if (log?.addresses === 'hash' && !log.hashKey) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['log', 'hashKey'],
+          message:
+            'missing while log.addresses is "hash" — set a key: a string, { file: /path } or { env: NAME }',
+        });
+      }
+      const domains = c.domains as Partial<typeof c.domains> | undefined;
+      if (typeof domains?.primary !== 'string') return;
+      const ours = [domains.primary, ...(Array.isArray(domains.aliases) ? domains.aliases : [])];
+      const listed = [...new Set(ours)].join(', ');
+      const dup = ours.find((d, i) => ours.indexOf(d) !== i);
+      if (dup) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['domains'],
+          message: `domain ${dup} is listed twice — list each domain once (primary or alias)`,
+        });
+      }
+      // An alias or forward for a domain that is not ours never matches: a typo, caught here.
+      const routing = c.routing as Partial<typeof c.routing> | undefined;
+      for (const table of ['aliases', 'forwards'] as const) {
+        const entries = routing?.[table];
+        if (!entries || typeof entries !== 'object') continue;
+        for (const key of Object.keys(entries)) {
+          const domain = key.slice(key.lastIndexOf('@') + 1);
+          if (!ours.includes(domain)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['routing', table, key],
+              message: `${domain} is not one of our domains — use ${listed}, or add it to domains.aliases`,
+            });
+          }
+        }
+      }
+    },
+    { when: () => true },
+  );
 
 /** The config as written in YAML (before defaults and secret resolution). */
 export type ConfigInput = z.input<typeof configSchema>;
 /** The validated config with defaults applied. Secrets are still `secret` values here. */
 type ParsedConfig = z.output<typeof configSchema>;
-type ResolveSecrets<T> = T extends { file: string } | { env: string } | string
+type SecretRef = { file: string } | { env: string };
+/** Secret references become strings; everything else keeps its type (enums stay literal unions). */
+type ResolveSecrets<T> = T extends SecretRef
   ? string
-  : T extends (infer U)[]
-    ? ResolveSecrets<U>[]
-    : T extends object
-      ? { [K in keyof T]: ResolveSecrets<T[K]> }
-      : T;
+  : T extends string | number | boolean | null | undefined
+    ? T
+    : T extends (infer U)[]
+      ? ResolveSecrets<U>[]
+      : T extends object
+        ? { [K in keyof T]: ResolveSecrets<T[K]> }
+        : T;
 /** What services receive: validated, defaults applied, secrets resolved to strings. */
 export type SluiceConfig = ResolveSecrets<ParsedConfig>;

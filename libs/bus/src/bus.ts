@@ -1,0 +1,233 @@
+/**
+ * `Bus`: the BusClient services use, over one NATS connection. It wires the
+ * single-purpose modules together (connect, topology, body store, publish,
+ * consume, RPC, timeline, dead letters, ledger) and owns their lifecycle:
+ * close() stops every consumer and RPC server it started (in-flight work
+ * finishes and is settled), then drains the connection.
+ */
+import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import { type ObjectStore, Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { trace } from '@opentelemetry/api';
+import {
+  type BodyRef,
+  buckets,
+  type ConsumerSpec,
+  type Envelope,
+  objectStores,
+  type SluiceEvent,
+  type StageName,
+} from '@sluice/proto';
+import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
+import { type BusLog, silentBusLog } from './bus-log.ts';
+import type { BusConfig } from './config.ts';
+import { closeConnection, connectNats } from './connect.ts';
+import { ConnectionState } from './connection-state.ts';
+import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
+import { deadLetter } from './dead-letter.ts';
+import { recordEvent } from './event-log.ts';
+import { ledgerGet, ledgerPut } from './ledger.ts';
+import { publishEnvelope } from './publish.ts';
+import { type ConsumerLag, consumerLag, readTimeline } from './queue-inspection.ts';
+import { request, serve } from './rpc.ts';
+import { ensureTopology, type TopologyReport } from './topology.ts';
+import type {
+  BusClient,
+  EnvelopeHandler,
+  LedgerEntry,
+  RpcRequest,
+  RpcServer,
+  StageConsumer,
+  StoredBody,
+} from './types.ts';
+
+/** NATS' default max_payload, used only if the server has not said otherwise. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+export class Bus implements BusClient {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly config: BusConfig;
+  readonly log: BusLog;
+  readonly connection: ConnectionState;
+  readonly #ready = (timeoutMs: number): Promise<boolean> => this.connection.ready(timeoutMs);
+  #jsm: Promise<JetStreamManager> | null = null;
+  #bodies: Promise<ObjectStore> | null = null;
+  #ledger: Promise<KV> | null = null;
+  readonly #stoppables = new Set<{ stop(): Promise<void> }>();
+  #closing: Promise<void> | null = null;
+
+  private constructor(nc: NatsConnection, config: BusConfig, log: BusLog) {
+    this.nc = nc;
+    this.js = jetstream(nc, { timeout: config.publishTimeoutMs });
+    this.config = config;
+    this.log = log;
+    this.connection = new ConnectionState(nc, log);
+  }
+
+  static async connect(config: BusConfig, log: BusLog = silentBusLog): Promise<Bus> {
+    return new Bus(await connectNats(config), config, log);
+  }
+
+  /** Declare streams, consumers, the ledger bucket and the body store (idempotent). */
+  ensureTopology(): Promise<TopologyReport> {
+    return ensureTopology(this.nc, this.config, this.log);
+  }
+
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /** The largest body that travels inline with the current server. */
+  get inlineLimit(): number {
+    return inlineLimit(this.config.inlineMaxBytes, this.maxPayload);
+  }
+
+  readonly #openBodies = (): Promise<ObjectStore> => {
+    this.#bodies ??= new Objm(this.js).open(objectStores.bodies).catch((err) => {
+      this.#bodies = null;
+      throw err;
+    });
+    return this.#bodies;
+  };
+
+  #ledgerBucket(): Promise<KV> {
+    this.#ledger ??= new Kvm(this.js).open(buckets.deliveryLedger).catch((err) => {
+      this.#ledger = null;
+      throw err;
+    });
+    return this.#ledger;
+  }
+
+  storeBody(queueId: string, body: Uint8Array): Promise<StoredBody> {
+    return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
+  }
+
+  loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
+    return loadBody(this.#openBodies, env, inline);
+  }
+
+  deleteBody(ref: BodyRef): Promise<void> {
+    return deleteBody(this.#openBodies, ref);
+  }
+
+  publishEnvelope(
+    subject: string,
+    env: Envelope,
+    inline: Uint8Array | undefined,
+    opts: { msgId: string },
+  ): Promise<{ seq: number; duplicate: boolean }> {
+    return publishEnvelope(this.js, subject, env, inline, {
+      msgId: opts.msgId,
+      timeoutMs: this.config.publishTimeoutMs,
+      ready: this.#ready,
+    });
+  }
+
+  consumeEnvelopes(spec: ConsumerSpec, opts: ConsumeOptions, handler: EnvelopeHandler): StageConsumer {
+    const consumer = consumeEnvelopes(
+      {
+        nc: this.nc,
+        js: this.js,
+        log: this.log,
+        maxDeliver: this.config.maxDeliver,
+        ackTimeoutMs: this.config.publishTimeoutMs,
+        ready: this.#ready,
+        deadLetter: (stage, reason, data, headers) => this.deadLetter(stage, reason, data, headers),
+        noteDeadLettered: (env, stage, reason) => this.#noteDeadLettered(env, stage, reason),
+      },
+      spec,
+      opts,
+      handler,
+    );
+    return this.#track(consumer);
+  }
+
+  serve(
+    subject: string,
+    queue: string,
+    opts: { concurrency: number },
+    handler: (req: RpcRequest) => Promise<Uint8Array>,
+  ): RpcServer {
+    return this.#track(serve(this.nc, this.log, subject, queue, opts, handler));
+  }
+
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return request(this.nc, subject, data, timeoutMs, this.#ready);
+  }
+
+  recordEvent(event: SluiceEvent): Promise<void> {
+    return recordEvent(this.js, this.log, event, this.config.publishTimeoutMs, this.#ready);
+  }
+
+  deadLetter(
+    stage: StageName,
+    reason: string,
+    data: Uint8Array,
+    headers?: Record<string, string>,
+  ): Promise<void> {
+    return deadLetter(this.js, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready);
+  }
+
+  async ledgerGet(key: string): Promise<LedgerEntry | null> {
+    return ledgerGet(await this.#ledgerBucket(), key);
+  }
+
+  async ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
+    await ledgerPut(await this.#ledgerBucket(), key, entry);
+  }
+
+  /** Whether the connection is up now (readiness). */
+  isConnected(): boolean {
+    return this.connection.connected && !this.nc.isClosed();
+  }
+
+  /** The timeline events of one message, in the order they were recorded. */
+  async readTimeline(queueId: string): Promise<SluiceEvent[]> {
+    return readTimeline(await this.#manager(), queueId);
+  }
+
+  /** The backlog of a stage's durable consumer. */
+  async consumerLag(spec: ConsumerSpec): Promise<ConsumerLag> {
+    return consumerLag(await this.#manager(), spec);
+  }
+
+  #manager(): Promise<JetStreamManager> {
+    this.#jsm ??= this.js.jetstreamManager(false).catch((err) => {
+      this.#jsm = null;
+      throw err;
+    });
+    return this.#jsm;
+  }
+
+  /** Stop every consumer and RPC server started here (in-flight work settles), then drain. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#stoppables].map((s) => s.stop()));
+      await closeConnection(this.nc);
+    })();
+    return this.#closing;
+  }
+
+  /** Remember a consumer or RPC server so close() can stop it; its handle forgets it once stopped. */
+  #track(s: { stop(): Promise<void> }): { stop(): Promise<void> } {
+    const handle = { stop: () => s.stop().finally(() => this.#stoppables.delete(handle)) };
+    this.#stoppables.add(handle);
+    return handle;
+  }
+
+  #noteDeadLettered(env: Envelope, stage: StageName, reason: string): Promise<void> {
+    return this.recordEvent({
+      v: 1,
+      kind: 'dead-lettered',
+      queueId: env.id,
+      partId: env.partId,
+      at: new Date().toISOString(),
+      stage,
+      instance: this.config.name,
+      traceId: trace.getActiveSpan()?.spanContext().traceId,
+      reason,
+    });
+  }
+}

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseConfig } from '@sluice/config';
+import { busConfigFrom, DEAD_LETTER_RETENTION_MS } from './config.ts';
+
+test('busConfigFrom: defaults in milliseconds, embedded server when no servers are listed', () => {
+  const config = parseConfig({ domains: { primary: 'example.org' } }, 'test', { env: {} });
+  const bus = busConfigFrom(config, 'sluice-egress@host');
+  assert.equal(bus.name, 'sluice-egress@host');
+  assert.deepEqual(bus.servers, ['nats://127.0.0.1:4222']);
+  assert.equal(bus.replicas, 1);
+  assert.equal(bus.workMaxAgeMs, (5 + 2) * 86_400_000, 'queueLifetime + retentionMargin');
+  assert.equal(bus.duplicateWindowMs, 1_200_000);
+  assert.equal(bus.ackWaitMs, 60_000);
+  assert.equal(bus.publishTimeoutMs, 10_000);
+  assert.equal(bus.maxDeliver, 50);
+  assert.equal(bus.maxBytesPerStream, -1);
+  assert.equal(bus.eventsRetentionMs, 7 * 86_400_000);
+  assert.equal(bus.deadRetentionMs, DEAD_LETTER_RETENTION_MS);
+});
+
+test('busConfigFrom: cluster servers, credentials and limits are passed through', () => {
+  const config = parseConfig(
+    {
+      domains: { primary: 'example.org' },
+      nats: { servers: ['nats://a:4222', 'nats://b:4222'], user: 'sluice', password: 's3cret', replicas: 3 },
+      bus: { queueLifetime: 3600, retentionMargin: 600, maxBytesPerStream: 1_000_000, ackWait: 5 },
+    },
+    'test',
+    { env: {} },
+  );
+  const bus = busConfigFrom(config, 'x');
+  assert.deepEqual(bus.servers, ['nats://a:4222', 'nats://b:4222']);
+  assert.equal(bus.user, 'sluice');
+  assert.equal(bus.password, 's3cret');
+  assert.equal(bus.replicas, 3);
+  assert.equal(bus.workMaxAgeMs, 4_200_000);
+  assert.equal(bus.maxBytesPerStream, 1_000_000);
+  assert.equal(bus.ackWaitMs, 5000);
+});

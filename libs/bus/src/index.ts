@@ -1,0 +1,29 @@
+/** @sluice/bus: NATS JetStream transport for Sluice services (see types.ts for the contract). */
+export { BodyUnavailableError, inlineLimit, PAYLOAD_HEADROOM_BYTES } from './body-store.ts';
+export { Bus } from './bus.ts';
+export { type BusLog, silentBusLog } from './bus-log.ts';
+export { type BusConfig, busConfigFrom, DEAD_LETTER_RETENTION_MS, defaultBusConfig } from './config.ts';
+export type { ConnectionState } from './connection-state.ts';
+export {
+  type ConsumeOptions,
+  ERROR_BACKOFF_BASE_MS,
+  ERROR_BACKOFF_MAX_MS,
+  errorBackoffMs,
+} from './consume.ts';
+export { headerSafeReason } from './dead-letter.ts';
+export { EVENT_CONTENT } from './event-log.ts';
+export { assertLedgerKey, InvalidLedgerKeyError, ledgerKey } from './ledger.ts';
+export {
+  type NatsServerHandle,
+  type NatsServerOptions,
+  NatsServerStartError,
+  renderNatsConfig,
+  spawnNatsServer,
+  waitForJetStream,
+} from './nats-server.ts';
+export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
+export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
+export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export { type TopologyReport, wantedConsumer, wantedStream } from './topology.ts';
+export { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
+export * from './types.ts';

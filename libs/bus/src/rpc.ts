@@ -1,0 +1,192 @@
+/**
+ * Request/reply over core NATS, for decisions the ingress needs inside the
+ * SMTP session (the before-queue verdict, the RCPT-time lookup). Servers join
+ * a queue group, so replicas share the load and a request goes to exactly one.
+ * Requests carry W3C trace headers; the server runs its handler in a SERVER
+ * span under that context. A handler failure answers a small JSON error
+ * (proto rpcErrorSchema) marked with the Sluice-Content header, which the
+ * requesting side turns into an RpcError, as it does timeouts and "no
+ * responders", so the ingress can answer 451 with a clear log line.
+ */
+import {
+  errors,
+  type Msg,
+  type NatsConnection,
+  headers as natsHeaders,
+  type Subscription,
+} from '@nats-io/transport-node';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { headerNames } from '@sluice/proto';
+import type { BusLog } from './bus-log.ts';
+import { ConcurrencyLimit } from './concurrency-limit.ts';
+import { inSpan, SpanKind } from './messaging-spans.ts';
+import { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
+import type { RpcRequest, RpcServer } from './types.ts';
+
+/** Sluice-Content of an error reply; its body matches proto rpcErrorSchema. */
+export const RPC_ERROR_CONTENT = 'rpc-error/v1';
+
+export type RpcErrorCode = 'timeout' | 'no_responders' | 'remote' | 'failed';
+
+/** A request that got no usable answer. */
+export class RpcError extends Error {
+  override name = 'RpcError';
+  readonly code: RpcErrorCode;
+  readonly subject: string;
+  constructor(message: string, opts: { code: RpcErrorCode; subject: string; cause?: unknown }) {
+    super(message, { cause: opts.cause });
+    this.code = opts.code;
+    this.subject = opts.subject;
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function serve(
+  nc: NatsConnection,
+  log: BusLog,
+  subject: string,
+  queue: string,
+  opts: { concurrency: number },
+  handler: (req: RpcRequest) => Promise<Uint8Array>,
+): RpcServer {
+  const limit = new ConcurrencyLimit(opts.concurrency);
+  const inFlight = new Set<Promise<void>>();
+  const sub: Subscription = nc.subscribe(subject, { queue });
+
+  const loop = (async () => {
+    for await (const msg of sub) {
+      await limit.acquire();
+      const p = answer(msg, subject, queue, log, handler).finally(() => limit.release());
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+  })();
+
+  let stopped: Promise<void> | null = null;
+  return {
+    stop() {
+      stopped ??= (async () => {
+        // Drain: no new requests reach us; those already delivered are still answered.
+        if (!sub.isClosed()) await sub.drain().catch(() => {});
+        await loop;
+        while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+        if (!nc.isClosed()) await nc.flush().catch(() => {});
+      })();
+      return stopped;
+    },
+  };
+}
+
+async function answer(
+  msg: Msg,
+  subject: string,
+  queue: string,
+  log: BusLog,
+  handler: (req: RpcRequest) => Promise<Uint8Array>,
+): Promise<void> {
+  const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
+  await inSpan(
+    `process ${subject}`,
+    {
+      kind: SpanKind.SERVER,
+      parent,
+      attributes: {
+        'messaging.system': 'nats',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': subject,
+        'messaging.consumer.group.name': queue,
+        'messaging.message.body.size': msg.data.length,
+      },
+    },
+    async () => {
+      if (!msg.reply) {
+        log.warn({ subject }, 'request without a reply subject ignored');
+        return;
+      }
+      let reply: Uint8Array;
+      try {
+        reply = await handler({ data: msg.data, headers: headersToRecord(msg.headers) });
+      } catch (err) {
+        log.error({ subject, err }, 'request handler failed');
+        const hdrs = natsHeaders();
+        hdrs.set(headerNames.contentType, RPC_ERROR_CONTENT);
+        msg.respond(encoder.encode(JSON.stringify({ v: 1, error: (err as Error).message ?? String(err) })), {
+          headers: hdrs,
+        });
+        throw err; // marks the span as failed
+      }
+      msg.respond(reply);
+    },
+  ).catch(() => {});
+}
+
+export function request(
+  nc: NatsConnection,
+  subject: string,
+  data: Uint8Array,
+  timeoutMs: number,
+  ready?: (timeoutMs: number) => Promise<boolean>,
+): Promise<Uint8Array> {
+  return inSpan(
+    `request ${subject}`,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'messaging.system': 'nats',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': subject,
+        'messaging.message.body.size': data.length,
+      },
+    },
+    async () => {
+      const deadline = Date.now() + timeoutMs;
+      // A request written while disconnected is dropped by the client: wait for the link first.
+      if (ready && !(await ready(timeoutMs))) {
+        throw new RpcError(`no reply on ${subject} within ${timeoutMs} ms (NATS disconnected)`, {
+          code: 'timeout',
+          subject,
+        });
+      }
+      let reply: Msg;
+      try {
+        const timeout = Math.max(1, deadline - Date.now());
+        reply = await nc.request(subject, data, { timeout, headers: injectTraceHeaders() });
+      } catch (err) {
+        throw toRpcError(err, subject, timeoutMs);
+      }
+      if (reply.headers?.get(headerNames.contentType) === RPC_ERROR_CONTENT) {
+        let message = 'unknown error';
+        try {
+          message = String((JSON.parse(decoder.decode(reply.data)) as { error?: unknown }).error ?? message);
+        } catch {
+          // keep the generic message
+        }
+        throw new RpcError(`${subject} failed: ${message}`, { code: 'remote', subject });
+      }
+      return reply.data;
+    },
+  );
+}
+
+function toRpcError(err: unknown, subject: string, timeoutMs: number): RpcError {
+  if (err instanceof errors.TimeoutError) {
+    return new RpcError(`no reply on ${subject} within ${timeoutMs} ms`, {
+      code: 'timeout',
+      subject,
+      cause: err,
+    });
+  }
+  if (
+    err instanceof errors.NoRespondersError ||
+    (err instanceof errors.RequestError && err.isNoResponders())
+  ) {
+    return new RpcError(`no service answers on ${subject}`, { code: 'no_responders', subject, cause: err });
+  }
+  return new RpcError(`request on ${subject} failed: ${(err as Error).message}`, {
+    code: 'failed',
+    subject,
+    cause: err,
+  });
+}

@@ -1,0 +1,69 @@
+/**
+ * Shared helpers of the bus tests (not exported by the package): a valid
+ * envelope for a body, a logger that records what it was told, a polling
+ * wait with a deadline, and a connected Bus on a test server.
+ */
+import { type Envelope, newQueueId, sha256Hex } from '@sluice/proto';
+import { Bus } from './bus.ts';
+import type { BusLog } from './bus-log.ts';
+import { type BusConfig, defaultBusConfig } from './config.ts';
+
+export function envelopeFor(body: Uint8Array, overrides: Partial<Envelope> = {}): Envelope {
+  return {
+    v: 1,
+    id: newQueueId(),
+    receivedAt: new Date().toISOString(),
+    source: 'mx',
+    receivedBy: 'mx.example.test',
+    client: { ip: '192.0.2.10', helo: 'client.example.test' },
+    mailFrom: { address: 'alice@example.org' },
+    recipients: [{ address: 'bob@example.net', original: 'bob@example.net', status: 'pending' }],
+    body: { kind: 'inline', size: body.length, sha256: sha256Hex(body) },
+    prepend: [],
+    hops: [],
+    ...overrides,
+  };
+}
+
+export interface LogLine {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  fields: object;
+  msg?: string;
+}
+
+export function recordingLog(): BusLog & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at =
+    (level: LogLine['level']) =>
+    (fields: object, msg?: string): void => {
+      lines.push({ level, fields, msg });
+    };
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** Poll `check` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function connectTestBus(
+  servers: string[],
+  overrides: Partial<BusConfig> = {},
+  log: BusLog = recordingLog(),
+): Promise<Bus> {
+  const bus = await Bus.connect(defaultBusConfig({ servers, name: 'bus-test', ...overrides }), log);
+  await bus.ensureTopology();
+  return bus;
+}
+
+export const encoder = new TextEncoder();

@@ -1,0 +1,312 @@
+/**
+ * Declares the JetStream objects Sluice needs, idempotently, at start-up: the
+ * streams and durable consumers named in proto/subjects.ts, the egress'
+ * delivery ledger (KV) and the body store (object store). Every process calls
+ * it, so it must be safe to run twice and from several processes at once:
+ * "create" of an identical object succeeds, a lost creation race falls back to
+ * compare-and-update, and an object that exists with other settings is
+ * updated where JetStream allows it and reported (warning) where it does not
+ * (retention and storage are fixed at creation).
+ *
+ * Only features of nats-server 2.9 are used: one filter_subject per consumer,
+ * no per-message TTL, no metadata, no compression.
+ *
+ * Choices that protect accepted mail (see docs/decisions/0001):
+ * - work streams: work-queue retention, file storage, discard NEW when full
+ *   (publishers get an error and the ingress answers 452, instead of the
+ *   stream silently deleting the oldest accepted message), max_age =
+ *   queueLifetime + retentionMargin so nothing ages out while still retryable;
+ * - consumers: explicit ack, max_deliver -1 on the server (the bus dead-letters
+ *   at maxDeliver itself, so a poison message is never left stuck), and
+ *   max_ack_pending -1: messages waiting out a nak delay count as ack-pending,
+ *   so any finite cap would freeze a stage once that many mails are deferred.
+ */
+
+import type { ConsumerConfig, StreamConfig } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import { type NatsConnection, nanos } from '@nats-io/transport-node';
+import { buckets, type ConsumerSpec, consumers, objectStores, type StreamSpec, streams } from '@sluice/proto';
+import type { BusLog } from './bus-log.ts';
+import type { BusConfig } from './config.ts';
+
+/** JetStream's "stream name already in use with a different configuration". */
+const STREAM_NAME_IN_USE = 10058;
+
+export interface TopologyReport {
+  created: string[];
+  updated: string[];
+  /** Differences that could not be applied (immutable settings); also logged. */
+  warnings: string[];
+}
+
+export type WantedStream = Pick<StreamConfig, 'name' | 'subjects'> & Partial<StreamConfig>;
+export type WantedConsumer = Pick<ConsumerConfig, 'durable_name'> & Partial<ConsumerConfig>;
+
+/** Stream settings fixed at creation (nats-server refuses to change them). */
+const IMMUTABLE_STREAM_FIELDS: ReadonlySet<string> = new Set(['retention', 'storage']);
+/** Consumer settings fixed at creation on nats-server 2.9. */
+const IMMUTABLE_CONSUMER_FIELDS: ReadonlySet<string> = new Set([
+  'ack_policy',
+  'deliver_policy',
+  'filter_subject',
+  'replay_policy',
+]);
+
+/** The configuration a stream of Sluice should have. */
+export function wantedStream(spec: StreamSpec, cfg: BusConfig): WantedStream {
+  const base: WantedStream = {
+    name: spec.name,
+    subjects: [...spec.subjects],
+    storage: 'file',
+    num_replicas: cfg.replicas,
+  };
+  if (spec.role === 'work') {
+    return {
+      ...base,
+      retention: 'workqueue',
+      discard: 'new',
+      max_age: nanos(cfg.workMaxAgeMs),
+      duplicate_window: nanos(Math.min(cfg.duplicateWindowMs, cfg.workMaxAgeMs)),
+      max_bytes: cfg.maxBytesPerStream,
+    };
+  }
+  if (spec.name === streams.dead.name) {
+    // Never drop a dead letter to make room: refuse the new one (the stage then naks and retries).
+    return { ...base, retention: 'limits', discard: 'new', max_age: nanos(cfg.deadRetentionMs) };
+  }
+  // Direct gets (2.9+) let `sluice trace` read one message's events without creating a consumer.
+  return {
+    ...base,
+    retention: 'limits',
+    discard: 'old',
+    max_age: nanos(cfg.eventsRetentionMs),
+    allow_direct: true,
+  };
+}
+
+/** The configuration of a stage's durable pull consumer. */
+export function wantedConsumer(spec: ConsumerSpec, cfg: BusConfig): WantedConsumer {
+  return {
+    durable_name: spec.durable,
+    ack_policy: 'explicit',
+    deliver_policy: 'all',
+    replay_policy: 'instant',
+    filter_subject: spec.filterSubject,
+    ack_wait: nanos(cfg.ackWaitMs),
+    max_deliver: -1,
+    max_ack_pending: -1,
+  };
+}
+
+export interface ConfigDiff {
+  /** Fields to change, with the wanted values. */
+  changes: Record<string, unknown>;
+  /** Human-readable differences in fields that cannot be changed. */
+  fixed: string[];
+}
+
+/** Compare the fields we manage; `immutable` ones are reported instead of changed. */
+export function diffConfig(
+  wanted: Record<string, unknown>,
+  actual: Record<string, unknown>,
+  immutable: ReadonlySet<string>,
+): ConfigDiff {
+  const changes: Record<string, unknown> = {};
+  const fixed: string[] = [];
+  for (const [key, want] of Object.entries(wanted)) {
+    const have = actual[key];
+    if (sameValue(want, have)) continue;
+    if (immutable.has(key)) fixed.push(`${key} is ${JSON.stringify(have)}, wanted ${JSON.stringify(want)}`);
+    else changes[key] = want;
+  }
+  return { changes, fixed };
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+  }
+  return a === b;
+}
+
+function isApiError(err: unknown, errCode: number): boolean {
+  const api = (err as { apiError?: () => { err_code?: number } }).apiError;
+  return typeof api === 'function' && api.call(err).err_code === errCode;
+}
+
+function isNotFound(err: unknown): boolean {
+  const name = (err as Error).name ?? '';
+  return /NotFound/.test(name) || /not found/i.test((err as Error).message ?? '');
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  wanted: WantedStream,
+  report: TopologyReport,
+  log: BusLog,
+): Promise<void> {
+  let actual: StreamConfig;
+  try {
+    actual = (await jsm.streams.info(wanted.name)).config;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    try {
+      await jsm.streams.add({ ...wanted });
+      report.created.push(`stream ${wanted.name}`);
+      return;
+    } catch (addErr) {
+      // Another process created it first, with settings that differ from ours: compare below.
+      if (!isApiError(addErr, STREAM_NAME_IN_USE)) throw addErr;
+      actual = (await jsm.streams.info(wanted.name)).config;
+    }
+  }
+  await applyDiff(`stream ${wanted.name}`, wanted, actual, IMMUTABLE_STREAM_FIELDS, report, log, (changes) =>
+    jsm.streams.update(wanted.name, changes),
+  );
+}
+
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  wanted: WantedConsumer,
+  report: TopologyReport,
+  log: BusLog,
+): Promise<void> {
+  const durable = wanted.durable_name!;
+  let actual: ConsumerConfig | undefined;
+  try {
+    actual = (await jsm.consumers.info(stream, durable)).config;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  if (!actual) {
+    // Create-or-update: a concurrent identical creation is not an error.
+    const info = await jsm.consumers.add(stream, { ...wanted });
+    report.created.push(`consumer ${stream}/${durable}`);
+    actual = info.config;
+  }
+  await applyDiff(
+    `consumer ${stream}/${durable}`,
+    wanted,
+    actual,
+    IMMUTABLE_CONSUMER_FIELDS,
+    report,
+    log,
+    (c) => jsm.consumers.update(stream, durable, c),
+  );
+}
+
+async function applyDiff(
+  what: string,
+  wanted: object,
+  actual: object,
+  immutable: ReadonlySet<string>,
+  report: TopologyReport,
+  log: BusLog,
+  update: (changes: Record<string, unknown>) => Promise<unknown>,
+): Promise<void> {
+  const { changes, fixed } = diffConfig(
+    wanted as Record<string, unknown>,
+    actual as Record<string, unknown>,
+    immutable,
+  );
+  for (const f of fixed) {
+    const msg = `${what}: ${f}; cannot be changed in place (recreate it to apply)`;
+    report.warnings.push(msg);
+    log.warn({ object: what }, msg);
+  }
+  if (Object.keys(changes).length === 0) return;
+  try {
+    await update(changes);
+    report.updated.push(what);
+    log.info({ object: what, changes }, 'JetStream configuration updated');
+  } catch (err) {
+    const msg = `${what}: could not apply ${JSON.stringify(changes)}: ${(err as Error).message}`;
+    report.warnings.push(msg);
+    log.warn({ object: what, err }, msg);
+  }
+}
+
+/** Declare every stream, consumer, bucket and object store. Idempotent. */
+export async function ensureTopology(
+  nc: NatsConnection,
+  cfg: BusConfig,
+  log: BusLog,
+): Promise<TopologyReport> {
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const report: TopologyReport = { created: [], updated: [], warnings: [] };
+
+  for (const spec of Object.values(streams)) {
+    await ensureStream(jsm, wantedStream(spec, cfg), report, log);
+  }
+  for (const spec of Object.values(consumers)) {
+    await ensureConsumer(jsm, spec.stream, wantedConsumer(spec, cfg), report, log);
+  }
+
+  // Delivery ledger: one value per (part, recipient); kept as long as a message can live.
+  const kvStream = `KV_${buckets.deliveryLedger}`;
+  if (!(await streamExists(jsm, kvStream))) {
+    await new Kvm(js).create(buckets.deliveryLedger, {
+      history: 1,
+      ttl: cfg.workMaxAgeMs,
+      replicas: cfg.replicas,
+      storage: 'file',
+    });
+    report.created.push(`kv ${buckets.deliveryLedger}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    kvStream,
+    { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas, max_msgs_per_subject: 1 },
+    report,
+    log,
+  );
+
+  // Body store (claim check): bodies live as long as the envelopes that point at them.
+  const objStream = `OBJ_${objectStores.bodies}`;
+  if (!(await streamExists(jsm, objStream))) {
+    await new Objm(js).create(objectStores.bodies, {
+      ttl: nanos(cfg.workMaxAgeMs),
+      replicas: cfg.replicas,
+      storage: 'file',
+    });
+    report.created.push(`object store ${objectStores.bodies}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    objStream,
+    { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas },
+    report,
+    log,
+  );
+
+  if (report.created.length > 0) log.info({ created: report.created }, 'JetStream topology declared');
+  return report;
+}
+
+async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** Bring a KV / object store's backing stream to the wanted age and replicas. */
+async function reconcileBackingStream(
+  jsm: JetStreamManager,
+  name: string,
+  wanted: Partial<StreamConfig>,
+  report: TopologyReport,
+  log: BusLog,
+): Promise<void> {
+  const actual = (await jsm.streams.info(name)).config;
+  await applyDiff(`stream ${name}`, wanted, actual, IMMUTABLE_STREAM_FIELDS, report, log, (changes) =>
+    jsm.streams.update(name, changes),
+  );
+}

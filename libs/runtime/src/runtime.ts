@@ -1,0 +1,176 @@
+/**
+ * The Sluice process runtime: everything between "a config" and "services
+ * running", shared by `sluice run` (all services in one process, an embedded
+ * nats-server when no NATS URL is configured) and each service's own main.ts
+ * (one service per pod on Kubernetes).
+ *
+ * Start order: telemetry (so the first log line already has a tracer), logger,
+ * embedded NATS if needed, bus connection, topology (idempotent), the HTTP
+ * endpoint (/metrics, /healthz, /readyz), then the services in pipeline order
+ * from the last stage to the first, so that a consumer exists before anything
+ * is published to it and the ingress opens its port last.
+ *
+ * Stop order is the reverse: the ingress stops accepting and finishes its
+ * sessions first, then the filter, resolver, rewriter and egress finish what
+ * they hold (nothing unfinished is acked: it is redelivered after a restart),
+ * then the bus drains, telemetry flushes, and the embedded server stops.
+ */
+import { hostname } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { Bus, busConfigFrom, type NatsServerHandle, spawnNatsServer } from '@sluice/bus';
+import type { SluiceConfig } from '@sluice/config';
+import { createLogger, createRedactor, type Logger } from '@sluice/log';
+import type { StageName } from '@sluice/proto';
+import { createMetrics, type Metrics, startHttpServer, startTelemetry } from '@sluice/telemetry';
+import { watchQueueDepth } from './queue-depth.ts';
+import type { RunningService, ServiceDefinition } from './service.ts';
+
+/** Pipeline order: the order in which a message meets the stages. */
+export const PIPELINE_ORDER: StageName[] = [
+  'ingress',
+  'submission',
+  'filter',
+  'resolver',
+  'rewriter',
+  'egress',
+];
+
+export interface RuntimeOptions {
+  config: SluiceConfig;
+  services: ServiceDefinition[];
+  /** Where pino writes (default stdout). Tests pass a stream. */
+  logDestination?: NodeJS.WritableStream;
+  /** Base directory for relative paths in the config (the config file's directory). */
+  baseDir?: string;
+}
+
+export interface Runtime {
+  config: SluiceConfig;
+  bus: Bus;
+  log: Logger;
+  metrics: Metrics;
+  instance: string;
+  natsUrl: string;
+  httpPort?: number;
+  services: RunningService[];
+  service(name: StageName): RunningService | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
+  const { config } = opts;
+  const instance = config.instance ?? `${hostname()}-${process.pid}`;
+  const names = opts.services.map((s) => s.name).join(',');
+  const telemetry = await startTelemetry({
+    serviceName: config.telemetry.serviceName,
+    instance,
+    otlpEndpoint: config.telemetry.otlpEndpoint,
+  });
+  const log = createLogger({
+    level: config.log.level,
+    instance,
+    service: names,
+    destination: opts.logDestination as never,
+  });
+  const cleanups: Array<() => Promise<void>> = [() => telemetry.shutdown()];
+  const undo = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => {});
+  };
+  try {
+    let servers = config.nats.servers;
+    let embedded: NatsServerHandle | undefined;
+    if (servers.length === 0) {
+      const e = config.nats.embedded;
+      embedded = await spawnNatsServer({
+        binary: e.binary,
+        host: e.host,
+        port: e.port,
+        storeDir: resolvePath(opts.baseDir ?? process.cwd(), e.dataDir),
+        syncAlways: e.syncAlways,
+      });
+      const handle = embedded;
+      cleanups.push(() => handle.stop());
+      servers = [embedded.url];
+      log.info(
+        { url: embedded.url, storeDir: e.dataDir, syncAlways: embedded.syncAlways },
+        'embedded nats-server started',
+      );
+      if (e.syncAlways && !embedded.syncAlways) {
+        log.warn(
+          'this nats-server does not support sync_interval: always; JetStream fsyncs on its default interval, ' +
+            'so acknowledged messages can be lost if the host loses power before the next sync (docs/decisions/0001)',
+        );
+      }
+    }
+    const bus = await Bus.connect(
+      busConfigFrom({ ...config, nats: { ...config.nats, servers } }, instance),
+      log,
+    );
+    cleanups.push(() => bus.close());
+    await bus.ensureTopology();
+
+    const metrics = createMetrics();
+    const redact = createRedactor({ mode: config.log.addresses, key: config.log.hashKey });
+    const ordered = [...opts.services].sort(
+      (a, b) => PIPELINE_ORDER.indexOf(b.name) - PIPELINE_ORDER.indexOf(a.name),
+    );
+    const running: RunningService[] = [];
+    let stopping = false;
+    const stopServices = async () => {
+      // Reverse of start: the first stage of the pipeline stops first.
+      for (const svc of [...running].reverse()) {
+        const t0 = Date.now();
+        await svc
+          .stop()
+          .catch((err: unknown) => log.error({ err, service: svc.name }, 'service stop failed'));
+        log.info({ service: svc.name, ms: Date.now() - t0 }, 'service stopped');
+      }
+    };
+    cleanups.push(stopServices);
+    for (const def of ordered) {
+      const svcLog = log.child({ service: def.name });
+      running.push(await def.start({ config, bus, log: svcLog, metrics, redact, instance }));
+      svcLog.info({ ...(running.at(-1)?.info?.() ?? {}) }, 'service started');
+    }
+    const depth = watchQueueDepth(bus, metrics, log);
+    cleanups.push(async () => depth.stop());
+
+    let httpPort: number | undefined;
+    if (config.http.listen) {
+      const http = await startHttpServer({
+        host: config.http.listen.host,
+        port: config.http.listen.port,
+        metrics,
+        health: async () => ({ ok: true, checks: { process: true } }),
+        ready: async () => {
+          const connected = bus.isConnected();
+          return { ok: connected && !stopping, checks: { nats: connected, stopping } };
+        },
+      });
+      httpPort = http.port;
+      cleanups.push(() => http.close());
+    }
+    log.info({ services: names, nats: servers, http: httpPort }, 'sluice is running');
+
+    return {
+      config,
+      bus,
+      log,
+      metrics,
+      instance,
+      natsUrl: servers[0]!,
+      httpPort,
+      services: running,
+      service: (name) => running.find((s) => s.name === name),
+      async stop() {
+        if (stopping) return;
+        stopping = true;
+        log.info('stopping: draining services');
+        await undo();
+      },
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}

@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { findBareNewline } from './bare-newline.ts';
+import { assembleMessage, HeaderAssemblyError } from './message-assembly.ts';
+
+const body = Buffer.from('From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n');
+
+describe('assembleMessage', () => {
+  test('prepends headers top first, then the body byte for byte', () => {
+    const out = assembleMessage(
+      [
+        { name: 'Received', value: 'from a\r\n\tby b; Tue, 5 May 2026 10:00:00 +0000' },
+        { name: 'Authentication-Results', value: 'mx.example.net; spf=pass' },
+      ],
+      body,
+    );
+    assert.equal(
+      out.toString('utf8'),
+      'Received: from a\r\n\tby b; Tue, 5 May 2026 10:00:00 +0000\r\n' +
+        'Authentication-Results: mx.example.net; spf=pass\r\n' +
+        body.toString('utf8'),
+    );
+    assert.ok(out.subarray(out.length - body.length).equals(body));
+    assert.equal(findBareNewline(out), undefined);
+  });
+
+  test('no headers: the body unchanged', () => {
+    assert.ok(assembleMessage([], body).equals(body));
+  });
+
+  test('refuses values that would inject a header or end the header block', () => {
+    for (const value of ['x\r\nX-Evil: 1', 'x\nX-Evil: 1', 'x\rX-Evil: 1', 'x\r\n\r\nbody', 'x\0']) {
+      assert.throws(() => assembleMessage([{ name: 'X-Test', value }], body), HeaderAssemblyError, value);
+    }
+    assert.throws(() => assembleMessage([{ name: 'Bad Name', value: 'x' }], body), HeaderAssemblyError);
+  });
+});

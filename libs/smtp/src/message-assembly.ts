@@ -1,0 +1,43 @@
+/**
+ * Assemble the message as it leaves Sluice: the headers stages asked to
+ * prepend (Received, Authentication-Results, later DKIM-Signature and ARC-*),
+ * top first, then the stored body exactly as received. The body is immutable
+ * (DESIGN: stages add, none rewrites), so DKIM signatures over it stay valid.
+ *
+ * Each header is written as "Name: value" CRLF (RFC 5322 §2.2). A value may be
+ * folded (CRLF followed by a space or tab, §2.2.3); any other CR or LF, or a
+ * NUL, would let a value start a new header or end the header block, so it is
+ * refused here as a last line of defence (the envelope schema refuses it too).
+ */
+import type { PrependHeader } from '@sluice/proto';
+
+const HEADER_NAME = /^[!-9;-~]+$/;
+/** CR not followed by LF, LF not preceded by CR, CRLF not followed by WSP, or NUL. */
+const UNSAFE_IN_VALUE = /\r(?!\n)|(?<!\r)\n|\r\n(?![ \t])|\0/;
+
+export class HeaderAssemblyError extends Error {
+  override name = 'HeaderAssemblyError';
+}
+
+/** The bytes of the prepended headers: "Name: value\r\n" each, in order. */
+export function formatPrependHeaders(prepend: readonly Pick<PrependHeader, 'name' | 'value'>[]): Buffer {
+  let text = '';
+  for (const h of prepend) {
+    if (!HEADER_NAME.test(h.name))
+      throw new HeaderAssemblyError(`invalid header name ${JSON.stringify(h.name)}`);
+    if (UNSAFE_IN_VALUE.test(h.value)) {
+      throw new HeaderAssemblyError(`header ${h.name} has a CR, LF or NUL that is not folding`);
+    }
+    text += `${h.name}: ${h.value}\r\n`;
+  }
+  return Buffer.from(text, 'utf8');
+}
+
+/** The full message: prepended headers (top first), then the body unchanged. */
+export function assembleMessage(
+  prepend: readonly Pick<PrependHeader, 'name' | 'value'>[],
+  body: Uint8Array,
+): Buffer {
+  const head = formatPrependHeaders(prepend);
+  return Buffer.concat([head, body], head.length + body.length);
+}

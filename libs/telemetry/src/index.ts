@@ -1,0 +1,15 @@
+/**
+ * @sluice/telemetry: tracing (OpenTelemetry SDK start-up, `tracer`,
+ * `runInSpan`), the Prometheus metrics of a process and the HTTP endpoint that
+ * serves them with the health checks.
+ */
+export {
+  type HealthCheck,
+  type HealthReport,
+  type HttpServer,
+  type HttpServerOptions,
+  startHttpServer,
+} from './http.ts';
+export { createMetrics, type Metrics } from './metrics.ts';
+export { otlpTracesUrl, startTelemetry, type Telemetry, type TelemetryOptions } from './sdk.ts';
+export { type RunInSpanOptions, runInSpan, tracer } from './spans.ts';

@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createMetrics } from './metrics.ts';
+
+const SLUICE_METRICS = [
+  'sluice_deliveries_total',
+  'sluice_delivery_latency_seconds',
+  'sluice_dead_lettered_total',
+  'sluice_messages_received_total',
+  'sluice_messages_rejected_total',
+  'sluice_queue_depth',
+  'sluice_smtp_sessions_total',
+  'sluice_stage_duration_seconds',
+  'sluice_stage_processed_total',
+  'sluice_verdicts_total',
+];
+
+test('the registry holds exactly the Sluice instruments, plus process metrics', async () => {
+  const m = createMetrics();
+  const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
+  assert.deepEqual(names.filter((n) => n.startsWith('sluice_')).sort(), [...SLUICE_METRICS].sort());
+  assert.ok(names.includes('process_cpu_seconds_total'), 'default process metrics');
+  assert.ok(names.includes('nodejs_eventloop_lag_seconds'), 'default Node.js metrics');
+  for (const n of names.filter((x) => x.startsWith('sluice_'))) {
+    const type = String((await m.registry.getSingleMetric(n)?.get())?.type);
+    if (type === 'counter') assert.match(n, /_total$/, n);
+    if (type === 'histogram') assert.match(n, /_seconds$/, n);
+  }
+});
+
+test('two metric sets are independent (one per runtime, e.g. in tests)', async () => {
+  const a = createMetrics();
+  const b = createMetrics();
+  a.received.inc({ source: 'mx' });
+  assert.match(await a.registry.metrics(), /sluice_messages_received_total\{source="mx"\} 1/);
+  assert.doesNotMatch(await b.registry.metrics(), /sluice_messages_received_total\{source="mx"\}/);
+});

@@ -1,0 +1,107 @@
+/**
+ * The Prometheus instruments of a Sluice process, in one registry served at
+ * /metrics. Names follow the Prometheus conventions: one `sluice_` prefix,
+ * base units (seconds), `_total` for counters, and only low-cardinality labels
+ * (stage, outcome, reason, action — never an address or an IP). Default
+ * process and Node.js metrics (CPU, memory, event-loop lag) come along.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Messages accepted (250) by source: mx, submission, relay, bounce. */
+  readonly received: Counter<'source'>;
+  /** Messages or recipients refused, by stage and reason (e.g. ingress/size, filter/spf). */
+  readonly rejected: Counter<'stage' | 'reason'>;
+  /** Envelopes a stage finished, by outcome (ack, retry, dead). */
+  readonly stageProcessed: Counter<'stage' | 'outcome'>;
+  /** Time a stage spent on one envelope, seconds. */
+  readonly stageDuration: Histogram<'stage'>;
+  /** Delivery attempts per recipient by outcome: delivered, deferred, failed. */
+  readonly deliveries: Counter<'outcome'>;
+  /** From the 250 at the ingress to the remote's 250, seconds. */
+  readonly deliveryLatency: Histogram;
+  /** Filter verdicts by action (accept, reject, tempfail, quarantine). */
+  readonly verdicts: Counter<'action'>;
+  /** Messages put on the dead-letter stream, by stage. */
+  readonly deadLettered: Counter<'stage'>;
+  /** SMTP sessions opened, by service (ingress, submission, relay). */
+  readonly smtpSessions: Counter<'service'>;
+  /** Messages waiting in a work stream (pending + unacknowledged), filled by the runtime. */
+  readonly queueDepth: Gauge<'stream'>;
+}
+
+/** Stage work: mostly milliseconds, up to the filter and lookup timeouts. */
+const STAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Accept to delivery: seconds when all is well, up to the 5-day queue lifetime when it is not. */
+const DELIVERY_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 5 * 86400];
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    received: new Counter({
+      name: 'sluice_messages_received_total',
+      help: 'Messages accepted with 250, by source.',
+      labelNames: ['source'],
+      registers,
+    }),
+    rejected: new Counter({
+      name: 'sluice_messages_rejected_total',
+      help: 'Messages or recipients refused, by stage and reason.',
+      labelNames: ['stage', 'reason'],
+      registers,
+    }),
+    stageProcessed: new Counter({
+      name: 'sluice_stage_processed_total',
+      help: 'Envelopes a stage finished, by outcome (ack, retry, dead).',
+      labelNames: ['stage', 'outcome'],
+      registers,
+    }),
+    stageDuration: new Histogram({
+      name: 'sluice_stage_duration_seconds',
+      help: 'Time a stage spent on one envelope.',
+      labelNames: ['stage'],
+      buckets: STAGE_BUCKETS,
+      registers,
+    }),
+    deliveries: new Counter({
+      name: 'sluice_deliveries_total',
+      help: 'Delivery attempts per recipient, by outcome (delivered, deferred, failed).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    deliveryLatency: new Histogram({
+      name: 'sluice_delivery_latency_seconds',
+      help: 'Time from acceptance (250 at the ingress) to delivery.',
+      buckets: DELIVERY_BUCKETS,
+      registers,
+    }),
+    verdicts: new Counter({
+      name: 'sluice_verdicts_total',
+      help: 'Before-queue filter verdicts, by action.',
+      labelNames: ['action'],
+      registers,
+    }),
+    deadLettered: new Counter({
+      name: 'sluice_dead_lettered_total',
+      help: 'Messages put on the dead-letter stream, by stage.',
+      labelNames: ['stage'],
+      registers,
+    }),
+    smtpSessions: new Counter({
+      name: 'sluice_smtp_sessions_total',
+      help: 'SMTP sessions opened, by service.',
+      labelNames: ['service'],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'sluice_queue_depth',
+      help: 'Messages waiting in a work stream (pending and unacknowledged).',
+      labelNames: ['stream'],
+      registers,
+    }),
+  };
+}

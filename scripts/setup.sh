@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up a machine to run or test Sluice: the Debian packages it needs
+# (installed with apt-get when missing; root or sudo required for that) and the
+# npm packages, including the Node 24 runtime that every script runs on.
+#
+#   scripts/setup.sh run    what `sluice run` needs (nats-server)
+#   scripts/setup.sh test   plus the real peers the tests start (swaks, ...)
+#
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+purpose="${1:-run}"
+declare -A want=( [nats-server]=nats-server )
+if [ "$purpose" = "test" ]; then
+  want[swaks]=swaks
+fi
+
+missing=()
+for bin in "${!want[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${want[$bin]}")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # --no-install-recommends: keep the machine small; nats-server needs nothing else.
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages from the lockfile. `npm ci` would be the usual choice, but this
+# registry mirror leaves other platforms' optional binaries (biome, turbo) out
+# of the lockfile, which `npm ci` refuses; `npm install` honours the lock.
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages (brings Node 24 into node_modules)"
+  npm install --no-audit --no-fund --loglevel=error
+fi
+node_modules/.bin/node -e 'const m=+process.versions.node.split(".")[0]; if (m<24) { console.error("setup: node_modules/.bin/node is "+process.version+", need 24"); process.exit(1) }'
+echo "setup: ready (node $(node_modules/.bin/node --version), $(/usr/sbin/nats-server --version 2>/dev/null || nats-server --version))"

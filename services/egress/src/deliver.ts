@@ -1,0 +1,313 @@
+/**
+ * One delivery attempt of one part: the egress' handler for a message from
+ * the deliver stream, returning what the bus should do with it.
+ *
+ *   1. Recipients already in the ledger (delivered or failed for good) are
+ *      skipped, so a redelivered part never reaches anyone twice.
+ *   2. Addresses and the EHLO name are checked: nothing with CR, LF or NUL
+ *      (or angle brackets, which would end the path) goes into a command.
+ *   3. The message is assembled (prepended headers + stored body), the
+ *      destination planned (destination.ts) and the candidates tried in
+ *      order until one opens a session; the remaining recipients go in
+ *      transactions of at most 100 (RFC 5321 §4.5.3.1.8: the minimum every
+ *      server must accept).
+ *   4. Each recipient's outcome: 2xx delivered, 5xx failed, anything else
+ *      deferred. Deferred recipients of a message older than
+ *      bus.queueLifetime fail as expired.
+ *   5. Final outcomes go to the ledger BEFORE the disposition is returned
+ *      (the bus acks only after that), then the timeline and metrics.
+ *   6. Deferred recipients left: retry after the scheduled delay; else ack.
+ *
+ * Permanent failures are recorded (ledger, timeline, a warning with the
+ * queue id); the DSN to the sender is a later issue. The body is never
+ * deleted here: the parts of a message share it, and the object store's TTL
+ * removes it after the queue lifetime.
+ */
+import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
+import { activeTraceFields } from '@sluice/log';
+import { type Envelope, envelopeKey } from '@sluice/proto';
+import type { ServiceContext } from '@sluice/runtime';
+import { assembleMessage, HeaderAssemblyError } from '@sluice/smtp';
+import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
+import { ledgerEntries, ledgerKey } from './ledger.ts';
+import { localReplies } from './local-replies.ts';
+import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
+import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
+import { type RecipientReply, SessionOpenError, SmtpSession } from './smtp-session.ts';
+
+/** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
+export const RECIPIENTS_PER_TRANSACTION = 100;
+
+export type EgressDeps = Pick<
+  ServiceContext,
+  'config' | 'bus' | 'log' | 'metrics' | 'redact' | 'instance'
+> & {
+  dns: DnsLookup;
+  /** Port of MX hosts (25; tests point it at a sink). */
+  mxPort?: number;
+  now?: () => number;
+};
+
+interface RecipientResult {
+  address: string;
+  outcome: Outcome;
+  reply: string;
+  host?: string;
+  tls: 'none' | 'tls';
+}
+
+/** What cannot go inside `<...>` in MAIL FROM / RCPT TO: line breaks, NUL, angle brackets, edge spaces. */
+const UNSENDABLE = /[\r\n\0<>]|^\s|\s$/;
+
+export async function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promise<Disposition> {
+  const env = d.envelope;
+  const partId = envelopeKey(env);
+  const now = deps.now ?? Date.now;
+  const log = deps.log.child({ queueId: env.id, partId, attempt: d.deliveryCount });
+  if (!env.route) return { kind: 'dead', reason: 'envelope has no route: it did not pass the resolver' };
+
+  const wanted = [
+    ...new Set(
+      env.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred').map((r) => r.address),
+    ),
+  ];
+  const ledger = await ledgerEntries(deps.bus, partId, wanted);
+  const remaining = wanted.filter((a) => ledger.get(a) == null);
+  if (remaining.length < wanted.length) {
+    log.info(
+      { skipped: wanted.length - remaining.length },
+      'recipients already final in the ledger: not sent again',
+    );
+  }
+  if (remaining.length === 0) return { kind: 'ack' };
+
+  const heartbeat = setInterval(() => d.working(), Math.max(1000, (deps.config.bus.ackWait * 1000) / 3));
+  let results: RecipientResult[];
+  try {
+    const attempted = await attempt(env, d, remaining, deps, log);
+    if ('disposition' in attempted) return attempted.disposition;
+    results = attempted.results;
+  } finally {
+    clearInterval(heartbeat);
+  }
+
+  // Deferred recipients of a message past its lifetime fail as expired.
+  const lifetime = deps.config.bus.queueLifetime;
+  const expired = results.some((r) => r.outcome === 'deferred') && isExpired(env.receivedAt, now(), lifetime);
+  if (expired) {
+    for (const r of results) {
+      if (r.outcome !== 'deferred') continue;
+      r.outcome = 'failed';
+      r.reply = localReplies.expired(describeDuration(lifetime), r.reply);
+    }
+  }
+
+  // The ledger first: the bus acks only after we return.
+  const at = new Date(now()).toISOString();
+  await Promise.all(
+    results
+      .filter((r) => r.outcome !== 'deferred')
+      .map((r) =>
+        deps.bus.ledgerPut(ledgerKey(partId, r.address), {
+          status: r.outcome === 'delivered' ? 'delivered' : 'failed',
+          at,
+          reply: r.reply,
+        }),
+      ),
+  );
+
+  const deferred = results.filter((r) => r.outcome === 'deferred');
+  const delayMs = deferred.length > 0 ? retryDelayMs(deps.config.egress.retrySchedule, d.deliveryCount) : 0;
+  const nextAttemptAt = deferred.length > 0 ? new Date(now() + delayMs).toISOString() : undefined;
+  await record(env, d, results, nextAttemptAt, deps, log);
+
+  if (deferred.length > 0) {
+    return {
+      kind: 'retry',
+      delayMs,
+      reason: `${deferred.length} recipient(s) deferred: ${deferred[0]!.reply}`,
+    };
+  }
+  return { kind: 'ack' };
+}
+
+type AttemptResult = { results: RecipientResult[] } | { disposition: Disposition };
+
+async function attempt(
+  env: Envelope,
+  d: EnvelopeDelivery,
+  remaining: string[],
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+): Promise<AttemptResult> {
+  const results: RecipientResult[] = [];
+  const none = (address: string, outcome: Outcome, reply: string): RecipientResult => ({
+    address,
+    outcome,
+    reply,
+    tls: 'none',
+  });
+
+  // Nothing we send may carry CR, LF or NUL (command injection, SMTP smuggling).
+  const heloName = deps.config.egress.heloName ?? deps.config.hostname;
+  if (/[\r\n\0]/.test(heloName)) {
+    log.error('egress EHLO name contains CR, LF or NUL: not sending; fix egress.heloName / hostname');
+    return { results: remaining.map((a) => none(a, 'deferred', localReplies.badHeloName())) };
+  }
+  if (UNSENDABLE.test(env.mailFrom.address)) {
+    const reply = localReplies.badSender('it contains CR, LF, NUL, angle brackets or edge spaces');
+    return { results: remaining.map((a) => none(a, 'failed', reply)) };
+  }
+  const sendable: string[] = [];
+  const unsendable = localReplies.badRecipient('it contains CR, LF, NUL, angle brackets or edge spaces');
+  for (const a of remaining) {
+    if (UNSENDABLE.test(a)) results.push(none(a, 'failed', unsendable));
+    else sendable.push(a);
+  }
+  if (sendable.length === 0) return { results };
+
+  let body: Uint8Array;
+  try {
+    body = await deps.bus.loadBody(env, d.inlineBody);
+  } catch (err) {
+    log.error({ err }, 'message body could not be loaded: retrying later');
+    return {
+      disposition: {
+        kind: 'retry',
+        delayMs: retryDelayMs(deps.config.egress.retrySchedule, d.deliveryCount),
+        reason: `body unavailable: ${(err as Error).message}`,
+      },
+    };
+  }
+  let message: Buffer;
+  try {
+    message = assembleMessage(env.prepend, body);
+  } catch (err) {
+    if (!(err instanceof HeaderAssemblyError)) throw err;
+    return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
+  }
+
+  const plan = await destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort });
+  if (plan.kind === 'unroutable') {
+    const outcome: Outcome = plan.permanent ? 'failed' : 'deferred';
+    return { results: [...results, ...sendable.map((a) => none(a, outcome, plan.reply))] };
+  }
+
+  const e = deps.config.egress;
+  const sessionOptions = {
+    heloName,
+    connectTimeoutMs: e.connectTimeout * 1000,
+    greetingTimeoutMs: e.greetingTimeout * 1000,
+    socketTimeoutMs: e.socketTimeout * 1000,
+    requireTls: e.requireTls,
+    ignoreTlsErrors: e.ignoreTlsErrors,
+    dnsTimeoutMs: deps.config.dns.timeout * 1000,
+  };
+  let lastOpenError = localReplies.connectFailed('no candidate host');
+  for (const candidate of plan.candidates) {
+    let session: SmtpSession;
+    try {
+      session = await SmtpSession.open(candidate, sessionOptions);
+    } catch (err) {
+      lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
+      log.info(
+        { host: candidate.label, reply: lastOpenError },
+        'could not open a session: trying the next host',
+      );
+      continue;
+    }
+    try {
+      const replies = await transact(session, env.mailFrom.address, sendable, message);
+      for (const r of replies) {
+        results.push({
+          address: r.address,
+          outcome: outcomeOfCode(r.code),
+          reply: r.reply,
+          host: candidate.label,
+          tls: session.tls,
+        });
+      }
+    } finally {
+      session.close();
+    }
+    return { results };
+  }
+  return { results: [...results, ...sendable.map((a) => unreached(a, plan.candidates, lastOpenError))] };
+}
+
+function unreached(address: string, candidates: Candidate[], reply: string): RecipientResult {
+  return { address, outcome: 'deferred', reply, host: candidates.at(-1)?.label, tls: 'none' };
+}
+
+/** The recipients in transactions of at most RECIPIENTS_PER_TRANSACTION on one session. */
+async function transact(
+  session: SmtpSession,
+  from: string,
+  to: string[],
+  message: Buffer,
+): Promise<RecipientReply[]> {
+  const eightBit = message.some((b) => b > 0x7f);
+  const out: RecipientReply[] = [];
+  for (let i = 0; i < to.length; i += RECIPIENTS_PER_TRANSACTION) {
+    const batch = to.slice(i, i + RECIPIENTS_PER_TRANSACTION);
+    const replies = await session.send({ from, to: batch, message, eightBit });
+    out.push(...replies);
+    const more = i + RECIPIENTS_PER_TRANSACTION < to.length;
+    if (more && replies.some((r) => replyCode(r.reply) < 200 || replyCode(r.reply) >= 300))
+      await session.reset();
+  }
+  return out;
+}
+
+/** Timeline events, metrics and logs for this attempt. */
+async function record(
+  env: Envelope,
+  d: EnvelopeDelivery,
+  results: RecipientResult[],
+  nextAttemptAt: string | undefined,
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+): Promise<void> {
+  const now = deps.now ?? Date.now;
+  const at = new Date(now()).toISOString();
+  for (const r of results) {
+    const recipient = deps.redact.address(r.address);
+    const reply = redactIn(r.reply, r.address, recipient);
+    deps.metrics.deliveries.inc({ outcome: r.outcome });
+    if (r.outcome === 'delivered') {
+      deps.metrics.deliveryLatency.observe((now() - Date.parse(env.receivedAt)) / 1000);
+    }
+    if (r.outcome === 'failed') {
+      log.warn(
+        { recipient, reply, host: r.host },
+        'delivery failed permanently (no DSN yet: the sender is not told)',
+      );
+    } else {
+      log.info({ recipient, outcome: r.outcome, reply, host: r.host, tls: r.tls }, 'delivery attempt');
+    }
+    await deps.bus.recordEvent({
+      v: 1,
+      kind: 'delivery',
+      queueId: env.id,
+      partId: envelopeKey(env),
+      at,
+      stage: 'egress',
+      instance: deps.instance,
+      traceId: activeTraceFields().trace_id,
+      recipient,
+      outcome: r.outcome,
+      host: r.host,
+      reply,
+      attempt: d.deliveryCount,
+      tls: r.tls,
+      nextAttemptAt: r.outcome === 'deferred' ? nextAttemptAt : undefined,
+    });
+  }
+}
+
+/** Remote replies often quote the address; the privacy setting applies to it there too. */
+function redactIn(reply: string, address: string, shown: string): string {
+  if (shown === address || address.length === 0) return reply;
+  const escaped = address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return reply.replace(new RegExp(escaped, 'gi'), shown);
+}

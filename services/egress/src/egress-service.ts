@@ -1,0 +1,56 @@
+/**
+ * The egress service: consumes the deliver stream (consumers.egress) with
+ * egress.concurrency parts in flight, and delivers each (deliver.ts) by SMTP
+ * or LMTP to its route's next hop. It holds no inbound port; it is the only
+ * service that opens outbound SMTP connections.
+ *
+ * createEgressService takes the seams tests need (a DNS lookup, the MX port);
+ * `egressService` is the production definition with the configured DNS
+ * servers and port 25.
+ */
+
+import { consumers } from '@sluice/proto';
+import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { deliverPart } from './deliver.ts';
+import { createDnsLookup, type DnsLookup } from './destination.ts';
+
+export interface EgressServiceOptions {
+  /** DNS for MX lookups (default: node:dns with config.dns). */
+  dns?: DnsLookup;
+  /** Port of MX hosts (default 25). */
+  mxPort?: number;
+}
+
+export function createEgressService(opts: EgressServiceOptions = {}): ServiceDefinition {
+  return {
+    name: 'egress',
+    async start(ctx: ServiceContext): Promise<RunningService> {
+      const heloName = ctx.config.egress.heloName ?? ctx.config.hostname;
+      if (/[\r\n\0]/.test(heloName)) {
+        throw new Error(
+          'egress.heloName (or hostname) contains CR, LF or NUL: it would inject SMTP commands',
+        );
+      }
+      const dns = opts.dns ?? createDnsLookup(ctx.config.dns);
+      const consumer = ctx.bus.consumeEnvelopes(
+        consumers.egress,
+        { concurrency: ctx.config.egress.concurrency },
+        async (d) => {
+          const t0 = performance.now();
+          const disposition = await deliverPart(d, { ...ctx, dns, mxPort: opts.mxPort });
+          ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
+          ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
+          if (disposition.kind === 'dead') ctx.metrics.deadLettered.inc({ stage: 'egress' });
+          return disposition;
+        },
+      );
+      return {
+        name: 'egress',
+        stop: () => consumer.stop(),
+        info: () => ({ concurrency: ctx.config.egress.concurrency, heloName }),
+      };
+    },
+  };
+}
+
+export const egressService: ServiceDefinition = createEgressService();

@@ -1,0 +1,24 @@
+/** @sluice/egress: delivery of parts to their next hop by SMTP/LMTP, with a ledger and retries. */
+export { deliverPart, type EgressDeps, RECIPIENTS_PER_TRANSACTION } from './deliver.ts';
+export {
+  type Candidate,
+  createDnsLookup,
+  type DestinationPlan,
+  type DnsLookup,
+  destinationFor,
+  MAX_CANDIDATES,
+  type MxRecord,
+  SMTP_PORT,
+} from './destination.ts';
+export { createEgressService, type EgressServiceOptions, egressService } from './egress-service.ts';
+export { ledgerEntries, ledgerKey } from './ledger.ts';
+export { localReplies } from './local-replies.ts';
+export { type Outcome, oneLine, outcomeOfCode, replyCode } from './outcome.ts';
+export { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
+export {
+  type RecipientReply,
+  SessionOpenError,
+  type SessionOptions,
+  SmtpSession,
+  type Transaction,
+} from './smtp-session.ts';

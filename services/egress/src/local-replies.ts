@@ -1,0 +1,43 @@
+/**
+ * The replies the egress writes itself, for outcomes no remote server
+ * answered: DNS says the domain takes no mail, no host could be reached, the
+ * connection broke, the message expired. They have the shape of an SMTP
+ * reply (basic code, RFC 3463 enhanced code, text) so the timeline, the
+ * ledger and the future DSN (RFC 3464 Diagnostic-Code) treat them like a
+ * remote reply; the text says "(sluice)" so nobody mistakes them for one.
+ * Texts are single-line printable ASCII (nothing we write may carry CR/LF).
+ */
+import { formatReply, safeReplyText } from '@sluice/smtp';
+
+const local = (code: number, enhanced: string, text: string) =>
+  formatReply({ code, enhanced, text: safeReplyText(`(sluice) ${text}`, 400) });
+
+export const localReplies = {
+  /** RFC 7505 §3-4 and RFC 7504 §3: a null MX domain accepts no mail: 556 5.1.10. */
+  nullMx: (domain: string) => local(556, '5.1.10', `${domain} publishes a null MX: it accepts no mail`),
+  /** NXDOMAIN for the destination domain: RFC 3463 X.1.2 bad destination system address. */
+  noSuchDomain: (domain: string) => local(550, '5.1.2', `domain ${domain} does not exist (DNS NXDOMAIN)`),
+  /** Neither MX nor A/AAAA (RFC 5321 §5.1): nowhere to deliver. */
+  noMailHost: (domain: string) => local(550, '5.1.2', `${domain} has no MX and no address records`),
+  /** DNS failed temporarily: RFC 3463 X.4.3 directory (routing) server failure. */
+  dnsFailure: (what: string, code: string) => local(451, '4.4.3', `DNS lookup of ${what} failed (${code})`),
+  /** The MX hosts have no usable address: RFC 3463 X.4.4 unable to route. */
+  noAddress: (domain: string) => local(451, '4.4.4', `no address found for the mail hosts of ${domain}`),
+  /** No candidate host accepted a session: RFC 3463 X.4.1 no answer from host. */
+  connectFailed: (detail: string) => local(451, '4.4.1', `could not open an SMTP session: ${detail}`),
+  /** The session broke after it was open: RFC 5321 §3.8 treats it as temporary; RFC 3463 X.4.2 bad connection. */
+  connectionLost: (detail: string) => local(451, '4.4.2', `connection lost: ${detail}`),
+  /** egress.requireTls and the server offers no working STARTTLS: RFC 3463 X.7.10 encryption needed. */
+  tlsRequired: (detail: string) => local(451, '4.7.10', `TLS required but not available: ${detail}`),
+  /** The server's SIZE (RFC 1870 §6.2) is smaller than the message: permanent, RFC 3463 X.3.4. */
+  tooBig: (detail: string) => local(552, '5.3.4', `message too big for the destination: ${detail}`),
+  /** The message outlived bus.queueLifetime: RFC 3463 X.4.7 delivery time expired. */
+  expired: (days: string, lastReply: string) =>
+    local(554, '5.4.7', `delivery time expired after ${days}; last reply: ${lastReply}`),
+  /** An envelope address that can not be written into a command: RFC 3463 X.1.3 / X.1.7. */
+  badRecipient: (why: string) => local(553, '5.1.3', `recipient address can not be sent: ${why}`),
+  badSender: (why: string) => local(553, '5.1.7', `sender address can not be sent: ${why}`),
+  /** The configured EHLO name is unusable: a configuration error, so temporary (X.3.5 system incorrectly configured). */
+  badHeloName: () =>
+    local(451, '4.3.5', 'egress.heloName / hostname contains CR, LF or NUL: fix the configuration'),
+} as const;

@@ -1,0 +1,12 @@
+/**
+ * Runs the egress service alone (one service per pod on Kubernetes):
+ * `node services/egress/src/main.ts --config /etc/sluice/sluice.yaml`.
+ * Wiring only; the service lives in index.ts.
+ */
+import { configArg, loadProcessConfig, runMain } from '@sluice/runtime';
+import { egressService } from './index.ts';
+
+await runMain({
+  loadConfig: () => loadProcessConfig(configArg(process.argv.slice(2))),
+  services: [egressService],
+});

@@ -1,0 +1,271 @@
+/**
+ * A typed, promise-based SMTP/LMTP client session over nodemailer's
+ * SMTPConnection, which gives us control of EHLO, STARTTLS, per-recipient
+ * replies and the connection's lifetime (so a pool can later reuse it for
+ * several transactions to the same destination).
+ *
+ * Opening a session: connect, greeting, EHLO with our name (LHLO for LMTP,
+ * RFC 2033 §4.1), then STARTTLS when offered (RFC 3207). TLS policy:
+ *   - egress.requireTls: STARTTLS is mandatory; no TLS, no session;
+ *   - otherwise opportunistic (RFC 7435): with egress.ignoreTlsErrors the
+ *     certificate is not verified, and if the TLS handshake itself fails the
+ *     session is opened again in cleartext; without it, an unverifiable
+ *     certificate fails the session (no fallback to cleartext: the operator
+ *     asked for verification).
+ *
+ * A transaction always resolves with one reply per recipient, never rejects:
+ * the RCPT reply for a refused recipient (RFC 5321 §3.3), the reply to the
+ * final dot for the accepted ones (or LMTP's reply per recipient, RFC 2033
+ * §4.2), and for everyone the MAIL FROM refusal or a local "connection lost"
+ * reply when the session broke (RFC 5321 §3.8: treat as temporary). When
+ * DATA or the final dot is refused, nodemailer does not tell which
+ * recipients had been refused at RCPT; all of them then get the DATA reply,
+ * which at worst defers one that a later attempt fails for good.
+ *
+ * DataStream (nodemailer) dot-stuffs the message (RFC 5321 §4.5.2) and turns
+ * any bare CR or LF into CRLF, so what we send never carries a bare line
+ * ending (SMTP smuggling).
+ */
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { Candidate } from './destination.ts';
+import { localReplies } from './local-replies.ts';
+import { oneLine, replyCode } from './outcome.ts';
+
+export interface SessionOptions {
+  heloName: string;
+  connectTimeoutMs: number;
+  greetingTimeoutMs: number;
+  socketTimeoutMs: number;
+  requireTls: boolean;
+  ignoreTlsErrors: boolean;
+  /** Timeout for resolving a transport host name. */
+  dnsTimeoutMs?: number;
+}
+
+export interface RecipientReply {
+  address: string;
+  /** Basic reply code (0 when there was no reply). */
+  code: number;
+  /** The reply as one line. */
+  reply: string;
+}
+
+export interface Transaction {
+  /** Envelope sender; '' is the null reverse-path (MAIL FROM:<>). */
+  from: string;
+  to: readonly string[];
+  message: Buffer;
+  /** Declare BODY=8BITMIME (RFC 6152) when the server offers it. */
+  eightBit: boolean;
+}
+
+/** A session could not be opened with this candidate; `reply` is what to record. */
+export class SessionOpenError extends Error {
+  override name = 'SessionOpenError';
+  readonly reply: string;
+  constructor(reply: string, opts?: { cause?: unknown }) {
+    super(reply, opts);
+    this.reply = reply;
+  }
+}
+
+interface NodemailerErrorLike extends Error {
+  code?: string;
+  response?: string;
+  responseCode?: number;
+  command?: string;
+  recipient?: string;
+  rejectedErrors?: NodemailerErrorLike[];
+}
+
+export class SmtpSession {
+  readonly candidate: Candidate;
+  readonly #conn: SMTPConnection;
+  #usable = true;
+
+  private constructor(candidate: Candidate, conn: SMTPConnection) {
+    this.candidate = candidate;
+    this.#conn = conn;
+    conn.on('end', () => {
+      this.#usable = false;
+    });
+  }
+
+  /** Open a session with one candidate host, per the TLS policy. Rejects with SessionOpenError. */
+  static async open(candidate: Candidate, opts: SessionOptions): Promise<SmtpSession> {
+    try {
+      return new SmtpSession(candidate, await connect(candidate, opts, false));
+    } catch (err) {
+      const e = err as NodemailerErrorLike;
+      if (e.code === 'ETLS' && !opts.requireTls && opts.ignoreTlsErrors) {
+        // Opportunistic TLS (RFC 7435): a failed handshake still leaves cleartext.
+        try {
+          return new SmtpSession(candidate, await connect(candidate, opts, true));
+        } catch (err2) {
+          throw openError(candidate, err2 as NodemailerErrorLike, opts);
+        }
+      }
+      throw openError(candidate, e, opts);
+    }
+  }
+
+  /** 'tls' when the session runs over STARTTLS, else 'none'. */
+  get tls(): 'none' | 'tls' {
+    return this.#conn.secure ? 'tls' : 'none';
+  }
+
+  get usable(): boolean {
+    return this.#usable && !this.#conn.destroyed;
+  }
+
+  /** One mail transaction; resolves with a reply for every recipient. */
+  send(tx: Transaction): Promise<RecipientReply[]> {
+    if (!this.usable) {
+      return Promise.resolve(
+        allGet(tx.to, localReplies.connectionLost('session closed before the transaction')),
+      );
+    }
+    return new Promise((resolve) => {
+      this.#conn.send(
+        { from: tx.from, to: [...tx.to], size: tx.message.length, use8BitMime: tx.eightBit },
+        tx.message,
+        (err, info) => {
+          if (err) {
+            resolve(this.#fromError(tx.to, err as NodemailerErrorLike));
+            return;
+          }
+          const byAddress = new Map<string, RecipientReply>();
+          for (const r of info.rejectedErrors ?? []) {
+            const e = r as NodemailerErrorLike;
+            if (e.recipient) byAddress.set(e.recipient, fromRemote(e.recipient, e));
+          }
+          const final = oneLine(info.response ?? '');
+          for (const address of info.accepted) {
+            // LMTP: accepted recipients are those whose own reply after the dot was 2xx.
+            const reply =
+              replyCode(final) >= 200 && replyCode(final) < 300
+                ? final
+                : '250 accepted (per-recipient LMTP reply)';
+            byAddress.set(address, { address, code: replyCode(reply), reply });
+          }
+          resolve(
+            tx.to.map(
+              (address) =>
+                byAddress.get(address) ?? {
+                  address,
+                  code: 0,
+                  reply: localReplies.connectionLost('no reply for this recipient'),
+                },
+            ),
+          );
+        },
+      );
+    });
+  }
+
+  /** RSET after a failed transaction, so the session can carry the next one (RFC 5321 §4.1.1.5). */
+  reset(): Promise<boolean> {
+    if (!this.usable) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.#conn.reset((err) => {
+        if (err) this.#usable = false;
+        resolve(!err);
+      });
+    });
+  }
+
+  /** QUIT and close. */
+  close(): void {
+    this.#usable = false;
+    try {
+      this.#conn.quit();
+    } catch {
+      this.#conn.close();
+    }
+  }
+
+  #fromError(to: readonly string[], err: NodemailerErrorLike): RecipientReply[] {
+    if (err.rejectedErrors && err.rejectedErrors.length > 0) {
+      // Every recipient was refused at RCPT.
+      const byAddress = new Map(
+        err.rejectedErrors.map((e) => [e.recipient ?? '', fromRemote(e.recipient ?? '', e)]),
+      );
+      return to.map(
+        (address) =>
+          byAddress.get(address) ?? { address, code: 0, reply: localReplies.connectionLost(err.message) },
+      );
+    }
+    if (err.response && replyCode(err.response) >= 400) {
+      // MAIL FROM, DATA or the final dot was refused (421 closes the session too).
+      if (replyCode(err.response) === 421) this.#usable = false;
+      return allGet(to, oneLine(err.response));
+    }
+    if (err.code === 'EMESSAGE' && /size/i.test(err.message)) {
+      // nodemailer refuses before sending when the server's SIZE (RFC 1870) is smaller.
+      return allGet(to, localReplies.tooBig(err.message));
+    }
+    this.#usable = false;
+    return allGet(to, localReplies.connectionLost(`${this.candidate.label}: ${err.message}`));
+  }
+}
+
+function allGet(to: readonly string[], reply: string): RecipientReply[] {
+  const code = replyCode(reply);
+  return to.map((address) => ({ address, code, reply }));
+}
+
+function fromRemote(address: string, e: NodemailerErrorLike): RecipientReply {
+  const reply = oneLine(e.response ?? e.message);
+  return { address, code: e.responseCode ?? replyCode(reply), reply };
+}
+
+function connect(candidate: Candidate, opts: SessionOptions, cleartext: boolean): Promise<SMTPConnection> {
+  return new Promise((resolve, reject) => {
+    const conn = new SMTPConnection({
+      host: candidate.host,
+      port: candidate.port,
+      servername: candidate.servername,
+      lmtp: candidate.lmtp,
+      name: opts.heloName,
+      secure: false,
+      ignoreTLS: cleartext,
+      requireTLS: opts.requireTls,
+      opportunisticTLS: !opts.requireTls,
+      tls: { rejectUnauthorized: !opts.ignoreTlsErrors },
+      connectionTimeout: opts.connectTimeoutMs,
+      greetingTimeout: opts.greetingTimeoutMs,
+      socketTimeout: opts.socketTimeoutMs,
+      dnsTimeout: opts.dnsTimeoutMs,
+      socketCloseTimeout: 1000,
+      logger: false,
+    });
+    let settled = false;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      conn.close();
+      reject(err);
+    };
+    // SMTPConnection emits 'error' for every failure; without a listener it would throw.
+    conn.on('error', fail);
+    conn.once('end', () =>
+      fail(
+        Object.assign(new Error('connection closed before the session was ready'), { code: 'ECONNECTION' }),
+      ),
+    );
+    conn.connect((err) => {
+      if (err) return fail(err);
+      if (settled) return;
+      settled = true;
+      resolve(conn);
+    });
+  });
+}
+
+function openError(candidate: Candidate, err: NodemailerErrorLike, opts: SessionOptions): SessionOpenError {
+  const detail = err.response ? oneLine(err.response) : err.message;
+  if (opts.requireTls && err.code === 'ETLS') {
+    return new SessionOpenError(localReplies.tlsRequired(`${candidate.label}: ${detail}`), { cause: err });
+  }
+  return new SessionOpenError(localReplies.connectFailed(`${candidate.label}: ${detail}`), { cause: err });
+}

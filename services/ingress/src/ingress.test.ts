@@ -1,0 +1,575 @@
+/**
+ * The ingress against real peers: a real nats-server (JetStream), the real
+ * filter service (SPF/DKIM/DMARC against a real DNS server on loopback), real
+ * SMTP clients (nodemailer and raw sockets). The RCPT-time lookup is answered
+ * here from a small table over the same bus subject the resolver serves, so
+ * each lookup outcome (ok, unknown, tempfail, no answer) can be produced on
+ * demand; the real resolver is exercised in the end-to-end tests
+ * (test/e2e/pipeline.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { context, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { Bus, busConfigFrom, type RpcServer } from '@sluice/bus';
+import { parseConfig, type SluiceConfig } from '@sluice/config';
+import { filterService } from '@sluice/filter';
+import { createLogger, createRedactor } from '@sluice/log';
+import {
+  decodeEnvelope,
+  type Envelope,
+  objectStores,
+  queueGroups,
+  type SluiceEvent,
+  streams,
+  subjects,
+} from '@sluice/proto';
+import type { RunningService, ServiceContext } from '@sluice/runtime';
+import { createMetrics } from '@sluice/telemetry';
+import {
+  type DnsServer,
+  type NatsTestServer,
+  sendMail,
+  smtpConversation,
+  startDnsServer,
+  startNats,
+} from '@sluice/test-harness';
+import { ingressService } from './ingress-service.ts';
+
+const exporter = new InMemorySpanExporter();
+const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+const contextManager = new AsyncLocalStorageContextManager().enable();
+
+let nats: NatsTestServer;
+let dns: DnsServer;
+let bus: Bus;
+let jsm: JetStreamManager;
+let config: SluiceConfig;
+let ctx: ServiceContext;
+let filter: RunningService;
+let ingress: RunningService;
+let lookup: RpcServer;
+let port: number;
+const events: SluiceEvent[] = [];
+/** Lookups of slow@ wait for this gate: the test opens it once it has seen the 451. */
+let openSlowGate: () => void = () => {};
+let slowGate = Promise.resolve();
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const LOOKUP_TABLE: Record<string, 'ok' | 'unknown' | 'tempfail'> = {
+  'alice@example.org': 'ok',
+  'bob@example.org': 'ok',
+  'carol@example.org': 'ok',
+  'dave@example.org': 'ok',
+  'alice@example.com': 'ok',
+  'postmaster@example.org': 'ok',
+  'broken@example.org': 'tempfail',
+};
+
+before(async () => {
+  context.setGlobalContextManager(contextManager);
+  trace.setGlobalTracerProvider(provider);
+  nats = await startNats();
+  dns = await startDnsServer([
+    { name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
+    { name: '_dmarc.sender.test', type: 'TXT', data: 'v=DMARC1; p=none' },
+  ]);
+  config = parseConfig(
+    {
+      hostname: 'mx.example.org',
+      domains: { primary: 'example.org', aliases: ['example.com'] },
+      nats: { servers: [nats.url] },
+      bus: { inlineMaxBytes: 16 * 1024, publishTimeout: 2 },
+      ingress: {
+        listen: [{ host: '127.0.0.1', port: 0 }],
+        maxMessageBytes: 64 * 1024,
+        maxRecipients: 3,
+        filterTimeout: 1,
+        lookupTimeout: 0.5,
+      },
+      dns: { servers: [dns.address], timeout: 1 },
+      log: { level: 'warn' },
+    },
+    'ingress-test',
+  );
+  const realBus = await Bus.connect(busConfigFrom(config, 'ingress-test'));
+  bus = realBus;
+  await bus.ensureTopology();
+  jsm = await jetstreamManager(bus.nc);
+  // The real bus, with the timeline events also kept here for the assertions.
+  const observed = new Proxy(realBus, {
+    get(target, prop) {
+      if (prop === 'recordEvent') {
+        return async (e: SluiceEvent) => {
+          events.push(e);
+          await target.recordEvent(e);
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  ctx = {
+    config,
+    bus: observed,
+    log: createLogger({ level: 'silent', instance: 'ingress-test', destination: devNull() as never }),
+    metrics: createMetrics(),
+    redact: createRedactor({ mode: 'clear' }),
+    instance: 'ingress-test',
+  };
+  lookup = bus.serve(subjects.resolverLookup, queueGroups.resolver, { concurrency: 8 }, async (req) => {
+    const { address } = JSON.parse(decoder.decode(req.data)) as { address: string };
+    if (address === 'slow@example.org') await slowGate;
+    const result = LOOKUP_TABLE[address.toLowerCase()] ?? 'unknown';
+    return encoder.encode(JSON.stringify({ v: 1, result, targets: [], trail: [] }));
+  });
+  filter = await filterService.start(ctx);
+  ingress = await ingressService.start(ctx);
+  const info = ingress.info ? (ingress.info() as { ports: number[] }) : { ports: [] };
+  port = info.ports[0]!;
+});
+
+after(async () => {
+  openSlowGate();
+  await ingress?.stop();
+  await filter?.stop();
+  await lookup?.stop();
+  await bus?.close();
+  await dns?.stop();
+  await nats?.stop();
+  await provider.shutdown();
+  trace.disable();
+  context.disable();
+});
+
+function devNull(): Writable {
+  return new Writable({ write: (_c, _e, cb) => cb() });
+}
+
+async function resolveStreamCount(): Promise<number> {
+  return (await jsm.streams.info(streams.resolve.name)).state.messages;
+}
+
+async function lastQueued(): Promise<Envelope> {
+  const m = await jsm.streams.getMessage(streams.resolve.name, { last_by_subj: subjects.resolve });
+  if (!m) throw new Error('nothing in the resolve stream');
+  return decodeEnvelope(m.data).envelope;
+}
+
+async function bodyObjectCount(): Promise<number> {
+  const store = await new Objm(bus.js).open(objectStores.bodies);
+  return (await store.list()).filter((o) => !o.deleted).length;
+}
+
+function message(subject: string, extra = ''): Buffer {
+  return Buffer.from(
+    [
+      'From: Sender <sender@sender.test>',
+      'To: alice@example.org',
+      `Subject: ${subject}`,
+      `Message-ID: <${subject.replace(/\W/g, '-')}@sender.test>`,
+      'Date: Tue, 5 May 2026 10:00:00 +0000',
+      '',
+      `Body of ${subject}.${extra}`,
+      '',
+    ].join('\r\n'),
+  );
+}
+
+/** EHLO, MAIL FROM and one RCPT: the RCPT reply is replies[3]. */
+const rcpt = (to: string) =>
+  smtpConversation(port, ['EHLO client.test', 'MAIL FROM:<sender@sender.test>', `RCPT TO:<${to}>`, 'QUIT']);
+
+describe('EHLO', () => {
+  test('advertises SIZE, enhanced status codes and the MX extensions; no AUTH, no STARTTLS', async () => {
+    const [greeting, ehlo] = await smtpConversation(port, ['EHLO client.test', 'QUIT']);
+    assert.match(greeting!, /^220 mx\.example\.org ESMTP Sluice$/);
+    for (const ext of ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN', 'SIZE 65536']) {
+      assert.match(ehlo!, new RegExp(`^250[ -]${ext}$`, 'm'), ext);
+    }
+    assert.doesNotMatch(ehlo!, /AUTH|STARTTLS/);
+  });
+});
+
+describe('RCPT TO', () => {
+  test('a domain that is not ours: 554 5.7.1 relay access denied', async () => {
+    assert.match((await rcpt('victim@elsewhere.test'))[3]!, /^554 5\.7\.1 Relay access denied$/);
+  });
+
+  test('relay tricks on our domain are refused too: %, !, address literal, source route', async () => {
+    for (const to of [
+      'victim%elsewhere.test@example.org',
+      'elsewhere.test!victim@example.org',
+      'victim@[127.0.0.1]',
+      '@example.org:victim@elsewhere.test',
+    ]) {
+      assert.match((await rcpt(to))[3]!, /^554 5\.7\.1 /, to);
+    }
+  });
+
+  test('an unknown user of our domain: 550 5.1.1', async () => {
+    assert.match((await rcpt('nobody@example.org'))[3]!, /^550 5\.1\.1 /);
+  });
+
+  test('known users of the primary and alias domains, and the bare postmaster, are accepted', async () => {
+    for (const to of ['alice@example.org', 'ALICE@Example.COM', 'Postmaster']) {
+      assert.match((await rcpt(to))[3]!, /^250 2\.1\.5 /, to);
+    }
+  });
+
+  test('a lookup that does not answer in time: 451 4.3.0, never accepted', async () => {
+    slowGate = new Promise((r) => {
+      openSlowGate = r;
+    });
+    const started = Date.now();
+    const replies = await rcpt('slow@example.org');
+    openSlowGate();
+    assert.match(replies[3]!, /^451 4\.3\.0 /);
+    assert.ok(Date.now() - started >= 450, 'waited for the lookup timeout');
+  });
+
+  test('a lookup that answers tempfail: 451 4.3.0', async () => {
+    assert.match((await rcpt('broken@example.org'))[3]!, /^451 4\.3\.0 /);
+  });
+
+  test('more than maxRecipients: 452 4.5.3 for the extra ones (RFC 5321 §4.5.3.1.8)', async () => {
+    const replies = await smtpConversation(port, [
+      'EHLO client.test',
+      'MAIL FROM:<sender@sender.test>',
+      'RCPT TO:<alice@example.org>',
+      'RCPT TO:<bob@example.org>',
+      'RCPT TO:<carol@example.org>',
+      'RCPT TO:<dave@example.org>',
+      'QUIT',
+    ]);
+    assert.deepEqual(
+      replies.slice(3, 7).map((r) => r.slice(0, 9)),
+      ['250 2.1.5', '250 2.1.5', '250 2.1.5', '452 4.5.3'],
+    );
+  });
+});
+
+describe('size', () => {
+  test('a declared SIZE over the limit is refused at MAIL FROM: 552 5.3.4', async () => {
+    const replies = await smtpConversation(port, [
+      'EHLO client.test',
+      'MAIL FROM:<sender@sender.test> SIZE=70000',
+    ]);
+    assert.match(replies[2]!, /^552 5\.3\.4 /);
+  });
+
+  test('an actual transfer over the limit: 552 5.3.4 after the data, nothing queued', async () => {
+    const before = await resolveStreamCount();
+    const big = message('too big', 'x'.repeat(70 * 1024));
+    await assert.rejects(
+      sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw: big }),
+      (err: { responseCode?: number; response?: string }) => {
+        assert.equal(err.responseCode, 552);
+        assert.match(err.response ?? '', /^552 5\.3\.4 /);
+        return true;
+      },
+    );
+    assert.equal(await resolveStreamCount(), before);
+  });
+});
+
+describe('SMTP smuggling', () => {
+  test('a bare LF in the data is refused (550 5.5.2), the client cut off, nothing queued', async () => {
+    const before = await resolveStreamCount();
+    const smuggled =
+      'Subject: innocent\r\n\r\nhello\n.\nMAIL FROM:<ceo@example.org>\nRCPT TO:<alice@example.org>\nDATA\n' +
+      'Subject: forged\r\n\r\nsmuggled\r\n.\r\n';
+    const replies = await smtpConversation(port, [
+      'EHLO client.test',
+      'MAIL FROM:<sender@sender.test>',
+      'RCPT TO:<alice@example.org>',
+      'DATA',
+      { raw: smuggled },
+      'MAIL FROM:<sender@sender.test>',
+    ]);
+    assert.match(replies[4]!, /^354 /);
+    assert.equal(replies[5], '550 5.5.2 Error: bare <LF> received');
+    assert.equal(
+      replies.length,
+      6,
+      'the connection is closed after the refusal (Postfix smtpd_forbid_bare_newline)',
+    );
+    assert.equal(await resolveStreamCount(), before);
+  });
+
+  test('a bare CR is refused the same way', async () => {
+    const replies = await smtpConversation(port, [
+      'EHLO client.test',
+      'MAIL FROM:<sender@sender.test>',
+      'RCPT TO:<alice@example.org>',
+      'DATA',
+      { raw: 'Subject: cr\r\n\r\nhello\r.\rMAIL FROM:<x@y>\r\n.\r\n' },
+    ]);
+    assert.equal(replies[5], '550 5.5.2 Error: bare <CR> received');
+  });
+});
+
+describe('accepted mail', () => {
+  test('is in SLUICE_RESOLVE with our Received on top, then Authentication-Results; 250 names the queue id', async () => {
+    exporter.reset();
+    const raw = message('accepted');
+    const reply = await sendMail({
+      port,
+      from: 'sender@sender.test',
+      to: ['alice@example.org'],
+      raw,
+      size: raw.length,
+    });
+    const m = /^250 2\.0\.0 Ok: queued as ([0-9A-Z]{26})$/.exec(reply.response);
+    assert.ok(m, reply.response);
+    const queueId = m[1]!;
+
+    const env = await lastQueued();
+    assert.equal(env.id, queueId);
+    assert.equal(env.source, 'mx');
+    assert.equal(env.client.ip, '127.0.0.1');
+    assert.equal(env.client.helo, 'client.test');
+    assert.equal(env.mailFrom.address, 'sender@sender.test');
+    assert.equal(env.mailFrom.size, raw.length);
+    assert.deepEqual(
+      env.recipients.map((r) => r.address),
+      ['alice@example.org'],
+    );
+    assert.equal(env.body.kind, 'inline');
+    assert.equal(env.body.size, raw.length);
+    assert.equal(env.verdict?.action, 'accept');
+    assert.equal(env.auth?.spf, 'pass');
+
+    assert.deepEqual(
+      env.prepend.map((h) => [h.name, h.addedBy]),
+      [
+        ['Received', 'ingress'],
+        ['Authentication-Results', 'filter'],
+      ],
+    );
+    const received = env.prepend[0]!.value;
+    assert.match(
+      received,
+      /^from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.example\.org \(Sluice\) with ESMTP/,
+    );
+    assert.match(received, new RegExp(`id ${queueId}\\r\\n\\tfor <alice@example\\.org>; `));
+    assert.match(env.prepend[1]!.value, /^mx\.example\.org;\r\n\t[\s\S]*spf=pass/);
+
+    // One trace: the ingress span is the root; the filter's span and the publish are in it.
+    assert.ok(env.trace?.traceparent);
+    const traceId = env.trace.traceparent.split('-')[1]!;
+    const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    const root = spans.find((s) => s.name === 'ingress receive');
+    assert.ok(root, spans.map((s) => s.name).join(', '));
+    assert.equal(root.attributes['sluice.queue_id'], queueId);
+    assert.equal(root.attributes['client.address'], '127.0.0.1');
+    assert.equal(root.attributes['sluice.message.size'], raw.length);
+    assert.ok(spans.some((s) => s.name === 'filter verdict'));
+    assert.ok(spans.some((s) => s.name === `send ${subjects.resolve}`));
+
+    // The timeline: received, then the filter's verdict.
+    const mine = events.filter((e) => e.queueId === queueId).map((e) => e.kind);
+    assert.deepEqual(mine, ['received', 'verdict']);
+    const ev = events.find((e) => e.queueId === queueId && e.kind === 'received');
+    assert.ok(ev && ev.kind === 'received');
+    assert.equal(ev.messageId, '<accepted@sender.test>');
+    assert.equal(ev.size, raw.length);
+  });
+
+  test('a client resending after a lost 250 gets 250 again and the message is queued once', async () => {
+    const raw = message('resent');
+    const before = await resolveStreamCount();
+    const first = await sendMail({ port, from: 'sender@sender.test', to: ['bob@example.org'], raw });
+    const second = await sendMail({ port, from: 'sender@sender.test', to: ['bob@example.org'], raw });
+    assert.match(first.response, /^250 /);
+    assert.match(second.response, /^250 /);
+    assert.equal(await resolveStreamCount(), before + 1);
+  });
+
+  test('a body above the inline limit travels through the object store', async () => {
+    const raw = message('large', 'y'.repeat(20 * 1024));
+    const reply = await sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw });
+    assert.match(reply.response, /^250 /);
+    const env = await lastQueued();
+    assert.equal(env.body.kind, 'object');
+    assert.equal(env.body.size, raw.length);
+  });
+});
+
+describe('envelope parameters', () => {
+  test('RFC 3461 DSN (RET, ENVID, NOTIFY, ORCPT), BODY and HELO are carried in the envelope', async () => {
+    const replies = await smtpConversation(port, [
+      'HELO old-client.test',
+      'MAIL FROM:<sender@sender.test> BODY=8BITMIME RET=HDRS ENVID=QQ314159',
+      'RCPT TO:<alice@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;alice@example.org',
+      'RCPT TO:<bob@example.org>',
+      'DATA',
+      { raw: `${message('dsn params').toString('latin1')}.\r\n` },
+      'QUIT',
+    ]);
+    const queueId = /queued as ([0-9A-Z]+)/.exec(replies[6] ?? '')?.[1];
+    assert.ok(queueId, replies.join(' | '));
+    const env = await lastQueued();
+    assert.equal(env.id, queueId);
+    assert.deepEqual(env.mailFrom, {
+      address: 'sender@sender.test',
+      body: '8BITMIME',
+      ret: 'HDRS',
+      envid: 'QQ314159',
+    });
+    assert.deepEqual(env.recipients[0], {
+      address: 'alice@example.org',
+      original: 'alice@example.org',
+      notify: ['FAILURE', 'DELAY'],
+      orcpt: 'rfc822;alice@example.org',
+      status: 'pending',
+    });
+    assert.equal(env.recipients[1]?.notify, undefined);
+    // Two recipients: no "for" (RFC 5321 §7.2); HELO, not EHLO: protocol SMTP (RFC 3848).
+    const received = env.prepend[0]!.value;
+    assert.match(received, /^from old-client\.test /);
+    assert.match(received, / with SMTP id /);
+    assert.doesNotMatch(received, /for </);
+  });
+});
+
+describe('graceful stop', () => {
+  test('idle sessions get 421 at once, a transaction in flight is answered 250, then the port is closed', async () => {
+    const second = await ingressService.start(ctx);
+    const info = second.info ? (second.info() as { ports: number[] }) : { ports: [] };
+    const port2 = info.ports[0]!;
+    const idle = smtpConversation(port2, ['EHLO idle.test', { raw: '', reply: true }]);
+    let stopped: Promise<void> | undefined;
+    const busy = await smtpConversation(port2, [
+      'EHLO busy.test',
+      'MAIL FROM:<sender@sender.test>',
+      'RCPT TO:<alice@example.org>',
+      'DATA',
+      { raw: message('in flight during stop'), reply: false },
+      {
+        action: () => {
+          stopped = second.stop();
+        },
+      },
+      // The reply to the dot, then the unsolicited 421 as the session is drained.
+      { raw: '.\r\n' },
+      'NOOP',
+    ]);
+    assert.match(busy[5]!, /^250 2\.0\.0 Ok: queued as /);
+    assert.match(busy[6] ?? '', /^421 4\.3\.2 /);
+    const idleReplies = await idle;
+    assert.match(idleReplies.at(-1)!, /^421 4\.3\.2 /);
+    await stopped;
+    await assert.rejects(smtpConversation(port2, ['EHLO late.test']), /ECONNREFUSED/);
+  });
+});
+
+describe('the filter decides before 250', () => {
+  test('a filter that does not answer in time: 451 4.3.0, nothing queued, the stored body removed', async () => {
+    await filter.stop();
+    let release: () => void = () => {};
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    const silent = bus.serve(subjects.filterVerdict, queueGroups.filter, { concurrency: 4 }, async () => {
+      await hold;
+      return encoder.encode('{}');
+    });
+    try {
+      const queuedBefore = await resolveStreamCount();
+      const objectsBefore = await bodyObjectCount();
+      const raw = message('filter timeout', 'z'.repeat(20 * 1024)); // object-store sized
+      await assert.rejects(
+        sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw }),
+        (err: { responseCode?: number; response?: string }) => {
+          assert.match(err.response ?? '', /^451 4\.3\.0 /);
+          return true;
+        },
+      );
+      assert.equal(await resolveStreamCount(), queuedBefore);
+      assert.equal(await bodyObjectCount(), objectsBefore);
+    } finally {
+      release();
+      await silent.stop();
+      filter = await filterService.start(ctx);
+    }
+  });
+
+  test('no filter running at all: 451 4.3.0', async () => {
+    await filter.stop();
+    try {
+      await assert.rejects(
+        sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw: message('no filter') }),
+        (err: { response?: string }) => /^451 4\.3\.0 /.test(err.response ?? ''),
+      );
+    } finally {
+      filter = await filterService.start(ctx);
+    }
+  });
+});
+
+describe('250 only after the PubAck', () => {
+  test('no stream to take the message: 451 4.3.0; a full stream: 452 4.3.1', async () => {
+    const wanted = (await jsm.streams.info(streams.resolve.name)).config;
+    try {
+      await jsm.streams.delete(streams.resolve.name);
+      await assert.rejects(
+        sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw: message('no stream') }),
+        (err: { response?: string }) => /^451 4\.3\.0 /.test(err.response ?? ''),
+      );
+      await jsm.streams.add({ ...wanted, max_bytes: 64 });
+      await assert.rejects(
+        sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw: message('full') }),
+        (err: { response?: string }) => /^452 4\.3\.1 /.test(err.response ?? ''),
+      );
+      assert.equal(await resolveStreamCount(), 0);
+    } finally {
+      await jsm.streams.delete(streams.resolve.name).catch(() => {});
+      await bus.ensureTopology();
+    }
+  });
+
+  test('NATS stopped during the transaction: the final dot gets 451, not 250', async () => {
+    const node = nats.nodes[0]!;
+    const replies = await smtpConversation(
+      port,
+      [
+        'EHLO client.test',
+        'MAIL FROM:<sender@sender.test>',
+        'RCPT TO:<alice@example.org>',
+        { action: () => node.kill() },
+        'DATA',
+        { raw: message('nats down'), reply: false },
+        { raw: '.\r\n' },
+        'QUIT',
+      ],
+      { timeoutMs: 15_000 },
+    );
+    assert.match(replies[3]!, /^250 /, 'RCPT was accepted while NATS was up');
+    assert.match(replies[5]!, /^451 4\.3\.0 /);
+    await node.restart();
+    // The bus reconnects by itself; mail flows again.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const ok = await sendMail({
+        port,
+        from: 'sender@sender.test',
+        to: ['alice@example.org'],
+        raw: message('back'),
+      })
+        .then((r) => r.response)
+        .catch(() => undefined);
+      if (ok) {
+        assert.match(ok, /^250 /);
+        break;
+      }
+      assert.ok(Date.now() < deadline, 'mail flows again after NATS is back');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+});

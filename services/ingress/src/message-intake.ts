@@ -1,0 +1,220 @@
+/**
+ * The end of one SMTP transaction: from the bytes after DATA to the reply to
+ * the final dot. In order:
+ *
+ *   read the body (size limit, bare CR/LF refused: message-reader.ts)
+ *   store the body (inline, or the object store for large ones)
+ *   record 'received' on the timeline
+ *   ask the filter for the before-queue verdict (request/reply, bounded wait)
+ *   prepend our Received header, then the filter's headers
+ *   publish to the resolve stream and wait for the PubAck
+ *   250 "Ok: queued as <id>"
+ *
+ * All of it runs in one SERVER span, the root of the message's trace, so the
+ * filter request and the publish carry its context to every later stage.
+ * Refusals are returned as SmtpError values (not thrown through the span, so
+ * a refused message is not recorded as our failure) and answered by the
+ * caller. A body stored in the object store for a message that is then
+ * refused is deleted again; after a failed publish it is kept, because a
+ * PubAck can be lost after the stream stored the message.
+ */
+import { type Span, SpanKind } from '@opentelemetry/api';
+import type { BusClient } from '@sluice/bus';
+import type { Logger, Redactor } from '@sluice/log';
+import { type BodyRef, type Envelope, encodeEnvelope, newQueueId, subjects } from '@sluice/proto';
+import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
+import { type Metrics, runInSpan } from '@sluice/telemetry';
+import {
+  buildEnvelope,
+  dedupMsgId,
+  messageIdOf,
+  type TransactionFacts,
+  traceparentOf,
+} from './envelope-builder.ts';
+import { readMessage } from './message-reader.ts';
+import { filterOutcome, publishFailure } from './queue-answers.ts';
+
+export interface IntakeDeps {
+  bus: BusClient;
+  log: Logger;
+  metrics: Metrics;
+  redact: Redactor;
+  instance: string;
+  hostname: string;
+  maxMessageBytes: number;
+  filterTimeoutMs: number;
+}
+
+/** What the SMTP session knows when DATA starts (taken from smtp-server's session). */
+export interface TransactionContext {
+  client: TransactionFacts['client'];
+  /** true after EHLO, false after HELO. */
+  ehlo: boolean;
+  mailFrom: string;
+  mailParams: Record<string, string | true>;
+  smtputf8: boolean;
+  recipients: TransactionFacts['recipients'];
+}
+
+export type IntakeResult =
+  | { ok: true; queueId: string; text: string; duplicate: boolean }
+  | { ok: false; error: SmtpError; reason: string; queueId?: string; disconnect?: boolean };
+
+export async function receiveMessage(
+  deps: IntakeDeps,
+  tx: TransactionContext,
+  stream: NodeJS.ReadableStream & { sizeExceeded?: boolean },
+): Promise<IntakeResult> {
+  const queueId = newQueueId();
+  const attributes = {
+    'client.address': tx.client.ip,
+    'sluice.queue_id': queueId,
+    'smtp.mail_from': deps.redact.address(tx.mailFrom),
+    'smtp.rcpt_count': tx.recipients.length,
+  };
+  return runInSpan('ingress receive', { kind: SpanKind.SERVER, attributes }, async (span) => {
+    const result = await intake(deps, tx, stream, queueId, span).catch((err: unknown): IntakeResult => {
+      if ((err as { code?: string }).code === 'ECONNECTION') {
+        // smtp-server ends the data stream this way when the client disconnects mid-DATA.
+        deps.log.info({ queueId }, 'client went away during DATA');
+        return {
+          ok: false,
+          error: smtpError('localError', undefined, { cause: err }),
+          reason: 'client-gone',
+        };
+      }
+      deps.log.error({ err, queueId }, 'message intake failed');
+      return {
+        ok: false,
+        error: smtpError('localError', undefined, { cause: err }),
+        reason: 'internal',
+        queueId,
+      };
+    });
+    span.setAttribute('smtp.reply_code', result.ok ? 250 : result.error.code);
+    if (!result.ok) span.setAttribute('sluice.refusal', result.reason);
+    return result;
+  });
+}
+
+async function intake(
+  deps: IntakeDeps,
+  tx: TransactionContext,
+  stream: NodeJS.ReadableStream & { sizeExceeded?: boolean },
+  queueId: string,
+  span: Span,
+): Promise<IntakeResult> {
+  const { bus, log } = deps;
+  const noteSize = (bytes: number) => span.setAttribute('sluice.message.size', bytes);
+  const read = await readMessage(stream as Parameters<typeof readMessage>[0], deps.maxMessageBytes);
+  if (read.kind === 'too-big') {
+    noteSize(read.bytes);
+    return { ok: false, error: smtpError('tooBig'), reason: 'too-big' };
+  }
+  if (read.kind === 'bare-newline') {
+    noteSize(read.bytes);
+    const error = smtpError(read.found.kind === 'LF' ? 'bareLf' : 'bareCr');
+    return { ok: false, error, reason: `bare-${read.found.kind.toLowerCase()}`, disconnect: true };
+  }
+  const body = read.body;
+  noteSize(body.length);
+  const receivedAt = new Date();
+  const qlog = log.child({ queueId });
+
+  let stored: { ref: BodyRef; inline?: Uint8Array };
+  try {
+    stored = await bus.storeBody(queueId, body);
+  } catch (err) {
+    qlog.warn({ err, size: body.length }, 'cannot store the body');
+    return { ok: false, error: publishFailure(err), reason: 'store-failed', queueId };
+  }
+  const forget = async () => {
+    if (stored.ref.kind !== 'object') return;
+    await bus
+      .deleteBody(stored.ref)
+      .catch((err: unknown) => qlog.warn({ err }, 'cannot delete a refused body'));
+  };
+
+  const env: Envelope = buildEnvelope({
+    queueId,
+    receivedAt,
+    receivedBy: deps.hostname,
+    instance: deps.instance,
+    client: tx.client,
+    mailFrom: tx.mailFrom,
+    mailParams: tx.mailParams,
+    recipients: tx.recipients,
+    body: stored.ref,
+    traceparent: traceparentOf(span.spanContext()),
+  });
+
+  await bus.recordEvent({
+    v: 1,
+    kind: 'received',
+    queueId,
+    at: receivedAt.toISOString(),
+    stage: 'ingress',
+    instance: deps.instance,
+    traceId: env.trace?.traceparent.split('-')[1],
+    client: deps.redact.ip(tx.client.ip),
+    helo: tx.client.helo,
+    mailFrom: deps.redact.address(tx.mailFrom),
+    recipients: tx.recipients.map((r) => deps.redact.address(r.address)),
+    size: body.length,
+    messageId: messageIdOf(body),
+  });
+
+  // The before-queue verdict (RELIABILITY-NOTES §1 rule 5: refuse before 250, never bounce later).
+  const answer = await bus
+    .request(subjects.filterVerdict, encodeEnvelope(env, stored.inline), deps.filterTimeoutMs)
+    .then(
+      (data) => ({ data }),
+      (error: unknown) => ({ error }),
+    );
+  const outcome = filterOutcome(answer);
+  if (outcome.kind === 'refuse') {
+    if ('error' in answer) qlog.warn({ err: answer.error }, 'no verdict from the filter');
+    await forget();
+    return { ok: false, error: outcome.error, reason: outcome.reason, queueId };
+  }
+  const verdict = outcome.reply;
+
+  // Our Received on top, then what the filter added (RFC 5321 §4.4: trace headers go at the top).
+  env.prepend = [
+    receivedHeader({
+      helo: tx.client.helo,
+      ehlo: tx.ehlo,
+      clientIp: tx.client.ip,
+      tls: tx.client.tls,
+      smtputf8: tx.smtputf8,
+      receivedBy: deps.hostname,
+      queueId,
+      recipients: tx.recipients.map((r) => r.address),
+      date: receivedAt,
+    }),
+    ...verdict.prepend,
+  ];
+  env.verdict = verdict.verdict;
+  if (verdict.auth) env.auth = verdict.auth;
+
+  const msgId = dedupMsgId(env);
+  let ack: { seq: number; duplicate: boolean };
+  try {
+    ack = await bus.publishEnvelope(subjects.resolve, env, stored.inline, { msgId });
+  } catch (err) {
+    qlog.error({ err }, 'queue did not take the message');
+    return { ok: false, error: publishFailure(err), reason: 'publish-failed', queueId };
+  }
+  if (ack.duplicate) {
+    // The client resent a message we already queued (it lost our 250): it is queued once.
+    qlog.info({ msgId, seq: ack.seq }, 'duplicate of a message already queued');
+    await forget();
+  }
+  return { ok: true, queueId, text: queuedTextOf(queueId), duplicate: ack.duplicate };
+}
+
+/** The 250 text after DATA (smtp-server adds the code; the enhanced code leads the text). */
+export function queuedTextOf(queueId: string): string {
+  const r = queuedReply(queueId);
+  return `${r.enhanced} ${r.text}`;
+}

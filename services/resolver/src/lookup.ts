@@ -1,0 +1,53 @@
+/**
+ * The RCPT-time answer: is this address ours and deliverable? Used by the
+ * ingress (through the lookup RPC) before it says 250 to RCPT, and by
+ * `sluice lookup ADDRESS`, which prints the trail (like `postmap -q` for the
+ * whole chain).
+ *
+ *   foreign  - not one of our domains (the ingress refuses relaying);
+ *   unknown  - ours, and no rule, catch-all or mailbox transport takes it
+ *              (550 5.1.1, RFC 3463);
+ *   tempfail - ours, but its expansion is broken: an alias loop, a chain
+ *              deeper than routing.maxDepth, or rules that lead to no
+ *              deliverable address. This is a configuration error, so the
+ *              sender is asked to retry (451 4.3.0) while the operator fixes
+ *              it, instead of rejecting mail for an address that exists;
+ *   ok       - everything else, with the final targets and their routes.
+ *
+ * `reason` is short and safe to show an SMTP client (no internal addresses);
+ * the trail has the detail.
+ */
+import type { LookupReply } from '@sluice/proto';
+import { expandRecipient } from './expand.ts';
+import { describeRoute, routeFor } from './route.ts';
+import type { RoutingTable } from './routing-table.ts';
+
+export function lookupAddress(table: RoutingTable, address: string): LookupReply {
+  // RFC 5321 §4.5.1: "Postmaster" without a domain must be accepted.
+  const full = /^postmaster$/i.test(address) ? `${address}@${table.primary}` : address;
+  const exp = expandRecipient(table, full);
+  const trail = [...exp.trail];
+  const targets = exp.targets.map((t) => t.address);
+  if (exp.errors.some((e) => e.kind === 'invalid') && exp.targets.length === 0 && exp.rulesApplied === 0) {
+    return { v: 1, result: 'unknown', targets: [], trail, reason: 'not a valid address' };
+  }
+  if (!exp.ours) {
+    return { v: 1, result: 'foreign', targets, trail, reason: 'not one of our domains' };
+  }
+  for (const t of exp.targets) trail.push(`${t.address}: ${describeRoute(routeFor(table, t.address))}`);
+  const broken = exp.errors.find((e) => e.kind === 'loop' || e.kind === 'depth');
+  if (broken) {
+    return {
+      v: 1,
+      result: 'tempfail',
+      targets,
+      trail,
+      reason: broken.kind === 'loop' ? 'alias loop in local configuration' : 'alias chain too deep',
+    };
+  }
+  if (targets.length === 0) {
+    if (exp.rulesApplied === 0) return { v: 1, result: 'unknown', targets, trail, reason: 'no such user' };
+    return { v: 1, result: 'tempfail', targets, trail, reason: 'alias leads to no deliverable address' };
+  }
+  return { v: 1, result: 'ok', targets, trail };
+}

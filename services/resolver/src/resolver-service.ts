@@ -1,0 +1,221 @@
+/**
+ * The resolver service. Two jobs on one routing table:
+ *
+ *   - the RCPT-time lookup (subjects.resolverLookup, queue group
+ *     queueGroups.resolver): answers a LookupReply (lookup.ts) to the ingress
+ *     and `sluice lookup`;
+ *   - the resolve stage (consumers.resolver): expands every recipient of an
+ *     accepted envelope, splits it into one part per route (split.ts) and
+ *     publishes each part to subjects.rewrite with the deterministic
+ *     Nats-Msg-Id `${partId}:rewrite`, all BEFORE the input is acked, so a
+ *     crash in between is a redelivery whose republishes are dropped as
+ *     duplicates.
+ *
+ * A recipient branch that resolves to nothing after acceptance (the config
+ * changed since RCPT: now unknown, or an alias loop or too deep a chain) is
+ * not lost and not bounced: it is dead-lettered as an envelope carrying just
+ * that recipient (status failed, the reason in lastReply and in the dead
+ * letter's reason header), which an operator can fix and replay into the
+ * resolve stream. Its dead letter has a deterministic Nats-Msg-Id, so a
+ * redelivery does not store it twice. DSNs for such recipients are a later
+ * issue.
+ *
+ * Trust: reads only configuration; publishes only to the rewrite stream, the
+ * dead-letter stream and the timeline. Addresses in events and logs go
+ * through the privacy setting (ctx.redact).
+ */
+import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
+import { activeTraceFields } from '@sluice/log';
+import {
+  consumers,
+  type Envelope,
+  encodeEnvelope,
+  headerNames,
+  type LookupReply,
+  lookupRequestSchema,
+  queueGroups,
+  type Recipient,
+  subjects,
+} from '@sluice/proto';
+import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import type { ExpansionError } from './expand.ts';
+import { lookupAddress } from './lookup.ts';
+import { routeKey } from './route.ts';
+import { buildRoutingTable, type RoutingTable } from './routing-table.ts';
+import { type FailedBranch, failedBranches, resolveRecipients, splitByRoute } from './split.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export type ResolverDeps = Pick<ServiceContext, 'bus' | 'log' | 'metrics' | 'redact' | 'instance'> & {
+  table: RoutingTable;
+  now?: () => Date;
+};
+
+/** Answer one lookup request (JSON LookupRequest -> LookupReply). Throws on a malformed request. */
+export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(decoder.decode(data));
+  } catch {
+    throw new Error('lookup request is not JSON');
+  }
+  const req = lookupRequestSchema.safeParse(raw);
+  if (!req.success) throw new Error(`invalid lookup request: ${req.error.issues[0]?.message ?? 'unknown'}`);
+  return lookupAddress(table, req.data.address);
+}
+
+/** The resolve stage's handler for one accepted envelope. */
+export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): Promise<Disposition> {
+  const env = d.envelope;
+  const now = deps.now ?? (() => new Date());
+  const hop = { stage: 'resolver', instance: deps.instance, at: now().toISOString() };
+  const log = deps.log.child({ queueId: env.id });
+
+  const resolutions = resolveRecipients(deps.table, env);
+  const parts = splitByRoute(env, resolutions, hop);
+  const failed = failedBranches(resolutions);
+
+  // One 'resolved' event per accepted recipient, where it goes and why; recorded before the
+  // parts are published so the timeline reads in order (a redelivery may record it twice).
+  for (const { recipient, expansion, targets } of resolutions) {
+    const routes = [...new Set(targets.map((t) => routeKey(t.route)))];
+    await deps.bus.recordEvent({
+      v: 1,
+      kind: 'resolved',
+      queueId: env.id,
+      at: now().toISOString(),
+      stage: 'resolver',
+      instance: deps.instance,
+      traceId: activeTraceFields().trace_id,
+      recipient: deps.redact.address(recipient.address),
+      targets: targets.map((t) => deps.redact.address(t.address)),
+      route: routes.length > 0 ? routes.join(', ') : 'none',
+      source: expansion.sources.length > 0 ? expansion.sources.join(', ') : 'address itself',
+    });
+  }
+  for (const part of parts) {
+    await deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, { msgId: `${part.partId}:rewrite` });
+  }
+  for (const [i, branch] of failed.entries()) {
+    const reason = deadReason(branch.error);
+    const dead = deadEnvelope(env, branch, reason, hop);
+    await deps.bus.deadLetter('resolver', reason, encodeEnvelope(dead, d.inlineBody), {
+      [headerNames.msgId]: `${env.id}:resolver-dead:${i + 1}`,
+    });
+    deps.metrics.deadLettered.inc({ stage: 'resolver' });
+    const shown = deps.redact.address(branch.error.address);
+    const logFields = {
+      recipient: deps.redact.address(branch.recipient.address),
+      at: shown,
+      kind: branch.error.kind,
+    };
+    if (branch.error.kind === 'unknown')
+      log.warn(logFields, 'recipient unknown after acceptance: dead-lettered');
+    else log.error(logFields, 'recipient expansion failed (fix the routing config): dead-lettered');
+    await deps.bus.recordEvent({
+      v: 1,
+      kind: 'dead-lettered',
+      queueId: env.id,
+      at: now().toISOString(),
+      stage: 'resolver',
+      instance: deps.instance,
+      traceId: activeTraceFields().trace_id,
+      reason: `${errorLabel(branch.error)} at ${shown}`,
+    });
+  }
+
+  log.info(
+    {
+      parts: parts.map((p) => ({ partId: p.partId, recipients: p.recipients.length })),
+      deadLettered: failed.length,
+    },
+    'resolved',
+  );
+  return { kind: 'ack' };
+}
+
+function errorLabel(e: ExpansionError): string {
+  switch (e.kind) {
+    case 'unknown':
+      return 'unknown recipient after acceptance';
+    case 'loop':
+      return 'alias loop after acceptance';
+    case 'depth':
+      return 'alias chain deeper than routing.maxDepth after acceptance';
+    case 'invalid':
+      return 'invalid recipient address';
+  }
+}
+
+function deadReason(e: ExpansionError): string {
+  return `${errorLabel(e)}: ${e.message}`;
+}
+
+/** The envelope that carries one failed branch to the dead-letter stream (replayable into resolve). */
+function deadEnvelope(
+  env: Envelope,
+  branch: FailedBranch,
+  reason: string,
+  hop: Envelope['hops'][number],
+): Envelope {
+  const recipient: Recipient = {
+    address: branch.error.address,
+    original: branch.recipient.original,
+    status: 'failed',
+    lastReply: reason,
+  };
+  if (branch.error.via.length > 0) recipient.via = branch.error.via;
+  if (branch.recipient.notify) recipient.notify = branch.recipient.notify;
+  if (branch.recipient.orcpt) recipient.orcpt = branch.recipient.orcpt;
+  const { partId: _partId, ...rest } = env;
+  return { ...rest, recipients: [recipient], hops: [...env.hops, hop] };
+}
+
+export function createResolverService(): ServiceDefinition {
+  return {
+    name: 'resolver',
+    async start(ctx: ServiceContext): Promise<RunningService> {
+      const table = buildRoutingTable(ctx.config);
+      const concurrency = ctx.config.resolver.concurrency;
+      const rpc = ctx.bus.serve(
+        subjects.resolverLookup,
+        queueGroups.resolver,
+        { concurrency },
+        async (req) => {
+          const reply = answerLookup(table, req.data);
+          if (reply.result === 'tempfail') {
+            // A broken alias (loop, too deep, leads nowhere): the operator has to fix the config.
+            ctx.log.warn(
+              { reason: reply.reason, trail: reply.trail },
+              'lookup tempfails: routing configuration error',
+            );
+          }
+          return encoder.encode(JSON.stringify(reply));
+        },
+      );
+      const consumer = ctx.bus.consumeEnvelopes(consumers.resolver, { concurrency }, async (d) => {
+        const t0 = performance.now();
+        const disposition = await resolveEnvelope(d, { ...ctx, table });
+        ctx.metrics.stageProcessed.inc({ stage: 'resolver', outcome: disposition.kind });
+        ctx.metrics.stageDuration.observe({ stage: 'resolver' }, (performance.now() - t0) / 1000);
+        return disposition;
+      });
+      return {
+        name: 'resolver',
+        async stop() {
+          await consumer.stop();
+          await rpc.stop();
+        },
+        info: () => ({
+          primary: table.primary,
+          aliasDomains: [...table.aliasDomains],
+          rules: table.rules.size,
+          transports: [...table.transports.keys()],
+        }),
+      };
+    },
+  };
+}
+
+export const resolverService: ServiceDefinition = createResolverService();

@@ -1,0 +1,160 @@
+/**
+ * The `sluice` command as an operator uses it: `check-config` names the bad
+ * key and the fix; `run` with no NATS URL starts its own nats-server, carries
+ * a message to its destination, answers `trace`, and stops cleanly on SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { freePort, type SmtpSink, sendMail, startSmtpSink } from '@sluice/test-harness';
+import { queueIdFromReply } from './helpers.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const sluice = join(root, 'cli', 'bin', 'sluice.js');
+const node = process.execPath;
+
+function runSluice(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(node, [sluice, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+describe('sluice check-config', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('the example configuration is valid', () => {
+    const r = runSluice(['check-config']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /sluice\.example\.yaml: OK/);
+  });
+
+  test('a wrong value and an unknown key fail with the key path and the fix', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(
+      file,
+      [
+        'domains:',
+        '  primary: example.org',
+        'ingress:',
+        '  listen:',
+        '    - port: "twenty-five"',
+        'ingres: {}',
+        '',
+      ].join('\n'),
+    );
+    const r = runSluice(['check-config', file]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /ingress\.listen\[0\]\.port/);
+    assert.match(r.stderr, /ingres/);
+    assert.match(r.stderr, /did you mean .?ingress/);
+  });
+
+  test('run refuses to start on a bad config, naming the key', () => {
+    const file = join(dir, 'bad2.yaml');
+    writeFileSync(file, 'domains:\n  primary: "not a domain!"\n');
+    const r = runSluice(['run', '--config', file]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /domains\.primary/);
+  });
+});
+
+describe('sluice run (all services, embedded NATS)', () => {
+  let dir: string;
+  let sink: SmtpSink;
+  let child: ChildProcess;
+  let smtpPort: number;
+  let stderr = '';
+  let stdout = '';
+  let configFile: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-run-'));
+    sink = await startSmtpSink({ port: 0 });
+    smtpPort = await freePort();
+    const natsPort = await freePort();
+    configFile = join(dir, 'sluice.yaml');
+    writeFileSync(
+      configFile,
+      `hostname: mx.example.org
+domains:
+  primary: example.org
+routing:
+  forwards:
+    alice@example.org: [alice@example.net]
+transports:
+  example.net: { host: 127.0.0.1, port: ${sink.port} }
+nats:
+  embedded: { port: ${natsPort}, dataDir: ${join(dir, 'nats')} }
+ingress:
+  listen: [{ host: 127.0.0.1, port: ${smtpPort} }]
+dns: { servers: ["127.0.0.1:9"], timeout: 1 }
+`,
+    );
+    child = spawn(node, [sluice, 'run', '--config', configFile], { cwd: root });
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`sluice run did not start:\n${stdout}\n${stderr}`)),
+        30_000,
+      );
+      const check = () => {
+        if (stdout.includes('sluice is running')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', check);
+      child.once('exit', (code) => reject(new Error(`sluice run exited ${code}:\n${stdout}\n${stderr}`)));
+    });
+  });
+
+  after(async () => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    await sink?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('delivers a forward, traces it, and shuts down gracefully on SIGTERM', async () => {
+    const reply = await sendMail({
+      port: smtpPort,
+      from: 'someone@sender.test',
+      to: ['alice@example.org'],
+      raw: Buffer.from(
+        'From: someone@sender.test\r\nTo: alice@example.org\r\nSubject: via sluice run\r\n\r\nhi\r\n',
+      ),
+    });
+    const queueId = queueIdFromReply(reply.response);
+    const got = await sink.waitFor((m) => m.raw.includes(Buffer.from('via sluice run')), 20_000);
+    assert.deepEqual(got.rcptTo, ['alice@example.net']);
+
+    // Every log line is JSON and names its service and instance.
+    const lines = stdout.split('\n').filter(Boolean);
+    for (const line of lines.slice(0, 20)) {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      assert.ok(rec.instance, line);
+    }
+
+    let trace = '';
+    const deadline = Date.now() + 10_000;
+    while (!/delivered alice@example\.net/.test(trace)) {
+      const r = runSluice(['trace', queueId, '--config', configFile]);
+      trace = r.stdout;
+      if (Date.now() > deadline) assert.fail(`trace never showed the delivery:\n${r.stdout}\n${r.stderr}`);
+    }
+    assert.match(trace, /ingress\s+received from/);
+    assert.match(trace, /delivered alice@example\.net/);
+
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    const code = await exited;
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /graceful shutdown requested/);
+  });
+});

@@ -1,0 +1,25 @@
+export {
+  type DnsQueryLog,
+  type DnsRecord,
+  type DnsRecordType,
+  type DnsServer,
+  splitTxt,
+  startDnsServer,
+} from './dns-server.ts';
+export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
+export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
+export { freePort } from './ports.ts';
+export {
+  type ConversationStep,
+  type SendMailOptions,
+  type SendMailResult,
+  sendMail,
+  smtpConversation,
+} from './smtp-client.ts';
+export {
+  type SinkFailure,
+  type SinkMessage,
+  type SmtpSink,
+  type SmtpSinkOptions,
+  startSmtpSink,
+} from './smtp-sink.ts';
