@@ -2,22 +2,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { sha256Hex } from '@sluice/proto';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
 import { BodyUnavailableError, inlineLimit } from './body-store.ts';
 import type { Bus } from './bus.ts';
 import { InvalidLedgerKeyError, ledgerKey } from './ledger.ts';
-import { connectTestBus, envelopeFor } from './test-fixtures.ts';
+import { envelopeFor, startTestBus } from './test-fixtures.ts';
 
-let nats: NatsTestServer;
 let bus: Bus;
+let stopBus: () => Promise<void>;
 before(async () => {
-  nats = await startNats();
-  bus = await connectTestBus([nats.url]);
+  ({ bus, stop: stopBus } = await startTestBus());
 });
-after(async () => {
-  await bus.close();
-  await nats.stop();
-});
+after(() => stopBus());
 
 test('inlineLimit leaves 64 KiB of max_payload for the envelope', () => {
   assert.equal(inlineLimit(256 * 1024, 1024 * 1024), 256 * 1024);

@@ -1,9 +1,11 @@
 /**
  * Shared helpers of the bus tests (not exported by the package): a valid
  * envelope for a body, a logger that records what it was told, a polling
- * wait with a deadline, and a connected Bus on a test server.
+ * wait with a deadline, a connected Bus on a test server, and that Bus on a
+ * nats-server of its own for test files that need nothing else.
  */
 import { type Envelope, newQueueId, sha256Hex } from '@sluice/proto';
+import { type NatsTestServer, startNats } from '@sluice/test-harness';
 import { Bus } from './bus.ts';
 import type { BusLog } from './bus-log.ts';
 import { type BusConfig, defaultBusConfig } from './config.ts';
@@ -64,6 +66,33 @@ export async function connectTestBus(
   const bus = await Bus.connect(defaultBusConfig({ servers, name: 'bus-test', ...overrides }), log);
   await bus.ensureTopology();
   return bus;
+}
+
+export interface TestBus {
+  bus: Bus;
+  nats: NatsTestServer;
+  /** Closes the bus, then stops the server. */
+  stop(): Promise<void>;
+}
+
+/** A fresh nats-server with a Bus connected to it (topology declared). */
+export async function startTestBus(overrides: Partial<BusConfig> = {}): Promise<TestBus> {
+  const nats = await startNats();
+  let bus: Bus;
+  try {
+    bus = await connectTestBus([nats.url], overrides);
+  } catch (err) {
+    await nats.stop();
+    throw err;
+  }
+  return {
+    bus,
+    nats,
+    stop: async () => {
+      await bus.close();
+      await nats.stop();
+    },
+  };
 }
 
 export const encoder = new TextEncoder();

@@ -7,20 +7,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { consumers, subjects } from '@sluice/proto';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
-import { connectTestBus, envelopeFor, waitFor } from './test-fixtures.ts';
+import { envelopeFor, startTestBus, waitFor } from './test-fixtures.ts';
 
-let nats: NatsTestServer;
 let bus: Bus;
+let stopBus: () => Promise<void>;
 before(async () => {
-  nats = await startNats();
-  bus = await connectTestBus([nats.url]);
+  ({ bus, stop: stopBus } = await startTestBus());
 });
-after(async () => {
-  await bus.close();
-  await nats.stop();
-});
+after(() => stopBus());
 
 const body = randomBytes(5 * 1024);
 

@@ -11,9 +11,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Bus, busConfigFrom, type EnvelopeDelivery } from '@sluice/bus';
+import type { Bus, EnvelopeDelivery } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
-import { createLogger, createRedactor } from '@sluice/log';
+import { createRedactor } from '@sluice/log';
 import {
   type Envelope,
   type EnvelopeInput,
@@ -24,7 +24,6 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { createMetrics } from '@sluice/telemetry';
 import {
   type DnsServer,
   freePort,
@@ -32,6 +31,7 @@ import {
   type SmtpSink,
   startDnsServer,
   startNats,
+  startServiceContext,
   startSmtpSink,
 } from '@sluice/test-harness';
 import { deliverPart, type EgressDeps } from './deliver.ts';
@@ -44,7 +44,7 @@ let dnsServer: DnsServer;
 let bus: Bus;
 let config: SluiceConfig;
 let deps: EgressDeps;
-const events: SluiceEvent[] = [];
+let events: SluiceEvent[];
 const toStop: Array<() => Promise<void>> = [];
 
 const BODY = Buffer.from('From: a@sender.test\r\nSubject: egress test\r\n\r\nHello.\r\n');
@@ -68,30 +68,10 @@ before(async () => {
     },
     'egress-test',
   );
-  bus = await Bus.connect(busConfigFrom(config, 'egress-test'));
-  await bus.ensureTopology();
   // The real bus, with its timeline events also kept here so tests can read what was recorded.
-  const observed = new Proxy(bus, {
-    get(target, prop) {
-      if (prop === 'recordEvent') {
-        return async (e: SluiceEvent) => {
-          events.push(e);
-          await target.recordEvent(e);
-        };
-      }
-      const v = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-  deps = {
-    config,
-    bus: observed,
-    log: createLogger({ level: 'silent', instance: 'egress-test' }),
-    metrics: createMetrics(),
-    redact: createRedactor({ mode: 'clear' }),
-    instance: 'egress-test',
-    dns: createDnsLookup(config.dns),
-  };
+  const started = await startServiceContext(config, 'egress-test');
+  ({ bus, events } = started);
+  deps = { ...started.ctx, dns: createDnsLookup(config.dns) };
 });
 
 after(async () => {

@@ -15,10 +15,9 @@ import { Objm } from '@nats-io/obj';
 import { context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
-import { Bus, busConfigFrom, type RpcServer } from '@sluice/bus';
+import type { Bus, RpcServer } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
 import { filterService } from '@sluice/filter';
-import { createLogger, createRedactor } from '@sluice/log';
 import {
   decodeEnvelope,
   type Envelope,
@@ -29,7 +28,6 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { createMetrics } from '@sluice/telemetry';
 import {
   type DnsServer,
   type NatsTestServer,
@@ -37,6 +35,7 @@ import {
   smtpConversation,
   startDnsServer,
   startNats,
+  startServiceContext,
 } from '@sluice/test-harness';
 import { ingressService } from './ingress-service.ts';
 
@@ -54,7 +53,7 @@ let filter: RunningService;
 let ingress: RunningService;
 let lookup: RpcServer;
 let port: number;
-const events: SluiceEvent[] = [];
+let events: SluiceEvent[];
 /** Lookups of slow@ wait for this gate: the test opens it once it has seen the 451. */
 let openSlowGate: () => void = () => {};
 let slowGate = Promise.resolve();
@@ -97,31 +96,11 @@ before(async () => {
     },
     'ingress-test',
   );
-  const realBus = await Bus.connect(busConfigFrom(config, 'ingress-test'));
-  bus = realBus;
-  await bus.ensureTopology();
-  jsm = await jetstreamManager(bus.nc);
   // The real bus, with the timeline events also kept here for the assertions.
-  const observed = new Proxy(realBus, {
-    get(target, prop) {
-      if (prop === 'recordEvent') {
-        return async (e: SluiceEvent) => {
-          events.push(e);
-          await target.recordEvent(e);
-        };
-      }
-      const v = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-  ctx = {
-    config,
-    bus: observed,
-    log: createLogger({ level: 'silent', instance: 'ingress-test', destination: devNull() as never }),
-    metrics: createMetrics(),
-    redact: createRedactor({ mode: 'clear' }),
-    instance: 'ingress-test',
-  };
+  ({ bus, ctx, events } = await startServiceContext(config, 'ingress-test', {
+    logDestination: devNull() as never,
+  }));
+  jsm = await jetstreamManager(bus.nc);
   lookup = bus.serve(subjects.resolverLookup, queueGroups.resolver, { concurrency: 8 }, async (req) => {
     const { address } = JSON.parse(decoder.decode(req.data)) as { address: string };
     if (address === 'slow@example.org') await slowGate;

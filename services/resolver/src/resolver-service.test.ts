@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Bus, busConfigFrom, RpcError } from '@sluice/bus';
+import { type Bus, RpcError } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
-import { createLogger, createRedactor } from '@sluice/log';
 import {
   consumers,
   decodeEnvelope,
@@ -23,15 +22,14 @@ import {
 } from '@sluice/proto';
 import { rewriterService } from '@sluice/rewriter';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { createMetrics } from '@sluice/telemetry';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, startServiceContext } from '@sluice/test-harness';
 import { resolverService } from './resolver-service.ts';
 
 let nats: NatsTestServer;
 let bus: Bus;
 let config: SluiceConfig;
 let ctx: ServiceContext;
-const events: SluiceEvent[] = [];
+let events: SluiceEvent[];
 const delivered: Envelope[] = [];
 const running: RunningService[] = [];
 const encoder = new TextEncoder();
@@ -56,28 +54,7 @@ before(async () => {
     },
     'resolver-test',
   );
-  bus = await Bus.connect(busConfigFrom(config, 'resolver-test'));
-  await bus.ensureTopology();
-  const observed = new Proxy(bus, {
-    get(target, prop) {
-      if (prop === 'recordEvent') {
-        return async (e: SluiceEvent) => {
-          events.push(e);
-          await target.recordEvent(e);
-        };
-      }
-      const v = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-  ctx = {
-    config,
-    bus: observed,
-    log: createLogger({ level: 'silent', instance: 'resolver-test' }),
-    metrics: createMetrics(),
-    redact: createRedactor({ mode: 'clear' }),
-    instance: 'resolver-test',
-  };
+  ({ bus, ctx, events } = await startServiceContext(config, 'resolver-test'));
   // Stand-in for the egress: whatever reaches the deliver stream is kept.
   const collector = bus.consumeEnvelopes(consumers.egress, { concurrency: 4 }, async (d) => {
     delivered.push(d.envelope);

@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Bus, busConfigFrom } from '@sluice/bus';
+import type { Bus } from '@sluice/bus';
 import { parseConfig } from '@sluice/config';
-import { createLogger, createRedactor } from '@sluice/log';
 import {
   consumers,
   type Envelope,
@@ -19,8 +18,7 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { createMetrics } from '@sluice/telemetry';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, startServiceContext } from '@sluice/test-harness';
 import { rewriteEnvelope } from './rewrite.ts';
 import { rewriterService } from './rewriter-service.ts';
 
@@ -61,7 +59,7 @@ describe('the rewrite stage', () => {
   let nats: NatsTestServer;
   let bus: Bus;
   let ctx: ServiceContext;
-  const events: SluiceEvent[] = [];
+  let events: SluiceEvent[];
   const delivered: Envelope[] = [];
   const running: RunningService[] = [];
 
@@ -71,28 +69,7 @@ describe('the rewrite stage', () => {
       { domains: { primary: 'example.org' }, nats: { servers: [nats.url] } },
       'rewriter-test',
     );
-    bus = await Bus.connect(busConfigFrom(config, 'rewriter-test'));
-    await bus.ensureTopology();
-    const observed = new Proxy(bus, {
-      get(target, prop) {
-        if (prop === 'recordEvent') {
-          return async (e: SluiceEvent) => {
-            events.push(e);
-            await target.recordEvent(e);
-          };
-        }
-        const v = Reflect.get(target, prop, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
-    ctx = {
-      config,
-      bus: observed,
-      log: createLogger({ level: 'silent', instance: 'rewriter-test' }),
-      metrics: createMetrics(),
-      redact: createRedactor({ mode: 'clear' }),
-      instance: 'rewriter-test',
-    };
+    ({ bus, ctx, events } = await startServiceContext(config, 'rewriter-test'));
     const collector = bus.consumeEnvelopes(consumers.egress, { concurrency: 2 }, async (d) => {
       delivered.push(d.envelope);
       return { kind: 'ack' };

@@ -10,6 +10,11 @@ export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from 
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
 export {
+  type ServiceContextOptions,
+  startServiceContext,
+  type TestServiceContext,
+} from './service-context.ts';
+export {
   type ConversationStep,
   type SendMailOptions,
   type SendMailResult,
