@@ -134,12 +134,17 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
     const got = await sink.waitFor((m) => m.raw.includes(Buffer.from('via sluice run')), 20_000);
     assert.deepEqual(got.rcptTo, ['alice@example.net']);
 
-    // Every log line is JSON and names its service and instance.
+    // Every log line is JSON with the instance, at most one `service` key, and a trace id
+    // on the lines written while handling the message.
     const lines = stdout.split('\n').filter(Boolean);
-    for (const line of lines.slice(0, 20)) {
+    for (const line of lines) {
       const rec = JSON.parse(line) as Record<string, unknown>;
       assert.ok(rec.instance, line);
+      assert.ok((line.match(/"service":/g) ?? []).length <= 1, `duplicate service key: ${line}`);
     }
+    const aboutMessage = lines.filter((l) => l.includes(queueId));
+    assert.ok(aboutMessage.length >= 3, `log lines about ${queueId}`);
+    for (const line of aboutMessage) assert.match(line, /"trace_id":"[0-9a-f]{32}"/, line);
 
     let trace = '';
     const deadline = Date.now() + 10_000;

@@ -60,16 +60,17 @@ export interface Runtime {
 export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const { config } = opts;
   const instance = config.instance ?? `${hostname()}-${process.pid}`;
-  const names = opts.services.map((s) => s.name).join(',');
+  const names = opts.services.map((s) => s.name);
   const telemetry = await startTelemetry({
     serviceName: config.telemetry.serviceName,
     instance,
     otlpEndpoint: config.telemetry.otlpEndpoint,
   });
+  // The process logger names the instance; each service's child logger adds `service`
+  // (one key per line, never two: a process may run several services).
   const log = createLogger({
     level: config.log.level,
     instance,
-    service: names,
     destination: opts.logDestination as never,
   });
   const cleanups: Array<() => Promise<void>> = [() => telemetry.shutdown()];

@@ -202,6 +202,7 @@ export const ingressService: ServiceDefinition = {
               client: redact.ip(tx.client.ip),
               mailFrom: redact.address(tx.mailFrom),
               rcpts: tx.recipients.length,
+              ...result.trace,
             };
             if (result.ok) {
               metrics.received.inc({ source: 'mx' });

@@ -20,7 +20,7 @@
  */
 import { type Span, SpanKind } from '@opentelemetry/api';
 import type { BusClient } from '@sluice/bus';
-import type { Logger, Redactor } from '@sluice/log';
+import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
 import { type BodyRef, type Envelope, encodeEnvelope, newQueueId, subjects } from '@sluice/proto';
 import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
@@ -56,9 +56,11 @@ export interface TransactionContext {
   recipients: TransactionFacts['recipients'];
 }
 
-export type IntakeResult =
+/** `trace` holds the message span's ids, so the reply can be logged (after the span ended) in its trace. */
+export type IntakeResult = (
   | { ok: true; queueId: string; text: string; duplicate: boolean }
-  | { ok: false; error: SmtpError; reason: string; queueId?: string; disconnect?: boolean };
+  | { ok: false; error: SmtpError; reason: string; queueId?: string; disconnect?: boolean }
+) & { trace?: { trace_id?: string; span_id?: string } };
 
 export async function receiveMessage(
   deps: IntakeDeps,
@@ -93,7 +95,7 @@ export async function receiveMessage(
     });
     span.setAttribute('smtp.reply_code', result.ok ? 250 : result.error.code);
     if (!result.ok) span.setAttribute('sluice.refusal', result.reason);
-    return result;
+    return { ...result, trace: activeTraceFields() };
   });
 }
 
