@@ -29,7 +29,7 @@ import { deadLetter } from './dead-letter.ts';
 import { recordEvent } from './event-log.ts';
 import { ledgerGet, ledgerPut } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
-import { type ConsumerLag, consumerLag, readTimeline } from './queue-inspection.ts';
+import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { request, serve } from './rpc.ts';
 import { ensureTopology, type TopologyReport } from './topology.ts';
 import type {
@@ -191,6 +191,11 @@ export class Bus implements BusClient {
   /** The backlog of a stage's durable consumer. */
   async consumerLag(spec: ConsumerSpec): Promise<ConsumerLag> {
     return consumerLag(await this.#manager(), spec);
+  }
+
+  /** Replicas of each Sluice stream as the server has them. */
+  async streamReplicas(): Promise<Record<string, number>> {
+    return streamReplicas(await this.#manager());
   }
 
   #manager(): Promise<JetStreamManager> {

@@ -50,3 +50,13 @@ export async function consumerLag(jsm: JetStreamManager, spec: ConsumerSpec): Pr
   const ci = await jsm.consumers.info(spec.stream, spec.durable);
   return { pending: ci.num_pending, ackPending: ci.num_ack_pending, redelivered: ci.num_redelivered };
 }
+
+/** The replica count each Sluice stream actually has on the server (operators and tests check R3). */
+export async function streamReplicas(jsm: JetStreamManager): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const spec of Object.values(streams)) {
+    const si = await jsm.streams.info(spec.name);
+    out[spec.name] = si.config.num_replicas;
+  }
+  return out;
+}

@@ -130,6 +130,21 @@ describe('loadConfig', () => {
       );
   });
 
+  test('a retry schedule that outlasts bus.maxDeliver is refused with the fix', () => {
+    // Defaults: about 37 attempts over 5 days, below maxDeliver 50.
+    loadConfig({ text: 'domains:\n  primary: example.org\n', env: {} });
+    const problems = problemsOf('domains:\n  primary: example.org\negress:\n  retrySchedule: [600]\n');
+    assert.equal(problems.length, 1);
+    assert.match(
+      problems[0]!,
+      /^bus\.maxDeliver: 50 deliveries end before egress\.retrySchedule reaches bus\.queueLifetime \(721 attempts needed\) — raise bus\.maxDeliver above 721/,
+    );
+    loadConfig({
+      text: 'domains:\n  primary: example.org\negress:\n  retrySchedule: [600]\nbus:\n  maxDeliver: 800\n',
+      env: {},
+    });
+  });
+
   test('hash mode without a key fails; with one it loads', () => {
     assert.deepEqual(problemsOf('domains: { primary: example.org }\nlog: { addresses: hash }\n'), [
       'log.hashKey: missing while log.addresses is "hash" — set a key: a string, { file: /path } or { env: NAME } ((config text):2:6)',

@@ -385,6 +385,27 @@ export const configSchema = z
             'missing while log.addresses is "hash" — set a key: a string, { file: /path } or { env: NAME }',
         });
       }
+      // Every egress retry is a JetStream redelivery, and the bus dead-letters a message
+      // after bus.maxDeliver deliveries: the schedule must reach queueLifetime first.
+      const bus = c.bus as Partial<typeof c.bus> | undefined;
+      const egress = c.egress as Partial<typeof c.egress> | undefined;
+      if (
+        Array.isArray(egress?.retrySchedule) &&
+        egress.retrySchedule.length > 0 &&
+        typeof bus?.queueLifetime === 'number' &&
+        typeof bus.maxDeliver === 'number'
+      ) {
+        const needed = attemptsWithin(egress.retrySchedule, bus.queueLifetime);
+        if (needed >= bus.maxDeliver) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['bus', 'maxDeliver'],
+            message:
+              `${bus.maxDeliver} deliveries end before egress.retrySchedule reaches bus.queueLifetime ` +
+              `(${needed} attempts needed) — raise bus.maxDeliver above ${needed} or lengthen the schedule`,
+          });
+        }
+      }
       const domains = c.domains as Partial<typeof c.domains> | undefined;
       if (typeof domains?.primary !== 'string') return;
       const ours = [domains.primary, ...(Array.isArray(domains.aliases) ? domains.aliases : [])];
@@ -416,6 +437,19 @@ export const configSchema = z
     },
     { when: () => true },
   );
+
+/** How many delivery attempts a retry schedule makes within `lifetime` seconds (the last delay repeats). */
+export function attemptsWithin(schedule: number[], lifetime: number): number {
+  let attempts = 1;
+  let elapsed = 0;
+  while (elapsed < lifetime && attempts < 1_000_000) {
+    const delay = schedule[Math.min(attempts - 1, schedule.length - 1)]!;
+    if (!(delay > 0)) return Number.POSITIVE_INFINITY;
+    elapsed += delay;
+    attempts++;
+  }
+  return attempts;
+}
 
 /** The config as written in YAML (before defaults and secret resolution). */
 export type ConfigInput = z.input<typeof configSchema>;
