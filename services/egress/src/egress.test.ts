@@ -63,6 +63,8 @@ before(async () => {
       domains: { primary: 'example.org' },
       nats: { servers: [nats.url] },
       egress: { retrySchedule: [0.2], connectTimeout: 2, greetingTimeout: 5, socketTimeout: 10 },
+      // A fast retry schedule needs a matching lifetime and delivery budget (checked at load).
+      bus: { queueLifetime: 86400, maxDeliver: 500_000 },
       dns: { servers: [dnsServer.address], timeout: 2 },
       log: { level: 'warn' },
     },
@@ -290,7 +292,7 @@ describe('delivery over SMTP to a transport', () => {
     assert.equal(entry?.status, 'failed');
     assert.match(
       entry!.reply,
-      /^554 5\.4\.7 \(sluice\) delivery time expired after 5 days; last reply: 451 4\.4\.1 /,
+      /^554 5\.4\.7 \(sluice\) delivery time expired after 1 day; last reply: 451 4\.4\.1 /,
     );
   });
 });
