@@ -4,20 +4,23 @@
  * a message to its destination, answers `trace`, and stops cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort, type SmtpSink, sendMail, startSmtpSink } from '@sluice/test-harness';
-import { queueIdFromReply } from './helpers.ts';
+import { queueIdFromReply, type SluiceProcess, sluiceBin, startSluiceProcess } from './helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
-const sluice = join(root, 'cli', 'bin', 'sluice.js');
 const node = process.execPath;
 
 function runSluice(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(node, [sluice, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
+  return spawnSync(node, [sluiceBin, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
 }
 
 describe('sluice check-config', () => {
@@ -63,10 +66,8 @@ describe('sluice check-config', () => {
 describe('sluice run (all services, embedded NATS)', () => {
   let dir: string;
   let sink: SmtpSink;
-  let child: ChildProcess;
+  let proc: SluiceProcess;
   let smtpPort: number;
-  let stderr = '';
-  let stdout = '';
   let configFile: string;
 
   before(async () => {
@@ -92,31 +93,11 @@ ingress:
 dns: { servers: ["127.0.0.1:9"], timeout: 1 }
 `,
     );
-    child = spawn(node, [sluice, 'run', '--config', configFile], { cwd: root });
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`sluice run did not start:\n${stdout}\n${stderr}`)),
-        30_000,
-      );
-      const check = () => {
-        if (stdout.includes('sluice is running')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', check);
-      child.once('exit', (code) => reject(new Error(`sluice run exited ${code}:\n${stdout}\n${stderr}`)));
-    });
+    proc = await startSluiceProcess(['--config', configFile]);
   });
 
   after(async () => {
-    if (child && child.exitCode === null) child.kill('SIGKILL');
+    if (proc && proc.child.exitCode === null) proc.child.kill('SIGKILL');
     await sink?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -136,7 +117,7 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
 
     // Every log line is JSON with the instance, at most one `service` key, and a trace id
     // on the lines written while handling the message.
-    const lines = stdout.split('\n').filter(Boolean);
+    const lines = proc.stdout().split('\n').filter(Boolean);
     for (const line of lines) {
       const rec = JSON.parse(line) as Record<string, unknown>;
       assert.ok(rec.instance, line);
@@ -156,10 +137,9 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
     assert.match(trace, /ingress\s+received from/);
     assert.match(trace, /delivered alice@example\.net/);
 
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    const code = await exited;
-    assert.equal(code, 0, stderr);
-    assert.match(stdout, /graceful shutdown requested/);
+    proc.child.kill('SIGTERM');
+    const code = await proc.exited;
+    assert.equal(code, 0, proc.stderr());
+    assert.match(proc.stdout(), /graceful shutdown requested/);
   });
 });
