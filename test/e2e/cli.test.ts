@@ -143,3 +143,66 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
     assert.match(proc.stdout(), /graceful shutdown requested/);
   });
 });
+
+describe('sluice run after a crash, and behind the Node version wrapper', () => {
+  let dir: string;
+  let configFile: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-orphan-'));
+    configFile = join(dir, 'sluice.yaml');
+    writeFileSync(
+      configFile,
+      `domains: { primary: example.org }
+nats: { embedded: { port: ${await freePort()}, dataDir: ${join(dir, 'nats')} } }
+ingress: { listen: [{ host: 127.0.0.1, port: ${await freePort()} }] }
+`,
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const natsServersOf = () =>
+    spawnSync('pgrep', ['-f', `nats-server -c ${join(dir, 'nats')}`], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean);
+
+  test('an embedded nats-server orphaned by SIGKILL is stopped and replaced at the next start', async () => {
+    const first = await startSluiceProcess(['--config', configFile]);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.equal(natsServersOf().length, 1, 'the killed sluice left its nats-server behind');
+    const second = await startSluiceProcess(['--config', configFile]);
+    assert.match(second.stdout(), /stopped a nats-server left running on this data dir/);
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0, second.stderr());
+    assert.deepEqual(natsServersOf(), [], 'no nats-server left after a graceful stop');
+  });
+
+  test('SIGTERM to the wrapper (started by an older node) stops Sluice gracefully', async () => {
+    // The wrapper re-executes under the project's Node 24 when the system node is older; with
+    // the system node at 24 it runs in-process. Either way SIGTERM must mean a graceful stop.
+    const systemNode = spawnSync('sh', ['-c', 'command -v node'], {
+      encoding: 'utf8',
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
+    }).stdout.trim();
+    const { spawn } = await import('node:child_process');
+    const child = spawn(systemNode || node, [sluiceBin, 'run', '--config', configFile], { cwd: root });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`did not start:\n${out}`)), 30_000);
+      child.stdout!.on('data', () => {
+        if (out.includes('sluice is running')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(out, /graceful shutdown requested/);
+    assert.deepEqual(natsServersOf(), []);
+  });
+});

@@ -19,6 +19,9 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { stopStaleNatsServer } from './stale-nats-server.ts';
+
+const PID_FILE = 'nats-server.pid';
 
 export interface NatsServerOptions {
   /** Path or name of the binary (default "nats-server" on PATH). */
@@ -41,6 +44,8 @@ export interface NatsServerOptions {
   waitForJetStream?: boolean;
   /** Give up starting after this long (default 20 s). */
   startTimeoutMs?: number;
+  /** Called with the pid of a leftover server of this data dir that was stopped first. */
+  onStaleServer?: (pid: number) => void;
 }
 
 export interface NatsServerHandle {
@@ -86,6 +91,7 @@ export function renderNatsConfig(o: {
     `host: ${q(o.host)}`,
     `port: ${o.port}`,
     `ports_file_dir: ${q(o.portsDir)}`,
+    `pid_file: ${q(join(o.portsDir, PID_FILE))}`,
     ...(o.logFile ? [`log_file: ${q(o.logFile)}`] : []),
     'jetstream {',
     `  store_dir: ${q(o.storeDir)}`,
@@ -151,6 +157,8 @@ export async function spawnNatsServer(opts: NatsServerOptions): Promise<NatsServ
     logFile: opts.logFile,
     cluster: opts.cluster ? { ...opts.cluster, port: randomize(opts.cluster.port) } : undefined,
   };
+  const stale = await stopStaleNatsServer(join(portsDir, PID_FILE), configFile);
+  if (stale !== undefined) opts.onStaleServer?.(stale);
   let syncAlways = opts.syncAlways ?? true;
   await writeFile(configFile, renderNatsConfig({ ...base, syncAlways }));
   if (syncAlways && !(await supportsSyncAlways(binary, configFile))) {

@@ -88,6 +88,11 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
         port: e.port,
         storeDir: resolvePath(opts.baseDir ?? process.cwd(), e.dataDir),
         syncAlways: e.syncAlways,
+        onStaleServer: (pid) =>
+          log.warn(
+            { pid },
+            'stopped a nats-server left running on this data dir by a previous sluice that died',
+          ),
       });
       const handle = embedded;
       cleanups.push(() => handle.stop());
