@@ -1,0 +1,121 @@
+/**
+ * One service per process, the Kubernetes way: `sluice run ingress filter`,
+ * `sluice run resolver rewriter` and the egress from its own main.ts
+ * (`node services/egress/src/main.ts`), each a separate process sharing one
+ * NATS. A message crosses all three processes, its stages still form one
+ * trace, and every process stops cleanly on SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  freePort,
+  type NatsTestServer,
+  type SmtpSink,
+  sendMail,
+  startNats,
+  startSmtpSink,
+} from '@sluice/test-harness';
+import { queueIdFromReply, type SluiceProcess, startSluiceProcess } from './helpers.ts';
+
+let nats: NatsTestServer;
+let sink: SmtpSink;
+let dir: string;
+const procs: SluiceProcess[] = [];
+
+before(async () => {
+  nats = await startNats();
+  sink = await startSmtpSink({ port: 0 });
+  dir = mkdtempSync(join(tmpdir(), 'sluice-split-'));
+});
+
+after(async () => {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  await sink?.stop();
+  await nats?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Start a service's own main.ts the way a container would, and wait for it to run. */
+async function startServiceMain(service: string, configFile: string): Promise<SluiceProcess> {
+  const root = join(import.meta.dirname, '..', '..');
+  const child = spawn(process.execPath, [
+    join(root, 'services', service, 'src', 'main.ts'),
+    '--config',
+    configFile,
+  ]);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${service} did not start:\n${out}\n${err}`)), 30_000);
+    child.stdout.on('data', () => {
+      if (out.includes('sluice is running')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+test('ingress+filter, resolver+rewriter and egress in three processes carry a message', async () => {
+  const smtpPort = await freePort();
+  const configFile = join(dir, 'sluice.yaml');
+  writeFileSync(
+    configFile,
+    `hostname: mx.example.org
+domains: { primary: example.org }
+routing:
+  aliases: { team@example.org: [alice@example.org] }
+  forwards: { alice@example.org: [alice@example.net] }
+transports:
+  example.net: { host: 127.0.0.1, port: ${sink.port} }
+nats: { servers: ["${nats.url}"] }
+ingress: { listen: [{ host: 127.0.0.1, port: ${smtpPort} }] }
+dns: { servers: ["127.0.0.1:9"], timeout: 1 }
+`,
+  );
+  procs.push(await startServiceMain('egress', configFile));
+  procs.push(await startSluiceProcess(['resolver', 'rewriter', '--config', configFile]));
+  procs.push(await startSluiceProcess(['ingress', 'filter', '--config', configFile]));
+
+  const r = await sendMail({
+    port: smtpPort,
+    from: 's@sender.test',
+    to: ['team@example.org'],
+    raw: Buffer.from('From: s@sender.test\r\nSubject: across processes\r\n\r\nhello\r\n'),
+  });
+  const queueId = queueIdFromReply(r.response);
+  const got = await sink.waitFor((m) => m.raw.includes(Buffer.from('across processes')), 20_000);
+  assert.deepEqual(got.rcptTo, ['alice@example.net']);
+
+  // Each process logged its own part of the message, all under the same trace id.
+  const linesAbout = (p: SluiceProcess) =>
+    p
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes(queueId));
+  const deadline = Date.now() + 10_000;
+  while (procs.some((p) => linesAbout(p).length === 0)) {
+    assert.ok(Date.now() < deadline, `every process logged about ${queueId}`);
+    await new Promise((r) => setTimeout(r, 50)); // the egress logs after the sink has the message
+  }
+  const traceIds = new Set<string>();
+  for (const p of procs) {
+    for (const l of linesAbout(p)) traceIds.add((JSON.parse(l) as { trace_id: string }).trace_id);
+  }
+  assert.equal(traceIds.size, 1, `one trace across processes: ${[...traceIds].join(', ')}`);
+
+  for (const p of [...procs].reverse()) p.child.kill('SIGTERM');
+  for (const p of procs) assert.equal(await p.exited, 0, p.stderr());
+});
