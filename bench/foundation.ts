@@ -10,14 +10,18 @@
  *
  * Output: a summary on stdout and bench/results/foundation-<date>.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { parseConfig } from '@sluice/config';
-import { startRuntime } from '@sluice/runtime';
-import { sendMail, startDnsServer, startNats, startSmtpSink } from '@sluice/test-harness';
+import {
+  freePort,
+  sendMail,
+  startDnsServer,
+  startNats,
+  startSluiceProcess,
+  startSmtpSink,
+} from '@sluice/test-harness';
 import { createTransport } from 'nodemailer';
-import { allServices } from '../cli/src/services.ts';
 
 const SMALL = 2_000; // bytes of body
 const COUNT = Number(process.env.BENCH_COUNT ?? 1000);
@@ -75,25 +79,40 @@ async function measure(port: number, tag: string, reuse: boolean) {
 const nats = await startNats();
 const sink = await startSmtpSink({ port: 0 });
 const dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }]);
-const config = parseConfig(
-  {
-    hostname: 'mx.example.org',
-    domains: { primary: 'example.org' },
-    routing: { forwards: { 'alice@example.org': ['alice@example.net'] } },
-    transports: { 'example.net': { host: '127.0.0.1', port: sink.port } },
-    nats: { servers: [nats.url] },
-    ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
-    dns: { servers: [dns.address], timeout: 2 },
-    log: { level: 'warn' },
-  },
-  'bench',
+const port = await freePort();
+const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+const configFile = join(dir, 'sluice.yaml');
+writeFileSync(
+  configFile,
+  `hostname: mx.example.org
+domains: { primary: example.org }
+routing:
+  forwards: { alice@example.org: [alice@example.net] }
+transports:
+  example.net: { host: 127.0.0.1, port: ${sink.port} }
+nats: { servers: ["${nats.url}"] }
+ingress: { listen: [{ host: 127.0.0.1, port: ${port} }] }
+dns: { servers: ["${dns.address}"], timeout: 2 }
+log: { level: info }
+`,
 );
-const rt = await startRuntime({
-  config,
-  services: allServices,
-  logDestination: new Writable({ write: (_c, _e, cb) => cb() }),
+// Sluice runs in its own process, as `sluice run` (all services, production log level), so its
+// CPU and memory are its own; BENCH_PROFILE=1 writes a V8 CPU profile to bench/results/profile/.
+const profileDir = join(import.meta.dirname, 'results', 'profile');
+const sluice = await startSluiceProcess(['--config', configFile], {
+  nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
 });
-const port = (rt.service('ingress')!.info!() as { ports: number[] }).ports[0]!;
+sluice.child.stdout!.removeAllListeners('data'); // the logs are not kept: a long run would pile them up
+sluice.child.stdout!.resume();
+
+/** CPU seconds (user + system) and peak RSS of a process, from /proc. */
+function usageOf(pid: number): { cpuSeconds: number; peakRssMB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuSeconds: ticks / 100, peakRssMB: Number(hwm?.[1] ?? 0) / 1024 };
+}
 
 try {
   // Warm up JIT, connections, consumers.
@@ -122,9 +141,11 @@ try {
   // 2. Throughput: COUNT small messages over CONCURRENCY senders through Sluice, then the same load
   //    straight to the sink (no Sluice) as the baseline of the same run. Two client behaviours:
   //    one new SMTP connection per message (typical MX traffic), and reused connections.
-  const cpu0 = process.cpuUsage();
+  const cpu0 = usageOf(sluice.child.pid!).cpuSeconds;
+  const natsCpu0 = usageOf(nats.nodes[0]!.server.pid).cpuSeconds;
   const perConnection = await measure(port, 'load', false);
-  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = usageOf(sluice.child.pid!).cpuSeconds - cpu0;
+  const natsCpuSeconds = usageOf(nats.nodes[0]!.server.pid).cpuSeconds - natsCpu0;
   const perConnectionDirect = await measure(sink.port, 'direct', false);
   const reused = await measure(port, 'pooled', true);
   const reusedDirect = await measure(sink.port, 'pooled-direct', true);
@@ -134,6 +155,7 @@ try {
     date: new Date().toISOString(),
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
     nats: 'nats-server (harness), single node, file store',
+    sluice: 'sluice run (all services in one process), separate from the load generator and sink',
     message: { bodyBytes: SMALL, recipients: 1 },
     latencyMs: {
       smtpStartToDelivered: { p50: percentile(total, 50), p99: percentile(total, 99) },
@@ -155,16 +177,17 @@ try {
         directToSinkPerSecond: rate(reusedDirect.deliverMs),
         sluiceOverDirectRatio: reusedDirect.deliverMs / reused.deliverMs,
       },
-      cpuSecondsPer1000: ((cpu.user + cpu.system) / 1e6) * (1000 / COUNT),
-      peakRssMB: process.resourceUsage().maxRSS / 1024,
+      sluiceCpuSecondsPer1000: cpuSeconds * (1000 / COUNT),
+      natsServerCpuSecondsPer1000: natsCpuSeconds * (1000 / COUNT),
+      sluicePeakRssMB: usageOf(sluice.child.pid!).peakRssMB,
       note:
-        'CPU (measured over the new-connection run) and RSS include the load generator and the sink, which run in the same process; ' +
+        'Sluice (all services) in one process at log level info; CPU measured over the new-connection run; ' +
         'smtp-server waits 100 ms before its greeting (early-talker check), at our ingress and at the sink, on every new connection',
     },
   };
-  const dir = join(import.meta.dirname, 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `foundation-${result.date.slice(0, 10)}.json`);
+  const resultsDir = join(import.meta.dirname, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `foundation-${result.date.slice(0, 10)}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   const f = (n: number) => n.toFixed(1);
   process.stdout.write(
@@ -173,12 +196,14 @@ try {
       `one message, 250 -> delivered:        p50 ${f(result.latencyMs.acceptToDelivered.p50)} ms, p99 ${f(result.latencyMs.acceptToDelivered.p99)} ms`,
       `${COUNT} messages, ${CONCURRENCY} senders, new connection per message: accepted ${f(result.throughput.newConnectionPerMessage.acceptedPerSecond)}/s, delivered ${f(result.throughput.newConnectionPerMessage.deliveredPerSecond)}/s; straight to the sink ${f(result.throughput.newConnectionPerMessage.directToSinkPerSecond)}/s (Sluice/direct ${result.throughput.newConnectionPerMessage.sluiceOverDirectRatio.toFixed(2)})`,
       `${COUNT} messages, ${CONCURRENCY} reused connections: accepted ${f(result.throughput.reusedConnections.acceptedPerSecond)}/s, delivered ${f(result.throughput.reusedConnections.deliveredPerSecond)}/s; straight to the sink ${f(result.throughput.reusedConnections.directToSinkPerSecond)}/s (Sluice/direct ${result.throughput.reusedConnections.sluiceOverDirectRatio.toFixed(2)})`,
-      `CPU ${result.throughput.cpuSecondsPer1000.toFixed(2)} s per 1000 messages, peak RSS ${f(result.throughput.peakRssMB)} MB`,
+      `Sluice CPU ${result.throughput.sluiceCpuSecondsPer1000.toFixed(2)} s per 1000 messages (nats-server ${result.throughput.natsServerCpuSecondsPer1000.toFixed(2)} s), Sluice peak RSS ${f(result.throughput.sluicePeakRssMB)} MB`,
       `written to ${file}`,
     ].join('\n') + '\n',
   );
 } finally {
-  await rt.stop();
+  sluice.child.kill('SIGTERM');
+  await sluice.exited;
+  rmSync(dir, { recursive: true, force: true });
   await sink.stop();
   await dns.stop();
   await nats.stop();

@@ -6,7 +6,6 @@
  * trace, and every process stops cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import {
   type SmtpSink,
   sendMail,
   startNats,
+  startNodeProcess,
   startSmtpSink,
 } from '@sluice/test-harness';
 import { queueIdFromReply, type SluiceProcess, startSluiceProcess } from './helpers.ts';
@@ -39,33 +39,10 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Start a service's own main.ts the way a container would, and wait for it to run. */
-async function startServiceMain(service: string, configFile: string): Promise<SluiceProcess> {
-  const root = join(import.meta.dirname, '..', '..');
-  const child = spawn(process.execPath, [
-    join(root, 'services', service, 'src', 'main.ts'),
-    '--config',
-    configFile,
-  ]);
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${service} did not start:\n${out}\n${err}`)), 30_000);
-    child.stdout.on('data', () => {
-      if (out.includes('sluice is running')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
+/** A service's own main.ts, started the way a container would start it. */
+function startServiceMain(service: string, configFile: string): Promise<SluiceProcess> {
+  const main = join(import.meta.dirname, '..', '..', 'services', service, 'src', 'main.ts');
+  return startNodeProcess([main, '--config', configFile]);
 }
 
 test('ingress+filter, resolver+rewriter and egress in three processes carry a message', async () => {

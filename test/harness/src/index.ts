@@ -14,6 +14,7 @@ export {
   startServiceContext,
   type TestServiceContext,
 } from './service-context.ts';
+export { type SluiceProcess, sluiceBin, startNodeProcess, startSluiceProcess } from './sluice-process.ts';
 export {
   type ConversationStep,
   type SendMailOptions,
