@@ -20,6 +20,7 @@ import {
   startNats,
   startSluiceProcess,
   startSmtpSink,
+  writeSluiceConfig,
 } from '@sluice/test-harness';
 import { createTransport } from 'nodemailer';
 
@@ -82,20 +83,14 @@ const dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=s
 const port = await freePort();
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
 const configFile = join(dir, 'sluice.yaml');
-writeFileSync(
-  configFile,
-  `hostname: mx.example.org
-domains: { primary: example.org }
-routing:
-  forwards: { alice@example.org: [alice@example.net] }
-transports:
-  example.net: { host: 127.0.0.1, port: ${sink.port} }
-nats: { servers: ["${nats.url}"] }
-ingress: { listen: [{ host: 127.0.0.1, port: ${port} }] }
-dns: { servers: ["${dns.address}"], timeout: 2 }
-log: { level: info }
-`,
-);
+writeSluiceConfig(configFile, {
+  natsUrl: nats.url,
+  smtpPort: port,
+  sinkPort: sink.port,
+  dnsServers: [dns.address],
+  dnsTimeout: 2,
+  extraYaml: 'log: { level: info }\n',
+});
 // Sluice runs in its own process, as `sluice run` (all services, production log level), so its
 // CPU and memory are its own; BENCH_PROFILE=1 writes a V8 CPU profile to bench/results/profile/.
 const profileDir = join(import.meta.dirname, 'results', 'profile');

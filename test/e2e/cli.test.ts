@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort, type SmtpSink, sendMail, startSmtpSink } from '@sluice/test-harness';
+import { freePort, type SmtpSink, sendMail, startSmtpSink, waitUntil } from '@sluice/test-harness';
 import { queueIdFromReply, type SluiceProcess, sluiceBin, startSluiceProcess } from './helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -127,13 +127,16 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
     assert.ok(aboutMessage.length >= 3, `log lines about ${queueId}`);
     for (const line of aboutMessage) assert.match(line, /"trace_id":"[0-9a-f]{32}"/, line);
 
-    let trace = '';
-    const deadline = Date.now() + 10_000;
-    while (!/delivered alice@example\.net/.test(trace)) {
-      const r = runSluice(['trace', queueId, '--config', configFile]);
-      trace = r.stdout;
-      if (Date.now() > deadline) assert.fail(`trace never showed the delivery:\n${r.stdout}\n${r.stderr}`);
-    }
+    // `sluice trace` is a process of its own: each probe runs it once more.
+    let last: ReturnType<typeof runSluice> | undefined;
+    const trace = await waitUntil(
+      () => `the trace to show the delivery:\n${last?.stdout}\n${last?.stderr}`,
+      () => {
+        last = runSluice(['trace', queueId, '--config', configFile]);
+        return /delivered alice@example\.net/.test(last.stdout) && last.stdout;
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.match(trace, /ingress\s+received from/);
     assert.match(trace, /delivered alice@example\.net/);
 

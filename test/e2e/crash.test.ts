@@ -7,59 +7,30 @@
  * counted, reported, and bounded by the deliveries that can be in flight.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Bus, busConfigFrom } from '@sluice/bus';
 import { parseConfig } from '@sluice/config';
-import { consumers } from '@sluice/proto';
-import {
-  freePort,
-  type NatsTestServer,
-  type SmtpSink,
-  sendMail,
-  startNats,
-  startSmtpSink,
-} from '@sluice/test-harness';
-import { queueIdFromReply, type SluiceProcess, startSluiceProcess } from './helpers.ts';
+import { sendMail, waitForDrainedQueues } from '@sluice/test-harness';
+import { queueIdFromReply, startSluiceProcess } from './helpers.ts';
+import { type ProcessBed, startProcessBed } from './process-bed.ts';
 
 const EGRESS_CONCURRENCY = 8;
-let nats: NatsTestServer;
-let sink: SmtpSink;
-let dir: string;
-const procs: SluiceProcess[] = [];
+let bed: ProcessBed;
 
 before(async () => {
-  nats = await startNats();
-  sink = await startSmtpSink({ port: 0 });
-  dir = mkdtempSync(join(tmpdir(), 'sluice-crash-'));
+  bed = await startProcessBed('crash');
 });
 
-after(async () => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  await sink?.stop();
-  await nats?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => bed?.stop());
 
 test('SIGKILL mid-load: every accepted message is delivered after a restart', async (t) => {
-  const smtpPort = await freePort();
-  const configFile = join(dir, 'sluice.yaml');
-  const yaml = `hostname: mx.example.org
-domains: { primary: example.org }
-routing:
-  forwards: { alice@example.org: [alice@example.net] }
-transports:
-  example.net: { host: 127.0.0.1, port: ${sink.port} }
-nats: { servers: ["${nats.url}"] }
-ingress: { listen: [{ host: 127.0.0.1, port: ${smtpPort} }] }
-egress: { concurrency: ${EGRESS_CONCURRENCY} }
+  const { nats, sink, procs } = bed;
+  const { configFile, smtpPort } = await bed.writeConfig({
+    extraYaml: `egress: { concurrency: ${EGRESS_CONCURRENCY} }
 bus: { ackWait: 2 }
-dns: { servers: ["127.0.0.1:9"], timeout: 1 }
 log: { level: info }
-`;
-  writeFileSync(configFile, yaml);
+`,
+  });
   procs.push(await startSluiceProcess(['--config', configFile]));
 
   const TOTAL = 80;
@@ -100,17 +71,7 @@ log: { level: info }
     ),
   );
   try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      let left = 0;
-      for (const spec of Object.values(consumers)) {
-        const lag = await probe.consumerLag(spec);
-        left += lag.pending + lag.ackPending;
-      }
-      if (left === 0) break;
-      assert.ok(Date.now() < deadline, `${left} messages still queued`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForDrainedQueues(probe, 30_000);
   } finally {
     await probe.close();
   }

@@ -21,6 +21,7 @@ import {
   startNats,
   startOtlpReceiver,
   startSmtpSink,
+  waitUntil,
 } from '@sluice/test-harness';
 import { allServices } from '../../cli/src/services.ts';
 import { devNull, ingressPort, queueIdFromReply } from './helpers.ts';
@@ -115,9 +116,14 @@ describe('one message through every stage', () => {
     assert.ok(new Set(spans.map((s) => s.traceId)).size === 1);
 
     // The timeline tells the story.
-    const events = await waitForTimeline(
-      queueId,
-      (ev) => ev.filter((e) => e.kind === 'delivery').length >= 2,
+    let events: Awaited<ReturnType<Runtime['bus']['readTimeline']>> = [];
+    await waitUntil(
+      () => `the timeline of ${queueId} to complete: ${JSON.stringify(events)}`,
+      async () => {
+        events = await rt.bus.readTimeline(queueId);
+        return events.filter((e) => e.kind === 'delivery').length >= 2;
+      },
+      { intervalMs: 100 },
     );
     const kinds = new Set(events.map((e) => e.kind));
     for (const k of ['received', 'verdict', 'resolved', 'rewritten', 'delivery'])
@@ -160,17 +166,3 @@ describe('one message through every stage', () => {
     assert.match(replies[3]!, /^550 5\.1\.1 /);
   });
 });
-
-async function waitForTimeline(
-  queueId: string,
-  done: (events: Awaited<ReturnType<Runtime['bus']['readTimeline']>>) => boolean,
-) {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const events = await rt.bus.readTimeline(queueId);
-    if (done(events)) return events;
-    if (Date.now() > deadline)
-      throw new Error(`timeline of ${queueId} incomplete: ${JSON.stringify(events)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

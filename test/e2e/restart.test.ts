@@ -17,6 +17,7 @@ import {
   startDnsServer,
   startNats,
   startSmtpSink,
+  waitForDrainedQueues,
 } from '@sluice/test-harness';
 import { allServices } from '../../cli/src/services.ts';
 import { devNull, ingressPort, queueIdFromReply } from './helpers.ts';
@@ -85,7 +86,7 @@ test('a graceful stop under load loses nothing and delivers nothing twice', asyn
     await sink.waitFor(() => sink.messages.length >= accepted.size, 30_000);
     // Give a duplicate, if there were one, the chance to show up: wait until every
     // work queue is empty (nothing left that could still be delivered).
-    await waitUntilDrained(second.bus);
+    await waitForDrainedQueues(second.bus);
   } finally {
     await second.stop();
   }
@@ -102,18 +103,3 @@ test('a graceful stop under load loses nothing and delivers nothing twice', asyn
     `the stop interrupted the load (delivered ${deliveredBeforeRestart} of ${accepted.size} before restart)`,
   );
 });
-
-async function waitUntilDrained(bus: Awaited<ReturnType<typeof startRuntime>>['bus']) {
-  const { consumers } = await import('@sluice/proto');
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    let left = 0;
-    for (const spec of Object.values(consumers)) {
-      const lag = await bus.consumerLag(spec);
-      left += lag.pending + lag.ackPending;
-    }
-    if (left === 0) return;
-    if (Date.now() > deadline) throw new Error(`${left} messages still queued`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -6,38 +6,19 @@
  * trace, and every process stops cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  freePort,
-  type NatsTestServer,
-  type SmtpSink,
-  sendMail,
-  startNats,
-  startNodeProcess,
-  startSmtpSink,
-} from '@sluice/test-harness';
+import { sendMail, startNodeProcess, waitUntil } from '@sluice/test-harness';
 import { queueIdFromReply, type SluiceProcess, startSluiceProcess } from './helpers.ts';
+import { type ProcessBed, startProcessBed } from './process-bed.ts';
 
-let nats: NatsTestServer;
-let sink: SmtpSink;
-let dir: string;
-const procs: SluiceProcess[] = [];
+let bed: ProcessBed;
 
 before(async () => {
-  nats = await startNats();
-  sink = await startSmtpSink({ port: 0 });
-  dir = mkdtempSync(join(tmpdir(), 'sluice-split-'));
+  bed = await startProcessBed('split');
 });
 
-after(async () => {
-  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
-  await sink?.stop();
-  await nats?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => bed?.stop());
 
 /** A service's own main.ts, started the way a container would start it. */
 function startServiceMain(service: string, configFile: string): Promise<SluiceProcess> {
@@ -46,22 +27,10 @@ function startServiceMain(service: string, configFile: string): Promise<SluicePr
 }
 
 test('ingress+filter, resolver+rewriter and egress in three processes carry a message', async () => {
-  const smtpPort = await freePort();
-  const configFile = join(dir, 'sluice.yaml');
-  writeFileSync(
-    configFile,
-    `hostname: mx.example.org
-domains: { primary: example.org }
-routing:
-  aliases: { team@example.org: [alice@example.org] }
-  forwards: { alice@example.org: [alice@example.net] }
-transports:
-  example.net: { host: 127.0.0.1, port: ${sink.port} }
-nats: { servers: ["${nats.url}"] }
-ingress: { listen: [{ host: 127.0.0.1, port: ${smtpPort} }] }
-dns: { servers: ["127.0.0.1:9"], timeout: 1 }
-`,
-  );
+  const { sink, procs } = bed;
+  const { configFile, smtpPort } = await bed.writeConfig({
+    aliases: { 'team@example.org': ['alice@example.org'] },
+  });
   procs.push(await startServiceMain('egress', configFile));
   procs.push(await startSluiceProcess(['resolver', 'rewriter', '--config', configFile]));
   procs.push(await startSluiceProcess(['ingress', 'filter', '--config', configFile]));
@@ -82,11 +51,12 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
       .stdout()
       .split('\n')
       .filter((l) => l.includes(queueId));
-  const deadline = Date.now() + 10_000;
-  while (procs.some((p) => linesAbout(p).length === 0)) {
-    assert.ok(Date.now() < deadline, `every process logged about ${queueId}`);
-    await new Promise((r) => setTimeout(r, 50)); // the egress logs after the sink has the message
-  }
+  // The egress logs after the sink has the message.
+  await waitUntil(
+    `every process to log about ${queueId}`,
+    () => procs.every((p) => linesAbout(p).length > 0),
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
   const traceIds = new Set<string>();
   for (const p of procs) {
     for (const l of linesAbout(p)) traceIds.add((JSON.parse(l) as { trace_id: string }).trace_id);

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { buckets, consumers, objectStores, streams, subjects } from '@sluice/proto';
-import { type NatsTestServer, startNatsCluster } from '@sluice/test-harness';
+import { type NatsTestServer, startNatsCluster, waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
-import { connectTestBus, encoder, envelopeFor, waitFor } from './test-fixtures.ts';
+import { connectTestBus, encoder, envelopeFor } from './test-fixtures.ts';
 
 let cluster: NatsTestServer;
 let bus: Bus;
@@ -37,7 +37,7 @@ test('3-node cluster: R3 topology, publish and consume', async () => {
     seen.add(d.envelope.id);
     return { kind: 'ack' };
   });
-  await waitFor(() => seen.size === ids.size, 'all consumed');
+  await waitUntil('all consumed', () => seen.size === ids.size);
   await c.stop();
   assert.deepEqual([...seen].sort(), [...ids].sort());
   // Every ack was confirmed by the consumer's leader: nothing pending, nothing to redeliver.

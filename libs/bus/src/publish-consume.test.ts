@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { consumers, type Envelope, eventSchema, headerNames, streams, subjects } from '@sluice/proto';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
-import { connectTestBus, encoder, envelopeFor, recordingLog, waitFor } from './test-fixtures.ts';
+import { connectTestBus, encoder, envelopeFor, recordingLog } from './test-fixtures.ts';
 import { BusPublishError, type EnvelopeDelivery } from './types.ts';
 
 let nats: NatsTestServer;
@@ -87,8 +87,8 @@ test('invalid bytes on a work subject are dead-lettered with the reason, then ac
     calls++;
     return { kind: 'ack' };
   });
-  const dead = await waitFor(() => lastDeadLetter('resolver').catch(() => null), 'dead letter');
-  await waitFor(async () => (await messagesIn(streams.resolve.name)) === 0, 'input acked');
+  const dead = await waitUntil('dead letter', () => lastDeadLetter('resolver'));
+  await waitUntil('input acked', async () => (await messagesIn(streams.resolve.name)) === 0);
   await c.stop();
   assert.equal(calls, 0, 'the handler never sees invalid bytes');
   assert.match(dead.header.get(headerNames.deadReason), /missing SLU1 magic/);
@@ -105,8 +105,8 @@ test('a handler that throws is redelivered with backoff and dead-lettered after 
     seen.push(d.deliveryCount);
     throw new Error('remote exploded');
   });
-  const dead = await waitFor(() => lastDeadLetter('egress').catch(() => null), 'dead letter');
-  await waitFor(async () => (await messagesIn(streams.deliver.name)) === 0, 'input acked');
+  const dead = await waitUntil('dead letter', () => lastDeadLetter('egress'));
+  await waitUntil('input acked', async () => (await messagesIn(streams.deliver.name)) === 0);
   await c.stop();
   assert.deepEqual(seen, [1, 2, 3]);
   assert.match(
@@ -114,10 +114,8 @@ test('a handler that throws is redelivered with backoff and dead-lettered after 
     /handler failed: remote exploded \(delivery 3 of 3\)/,
   );
   // The timeline shows it too.
-  const ev = await waitFor(
-    () =>
-      jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.event(env.id) }).catch(() => null),
-    'dead-lettered event',
+  const ev = await waitUntil('dead-lettered event', () =>
+    jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.event(env.id) }),
   );
   const event = eventSchema.parse(ev.json());
   assert.equal(event.kind, 'dead-lettered');
@@ -151,7 +149,7 @@ test("'dead' disposition dead-letters with the handler's reason", async () => {
     kind: 'dead',
     reason: 'loop detected:\r\n too many Received headers',
   }));
-  const dead = await waitFor(() => lastDeadLetter('rewriter').catch(() => null), 'dead letter');
+  const dead = await waitUntil('dead letter', () => lastDeadLetter('rewriter'));
   await c.stop();
   assert.equal(dead.header.get(headerNames.deadReason), 'loop detected: too many Received headers');
   // Its own msg id, so a redelivery after a crash does not dead-letter twice.
@@ -176,7 +174,7 @@ test('concurrency bounds the handlers in flight', async () => {
     handled++;
     return { kind: 'ack' };
   });
-  await waitFor(() => handled === n, 'all handled');
+  await waitUntil('all handled', () => handled === n);
   await c.stop();
   assert.equal(peak, 4);
   assert.equal(await messagesIn(streams.resolve.name), 0);
@@ -282,9 +280,9 @@ test('deadLetter keeps the bytes and headers, recordEvent never throws', async (
 
 test('a stopped idle consumer leaves no pull request behind that could swallow a message', async () => {
   const idle = bus.consumeEnvelopes(consumers.resolver, { concurrency: 8 }, async () => ({ kind: 'ack' }));
-  await waitFor(
-    async () => (await jsm.consumers.info(streams.resolve.name, 'resolver')).num_waiting > 0,
+  await waitUntil(
     'pull',
+    async () => (await jsm.consumers.info(streams.resolve.name, 'resolver')).num_waiting > 0,
   );
   await idle.stop();
   const env = envelopeFor(encoder.encode('x'));

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { consumers, subjects } from '@sluice/proto';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
-import { connectTestBus, encoder, envelopeFor, recordingLog, waitFor } from './test-fixtures.ts';
+import { connectTestBus, encoder, envelopeFor, recordingLog } from './test-fixtures.ts';
 
 let nats: NatsTestServer;
 let bus: Bus;
@@ -32,12 +32,12 @@ test('the consume loop resumes after a server restart', async () => {
     return { kind: 'ack' };
   });
   const before = await publish('before');
-  await waitFor(() => seen.has(before), 'message before restart');
+  await waitUntil('message before restart', () => seen.has(before));
 
   await nats.nodes[0]!.restart();
   // Published while the client may still be reconnecting: the PubAck wait covers it.
   const afterRestart = await publish('after');
-  await waitFor(() => seen.has(afterRestart), 'message after restart', 20_000);
+  await waitUntil('message after restart', () => seen.has(afterRestart), { timeoutMs: 20_000 });
   await c.stop();
   assert.ok(log.lines.some((l) => /NATS connection (lost|restored)/.test(l.msg ?? '')));
 });
@@ -52,7 +52,9 @@ test('acknowledged messages survive a server crash (SIGKILL) and are consumed af
     seen.add(d.envelope.id);
     return { kind: 'ack' };
   });
-  await waitFor(() => ids.every((id) => seen.has(id)), 'all 50 messages after the crash', 20_000);
+  await waitUntil('all 50 messages after the crash', () => ids.every((id) => seen.has(id)), {
+    timeoutMs: 20_000,
+  });
   await c.stop();
 });
 
@@ -77,7 +79,7 @@ test('a consumer that dies mid-handler never acks: the message is redelivered to
       if (d.envelope.id === id) redelivery = d.deliveryCount;
       return { kind: 'ack' };
     });
-    await waitFor(() => redelivery > 0, 'redelivery after ack_wait');
+    await waitUntil('redelivery after ack_wait', () => redelivery > 0);
     await c.stop();
     assert.equal(redelivery, 2);
   } finally {

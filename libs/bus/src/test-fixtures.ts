@@ -1,8 +1,8 @@
 /**
  * Shared helpers of the bus tests (not exported by the package): a valid
- * envelope for a body, a logger that records what it was told, a polling
- * wait with a deadline, a connected Bus on a test server, and that Bus on a
- * nats-server of its own for test files that need nothing else.
+ * envelope for a body, a logger that records what it was told, a connected
+ * Bus on a test server, and that Bus on a nats-server of its own for test
+ * files that need nothing else. (Polling waits: waitUntil of the harness.)
  */
 import { type Envelope, newQueueId, sha256Hex } from '@sluice/proto';
 import { type NatsTestServer, startNats } from '@sluice/test-harness';
@@ -41,21 +41,6 @@ export function recordingLog(): BusLog & { lines: LogLine[] } {
       lines.push({ level, fields, msg });
     };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
-
-/** Poll `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 export async function connectTestBus(

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { consumers, subjects } from '@sluice/proto';
+import { waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
-import { envelopeFor, startTestBus, waitFor } from './test-fixtures.ts';
+import { envelopeFor, startTestBus } from './test-fixtures.ts';
 
 let bus: Bus;
 let stopBus: () => Promise<void>;
@@ -53,7 +54,7 @@ test('publish (awaited one by one and pipelined) and consume rates, each message
     seen.set(d.envelope.id, (seen.get(d.envelope.id) ?? 0) + 1);
     return { kind: 'ack' };
   });
-  await waitFor(() => seen.size === expected.size, 'all consumed', 30_000);
+  await waitUntil('all consumed', () => seen.size === expected.size, { timeoutMs: 30_000 });
   const consumeRate = expected.size / ((performance.now() - t0) / 1000);
   await c.stop();
 

@@ -33,6 +33,7 @@ import {
   startNats,
   startServiceContext,
   startSmtpSink,
+  waitUntil,
 } from '@sluice/test-harness';
 import { deliverPart, type EgressDeps } from './deliver.ts';
 import { createDnsLookup } from './destination.ts';
@@ -136,20 +137,6 @@ const eventsOf = (env: Envelope) =>
 async function egressAcks(): Promise<number> {
   const m = await deps.metrics.stageProcessed.get();
   return m.values.find((v) => v.labels.stage === 'egress' && v.labels.outcome === 'ack')?.value ?? 0;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('delivery over SMTP to a transport', () => {
@@ -392,7 +379,7 @@ describe('the egress service on the deliver stream', () => {
     await bus.publishEnvelope(subjects.deliver, part.envelope, part.inline, {
       msgId: `${part.envelope.partId}:deliver`,
     });
-    const deferred = await until('a deferred attempt', () =>
+    const deferred = await waitUntil('a deferred attempt', () =>
       eventsOf(part.envelope).find((e) => e.outcome === 'deferred'),
     );
     assert.match(
@@ -407,10 +394,7 @@ describe('the egress service on the deliver stream', () => {
     const s = await sink({ port });
     const [msg] = await s.waitFor(1, 15_000);
     assert.deepEqual(msg!.rcptTo, ['patient@forward.test']);
-    const entry = await until(
-      'the ledger entry',
-      async () => (await ledgerOf(part.envelope, 'patient@forward.test')) ?? undefined,
-    );
+    const entry = await waitUntil('the ledger entry', () => ledgerOf(part.envelope, 'patient@forward.test'));
     assert.equal(entry.status, 'delivered');
     const delivered = eventsOf(part.envelope).find((e) => e.outcome === 'delivered');
     assert.ok(delivered && delivered.attempt >= 2);
@@ -424,17 +408,12 @@ describe('the egress service on the deliver stream', () => {
       msgId: `${part.envelope.partId}:deliver`,
     });
     await s.waitFor(1);
-    await until(
-      'the ledger entry',
-      async () => (await ledgerOf(part.envelope, 'once@forward.test')) ?? undefined,
-    );
+    await waitUntil('the ledger entry', () => ledgerOf(part.envelope, 'once@forward.test'));
     // A second copy under another message id gets past JetStream's dedup, as a redelivery would.
     await bus.publishEnvelope(subjects.deliver, part.envelope, part.inline, {
       msgId: `${part.envelope.partId}:again`,
     });
-    await until('the second copy to be acked', async () =>
-      (await egressAcks()) >= acksBefore + 2 ? true : undefined,
-    );
+    await waitUntil('the second copy to be acked', async () => (await egressAcks()) >= acksBefore + 2);
     assert.equal(s.messages.length, 1);
   });
 });

@@ -22,7 +22,7 @@ import {
 } from '@sluice/proto';
 import { rewriterService } from '@sluice/rewriter';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { type NatsTestServer, startNats, startServiceContext } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, startServiceContext, waitUntil } from '@sluice/test-harness';
 import { resolverService } from './resolver-service.ts';
 
 let nats: NatsTestServer;
@@ -80,20 +80,6 @@ async function lookup(address: string) {
   return lookupReplySchema.parse(JSON.parse(new TextDecoder().decode(reply)));
 }
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 async function resolverAcks(): Promise<number> {
   const m = await ctx.metrics.stageProcessed.get();
   return m.values.find((v) => v.labels.stage === 'resolver' && v.labels.outcome === 'ack')?.value ?? 0;
@@ -146,7 +132,7 @@ describe('the resolve stage', () => {
     const env: Envelope = { ...envelope, body: stored.ref };
     await bus.publishEnvelope(subjects.resolve, env, stored.inline, { msgId: `${id}:resolve` });
 
-    const parts = await until('two parts on the deliver stream', () => {
+    const parts = await waitUntil('two parts on the deliver stream', () => {
       const mine = delivered.filter((e) => e.id === id);
       return mine.length === 2 ? mine.sort((a, b) => a.partId!.localeCompare(b.partId!)) : undefined;
     });
@@ -177,15 +163,9 @@ describe('the resolve stage', () => {
 
     // The alias whose member is gone: dead-lettered with the reason, as a replayable envelope.
     const jsm = await bus.js.jetstreamManager();
-    const dead = await until('the dead letter', async () => {
-      try {
-        const m = await jsm.streams.getMessage(streams.dead.name, {
-          last_by_subj: subjects.dead('resolver'),
-        });
-        return m && decodeEnvelope(m.data).envelope.id === id ? m : undefined;
-      } catch {
-        return undefined;
-      }
+    const dead = await waitUntil('the dead letter', async () => {
+      const m = await jsm.streams.getMessage(streams.dead.name, { last_by_subj: subjects.dead('resolver') });
+      return m && decodeEnvelope(m.data).envelope.id === id ? m : undefined;
     });
     assert.match(
       dead.header.get(headerNames.deadReason),
@@ -197,7 +177,7 @@ describe('the resolve stage', () => {
       [['gone@example.org', 'ghost@example.org', 'failed', ['ghost@example.org']]],
     );
 
-    const mine = await until('the timeline', () => {
+    const mine = await waitUntil('the timeline', () => {
       const ev = events.filter((e) => e.queueId === id);
       const count = (k: SluiceEvent['kind']) => ev.filter((e) => e.kind === k).length;
       return count('resolved') === 3 && count('rewritten') === 2 && count('dead-lettered') === 1
@@ -238,7 +218,7 @@ describe('the resolve stage', () => {
     await bus.publishEnvelope(subjects.resolve, { ...envelope, body: stored.ref }, stored.inline, {
       msgId: `${id}:resolve-again`,
     });
-    await until('the resolver to ack it', async () => ((await resolverAcks()) > acks ? true : undefined));
+    await waitUntil('the resolver to ack it', async () => (await resolverAcks()) > acks);
     assert.equal((await jsm.streams.info(streams.rewrite.name)).state.last_seq, before);
     assert.equal((await jsm.streams.info(streams.dead.name)).state.last_seq, deadBefore);
   });

@@ -18,7 +18,7 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { type NatsTestServer, startNats, startServiceContext } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, startServiceContext, waitUntil } from '@sluice/test-harness';
 import { rewriteEnvelope } from './rewrite.ts';
 import { rewriterService } from './rewriter-service.ts';
 
@@ -84,16 +84,6 @@ describe('the rewrite stage', () => {
     await nats?.stop();
   });
 
-  async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
   async function rewriterAcks(): Promise<number> {
     const m = await ctx.metrics.stageProcessed.get();
     return m.values.find((v) => v.labels.stage === 'rewriter' && v.labels.outcome === 'ack')?.value ?? 0;
@@ -102,7 +92,7 @@ describe('the rewrite stage', () => {
   test('a part goes to the deliver stream once, with its hop and a rewritten event, even if redelivered', async () => {
     const env = part();
     await bus.publishEnvelope(subjects.rewrite, env, body, { msgId: `${env.partId}:rewrite` });
-    const out = await until('the part on the deliver stream', () =>
+    const out = await waitUntil('the part on the deliver stream', () =>
       delivered.find((e) => e.partId === env.partId),
     );
     assert.deepEqual(
@@ -112,7 +102,7 @@ describe('the rewrite stage', () => {
         ['rewriter', 'rewriter-test'],
       ],
     );
-    const ev = await until('the rewritten event', () =>
+    const ev = await waitUntil('the rewritten event', () =>
       events.find((e) => e.kind === 'rewritten' && e.partId === env.partId),
     );
     assert.deepEqual(ev.kind === 'rewritten' ? ev.changes : null, []);
@@ -121,9 +111,7 @@ describe('the rewrite stage', () => {
     const before = (await jsm.streams.info(streams.deliver.name)).state.last_seq;
     const acks = await rewriterAcks();
     await bus.publishEnvelope(subjects.rewrite, env, body, { msgId: `${env.partId}:rewrite-again` });
-    await until('the rewriter to ack the copy', async () =>
-      (await rewriterAcks()) > acks ? true : undefined,
-    );
+    await waitUntil('the rewriter to ack the copy', async () => (await rewriterAcks()) > acks);
     assert.equal(
       (await jsm.streams.info(streams.deliver.name)).state.last_seq,
       before,

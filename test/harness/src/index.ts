@@ -6,6 +6,7 @@ export {
   splitTxt,
   startDnsServer,
 } from './dns-server.ts';
+export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
@@ -14,6 +15,7 @@ export {
   startServiceContext,
   type TestServiceContext,
 } from './service-context.ts';
+export { type SluiceConfigOptions, sluiceConfigYaml, writeSluiceConfig } from './sluice-config.ts';
 export { type SluiceProcess, sluiceBin, startNodeProcess, startSluiceProcess } from './sluice-process.ts';
 export {
   type ConversationStep,
@@ -29,3 +31,4 @@ export {
   type SmtpSinkOptions,
   startSmtpSink,
 } from './smtp-sink.ts';
+export { type Probed, type WaitUntilOptions, waitUntil } from './wait-until.ts';
