@@ -62,3 +62,34 @@ export const eventSchema = z.discriminatedUnion('kind', [
 ]);
 export type SluiceEvent = z.infer<typeof eventSchema>;
 export type SluiceEventKind = SluiceEvent['kind'];
+
+/** The fields every event shares: which message (and part), when, by which stage and process, in which trace. */
+export interface EventBase {
+  v: 1;
+  queueId: string;
+  partId?: string;
+  at: string;
+  stage: string;
+  instance: string;
+  traceId?: string;
+}
+
+/** Build the shared fields of an event about `envelope` (its part id is kept when it has one). */
+export function eventBase(opts: {
+  envelope: { id: string; partId?: string };
+  stage: string;
+  instance: string;
+  traceId?: string;
+  at?: Date;
+}): EventBase {
+  const base: EventBase = {
+    v: 1,
+    queueId: opts.envelope.id,
+    at: (opts.at ?? new Date()).toISOString(),
+    stage: opts.stage,
+    instance: opts.instance,
+  };
+  if (opts.envelope.partId !== undefined) base.partId = opts.envelope.partId;
+  if (opts.traceId !== undefined) base.traceId = opts.traceId;
+  return base;
+}

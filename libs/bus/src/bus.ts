@@ -15,6 +15,7 @@ import {
   buckets,
   type ConsumerSpec,
   type Envelope,
+  eventBase,
   objectStores,
   type SluiceEvent,
   type StageName,
@@ -224,14 +225,13 @@ export class Bus implements BusClient {
 
   #noteDeadLettered(env: Envelope, stage: StageName, reason: string): Promise<void> {
     return this.recordEvent({
-      v: 1,
+      ...eventBase({
+        envelope: env,
+        stage,
+        instance: this.config.name,
+        traceId: trace.getActiveSpan()?.spanContext().traceId,
+      }),
       kind: 'dead-lettered',
-      queueId: env.id,
-      partId: env.partId,
-      at: new Date().toISOString(),
-      stage,
-      instance: this.config.name,
-      traceId: trace.getActiveSpan()?.spanContext().traceId,
       reason,
     });
   }

@@ -4,18 +4,19 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { buckets, consumers, objectStores, streams, subjects } from '@sluice/proto';
 import { type NatsTestServer, startNatsCluster, waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
-import { connectTestBus, encoder, envelopeFor } from './test-fixtures.ts';
+import { connectTestBus, encoder, envelopeFor, recordingLog } from './test-fixtures.ts';
 
 let cluster: NatsTestServer;
 let bus: Bus;
+const log = recordingLog();
 
 before(async () => {
   cluster = await startNatsCluster(3);
-  bus = await connectTestBus(cluster.urls, { replicas: 3 });
+  bus = await connectTestBus(cluster.urls, { replicas: 3 }, log);
 });
 after(async () => {
-  await bus.close();
-  await cluster.stop();
+  await bus?.close();
+  await cluster?.stop();
 });
 
 test('3-node cluster: R3 topology, publish and consume', async () => {
@@ -60,4 +61,24 @@ test('3-node cluster: with one node down, publishes still get a PubAck (quorum 2
   } finally {
     await victim.restart();
   }
+});
+
+test('3-node cluster: a topology declared while a node is down completes once it is back', async () => {
+  // As when Sluice and NATS pods start together: three replicas cannot be placed on two nodes yet.
+  const jsm = await jetstreamManager(bus.nc);
+  await jsm.streams.delete(streams.events.name);
+  const connected = bus.nc.getServer();
+  const victim = cluster.nodes.find((n) => !connected.endsWith(`:${n.clientPort}`))!;
+  await victim.stop();
+  const declared = bus.ensureTopology();
+  try {
+    await waitUntil('a "not ready yet" warning', () =>
+      log.lines.some((l) => l.level === 'warn' && /not ready for the topology yet/.test(l.msg ?? '')),
+    );
+  } finally {
+    await victim.restart();
+  }
+  const report = await declared;
+  assert.ok(report.created.includes(`stream ${streams.events.name}`), JSON.stringify(report));
+  assert.equal((await jsm.streams.info(streams.events.name)).config.num_replicas, 3);
 });

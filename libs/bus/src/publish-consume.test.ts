@@ -20,8 +20,8 @@ afterEach(async () => {
   for (const s of Object.values(streams)) await jsm.streams.purge(s.name);
 });
 after(async () => {
-  await bus.close();
-  await nats.stop();
+  await bus?.close();
+  await nats?.stop();
 });
 
 async function messagesIn(stream: string): Promise<number> {

@@ -14,8 +14,8 @@ before(async () => {
   bus = await connectTestBus([nats.url], {}, log);
 });
 after(async () => {
-  await bus.close();
-  await nats.stop();
+  await bus?.close();
+  await nats?.stop();
 });
 
 async function publish(tag: string): Promise<string> {

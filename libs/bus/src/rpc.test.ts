@@ -18,7 +18,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.all([a.close(), b.close()]);
-  await nats.stop();
+  await nats?.stop();
 });
 
 test('request/reply over a queue group: each request is answered by exactly one server', async () => {

@@ -49,7 +49,12 @@ export async function connectTestBus(
   log: BusLog = recordingLog(),
 ): Promise<Bus> {
   const bus = await Bus.connect(defaultBusConfig({ servers, name: 'bus-test', ...overrides }), log);
-  await bus.ensureTopology();
+  try {
+    await bus.ensureTopology();
+  } catch (err) {
+    await bus.close(); // an open connection would keep the test process alive
+    throw err;
+  }
   return bus;
 }
 

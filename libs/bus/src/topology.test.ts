@@ -14,7 +14,7 @@ before(async () => {
   nats = await startNats();
 });
 after(async () => {
-  await nats.stop();
+  await nats?.stop();
 });
 
 const DAY = 86_400_000;

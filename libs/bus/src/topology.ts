@@ -229,12 +229,40 @@ async function applyDiff(
   }
 }
 
-/** Declare every stream, consumer, bucket and object store. Idempotent. */
+/**
+ * JetStream answers that mean "not yet" while a cluster forms (meta leader
+ * election, peers still joining) — as when NATS pods and Sluice pods start
+ * together. Anything else (a conflicting config, no JetStream at all) is final.
+ */
+const NOT_READY_YET =
+  /no suitable peers for placement|jetstream system temporarily unavailable|timeout|no responders/i;
+
+/**
+ * Declare every stream, consumer, bucket and object store. Idempotent, so a
+ * cluster that is still forming is simply asked again, until `retryForMs`.
+ */
 export async function ensureTopology(
   nc: NatsConnection,
   cfg: BusConfig,
   log: BusLog,
+  opts: { retryForMs?: number } = {},
 ): Promise<TopologyReport> {
+  const until = Date.now() + (opts.retryForMs ?? 60_000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await declareTopology(nc, cfg, log);
+    } catch (err) {
+      if (!NOT_READY_YET.test((err as Error).message ?? '') || Date.now() > until) throw err;
+      log.warn(
+        { err, attempt },
+        'JetStream is not ready for the topology yet (cluster forming?): asking again',
+      );
+      await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
+    }
+  }
+}
+
+async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog): Promise<TopologyReport> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const report: TopologyReport = { created: [], updated: [], warnings: [] };

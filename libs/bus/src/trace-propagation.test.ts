@@ -24,8 +24,8 @@ before(async () => {
   bus = await connectTestBus([nats.url]);
 });
 after(async () => {
-  await bus.close();
-  await nats.stop();
+  await bus?.close();
+  await nats?.stop();
   await provider.shutdown();
   trace.disable();
   context.disable();

@@ -19,7 +19,7 @@ before(async () => {
 });
 after(async () => {
   await telemetry.shutdown();
-  await receiver.stop();
+  await receiver?.stop();
 });
 
 test('the traces URL is the base URL plus /v1/traces', () => {

@@ -25,7 +25,7 @@
  */
 import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
-import { type Envelope, envelopeKey } from '@sluice/proto';
+import { type Envelope, envelopeKey, eventBase } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
 import { assembleMessage, HeaderAssemblyError } from '@sluice/smtp';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
@@ -269,7 +269,7 @@ async function record(
   log: EgressDeps['log'],
 ): Promise<void> {
   const now = deps.now ?? Date.now;
-  const at = new Date(now()).toISOString();
+  const at = new Date(now());
   for (const r of results) {
     const recipient = deps.redact.address(r.address);
     const reply = redactIn(r.reply, r.address, recipient);
@@ -286,14 +286,14 @@ async function record(
       log.info({ recipient, outcome: r.outcome, reply, host: r.host, tls: r.tls }, 'delivery attempt');
     }
     await deps.bus.recordEvent({
-      v: 1,
+      ...eventBase({
+        envelope: env,
+        stage: 'egress',
+        instance: deps.instance,
+        traceId: activeTraceFields().trace_id,
+        at,
+      }),
       kind: 'delivery',
-      queueId: env.id,
-      partId: envelopeKey(env),
-      at,
-      stage: 'egress',
-      instance: deps.instance,
-      traceId: activeTraceFields().trace_id,
       recipient,
       outcome: r.outcome,
       host: r.host,

@@ -11,7 +11,7 @@
  */
 import type { BusClient, RpcRequest } from '@sluice/bus';
 import type { Logger } from '@sluice/log';
-import { decodeEnvelope, type FilterReply, filterReplySchema } from '@sluice/proto';
+import { decodeEnvelope, eventBase, type FilterReply, filterReplySchema } from '@sluice/proto';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
 import { computeVerdict, type VerdictDeps } from './verdict.ts';
 
@@ -60,13 +60,13 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
         'verdict',
       );
       await deps.bus.recordEvent({
-        v: 1,
+        ...eventBase({
+          envelope,
+          stage: 'filter',
+          instance: deps.instance,
+          traceId: span.spanContext().traceId,
+        }),
         kind: 'verdict',
-        queueId: envelope.id,
-        at: new Date().toISOString(),
-        stage: 'filter',
-        instance: deps.instance,
-        traceId: span.spanContext().traceId,
         action: verdict.action,
         score: verdict.score,
         rules: verdict.rules.map((r) => r.name),

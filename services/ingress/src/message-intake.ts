@@ -21,7 +21,7 @@
 import { type Span, SpanKind } from '@opentelemetry/api';
 import type { BusClient } from '@sluice/bus';
 import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
-import { type BodyRef, type Envelope, encodeEnvelope, newQueueId, subjects } from '@sluice/proto';
+import { type BodyRef, type Envelope, encodeEnvelope, eventBase, newQueueId, subjects } from '@sluice/proto';
 import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
 import {
@@ -151,13 +151,14 @@ async function intake(
   });
 
   await bus.recordEvent({
-    v: 1,
+    ...eventBase({
+      envelope: env,
+      stage: 'ingress',
+      instance: deps.instance,
+      traceId: env.trace?.traceparent.split('-')[1],
+      at: receivedAt,
+    }),
     kind: 'received',
-    queueId,
-    at: receivedAt.toISOString(),
-    stage: 'ingress',
-    instance: deps.instance,
-    traceId: env.trace?.traceparent.split('-')[1],
     client: deps.redact.ip(tx.client.ip),
     helo: tx.client.helo,
     mailFrom: deps.redact.address(tx.mailFrom),

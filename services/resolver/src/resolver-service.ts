@@ -30,6 +30,7 @@ import {
   consumers,
   type Envelope,
   encodeEnvelope,
+  eventBase,
   headerNames,
   type LookupReply,
   lookupRequestSchema,
@@ -81,13 +82,14 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
   for (const { recipient, expansion, targets } of resolutions) {
     const routes = [...new Set(targets.map((t) => routeKey(t.route)))];
     await deps.bus.recordEvent({
-      v: 1,
+      ...eventBase({
+        envelope: env,
+        stage: 'resolver',
+        instance: deps.instance,
+        traceId: activeTraceFields().trace_id,
+        at: now(),
+      }),
       kind: 'resolved',
-      queueId: env.id,
-      at: now().toISOString(),
-      stage: 'resolver',
-      instance: deps.instance,
-      traceId: activeTraceFields().trace_id,
       recipient: deps.redact.address(recipient.address),
       targets: targets.map((t) => deps.redact.address(t.address)),
       route: routes.length > 0 ? routes.join(', ') : 'none',
@@ -114,13 +116,14 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
       log.warn(logFields, 'recipient unknown after acceptance: dead-lettered');
     else log.error(logFields, 'recipient expansion failed (fix the routing config): dead-lettered');
     await deps.bus.recordEvent({
-      v: 1,
+      ...eventBase({
+        envelope: env,
+        stage: 'resolver',
+        instance: deps.instance,
+        traceId: activeTraceFields().trace_id,
+        at: now(),
+      }),
       kind: 'dead-lettered',
-      queueId: env.id,
-      at: now().toISOString(),
-      stage: 'resolver',
-      instance: deps.instance,
-      traceId: activeTraceFields().trace_id,
       reason: `${errorLabel(branch.error)} at ${shown}`,
     });
   }

@@ -12,7 +12,7 @@
  */
 import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
-import { consumers, envelopeKey, subjects } from '@sluice/proto';
+import { consumers, envelopeKey, eventBase, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { rewriteEnvelope } from './rewrite.ts';
 
@@ -24,14 +24,14 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
   const { envelope, changes } = rewriteEnvelope(d.envelope, { instance: deps.instance, now });
   const key = envelopeKey(envelope);
   await deps.bus.recordEvent({
-    v: 1,
+    ...eventBase({
+      envelope,
+      stage: 'rewriter',
+      instance: deps.instance,
+      traceId: activeTraceFields().trace_id,
+      at: now(),
+    }),
     kind: 'rewritten',
-    queueId: envelope.id,
-    partId: envelope.partId,
-    at: now().toISOString(),
-    stage: 'rewriter',
-    instance: deps.instance,
-    traceId: activeTraceFields().trace_id,
     changes,
   });
   await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, { msgId: `${key}:deliver` });
