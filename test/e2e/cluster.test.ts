@@ -40,6 +40,9 @@ before(async () => {
         transports: { 'example.net': { host: '127.0.0.1', port: sink.port } },
         nats: { servers: cluster.urls, replicas: 3 },
         ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
+        // Two deliveries in flight per replica (each takes >= 100 ms: the sink's greeting pause),
+        // so one egress cannot pull the whole batch and both replicas must share it.
+        egress: { concurrency: 2 },
         dns: { servers: [dns.address], timeout: 1 },
         log: { level: 'warn' },
       },
