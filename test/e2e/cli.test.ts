@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -163,10 +163,18 @@ ingress: { listen: [{ host: 127.0.0.1, port: ${await freePort()} }] }
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** Pids of live nats-servers using this test's data dir (read from /proc: no procps needed). */
   const natsServersOf = () =>
-    spawnSync('pgrep', ['-f', `nats-server -c ${join(dir, 'nats')}`], { encoding: 'utf8' })
-      .stdout.split('\n')
-      .filter(Boolean);
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
+          return cmd.includes('nats-server') && cmd.includes(join(dir, 'nats'));
+        } catch {
+          return false; // the process ended while we looked
+        }
+      });
 
   test('an embedded nats-server orphaned by SIGKILL is stopped and replaced at the next start', async () => {
     const first = await startSluiceProcess(['--config', configFile]);

@@ -6,8 +6,10 @@
  * The filter's DNS questions go to a real DNS server on loopback.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { parseConfig } from '@sluice/config';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
@@ -128,6 +130,24 @@ describe('one message through every stage', () => {
     const kinds = new Set(events.map((e) => e.kind));
     for (const k of ['received', 'verdict', 'resolved', 'rewritten', 'delivery'])
       assert.ok(kinds.has(k as never), k);
+  });
+
+  test('swaks, a second SMTP client implementation, pipelining its commands, is served the same way', async () => {
+    // execFile, not spawnSync: the MX runs in this process and must keep answering.
+    const { stdout } = await promisify(execFile)(
+      'swaks',
+      [
+        ...['--server', `127.0.0.1:${port}`, '--helo', 'client.test', '--pipeline'],
+        ...['--from', 'sender@sender.test', '--to', 'info@example.org'],
+        ...['--header', 'Subject: sent by swaks', '--body', 'hello from swaks'],
+      ],
+      { timeout: 30_000 },
+    );
+    const queueId = queueIdFromReply(stdout);
+    assert.match(stdout, /250-PIPELINING/);
+    const got = await sink.waitFor((m) => m.raw.includes(Buffer.from('Subject: sent by swaks')), 20_000);
+    assert.deepEqual([...got.rcptTo].sort(), ['alice@forward.test', 'bob@forward.test']);
+    assert.match(got.raw.toString(), new RegExp(`id ${queueId}`));
   });
 
   test('a 10 MB message goes through the object store intact', async () => {
