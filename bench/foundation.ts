@@ -13,6 +13,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Bus, busConfigFrom } from '@sluice/bus';
+import { parseConfig } from '@sluice/config';
 import {
   freePort,
   sendMail,
@@ -20,6 +22,7 @@ import {
   startNats,
   startSluiceProcess,
   startSmtpSink,
+  waitUntil,
   writeSluiceConfig,
 } from '@sluice/test-harness';
 import { createTransport } from 'nodemailer';
@@ -100,6 +103,34 @@ const sluice = await startSluiceProcess(['--config', configFile], {
 sluice.child.stdout!.removeAllListeners('data'); // the logs are not kept: a long run would pile them up
 sluice.child.stdout!.resume();
 
+/** p50 of (event time - 'received' time) per event kind over the timelines of `ids`, in ms. */
+async function timelineOffsets(ids: string[]): Promise<Record<string, number>> {
+  const bus = await Bus.connect(
+    busConfigFrom(
+      parseConfig({ domains: { primary: 'example.org' }, nats: { servers: [nats.url] } }, 'bench'),
+      'bench',
+    ),
+  );
+  try {
+    const offsets = new Map<string, number[]>();
+    for (const id of ids) {
+      const events = await waitUntil(`timeline of ${id}`, async () => {
+        const ev = await bus.readTimeline(id);
+        return ev.some((e) => e.kind === 'delivery') ? ev : undefined;
+      });
+      const t0 = Date.parse(events.find((e) => e.kind === 'received')!.at);
+      for (const e of events) {
+        const list = offsets.get(e.kind) ?? [];
+        list.push(Date.parse(e.at) - t0);
+        offsets.set(e.kind, list);
+      }
+    }
+    return Object.fromEntries([...offsets].map(([kind, xs]) => [kind, percentile(xs, 50)]));
+  } finally {
+    await bus.close();
+  }
+}
+
 /** CPU seconds (user + system) and peak RSS of a process, from /proc. */
 function usageOf(pid: number): { cpuSeconds: number; peakRssMB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -117,10 +148,11 @@ try {
   // 1. Latency of one message at a time: SMTP start -> arrival at the sink, and 250 -> arrival.
   const total: number[] = [];
   const afterAccept: number[] = [];
+  const sampleIds: string[] = [];
   for (let i = 0; i < LATENCY_SAMPLES; i++) {
     const marker = Buffer.from(`latency ${i}\r\n`);
     const t0 = performance.now();
-    await sendMail({
+    const reply = await sendMail({
       port,
       from: 'bench@sender.test',
       to: ['alice@example.org'],
@@ -131,7 +163,10 @@ try {
     const t2 = performance.now();
     total.push(t2 - t0);
     afterAccept.push(t2 - t1);
+    sampleIds.push(/queued as ([0-9A-Z]+)/.exec(reply.response)![1]!);
   }
+  // Where the time goes: when each stage recorded its decision, from each sample's timeline.
+  const stageOffsets = await timelineOffsets(sampleIds);
 
   // 2. Throughput: COUNT small messages over CONCURRENCY senders through Sluice, then the same load
   //    straight to the sink (no Sluice) as the baseline of the same run. Two client behaviours:
@@ -156,6 +191,7 @@ try {
       smtpStartToDelivered: { p50: percentile(total, 50), p99: percentile(total, 99) },
       acceptToDelivered: { p50: percentile(afterAccept, 50), p99: percentile(afterAccept, 99) },
       samples: LATENCY_SAMPLES,
+      stageRecordedAfterReceivedP50: stageOffsets,
     },
     throughput: {
       messages: COUNT,
@@ -188,6 +224,9 @@ try {
   process.stdout.write(
     [
       `one message, SMTP start -> delivered: p50 ${f(result.latencyMs.smtpStartToDelivered.p50)} ms, p99 ${f(result.latencyMs.smtpStartToDelivered.p99)} ms`,
+      `  stages, p50 ms after 'received': ${Object.entries(result.latencyMs.stageRecordedAfterReceivedP50)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
       `one message, 250 -> delivered:        p50 ${f(result.latencyMs.acceptToDelivered.p50)} ms, p99 ${f(result.latencyMs.acceptToDelivered.p99)} ms`,
       `${COUNT} messages, ${CONCURRENCY} senders, new connection per message: accepted ${f(result.throughput.newConnectionPerMessage.acceptedPerSecond)}/s, delivered ${f(result.throughput.newConnectionPerMessage.deliveredPerSecond)}/s; straight to the sink ${f(result.throughput.newConnectionPerMessage.directToSinkPerSecond)}/s (Sluice/direct ${result.throughput.newConnectionPerMessage.sluiceOverDirectRatio.toFixed(2)})`,
       `${COUNT} messages, ${CONCURRENCY} reused connections: accepted ${f(result.throughput.reusedConnections.acceptedPerSecond)}/s, delivered ${f(result.throughput.reusedConnections.deliveredPerSecond)}/s; straight to the sink ${f(result.throughput.reusedConnections.directToSinkPerSecond)}/s (Sluice/direct ${result.throughput.reusedConnections.sluiceOverDirectRatio.toFixed(2)})`,
