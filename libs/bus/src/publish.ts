@@ -68,6 +68,9 @@ function isTransient(err: unknown): boolean {
   return /timeout|no responders|not enabled|disconnect|temporarily unavailable/i.test(text);
 }
 
+/** Pause between two tries of a lost publish (a leader election or reconnect is under way). */
+const RETRY_PAUSE_MS = 100;
+
 /**
  * Publish bytes and wait for the PubAck; throws BusPublishError. With a msgId
  * the publish is idempotent (the stream drops a duplicate and returns the
@@ -97,10 +100,10 @@ export async function publishDurable(
       });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      if (!opts.msgId || !isTransient(err) || deadline - Date.now() < 100) {
+      if (!opts.msgId || !isTransient(err) || deadline - Date.now() < RETRY_PAUSE_MS) {
         throw toPublishError(err, subject, opts.timeoutMs);
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
     }
   }
 }

@@ -76,19 +76,21 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
   const resolutions = resolveRecipients(deps.table, env);
   const parts = splitByRoute(env, resolutions, hop);
   const failed = failedBranches(resolutions);
+  const eventHead = () =>
+    eventBase({
+      envelope: env,
+      stage: 'resolver',
+      instance: deps.instance,
+      traceId: activeTraceFields().trace_id,
+      at: now(),
+    });
 
   // One 'resolved' event per accepted recipient, where it goes and why; recorded before the
   // parts are published so the timeline reads in order (a redelivery may record it twice).
   for (const { recipient, expansion, targets } of resolutions) {
     const routes = [...new Set(targets.map((t) => routeKey(t.route)))];
     await deps.bus.recordEvent({
-      ...eventBase({
-        envelope: env,
-        stage: 'resolver',
-        instance: deps.instance,
-        traceId: activeTraceFields().trace_id,
-        at: now(),
-      }),
+      ...eventHead(),
       kind: 'resolved',
       recipient: deps.redact.address(recipient.address),
       targets: targets.map((t) => deps.redact.address(t.address)),
@@ -116,13 +118,7 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
       log.warn(logFields, 'recipient unknown after acceptance: dead-lettered');
     else log.error(logFields, 'recipient expansion failed (fix the routing config): dead-lettered');
     await deps.bus.recordEvent({
-      ...eventBase({
-        envelope: env,
-        stage: 'resolver',
-        instance: deps.instance,
-        traceId: activeTraceFields().trace_id,
-        at: now(),
-      }),
+      ...eventHead(),
       kind: 'dead-lettered',
       reason: `${errorLabel(branch.error)} at ${shown}`,
     });
