@@ -29,6 +29,7 @@ import {
   freePort,
   type NatsTestServer,
   type SmtpSink,
+  stageAcks,
   startDnsServer,
   startNats,
   startServiceContext,
@@ -134,10 +135,7 @@ const eventsOf = (env: Envelope) =>
   );
 
 /** Parts the egress service acked so far (its stage metric). */
-async function egressAcks(): Promise<number> {
-  const m = await deps.metrics.stageProcessed.get();
-  return m.values.find((v) => v.labels.stage === 'egress' && v.labels.outcome === 'ack')?.value ?? 0;
-}
+const egressAcks = () => stageAcks(deps.metrics, 'egress');
 
 describe('delivery over SMTP to a transport', () => {
   test('delivered: prepended headers + body, envelope as given, ledger written before the ack', async () => {

@@ -22,7 +22,14 @@ import {
 } from '@sluice/proto';
 import { rewriterService } from '@sluice/rewriter';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { type NatsTestServer, startNats, startServiceContext, waitUntil } from '@sluice/test-harness';
+import {
+  collectStage,
+  type NatsTestServer,
+  stageAcks,
+  startNats,
+  startServiceContext,
+  waitUntil,
+} from '@sluice/test-harness';
 import { resolverService } from './resolver-service.ts';
 
 let nats: NatsTestServer;
@@ -30,7 +37,7 @@ let bus: Bus;
 let config: SluiceConfig;
 let ctx: ServiceContext;
 let events: SluiceEvent[];
-const delivered: Envelope[] = [];
+let delivered: Envelope[] = [];
 const running: RunningService[] = [];
 const encoder = new TextEncoder();
 
@@ -56,11 +63,9 @@ before(async () => {
   );
   ({ bus, ctx, events } = await startServiceContext(config, 'resolver-test'));
   // Stand-in for the egress: whatever reaches the deliver stream is kept.
-  const collector = bus.consumeEnvelopes(consumers.egress, { concurrency: 4 }, async (d) => {
-    delivered.push(d.envelope);
-    return { kind: 'ack' };
-  });
-  running.push({ name: 'egress', stop: () => collector.stop() });
+  const collector = collectStage(bus, consumers.egress);
+  delivered = collector.envelopes;
+  running.push(collector);
   running.push(await rewriterService.start(ctx));
   running.push(await resolverService.start(ctx));
 });
@@ -80,10 +85,7 @@ async function lookup(address: string) {
   return lookupReplySchema.parse(JSON.parse(new TextDecoder().decode(reply)));
 }
 
-async function resolverAcks(): Promise<number> {
-  const m = await ctx.metrics.stageProcessed.get();
-  return m.values.find((v) => v.labels.stage === 'resolver' && v.labels.outcome === 'ack')?.value ?? 0;
-}
+const resolverAcks = () => stageAcks(ctx.metrics, 'resolver');
 
 describe('lookup over NATS request/reply', () => {
   test('ok, foreign, unknown and tempfail answers with their trail', async () => {

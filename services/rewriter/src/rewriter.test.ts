@@ -18,7 +18,14 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
-import { type NatsTestServer, startNats, startServiceContext, waitUntil } from '@sluice/test-harness';
+import {
+  collectStage,
+  type NatsTestServer,
+  stageAcks,
+  startNats,
+  startServiceContext,
+  waitUntil,
+} from '@sluice/test-harness';
 import { rewriteEnvelope } from './rewrite.ts';
 import { rewriterService } from './rewriter-service.ts';
 
@@ -60,7 +67,7 @@ describe('the rewrite stage', () => {
   let bus: Bus;
   let ctx: ServiceContext;
   let events: SluiceEvent[];
-  const delivered: Envelope[] = [];
+  let delivered: Envelope[] = [];
   const running: RunningService[] = [];
 
   before(async () => {
@@ -70,11 +77,9 @@ describe('the rewrite stage', () => {
       'rewriter-test',
     );
     ({ bus, ctx, events } = await startServiceContext(config, 'rewriter-test'));
-    const collector = bus.consumeEnvelopes(consumers.egress, { concurrency: 2 }, async (d) => {
-      delivered.push(d.envelope);
-      return { kind: 'ack' };
-    });
-    running.push({ name: 'egress', stop: () => collector.stop() });
+    const collector = collectStage(bus, consumers.egress, 2);
+    delivered = collector.envelopes;
+    running.push(collector);
     running.push(await rewriterService.start(ctx));
   });
 
@@ -84,10 +89,7 @@ describe('the rewrite stage', () => {
     await nats?.stop();
   });
 
-  async function rewriterAcks(): Promise<number> {
-    const m = await ctx.metrics.stageProcessed.get();
-    return m.values.find((v) => v.labels.stage === 'rewriter' && v.labels.outcome === 'ack')?.value ?? 0;
-  }
+  const rewriterAcks = () => stageAcks(ctx.metrics, 'rewriter');
 
   test('a part goes to the deliver stream once, with its hop and a rewritten event, even if redelivered', async () => {
     const env = part();

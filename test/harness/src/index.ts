@@ -31,4 +31,5 @@ export {
   type SmtpSinkOptions,
   startSmtpSink,
 } from './smtp-sink.ts';
+export { collectStage, stageAcks } from './stage-probes.ts';
 export { type Probed, type WaitUntilOptions, waitUntil } from './wait-until.ts';
