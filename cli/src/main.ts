@@ -52,8 +52,9 @@ async function main(argv: string[]): Promise<void> {
       options: commandOptions(command),
     });
   } catch (err) {
-    // parseArgs' messages are one line and name the option ("Unknown option '--x'").
-    fail(`${command}: ${(err as Error).message.split('\n')[0]} (try 'sluice ${command} --help')`);
+    // parseArgs' messages name the option, then add advice on '--' we do not need: keep the first sentence.
+    const first = (err as Error).message.split(/\.(?:\s|$)/)[0];
+    fail(`${command}: ${first} (try 'sluice ${command} --help')`);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const positionals = parsed.positionals;
