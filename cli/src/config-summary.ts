@@ -4,7 +4,7 @@
  * they carry, and tokens and passwords are not shown at all.
  */
 import type { SluiceConfig } from '@sluice/config';
-import { redactUrl } from '@sluice/runtime';
+import { redactUrl } from '@sluice/runtime/nats-access';
 
 export function describeConfig(file: string, c: SluiceConfig): string[] {
   const auth = c.nats.token ? ' (token auth)' : c.nats.user ? ` (user ${c.nats.user})` : '';

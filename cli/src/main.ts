@@ -23,7 +23,7 @@ function fail(message: string, code = 2): never {
 async function loadOrExplain(file: string | undefined) {
   const [{ ConfigError }, { loadProcessConfig }] = await Promise.all([
     import('@sluice/config'),
-    import('@sluice/runtime'),
+    import('@sluice/runtime/process-config'),
   ]);
   try {
     return loadProcessConfig(file);
