@@ -275,3 +275,48 @@ describe('embedded nats-server credentials and supervision', () => {
     assert.equal(await proc!.exited, 0, proc!.stderr());
   });
 });
+
+describe('an embedded nats-server that keeps dying', () => {
+  let sink: SmtpSink;
+  let bed: Bed;
+  let proc: SluiceProcess | undefined;
+  before(async () => {
+    sink = await startSmtpSink();
+    bed = await writeBed('dying', sink.port);
+    proc = await startSluiceCommand(['--config', bed.configFile], { detached: true });
+  });
+  after(async () => {
+    kill(proc);
+    await sink.stop();
+    rmSync(bed.dir, { recursive: true, force: true });
+  });
+
+  test('after 6 deaths within a minute Sluice stops and exits 1, for its supervisor', async (t) => {
+    let killed = 0;
+    const t0 = performance.now();
+    while (proc!.child.exitCode === null && killed < 6) {
+      const pid = natsPidOf(bed);
+      process.kill(pid, 'SIGKILL');
+      killed++;
+      if (killed < 6) {
+        await waitUntil(
+          `restart number ${killed}`,
+          () => (proc!.stdout().match(/embedded nats-server restarted/g) ?? []).length === killed,
+          { timeoutMs: 20_000 },
+        );
+      }
+    }
+    const lastKill = performance.now();
+    const code = await proc!.exited;
+    t.diagnostic(`exited ${Math.round(performance.now() - lastKill)} ms after the last kill`);
+    assert.equal(code, 1, proc!.stderr());
+    assert.match(proc!.stderr(), /sluice: stopped: the embedded nats-server died 6 times within 60 s/);
+    assert.ok(performance.now() - t0 < 60_000);
+    // What the supervisor then does: start it again, on the same data dir (lock free or stale).
+    proc = await startSluiceCommand(['--config', bed.configFile], { detached: true });
+    await sendUntilQueued(bed.smtpPort, 'after the restart by the supervisor');
+    await sink.waitFor((m) => m.raw.includes(Buffer.from('after the restart by the supervisor')), 20_000);
+    process.kill(proc.child.pid!, 'SIGTERM');
+    assert.equal(await proc.exited, 0, proc.stderr());
+  });
+});

@@ -15,7 +15,7 @@
  * docs/decisions/0001-jetstream-durability.md).
  *
  * Safety of the embedded server (docs/decisions/0007):
- * - It runs in its own process group (`detached`), so a terminal's Ctrl-C,
+ * - With `ownProcessGroup` it runs in its own process group (`detached`), so a terminal's Ctrl-C,
  *   which signals the whole foreground group, reaches only Sluice; Sluice
  *   finishes its in-flight work and then stops the server itself.
  * - With `auth.token`, clients must present that token (the config file that
@@ -55,6 +55,12 @@ export interface NatsServerOptions {
   onStaleServer?: (pid: number) => void;
   /** Require this token from every client (default: no authentication). */
   auth?: { token: string };
+  /**
+   * Run the server in a process group of its own (default false), out of reach of a terminal's
+   * Ctrl-C: `sluice run` stops it itself, after its services finished. Test servers stay in the
+   * runner's group, so that interrupting a test run also ends them.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface NatsServerHandle {
@@ -184,7 +190,10 @@ export async function spawnNatsServer(opts: NatsServerOptions): Promise<NatsServ
   }
 
   // detached: a process group of its own, out of reach of the terminal's Ctrl-C (see header).
-  const child = spawn(binary, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(binary, ['-c', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.ownProcessGroup ?? false,
+  });
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
     tail.push(...chunk.toString('utf8').split('\n').filter(Boolean));

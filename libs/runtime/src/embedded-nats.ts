@@ -62,6 +62,7 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
       storeDir: dataDir,
       syncAlways: settings.syncAlways,
       auth: { token },
+      ownProcessGroup: true,
       onStaleServer: (pid) =>
         log.warn(
           { pid },

@@ -4,7 +4,7 @@
  * and turns SIGTERM/SIGINT into a graceful stop: stop accepting, finish
  * in-flight work, ack nothing unfinished, exit 0. A second signal exits at
  * once (the operator insists; JetStream redelivers whatever was not acked).
- * SIGINT is the terminal's Ctrl-C: the embedded nats-server is in a process
+ * SIGINT is the terminal's Ctrl-C (SIGHUP, the terminal closing, too): the embedded nats-server is in a process
  * group of its own and does not get it, so it is still there for the acks of
  * the work finished during the stop, and is stopped last.
  * When the runtime reports a fatal condition (the embedded nats-server keeps
@@ -20,6 +20,9 @@ export interface MainOptions {
   loadConfig: () => { config: SluiceConfig; baseDir?: string };
   services: ServiceDefinition[];
 }
+
+/** How long a stop forced by a fatal condition may take before the process just exits 1. */
+const FATAL_STOP_DEADLINE_MS = 5000;
 
 export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
   let loaded: { config: SluiceConfig; baseDir?: string };
@@ -75,7 +78,18 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  stopOnFatal = () => onSignal('SIGTERM');
+  // The terminal closed: the embedded nats-server (own process group) does not get this, so stop
+  // the same way rather than die and leave it behind.
+  process.on('SIGHUP', onSignal);
+  stopOnFatal = () => {
+    // NATS is gone for good: nothing can be acked, and stages waiting on the dead connection would
+    // only delay the exit the supervisor needs to see.
+    setTimeout(() => {
+      process.stderr.write(`sluice: stopped: ${fatal?.message}\n`);
+      process.exit(1);
+    }, FATAL_STOP_DEADLINE_MS).unref();
+    onSignal('SIGTERM');
+  };
   if (fatal) stopOnFatal();
   return runtime;
 }
