@@ -13,7 +13,7 @@
  * invalid author domain) is recorded as dmarc=fail with the reason, never as
  * "none" (RELIABILITY-NOTES §2, DMARC bypass via From confusion).
  */
-import type { AuthSummary, PrependHeader } from '@sluice/proto';
+import type { AuthSummary, PrependHeader, RuleHit } from '@sluice/proto';
 import { type AuthenticateOptions, type AuthenticateResult, authenticate } from 'mailauth';
 import type { DnsResolve } from './dns-resolver.ts';
 
@@ -31,11 +31,8 @@ export interface AuthenticationInput {
   spfTimeLimitMs?: number;
 }
 
-export interface AuthRuleHit {
-  name: string;
-  score: number;
-  detail?: string;
-}
+/** One rule hit of the verdict (proto ruleHitSchema). */
+export type AuthRuleHit = RuleHit;
 
 export interface AuthenticationOutcome {
   summary: AuthSummary;
