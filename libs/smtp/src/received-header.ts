@@ -18,6 +18,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { PrependHeader } from '@sluice/proto';
+import { headerField } from './header-field.ts';
 
 export interface ReceivedOptions {
   /** The EHLO/HELO argument as the client gave it. */
@@ -132,5 +133,5 @@ export function receivedHeader(o: ReceivedOptions): PrependHeader {
   } else {
     lines[lines.length - 1] += `; ${date}`;
   }
-  return { name: 'Received', value: lines.join('\r\n\t'), addedBy: o.addedBy ?? 'ingress' };
+  return headerField('Received', lines.join('\r\n\t'), o.addedBy ?? 'ingress');
 }
