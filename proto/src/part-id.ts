@@ -31,7 +31,9 @@ export const PART_SUFFIX_PATTERN = `[0-9A-Z]{${CONTENT_HASH_LENGTH}}`;
  */
 export const LEGACY_PART_SUFFIX_PATTERN = '[0-9]{1,4}';
 
+const LEGACY_PART_ID = new RegExp(`^[0-9A-Z]{10,40}-${LEGACY_PART_SUFFIX_PATTERN}$`);
+
 /** True for a part id of the old positional form. */
 export function isLegacyPartId(partId: string): boolean {
-  return new RegExp(`^[0-9A-Z]{10,40}-${LEGACY_PART_SUFFIX_PATTERN}$`).test(partId);
+  return LEGACY_PART_ID.test(partId);
 }
