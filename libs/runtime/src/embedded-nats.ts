@@ -96,7 +96,13 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
         await new Promise((r) => setTimeout(r, wait));
         if (stopping) return;
         try {
-          current = await spawnOnce();
+          const next = await spawnOnce();
+          if (stopping) {
+            // stop() ran while this one started: it stopped the dead one, so stop this one here.
+            await next.stop();
+            return;
+          }
+          current = next;
           log.warn({ pid: current.pid, restarts: deaths.length }, 'embedded nats-server restarted');
           supervise(current);
           return;
