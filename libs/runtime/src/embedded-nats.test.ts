@@ -4,7 +4,7 @@
  * allowed within the window, the runtime is told to give up.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -51,5 +51,40 @@ test('restarts a killed server, then gives up after maxRestarts deaths in the wi
     assert.equal(nats.pid(), second, 'not started again after giving up');
   } finally {
     await nats.stop();
+  }
+});
+
+test('stop() during a restart leaves no server behind and frees the lock', async () => {
+  const dir2 = mkdtempSync(join(tmpdir(), 'sluice-embedded-'));
+  try {
+    const nats = await startEmbeddedNats({
+      settings: {
+        binary: process.env['NATS_SERVER_BIN'] ?? 'nats-server',
+        host: '127.0.0.1',
+        port: await freePort(),
+        dataDir: dir2,
+        syncAlways: false,
+      },
+      dataDir: dir2,
+      log,
+      onGiveUp: () => assert.fail('no give-up expected'),
+    });
+    const first = nats.pid();
+    process.kill(first, 'SIGKILL');
+    // The supervisor noticed (a death it will restart after a backoff) once the process is gone.
+    await waitUntil('the server to be gone', () => {
+      try {
+        process.kill(first, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    await nats.stop();
+    const last = nats.pid();
+    assert.throws(() => process.kill(last, 0), 'no server left running');
+    assert.equal(existsSync(join(dir2, 'sluice.lock')), false);
+  } finally {
+    rmSync(dir2, { recursive: true, force: true });
   }
 });

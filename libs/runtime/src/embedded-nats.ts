@@ -78,40 +78,48 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
   }
 
   const deaths: number[] = [];
+  // The restart in progress, if any (stop() waits for it), and a way to cut its backoff short.
+  let restarting: Promise<void> | undefined;
+  let wakeUp = () => {};
   const supervise = (handle: NatsServerHandle) => {
-    void handle.exited.then(async (code) => {
+    void handle.exited.then((code) => {
       if (stopping) return;
-      const now = Date.now();
-      deaths.push(now);
-      while (deaths.length > 0 && deaths[0]! < now - windowMs) deaths.shift();
-      log.error({ pid: handle.pid, code }, 'embedded nats-server died');
-      while (!stopping) {
-        if (deaths.length > maxRestarts) {
-          opts.onGiveUp(
-            new Error(`the embedded nats-server died ${deaths.length} times within ${windowMs / 1000} s`),
-          );
-          return;
-        }
-        const wait = Math.min(FIRST_BACKOFF_MS * 2 ** (deaths.length - 1), MAX_BACKOFF_MS);
-        await new Promise((r) => setTimeout(r, wait));
-        if (stopping) return;
-        try {
-          const next = await spawnOnce();
-          if (stopping) {
-            // stop() ran while this one started: it stopped the dead one, so stop this one here.
-            await next.stop();
-            return;
-          }
-          current = next;
-          log.warn({ pid: current.pid, restarts: deaths.length }, 'embedded nats-server restarted');
-          supervise(current);
-          return;
-        } catch (err) {
-          deaths.push(Date.now());
-          log.error({ err }, 'embedded nats-server failed to restart');
-        }
-      }
+      restarting = restartAfterDeath(handle, code).finally(() => {
+        restarting = undefined;
+      });
     });
+  };
+  const restartAfterDeath = async (handle: NatsServerHandle, code: number | null) => {
+    const now = Date.now();
+    deaths.push(now);
+    while (deaths.length > 0 && deaths[0]! < now - windowMs) deaths.shift();
+    log.error({ pid: handle.pid, code }, 'embedded nats-server died');
+    while (!stopping) {
+      if (deaths.length > maxRestarts) {
+        opts.onGiveUp(
+          new Error(`the embedded nats-server died ${deaths.length} times within ${windowMs / 1000} s`),
+        );
+        return;
+      }
+      const wait = Math.min(FIRST_BACKOFF_MS * 2 ** (deaths.length - 1), MAX_BACKOFF_MS);
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, wait);
+        wakeUp = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
+      if (stopping) return;
+      try {
+        current = await spawnOnce();
+        log.warn({ pid: current.pid, restarts: deaths.length }, 'embedded nats-server restarted');
+        supervise(current);
+        return;
+      } catch (err) {
+        deaths.push(Date.now());
+        log.error({ err }, 'embedded nats-server failed to restart');
+      }
+    }
   };
   supervise(current);
 
@@ -122,6 +130,8 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
     pid: () => current.pid,
     async stop() {
       stopping = true;
+      wakeUp();
+      await restarting; // a server being started now is `current` afterwards
       await current.stop();
       await lock.release();
     },
