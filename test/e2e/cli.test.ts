@@ -158,7 +158,7 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
   });
 });
 
-describe('sluice run after a crash, and behind the Node version wrapper', () => {
+describe('sluice run after a crash, and as the installed command', () => {
   let dir: string;
   let configFile: string;
   before(async () => {
