@@ -89,13 +89,22 @@ async function sendUntilQueued(port: number, subject: string): Promise<void> {
   );
 }
 
-function kill(proc: SluiceProcess | undefined) {
+/** After a test: SIGKILL Sluice if still running, and its nats-server (own process group) too. */
+function kill(proc: SluiceProcess | undefined, bed?: Bed) {
   if (proc && proc.child.exitCode === null && proc.child.signalCode === null) {
     try {
       process.kill(-proc.child.pid!, 'SIGKILL');
     } catch {
       proc.child.kill('SIGKILL');
     }
+  }
+  try {
+    // Only the nats-server of this test's data dir: a stale pid file may name a reused pid.
+    const pid = bed && natsPidOf(bed);
+    if (pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(bed.dataDir))
+      process.kill(pid, 'SIGKILL');
+  } catch {
+    // no pid file, or the server is gone already
   }
 }
 
@@ -135,7 +144,7 @@ describe('Ctrl-C with a message in flight', () => {
     bed = await writeBed('ctrlc', sink.port, 'bus: { ackWait: 5 }\n');
   });
   after(async () => {
-    kill(proc);
+    kill(proc, bed);
     await sink.stop();
     rmSync(bed.dir, { recursive: true, force: true });
   });
@@ -188,7 +197,7 @@ describe('one sluice per data dir', () => {
     bed = await writeBed('lock', sink.port, 'http: { listen: { host: 127.0.0.1, port: 0 } }\n');
   });
   after(async () => {
-    kill(first);
+    kill(first, bed);
     await sink.stop();
     rmSync(bed.dir, { recursive: true, force: true });
   });
@@ -225,7 +234,7 @@ describe('embedded nats-server credentials and supervision', () => {
     proc = await startSluiceCommand(['--config', bed.configFile], { detached: true });
   });
   after(async () => {
-    kill(proc);
+    kill(proc, bed);
     await sink.stop();
     rmSync(bed.dir, { recursive: true, force: true });
   });
@@ -286,7 +295,7 @@ describe('an embedded nats-server that keeps dying', () => {
     proc = await startSluiceCommand(['--config', bed.configFile], { detached: true });
   });
   after(async () => {
-    kill(proc);
+    kill(proc, bed);
     await sink.stop();
     rmSync(bed.dir, { recursive: true, force: true });
   });
