@@ -28,6 +28,7 @@ import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
 import { recordEvent } from './event-log.ts';
+import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { ledgerGet, ledgerPut } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
@@ -177,6 +178,28 @@ export class Bus implements BusClient {
 
   async ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
     await ledgerPut(await this.#ledgerBucket(), key, entry);
+  }
+
+  #ldapSnapshot: Promise<KV> | null = null;
+
+  #ldapSnapshotBucket(): Promise<KV> {
+    this.#ldapSnapshot ??= new Kvm(this.js).open(buckets.ldapSnapshot).catch((err) => {
+      this.#ldapSnapshot = null;
+      throw err;
+    });
+    return this.#ldapSnapshot;
+  }
+
+  async ldapSnapshotGet(): Promise<StoredSnapshot | null> {
+    return snapshotGet(await this.#ldapSnapshotBucket());
+  }
+
+  async ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null> {
+    return snapshotPut(await this.#ldapSnapshotBucket(), value, expectedRevision);
+  }
+
+  async ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void> {
+    return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
   }
 
   /** Whether the connection is up now (readiness). */

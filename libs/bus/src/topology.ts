@@ -293,6 +293,26 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     log,
   );
 
+  // LDAP snapshot (resolver): a few versions kept for an operator to compare; no age limit,
+  // since the snapshot is what keeps mail flowing while LDAP is down.
+  const snapStream = `KV_${buckets.ldapSnapshot}`;
+  if (!(await streamExists(jsm, snapStream))) {
+    await new Kvm(js).create(buckets.ldapSnapshot, {
+      history: 5,
+      replicas: cfg.replicas,
+      storage: 'file',
+      max_bytes: 64 * 1024 * 1024,
+    });
+    report.created.push(`kv ${buckets.ldapSnapshot}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    snapStream,
+    { num_replicas: cfg.replicas, max_msgs_per_subject: 5 },
+    report,
+    log,
+  );
+
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {

@@ -62,6 +62,10 @@ export interface LedgerEntry {
   reply: string;
 }
 
+import type { StoredSnapshot } from './ldap-snapshot-store.ts';
+
+export type { StoredSnapshot };
+
 export interface BusClient {
   /** Put a body where it belongs: inline if <= inlineMaxBytes (and fits max_payload), else object store. */
   storeBody(queueId: string, body: Uint8Array): Promise<StoredBody>;
@@ -101,6 +105,10 @@ export interface BusClient {
   ledgerPut(key: string, entry: LedgerEntry): Promise<void>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
+  /** The shared LDAP snapshot (resolver): get, compare-and-set put (null: lost the race), watch. */
+  ldapSnapshotGet(): Promise<StoredSnapshot | null>;
+  ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null>;
+  ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void>;
 }
 
 export class BusPublishError extends Error {

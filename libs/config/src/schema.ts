@@ -56,6 +56,62 @@ export const transportSchema = z
   })
   .strict();
 
+/** routing.ldap: where the directory is and how its entries map to routing rules. */
+const ldapSchema = z
+  .object({
+    urls: z
+      .array(z.string().regex(/^ldaps?:\/\/[^\s]+$/, 'an ldap:// or ldaps:// URL'))
+      .min(1)
+      .describe('LDAP server URLs, tried in order (ldap:// or ldaps://).'),
+    baseDn: z.string().min(1).describe('Search base, e.g. ou=users,dc=example,dc=org.'),
+    filter: z
+      .string()
+      .regex(/^\(.*\)$/, 'an LDAP filter in parentheses (RFC 4515)')
+      .default('(objectClass=*)')
+      .describe(
+        'Filter selecting the entries that carry routing (RFC 4515), e.g. (objectClass=debianAccount).',
+      ),
+    uidAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'an attribute name')
+      .default('uid')
+      .describe('Attribute holding the local part: uid@domain is the address the entry routes.'),
+    forwardAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'an attribute name')
+      .default('emailForward')
+      .describe('Attribute holding the forward targets (multi-valued: one address per value).'),
+    domain: domain.optional().describe("The domain of the directory's addresses (default: domains.primary)."),
+    startTls: z
+      .boolean()
+      .default(false)
+      .describe('Upgrade ldap:// connections with StartTLS (RFC 4511 §4.14) before binding.'),
+    caFile: z
+      .string()
+      .optional()
+      .describe('CA certificate (PEM) to verify the server with (ldaps or StartTLS).'),
+    bindDn: secretSchema
+      .optional()
+      .describe('DN to bind as (secret: string, {file}, {env}); anonymous when absent.'),
+    bindPassword: secretSchema.optional().describe('Password of bindDn (secret).'),
+    timeout: seconds.default(10).describe('Connect and search timeout, seconds.'),
+    refreshInterval: seconds.default(300).describe('Re-read the directory this often, seconds.'),
+    maxStaleness: seconds
+      .default(86400)
+      .describe(
+        'While LDAP is unreachable, answer from the snapshot until it is this old (seconds); past it, lookups tempfail (451).',
+      ),
+    maxDeleteShare: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.2)
+      .describe(
+        'A refresh that would remove more than this share of the entries is held back and reported (`sluice ldap refresh --force` applies it).',
+      ),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     hostname: hostname
@@ -82,12 +138,33 @@ export const configSchema = z
           .record(addressKey, z.array(address).min(1))
           .default({})
           .describe(
-            'Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively.',
+            'Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively. A key `@domain` is the catch-all of that domain (used when an address has no rule of its own).',
           ),
         forwards: z
           .record(address, z.array(address).min(1))
           .default({})
           .describe('Forwards: an address of ours -> outside mailboxes (Gmail, Riseup, ...).'),
+        reject: z
+          .record(
+            address,
+            z
+              .string()
+              .min(1)
+              .max(200)
+              .regex(/^[\x20-\x7e]+$/, 'printable ASCII text'),
+          )
+          .default({})
+          .describe(
+            'Reject entries: an address of ours -> the text refused with (550 5.1.1 at RCPT). Applies before aliases and forwards.',
+          ),
+        plusSeparator: z
+          .string()
+          .max(1)
+          .regex(/^[^@\s"]?$/, 'one character that is not @, a quote or a space')
+          .default('+')
+          .describe(
+            'Plus-addressing separator: user+tag@ resolves as user@ (the tag is kept on a mailbox address). Empty: off.',
+          ),
         maxDepth: z
           .number()
           .int()
@@ -95,10 +172,19 @@ export const configSchema = z
           .max(100)
           .default(10)
           .describe('Alias expansion depth limit (loops are cut).'),
+        reload: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Watch the config file and apply a changed routing (domains, routing, transports, relay) without a restart; an invalid file is refused and the old table keeps serving.',
+          ),
+        ldap: ldapSchema
+          .optional()
+          .describe('An LDAP directory as a routing source (userdir-ldap style: uid -> emailForward).'),
       })
       .strict()
-      .default({ aliases: {}, forwards: {}, maxDepth: 10 })
-      .describe('Address routing from configuration (LDAP comes later).'),
+      .default({ aliases: {}, forwards: {}, reject: {}, plusSeparator: '+', maxDepth: 10, reload: true })
+      .describe('Address routing: aliases, forwards, reject entries, plus-addressing, and LDAP.'),
     transports: z
       .record(domain, transportSchema)
       .default({})

@@ -47,6 +47,8 @@ import { buildRoutingTable, type RoutingTable } from './routing-table.ts';
 import { type FailedBranch, failedBranches, resolveRecipients, splitByRoute } from './split.ts';
 
 const encoder = new TextEncoder();
+/** How long an envelope waits when the LDAP snapshot cannot answer (a refresh runs meanwhile). */
+const UNAVAILABLE_RETRY_MS = 30_000;
 const decoder = new TextDecoder();
 
 export type ResolverDeps = Pick<ServiceContext, 'bus' | 'log' | 'metrics' | 'redact' | 'instance'> & {
@@ -75,6 +77,13 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
   const log = deps.log.child({ queueId: env.id });
 
   const resolutions = resolveRecipients(deps.table, env);
+  // The LDAP directory would decide a recipient and its snapshot is missing or too old: keep the
+  // whole envelope queued and ask again later (nothing published, nothing dead-lettered).
+  const unavailable = resolutions.flatMap((r) => r.expansion.errors).find((e) => e.kind === 'unavailable');
+  if (unavailable) {
+    log.warn({ reason: unavailable.message }, 'routing directory unavailable: resolve retried later');
+    return { kind: 'retry', delayMs: UNAVAILABLE_RETRY_MS, reason: unavailable.message };
+  }
   const parts = splitByRoute(env, resolutions, hop);
   const failed = failedBranches(resolutions);
   const eventHead = () =>
@@ -152,6 +161,10 @@ function errorLabel(e: ExpansionError): string {
       return 'alias chain deeper than routing.maxDepth after acceptance';
     case 'invalid':
       return 'invalid recipient address';
+    case 'rejected':
+      return 'recipient refused by routing.reject after acceptance';
+    case 'unavailable':
+      return 'routing directory unavailable';
   }
 }
 

@@ -10,6 +10,11 @@
  * Keys are comparison keys (address.ts): lower-case local part, lower-case
  * domain. A key "@example.org" is the catch-all of that domain: it applies to
  * an address of the domain that has no rule of its own.
+ *
+ * LDAP (ldap-snapshot.ts) adds forward rules for its domain with the source
+ * "ldap snapshot N"; a config rule for the same address wins (the operator's
+ * file overrides the directory). `ldap` says which snapshot the table holds
+ * and how old it may get before lookups in its domain tempfail.
  */
 import type { SluiceConfig } from '@sluice/config';
 import { normalizeDomain, parseAddress } from './address.ts';
@@ -22,6 +27,15 @@ export interface RoutingRule {
   targets: string[];
   /** Which source defined it, for the trail and the timeline. */
   source: string;
+}
+
+/** What the table knows about its LDAP source: the snapshot in it and the staleness bound. */
+export interface LdapView {
+  /** The domain whose addresses the directory routes. */
+  domain: string;
+  /** The snapshot folded into `rules`; absent: none read yet (lookups in the domain tempfail). */
+  snapshot?: { version: number; fetchedAt: number };
+  maxStalenessMs: number;
 }
 
 export interface Transport {
@@ -42,6 +56,18 @@ export interface RoutingTable {
   relay?: Transport;
   /** Alias expansion depth limit. */
   maxDepth: number;
+  /** Comparison key -> text the address is refused with (routing.reject). */
+  rejects: ReadonlyMap<string, string>;
+  /** Plus-addressing separator ('' : off). */
+  plusSeparator: string;
+  ldap?: LdapView;
+}
+
+/** The rules an LDAP snapshot contributes: uid -> forward targets (already checked). */
+export interface LdapRules {
+  version: number;
+  fetchedAt: number;
+  entries: Readonly<Record<string, readonly string[]>>;
 }
 
 export type RoutingConfig = Pick<SluiceConfig, 'domains' | 'routing' | 'transports' | 'relay'>;
@@ -50,7 +76,11 @@ export const CONFIG_ALIASES_SOURCE = 'config routing.aliases';
 export const CONFIG_FORWARDS_SOURCE = 'config routing.forwards';
 
 /** Build the table from configuration (already validated by the config schema). */
-export function buildRoutingTable(config: RoutingConfig): RoutingTable {
+export function ldapSource(version: number): string {
+  return `ldap snapshot ${version}`;
+}
+
+export function buildRoutingTable(config: RoutingConfig, ldap?: LdapRules): RoutingTable {
   const rules = new Map<string, RoutingRule[]>();
   const add = (key: string, rule: RoutingRule) => {
     const list = rules.get(key);
@@ -64,6 +94,18 @@ export function buildRoutingTable(config: RoutingConfig): RoutingTable {
   for (const [key, targets] of Object.entries(config.routing.forwards)) {
     add(ruleKey(key), { kind: 'forward', targets: [...targets], source: CONFIG_FORWARDS_SOURCE });
   }
+  const ldapCfg = config.routing.ldap;
+  const ldapDomain = ldapCfg ? normalizeDomain(ldapCfg.domain ?? config.domains.primary) : undefined;
+  if (ldap && ldapDomain) {
+    const source = ldapSource(ldap.version);
+    for (const [uid, targets] of Object.entries(ldap.entries)) {
+      const key = `${uid.toLowerCase()}@${ldapDomain}`;
+      if (targets.length === 0 || rules.has(key)) continue;
+      rules.set(key, [{ kind: 'forward', targets: [...targets], source }]);
+    }
+  }
+  const rejects = new Map<string, string>();
+  for (const [key, text] of Object.entries(config.routing.reject ?? {})) rejects.set(ruleKey(key), text);
   const transports = new Map<string, Transport>();
   for (const [domain, t] of Object.entries(config.transports)) {
     transports.set(normalizeDomain(domain), { host: t.host, port: t.port, lmtp: t.lmtp });
@@ -78,6 +120,16 @@ export function buildRoutingTable(config: RoutingConfig): RoutingTable {
     transports,
     relay,
     maxDepth: config.routing.maxDepth,
+    rejects,
+    plusSeparator: config.routing.plusSeparator ?? '+',
+    ldap:
+      ldapCfg && ldapDomain
+        ? {
+            domain: ldapDomain,
+            snapshot: ldap ? { version: ldap.version, fetchedAt: ldap.fetchedAt } : undefined,
+            maxStalenessMs: ldapCfg.maxStaleness * 1000,
+          }
+        : undefined,
   };
 }
 
