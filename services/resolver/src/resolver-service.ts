@@ -20,7 +20,14 @@
  * redelivery does not store it twice. DSNs for such recipients are a later
  * issue.
  *
- * Trust: reads only configuration; publishes only to the rewrite stream, the
+ * The table comes from RoutingState: the config file (reloaded on change when
+ * routing.reload, config-reload.ts) and, with routing.ldap, the LDAP snapshot
+ * kept by ldap-keeper.ts, which also answers `sluice ldap refresh`
+ * (subjects.resolverLdapRefresh). An envelope whose recipient the directory
+ * would decide while its snapshot is missing or too old is retried later,
+ * never dead-lettered (ldap-gate.ts).
+ *
+ * Trust: reads configuration and the LDAP directory; publishes only to the rewrite stream, the
  * dead-letter stream and the timeline. Addresses in events and logs go
  * through the privacy setting (ctx.redact).
  */
@@ -33,17 +40,23 @@ import {
   encodeEnvelope,
   eventBase,
   headerNames,
+  type LdapRefreshReply,
   type LookupReply,
+  ldapRefreshRequestSchema,
   lookupRequestSchema,
   queueGroups,
   type Recipient,
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { routingSourceMetrics } from '@sluice/telemetry';
+import { watchConfigFile } from './config-reload.ts';
 import type { ExpansionError } from './expand.ts';
+import { LdapKeeper } from './ldap-keeper.ts';
 import { lookupAddress } from './lookup.ts';
 import { routeKey } from './route.ts';
-import { buildRoutingTable, type RoutingTable } from './routing-table.ts';
+import { RoutingState } from './routing-state.ts';
+import type { RoutingTable } from './routing-table.ts';
 import { type FailedBranch, failedBranches, resolveRecipients, splitByRoute } from './split.ts';
 
 const encoder = new TextEncoder();
@@ -196,27 +209,71 @@ export function createResolverService(): ServiceDefinition {
   return {
     name: 'resolver',
     async start(ctx: ServiceContext): Promise<RunningService> {
-      const table = buildRoutingTable(ctx.config);
+      const state = new RoutingState(ctx.config);
+      const sourceMetrics = routingSourceMetrics(ctx.metrics.registry);
       const concurrency = ctx.config.resolver.concurrency;
+      const ldapCfg = ctx.config.routing.ldap;
+      const keeper = ldapCfg
+        ? new LdapKeeper({
+            bus: ctx.bus,
+            log: ctx.log.child({ source: 'ldap' }),
+            metrics: sourceMetrics,
+            cfg: ldapCfg,
+            directory: { domains: [state.table.primary, ...state.table.aliasDomains] },
+            onSnapshot: (s) => state.setSnapshot(s),
+          })
+        : undefined;
+      await keeper?.start();
+      const stopWatch =
+        ctx.configFile && ctx.config.routing.reload
+          ? watchConfigFile({
+              file: ctx.configFile,
+              onConfig: (config) => {
+                state.setConfig(config);
+                sourceMetrics.configReloads.inc({ outcome: 'applied' });
+                ctx.log.info(
+                  { file: ctx.configFile, rules: state.table.rules.size },
+                  'routing config reloaded',
+                );
+              },
+              onRefused: (reason) => {
+                sourceMetrics.configReloads.inc({ outcome: 'refused' });
+                ctx.log.error(
+                  { file: ctx.configFile, reason },
+                  'changed config refused: the previous routing keeps serving',
+                );
+              },
+            })
+          : undefined;
       const rpc = ctx.bus.serve(
         subjects.resolverLookup,
         queueGroups.resolver,
         { concurrency },
         async (req) => {
-          const reply = answerLookup(table, req.data);
+          const reply = answerLookup(state.table, req.data);
           if (reply.result === 'tempfail') {
-            // A broken alias (loop, too deep, leads nowhere): the operator has to fix the config.
-            ctx.log.warn(
-              { reason: reply.reason, trail: reply.trail },
-              'lookup tempfails: routing configuration error',
-            );
+            // A broken alias (loop, too deep, leads nowhere), or the directory cannot answer now.
+            ctx.log.warn({ reason: reply.reason, trail: reply.trail }, 'lookup tempfails');
           }
+          return encoder.encode(JSON.stringify(reply));
+        },
+      );
+      const refreshRpc = ctx.bus.serve(
+        subjects.resolverLdapRefresh,
+        queueGroups.resolver,
+        { concurrency: 1 },
+        async (req) => {
+          const parsed = ldapRefreshRequestSchema.safeParse(JSON.parse(decoder.decode(req.data)));
+          if (!parsed.success) throw new Error('invalid ldap refresh request');
+          const reply: LdapRefreshReply = keeper
+            ? await keeper.refresh(parsed.data.force)
+            : { v: 1, outcome: 'disabled', refused: [], message: 'routing.ldap is not configured' };
           return encoder.encode(JSON.stringify(reply));
         },
       );
       const consumer = ctx.bus.consumeEnvelopes(consumers.resolver, { concurrency }, async (d) => {
         const t0 = performance.now();
-        const disposition = await resolveEnvelope(d, { ...ctx, table });
+        const disposition = await resolveEnvelope(d, { ...ctx, table: state.table });
         ctx.metrics.stageProcessed.inc({ stage: 'resolver', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'resolver' }, (performance.now() - t0) / 1000);
         return disposition;
@@ -224,14 +281,18 @@ export function createResolverService(): ServiceDefinition {
       return {
         name: 'resolver',
         async stop() {
+          stopWatch?.();
+          keeper?.stop();
           await consumer.stop();
+          await refreshRpc.stop();
           await rpc.stop();
         },
         info: () => ({
-          primary: table.primary,
-          aliasDomains: [...table.aliasDomains],
-          rules: table.rules.size,
-          transports: [...table.transports.keys()],
+          primary: state.table.primary,
+          aliasDomains: [...state.table.aliasDomains],
+          rules: state.table.rules.size,
+          transports: [...state.table.transports.keys()],
+          ldapSnapshot: keeper?.snapshot?.version,
         }),
       };
     },
