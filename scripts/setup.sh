@@ -17,6 +17,9 @@ purpose="${1:-run}"
 declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm )
 if [ "$purpose" = "test" ]; then
   want[swaks]=swaks
+  # LDAP source tests (test/harness slapd.ts): the server and ldapmodify/ldapdelete.
+  want[slapd]=slapd
+  want[ldapmodify]=ldap-utils
 fi
 
 missing=()
@@ -30,6 +33,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # slapd: no default directory of its own (the tests generate their config).
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   # --no-install-recommends: keep the machine small; nats-server needs nothing else.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

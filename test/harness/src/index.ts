@@ -15,6 +15,7 @@ export {
   startServiceContext,
   type TestServiceContext,
 } from './service-context.ts';
+export { type LdapTestEntry, SLAPD_SUFFIX, SLAPD_USERS, type SlapdServer, startSlapd } from './slapd.ts';
 export { type SluiceConfigOptions, sluiceConfigYaml, writeSluiceConfig } from './sluice-config.ts';
 export {
   type SluiceProcess,

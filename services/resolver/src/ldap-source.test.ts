@@ -1,0 +1,298 @@
+/**
+ * The LDAP routing source against a real slapd (test/harness slapd.ts) and a
+ * real nats-server: what is read and what is refused (CR/LF, pipe, self-loop),
+ * RFC 4515 escaping against filter injection, the shared snapshot in
+ * JetStream KV, LDAP stopped / killed / frozen while lookups run, the
+ * staleness bound (ok only while the snapshot is young enough, tempfail past
+ * it, never "unknown user"), a refresh deleting most entries held back, and
+ * a replica started while LDAP is down answering from its peers' snapshot.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Bus } from '@sluice/bus';
+import { parseConfig, type SluiceConfig } from '@sluice/config';
+import {
+  type LdapRefreshReply,
+  type LookupReply,
+  ldapRefreshReplySchema,
+  lookupReplySchema,
+  subjects,
+} from '@sluice/proto';
+import type { RunningService, ServiceContext } from '@sluice/runtime';
+import {
+  type LdapTestEntry,
+  type NatsTestServer,
+  type SlapdServer,
+  startNats,
+  startServiceContext,
+  startSlapd,
+  waitUntil,
+} from '@sluice/test-harness';
+import { readEntry } from './ldap-directory.ts';
+import { escapeFilterValue } from './ldap-filter.ts';
+import { createResolverService } from './resolver-service.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const ENTRIES: LdapTestEntry[] = [
+  { uid: 'alice', forwards: ['alice@gmail.test'] },
+  { uid: 'bob', forwards: ['bob@riseup.test', 'bob@backup.test'] },
+  { uid: 'carol' },
+  { uid: 'crlf', forwards: ['crlf@ok.test\r\nRCPT TO:<victim@x.test>'] },
+  { uid: 'piper', forwards: ['|/usr/bin/procmail'] },
+  { uid: 'filer', forwards: ['/var/mail/filer'] },
+  { uid: 'selfish', forwards: ['selfish@sluice.test'] },
+  { uid: 'evil*)(uid=*', forwards: ['evil@attacker.test'] },
+  { uid: 'ping', forwards: ['pong@sluice.test'] },
+  { uid: 'pong', forwards: ['ping@sluice.test'] },
+  // Padding so that deleting the trap entries stays under the deletion guard.
+  ...Array.from({ length: 40 }, (_, i) => ({ uid: `user${i}`, forwards: [`user${i}@elsewhere.test`] })),
+];
+
+let nats: NatsTestServer;
+let slapd: SlapdServer;
+
+function configFor(maxStaleness: number): SluiceConfig {
+  return parseConfig(
+    {
+      domains: { primary: 'sluice.test', aliases: ['alias.test'] },
+      routing: {
+        aliases: { 'postmaster@sluice.test': ['root@outside.test'] },
+        ldap: {
+          urls: [slapd.url],
+          baseDn: slapd.baseDn,
+          filter: '(objectClass=account)',
+          timeout: 1,
+          refreshInterval: 3600,
+          maxStaleness,
+          maxDeleteShare: 0.2,
+        },
+      },
+      nats: { servers: [nats.url] },
+    },
+    'ldap-test',
+  );
+}
+
+async function startResolver(config: SluiceConfig, name: string) {
+  const sc = await startServiceContext(config, name);
+  const svc: RunningService = await createResolverService().start(sc.ctx);
+  return {
+    ...sc,
+    svc,
+    async stop() {
+      await svc.stop();
+      await sc.close();
+    },
+  };
+}
+
+async function lookup(bus: Bus, address: string): Promise<LookupReply> {
+  const data = await bus.request(
+    subjects.resolverLookup,
+    encoder.encode(JSON.stringify({ v: 1, address })),
+    5000,
+  );
+  return lookupReplySchema.parse(JSON.parse(decoder.decode(data)));
+}
+
+async function refresh(bus: Bus, force = false): Promise<LdapRefreshReply> {
+  const data = await bus.request(
+    subjects.resolverLdapRefresh,
+    encoder.encode(JSON.stringify({ v: 1, force })),
+    10_000,
+  );
+  return ldapRefreshReplySchema.parse(JSON.parse(decoder.decode(data)));
+}
+
+async function metric(ctx: ServiceContext, name: string): Promise<number> {
+  const m = await ctx.metrics.registry.getSingleMetric(name)?.get();
+  return m?.values[0]?.value ?? Number.NaN;
+}
+
+before(async () => {
+  nats = await startNats();
+  slapd = await startSlapd(ENTRIES);
+});
+
+after(async () => {
+  await slapd?.close();
+  await nats?.stop();
+});
+
+describe('LDAP routing source (real slapd)', () => {
+  test('forwards, multi-valued forwards and entries without one route; traps are refused and reported', async () => {
+    const r = await startResolver(configFor(3600), 'ldap-read');
+    try {
+      const first = await refresh(r.bus);
+      assert.ok(['applied', 'unchanged'].includes(first.outcome), first.message);
+      const v = first.snapshotVersion;
+      assert.ok(v && v >= 1);
+      const alice = await lookup(r.bus, 'alice@sluice.test');
+      assert.equal(alice.result, 'ok');
+      assert.deepEqual(alice.targets, ['alice@gmail.test']);
+      assert.deepEqual(alice.decidedBy?.[0]?.source, `ldap snapshot ${v}`);
+      assert.equal(alice.decidedBy?.[0]?.snapshotVersion, v);
+      // Alias domain and plus-addressing reach the directory's entry too.
+      assert.deepEqual((await lookup(r.bus, 'alice+lists@alias.test')).targets, ['alice@gmail.test']);
+      const bob = await lookup(r.bus, 'bob@sluice.test');
+      assert.deepEqual(bob.targets.sort(), ['bob@backup.test', 'bob@riseup.test']);
+      // Known to LDAP but no forward and no mailbox transport: unknown, decided by the snapshot.
+      const carol = await lookup(r.bus, 'carol@sluice.test');
+      assert.equal(carol.result, 'unknown');
+      assert.equal(carol.decidedBy?.[0]?.source, `ldap snapshot ${v}`);
+      // The traps: never routed.
+      for (const uid of ['crlf', 'piper', 'filer', 'selfish']) {
+        const reply = await lookup(r.bus, `${uid}@sluice.test`);
+        assert.equal(reply.result, 'unknown', `${uid}: ${JSON.stringify(reply)}`);
+        assert.deepEqual(reply.targets, []);
+      }
+      const reasons = Object.fromEntries(first.refused.map((x) => [x.uid, x.reason]));
+      assert.match(reasons.crlf ?? '', /control character/);
+      assert.match(reasons.piper ?? '', /pipe/);
+      assert.match(reasons.filer ?? '', /file/);
+      assert.match(reasons.selfish ?? '', /own address/);
+      assert.equal(await metric(r.ctx, 'sluice_resolver_ldap_refused_forwards'), 4);
+      // A loop across two directory entries is cut: tempfail, not unknown.
+      const ping = await lookup(r.bus, 'ping@sluice.test');
+      assert.equal(ping.result, 'tempfail');
+      assert.match(ping.trail.join('\n'), /alias loop/);
+      // Config rules still decide their own addresses.
+      assert.equal(
+        (await lookup(r.bus, 'postmaster@sluice.test')).decidedBy?.[0]?.source,
+        'config routing.aliases',
+      );
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test('a uid crafted for filter injection matches only itself (RFC 4515 escaping)', async () => {
+    assert.equal(escapeFilterValue('*)(uid=*'), '\\2a\\29\\28uid=\\2a');
+    const cfg = configFor(3600).routing.ldap!;
+    const ctx = { domains: ['sluice.test'] };
+    // Unescaped, "*)(uid=*" would match every entry; escaped it matches none.
+    assert.deepEqual(Object.keys((await readEntry(cfg, ctx, '*)(uid=*')).entries), []);
+    assert.deepEqual(Object.keys((await readEntry(cfg, ctx, 'evil*)(uid=*')).entries), ['evil*)(uid=*']);
+    assert.deepEqual(Object.keys((await readEntry(cfg, ctx, 'alice')).entries), ['alice']);
+  });
+
+  test('LDAP stopped, killed and frozen during a lookup load: every lookup answers from the snapshot', async () => {
+    const r = await startResolver(configFor(3600), 'ldap-outage');
+    try {
+      const fresh = await refresh(r.bus);
+      assert.ok(['applied', 'unchanged'].includes(fresh.outcome));
+      assert.equal(await metric(r.ctx, 'sluice_resolver_ldap_up'), 1);
+      const outages: [string, () => Promise<void>, () => Promise<void>][] = [
+        ['stopped', () => slapd.stop(), () => slapd.start()],
+        ['killed', () => slapd.kill(), () => slapd.start()],
+        ['frozen', async () => slapd.freeze(), async () => slapd.thaw()],
+      ];
+      for (const [what, breakIt, repair] of outages) {
+        let answered = 0;
+        const load = (async () => {
+          for (let round = 0; round < 20; round++) {
+            const replies = await Promise.all(
+              Array.from({ length: 20 }, (_, i) =>
+                lookup(r.bus, i % 2 ? 'alice@sluice.test' : 'bob@sluice.test'),
+              ),
+            );
+            for (const [i, reply] of replies.entries()) {
+              assert.equal(reply.result, 'ok', `${what}: ${JSON.stringify(reply)}`);
+              assert.equal(reply.targets.length, i % 2 ? 1 : 2);
+            }
+            answered += replies.length;
+          }
+        })();
+        await breakIt();
+        const failed = await refresh(r.bus);
+        assert.equal(failed.outcome, 'failed', `${what}: ${failed.message}`);
+        assert.match(failed.message, /serving snapshot/);
+        assert.equal(await metric(r.ctx, 'sluice_resolver_ldap_up'), 0);
+        await load;
+        assert.equal(answered, 400, `${what}: every lookup answered`);
+        await repair();
+        await waitUntil(`LDAP back after ${what}`, async () => (await refresh(r.bus)).outcome !== 'failed');
+        assert.equal(await metric(r.ctx, 'sluice_resolver_ldap_up'), 1);
+      }
+    } finally {
+      slapd.thaw();
+      await r.stop();
+    }
+  });
+
+  test('staleness bound: ok only while the snapshot is young enough, then tempfail (never unknown); a new replica shares the snapshot', async () => {
+    const bound = 3;
+    const r = await startResolver(configFor(bound), 'ldap-stale');
+    try {
+      assert.notEqual((await refresh(r.bus)).outcome, 'failed');
+      await slapd.stop();
+      assert.equal((await lookup(r.bus, 'alice@sluice.test')).result, 'ok', 'a young snapshot answers');
+      const reply = await waitUntil(
+        'the snapshot to pass the staleness bound',
+        async () => {
+          const a = await lookup(r.bus, 'alice@sluice.test');
+          const age = a.decidedBy?.find((d) => d.source.startsWith('ldap'))?.snapshotAgeSeconds;
+          assert.ok(age !== undefined, JSON.stringify(a));
+          if (a.result === 'ok') {
+            sawOk = true;
+            assert.ok(age <= bound + 1, `ok answered from a snapshot ${age} s old`);
+            // Make the snapshot young again once so that both sides of the bound are seen.
+            return false;
+          }
+          return a;
+        },
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
+      assert.equal(reply.result, 'tempfail');
+      assert.equal(reply.reason, 'routing directory unavailable');
+      assert.match(reply.trail.join('\n'), /maxStaleness/);
+      assert.ok((reply.decidedBy?.find((d) => d.source === 'ldap')?.snapshotAgeSeconds ?? 0) >= bound);
+      // Unknown users are not "unknown" either: the directory cannot tell now.
+      assert.equal((await lookup(r.bus, 'nobody@sluice.test')).result, 'tempfail');
+      // Addresses the config decides keep working.
+      assert.equal((await lookup(r.bus, 'postmaster@sluice.test')).result, 'ok');
+      await slapd.start();
+      assert.notEqual((await refresh(r.bus)).outcome, 'failed');
+      assert.equal((await lookup(r.bus, 'alice@sluice.test')).result, 'ok');
+      await r.stop();
+      // A replica started while LDAP is down answers from the snapshot its peer stored.
+      await slapd.stop();
+      const replica = await startResolver(configFor(3600), 'ldap-replica');
+      try {
+        const a = await lookup(replica.bus, 'alice@sluice.test');
+        assert.equal(a.result, 'ok', JSON.stringify(a));
+        assert.deepEqual(a.targets, ['alice@gmail.test']);
+      } finally {
+        await replica.stop();
+      }
+    } finally {
+      await slapd.start();
+    }
+  });
+
+  test('a refresh deleting most entries is held back; --force applies it', async () => {
+    const r = await startResolver(configFor(3600), 'ldap-delete');
+    try {
+      const base = await refresh(r.bus);
+      assert.notEqual(base.outcome, 'failed', base.message);
+      const version = base.snapshotVersion!;
+      const victims = ENTRIES.map((e) => e.uid).filter((u) => u.startsWith('user'));
+      await slapd.remove(victims);
+      const held = await refresh(r.bus);
+      assert.equal(held.outcome, 'held', held.message);
+      assert.match(held.message, /maxDeleteShare/);
+      assert.equal(held.snapshotVersion, version);
+      // Still routed from the snapshot in use.
+      assert.deepEqual((await lookup(r.bus, 'user7@sluice.test')).targets, ['user7@elsewhere.test']);
+      const forced = await refresh(r.bus, true);
+      assert.equal(forced.outcome, 'applied');
+      assert.equal(forced.snapshotVersion, version + 1);
+      assert.equal((await lookup(r.bus, 'user7@sluice.test')).result, 'unknown');
+      await slapd.add(ENTRIES.filter((e) => e.uid.startsWith('user')));
+    } finally {
+      await r.stop();
+    }
+  });
+});
