@@ -4,7 +4,7 @@
  * from here without loading any service.
  */
 
-export const COMMANDS = ['run', 'check-config', 'trace', 'lookup', 'sink'] as const;
+export const COMMANDS = ['run', 'check-config', 'trace', 'lookup', 'ldap', 'sink'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export const USAGE = `usage:
@@ -13,7 +13,8 @@ export const USAGE = `usage:
                                                  resolver rewriter egress
   sluice check-config [FILE]                     validate a config file (default: the example)
   sluice trace QUEUE-ID [--config FILE] [--json] print a message's timeline
-  sluice lookup ADDRESS [--config FILE] [--json] where an address goes, and why
+  sluice lookup ADDRESS [--config FILE] [--json] where an address goes, and why (asks the running resolver)
+  sluice ldap refresh [--force] [--json]         re-read the LDAP directory now (asks the running resolver)
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
   sluice COMMAND --help                          help on one command
 Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
@@ -34,8 +35,17 @@ Print what each stage decided about a message (its timeline); exit 1 when nothin
 ${CONFIG_LINE}
       --json         the events as JSON`,
   lookup: `usage: sluice lookup ADDRESS [--config FILE] [--json]
-Where the routing table sends an address, and why (exit 0 ok, 1 refused, 75 tempfail).
+Ask the running resolver (over NATS) where an address goes and why: the sources that decided
+(config, or the LDAP snapshot with its version and age), every step, the targets and routes.
+Exit 0 ok, 1 refused, 75 tempfail, 69 no resolver answered.
 ${CONFIG_LINE}
+      --json         the answer as JSON`,
+  ldap: `usage: sluice ldap refresh [--force] [--config FILE] [--json]
+Ask one running resolver to re-read the LDAP directory (routing.ldap) now; every replica takes the
+new snapshot. A refresh deleting more than routing.ldap.maxDeleteShare of the entries is held back.
+Exit 0 applied or unchanged, 1 held back or LDAP unreachable, 69 no resolver answered.
+${CONFIG_LINE}
+      --force        apply a refresh even if it deletes many entries
       --json         the answer as JSON`,
   sink: `usage: sluice sink [--host H] [--port 2526] [--dir DIR]
 A development SMTP sink: accepts every message and prints one line per message.
@@ -54,6 +64,7 @@ const OPTIONS: Record<CommandName, Record<string, OptionSpec>> = {
   'check-config': { ...common, ...config },
   trace: { ...common, ...config, json: { type: 'boolean' } },
   lookup: { ...common, ...config, json: { type: 'boolean' } },
+  ldap: { ...common, ...config, json: { type: 'boolean' }, force: { type: 'boolean' } },
   sink: { ...common, host: { type: 'string' }, port: { type: 'string' }, dir: { type: 'string' } },
 };
 

@@ -76,6 +76,11 @@ export function lookupDecision(answer: { data: Uint8Array } | { error: unknown }
     case 'ok':
       return { kind: 'accept' };
     case 'unknown':
+      // A routing.reject entry carries its own text (printable ASCII, checked by the config schema).
+      if (reply.data.rejectText) {
+        const text = reply.data.rejectText.replace(/[^\x20-\x7e]/g, '').slice(0, 200);
+        return { kind: 'refuse', error: smtpError('unknownUser', text), reason: 'rejected-address' };
+      }
       return { kind: 'refuse', error: smtpError('unknownUser'), reason: 'unknown-user' };
     case 'foreign':
       return { kind: 'refuse', error: smtpError('relayDenied'), reason: 'relay' };
