@@ -8,7 +8,7 @@
  * (the key and the fix) and the table in use keeps serving. A file whose text
  * did not change is not reloaded.
  */
-import { watch } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { loadConfig, type SluiceConfig } from '@sluice/config';
@@ -25,14 +25,14 @@ export interface ConfigWatchOptions {
 export function watchConfigFile(opts: ConfigWatchOptions): () => void {
   const name = basename(opts.file);
   let timer: NodeJS.Timeout | undefined;
-  let lastText: string | undefined;
   let stopped = false;
-  void readFile(opts.file, 'utf8').then(
-    (t) => {
-      lastText ??= t;
-    },
-    () => {},
-  );
+  // The text in use now (read at once: a change right after start must not be taken for it).
+  let lastText: string | undefined;
+  try {
+    lastText = readFileSync(opts.file, 'utf8');
+  } catch {
+    lastText = undefined;
+  }
   const reload = async () => {
     let text: string;
     try {
