@@ -12,14 +12,20 @@ import { after, before, describe, test } from 'node:test';
 import type { Bus } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
 import {
+  consumers,
+  type Envelope,
   type LdapRefreshReply,
   type LookupReply,
   ldapRefreshReplySchema,
   lookupReplySchema,
+  newQueueId,
+  parseEnvelope,
+  sha256Hex,
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
 import {
+  collectStage,
   type LdapTestEntry,
   type NatsTestServer,
   type SlapdServer,
@@ -53,7 +59,7 @@ const ENTRIES: LdapTestEntry[] = [
 let nats: NatsTestServer;
 let slapd: SlapdServer;
 
-function configFor(maxStaleness: number): SluiceConfig {
+function configFor(maxStaleness: number, refreshInterval = 3600): SluiceConfig {
   return parseConfig(
     {
       domains: { primary: 'sluice.test', aliases: ['alias.test'] },
@@ -64,7 +70,7 @@ function configFor(maxStaleness: number): SluiceConfig {
           baseDn: slapd.baseDn,
           filter: '(objectClass=account)',
           timeout: 1,
-          refreshInterval: 3600,
+          refreshInterval,
           maxStaleness,
           maxDeleteShare: 0.2,
         },
@@ -295,4 +301,82 @@ describe('LDAP routing source (real slapd)', () => {
       await r.stop();
     }
   });
+
+  test('the resolve stage names the snapshot in the resolved event; past the bound an envelope waits, then resolves when LDAP is back', async () => {
+    const r = await startResolver(configFor(2, 1), 'ldap-resolve');
+    const rewrite = collectStage(r.bus, consumers.rewriter);
+    const send = async (to: string) => {
+      const id = newQueueId();
+      const body = encoder.encode('hello');
+      const stored = await r.bus.storeBody(id, body);
+      const env: Envelope = parseEnvelope({
+        v: 1,
+        id,
+        receivedAt: new Date().toISOString(),
+        source: 'mx',
+        receivedBy: 'mx.sluice.test',
+        client: { ip: '192.0.2.1', helo: 'client.test' },
+        mailFrom: { address: 'sender@sender.test' },
+        recipients: [{ address: to, original: to }],
+        body: { kind: 'inline', size: body.length, sha256: sha256Hex(body) },
+        hops: [{ stage: 'ingress', instance: 'i1', at: new Date().toISOString() }],
+      });
+      await r.bus.publishEnvelope(subjects.resolve, { ...env, body: stored.ref }, stored.inline, {
+        msgId: `${id}:resolve`,
+      });
+      return id;
+    };
+    const partOf = (id: string) => rewrite.envelopes.find((e) => e.id === id);
+    try {
+      const first = await refresh(r.bus);
+      assert.notEqual(first.outcome, 'failed');
+      const id1 = await send('alice@sluice.test');
+      const part1 = await waitUntil('the first part', () => partOf(id1));
+      assert.deepEqual(
+        part1.recipients.map((x) => x.address),
+        ['alice@gmail.test'],
+      );
+      const resolved = r.events.find((e) => e.queueId === id1 && e.kind === 'resolved');
+      assert.ok(resolved && resolved.kind === 'resolved');
+      assert.match(resolved.source, /^ldap snapshot \d+$/);
+
+      await slapd.stop();
+      await waitUntil(
+        'lookups to tempfail past the bound',
+        async () => (await lookup(r.bus, 'bob@sluice.test')).result === 'tempfail',
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+      const retriesBefore = await retryCount(r.ctx);
+      const id2 = await send('bob@sluice.test');
+      await waitUntil(
+        'the resolver to hold the envelope back',
+        async () => (await retryCount(r.ctx)) > retriesBefore,
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(partOf(id2), undefined);
+      assert.equal(r.events.filter((e) => e.queueId === id2 && e.kind === 'dead-lettered').length, 0);
+      await slapd.start();
+      // No operator action: the interval refresh brings the snapshot back, the retry resolves it.
+      const targets2 = await waitUntil(
+        'the held envelope resolved (one part per route)',
+        () => {
+          const got = rewrite.envelopes
+            .filter((e) => e.id === id2)
+            .flatMap((e) => e.recipients.map((x) => x.address));
+          return got.length === 2 && got.sort();
+        },
+        { timeoutMs: 30_000 },
+      );
+      assert.deepEqual(targets2, ['bob@backup.test', 'bob@riseup.test']);
+    } finally {
+      await slapd.start();
+      await rewrite.stop();
+      await r.stop();
+    }
+  });
 });
+
+async function retryCount(ctx: ServiceContext): Promise<number> {
+  const m = await ctx.metrics.registry.getSingleMetric('sluice_stage_processed_total')?.get();
+  return m?.values.find((v) => v.labels.stage === 'resolver' && v.labels.outcome === 'retry')?.value ?? 0;
+}

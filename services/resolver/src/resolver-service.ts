@@ -60,8 +60,15 @@ import type { RoutingTable } from './routing-table.ts';
 import { type FailedBranch, failedBranches, resolveRecipients, splitByRoute } from './split.ts';
 
 const encoder = new TextEncoder();
-/** How long an envelope waits when the LDAP snapshot cannot answer (a refresh runs meanwhile). */
-const UNAVAILABLE_RETRY_MS = 30_000;
+/**
+ * How long an envelope waits when the LDAP snapshot cannot answer: until the next refresh
+ * (routing.ldap.refreshInterval), at most a minute. With bus.maxDeliver (50) that keeps it
+ * queued for up to ~50 minutes of outage past the staleness bound; after that it is
+ * dead-lettered with the reason (replayable), never dropped.
+ */
+function unavailableRetryMs(table: RoutingTable): number {
+  return Math.min(60_000, Math.max(1000, table.ldap?.refreshIntervalMs ?? 60_000));
+}
 const decoder = new TextDecoder();
 
 export type ResolverDeps = Pick<ServiceContext, 'bus' | 'log' | 'metrics' | 'redact' | 'instance'> & {
@@ -95,7 +102,7 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
   const unavailable = resolutions.flatMap((r) => r.expansion.errors).find((e) => e.kind === 'unavailable');
   if (unavailable) {
     log.warn({ reason: unavailable.message }, 'routing directory unavailable: resolve retried later');
-    return { kind: 'retry', delayMs: UNAVAILABLE_RETRY_MS, reason: unavailable.message };
+    return { kind: 'retry', delayMs: unavailableRetryMs(deps.table), reason: unavailable.message };
   }
   const parts = splitByRoute(env, resolutions, hop);
   const failed = failedBranches(resolutions);

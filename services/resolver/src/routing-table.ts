@@ -36,6 +36,8 @@ export interface LdapView {
   /** The snapshot folded into `rules`; absent: none read yet (lookups in the domain tempfail). */
   snapshot?: { version: number; fetchedAt: number };
   maxStalenessMs: number;
+  /** How often the directory is re-read (the resolve stage retries that often while it cannot answer). */
+  refreshIntervalMs: number;
 }
 
 export interface Transport {
@@ -128,6 +130,7 @@ export function buildRoutingTable(config: RoutingConfig, ldap?: LdapRules): Rout
             domain: ldapDomain,
             snapshot: ldap ? { version: ldap.version, fetchedAt: ldap.fetchedAt } : undefined,
             maxStalenessMs: ldapCfg.maxStaleness * 1000,
+            refreshIntervalMs: ldapCfg.refreshInterval * 1000,
           }
         : undefined,
   };
