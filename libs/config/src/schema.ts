@@ -186,9 +186,11 @@ export const configSchema = z
       .default({ aliases: {}, forwards: {}, reject: {}, plusSeparator: '+', maxDepth: 10, reload: true })
       .describe('Address routing: aliases, forwards, reject entries, plus-addressing, and LDAP.'),
     transports: z
-      .record(domain, transportSchema)
+      .record(z.union([address, domain]), transportSchema)
       .default({})
-      .describe('Per-destination-domain next hops, overriding MX lookup (internal hosts, test sinks).'),
+      .describe(
+        "Next hops overriding MX lookup, per destination domain or per address (user@domain: that one mailbox goes elsewhere, e.g. an LMTP server); an address entry wins over its domain's.",
+      ),
     relay: transportSchema
       .optional()
       .describe('Smarthost for every destination without a transport (no MX lookup).'),
@@ -498,6 +500,22 @@ export const configSchema = z
           });
         }
       }
+      // Between two refreshes the snapshot ages by refreshInterval: a bound below it would
+      // tempfail lookups while LDAP is fine.
+      const ldap = (c.routing as Partial<typeof c.routing> | undefined)?.ldap as
+        | { maxStaleness?: unknown; refreshInterval?: unknown }
+        | undefined;
+      if (
+        typeof ldap?.maxStaleness === 'number' &&
+        typeof ldap.refreshInterval === 'number' &&
+        ldap.maxStaleness <= ldap.refreshInterval
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routing', 'ldap', 'maxStaleness'],
+          message: `${ldap.maxStaleness} s is not above routing.ldap.refreshInterval (${ldap.refreshInterval} s) — lookups would tempfail between refreshes; raise it (a few refresh intervals at least)`,
+        });
+      }
       const domains = c.domains as Partial<typeof c.domains> | undefined;
       if (typeof domains?.primary !== 'string') return;
       const ours = [domains.primary, ...(Array.isArray(domains.aliases) ? domains.aliases : [])];
@@ -512,7 +530,7 @@ export const configSchema = z
       }
       // An alias or forward for a domain that is not ours never matches: a typo, caught here.
       const routing = c.routing as Partial<typeof c.routing> | undefined;
-      for (const table of ['aliases', 'forwards'] as const) {
+      for (const table of ['aliases', 'forwards', 'reject'] as const) {
         const entries = routing?.[table];
         if (!entries || typeof entries !== 'object') continue;
         for (const key of Object.keys(entries)) {

@@ -24,7 +24,7 @@
 import { formatAddress, type ParsedAddress, parseAddress } from './address.ts';
 import { ldapGate } from './ldap-gate.ts';
 import { plusBase } from './plus-address.ts';
-import { isOurDomain, type RoutingRule, type RoutingTable } from './routing-table.ts';
+import { isOurDomain, type RoutingRule, type RoutingTable, transportFor } from './routing-table.ts';
 
 export interface ExpandedTarget {
   /** The final address to deliver to. */
@@ -87,12 +87,13 @@ export function expandRecipient(table: RoutingTable, address: string, now = Date
   const path = new Set<string>();
 
   const finalOfOurs = (a: ParsedAddress, shown: string, via: string[]) => {
-    const transport = table.transports.get(a.domain);
-    if (transport) {
+    const found = transportFor(table, a.key, a.domain);
+    if (found) {
+      const { name, transport } = found;
       out.targets.push({ address: shown, via });
       const lmtp = transport.lmtp ? ', LMTP' : '';
       out.trail.push(
-        `${shown} is a mailbox on the transport for ${a.domain} (${transport.host}:${transport.port}${lmtp})`,
+        `${shown} is a mailbox on the transport for ${name} (${transport.host}:${transport.port}${lmtp})`,
       );
       return;
     }

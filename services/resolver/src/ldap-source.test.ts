@@ -59,7 +59,7 @@ const ENTRIES: LdapTestEntry[] = [
 let nats: NatsTestServer;
 let slapd: SlapdServer;
 
-function configFor(maxStaleness: number, refreshInterval = 3600): SluiceConfig {
+function configFor(maxStaleness: number, refreshInterval = 1800): SluiceConfig {
   return parseConfig(
     {
       domains: { primary: 'sluice.test', aliases: ['alias.test'] },
@@ -230,7 +230,7 @@ describe('LDAP routing source (real slapd)', () => {
 
   test('staleness bound: ok only while the snapshot is young enough, then tempfail (never unknown); a new replica shares the snapshot', async () => {
     const bound = 3;
-    const r = await startResolver(configFor(bound), 'ldap-stale');
+    const r = await startResolver(configFor(bound, 2), 'ldap-stale');
     try {
       assert.notEqual((await refresh(r.bus)).outcome, 'failed');
       await slapd.stop();

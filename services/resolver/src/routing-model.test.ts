@@ -18,9 +18,15 @@ import { expandRecipient } from './expand.ts';
 import { checkForward } from './forward-check.ts';
 import { decodeSnapshot, deletionShare, encodeSnapshot, entriesHash } from './ldap-snapshot.ts';
 import { lookupAddress } from './lookup.ts';
+import { routeFor } from './route.ts';
 import { buildRoutingTable, type LdapRules } from './routing-table.ts';
 
-const LDAP = { urls: ['ldap://127.0.0.1:9'], baseDn: 'ou=users,dc=example,dc=org', maxStaleness: 60 };
+const LDAP = {
+  urls: ['ldap://127.0.0.1:9'],
+  baseDn: 'ou=users,dc=example,dc=org',
+  maxStaleness: 60,
+  refreshInterval: 30,
+};
 
 function config(extra: Partial<ConfigInput> = {}): SluiceConfig {
   return parseConfig(
@@ -72,6 +78,36 @@ describe('plus-addressing', () => {
       config({ routing: { plusSeparator: '', forwards: { 'alice@example.org': ['a@b.test'] } } }),
     );
     assert.equal(lookupAddress(off, 'alice+x@example.org').result, 'unknown');
+  });
+});
+
+describe('transports per address and per domain', () => {
+  test("an address transport wins over its domain's and makes the address a mailbox", () => {
+    const t = buildRoutingTable(
+      config({
+        transports: {
+          'example.org': { host: '10.0.0.1', port: 25 },
+          'Boss@Example.org': { host: '10.0.0.2', port: 24, lmtp: true },
+        },
+      }),
+    );
+    assert.deepEqual(routeFor(t, 'boss@example.org'), {
+      kind: 'smtp',
+      name: 'boss@example.org',
+      host: '10.0.0.2',
+      port: 24,
+      lmtp: true,
+    });
+    assert.deepEqual(routeFor(t, 'other@example.org'), {
+      kind: 'smtp',
+      name: 'example.org',
+      host: '10.0.0.1',
+      port: 25,
+      lmtp: false,
+    });
+    const r = lookupAddress(t, 'boss@example.org');
+    assert.equal(r.result, 'ok');
+    assert.match(r.trail.join('\n'), /transport for boss@example\.org \(10\.0\.0\.2:24, LMTP\)/);
   });
 });
 

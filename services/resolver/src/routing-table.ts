@@ -52,7 +52,7 @@ export interface RoutingTable {
   aliasDomains: ReadonlySet<string>;
   /** Comparison key (or "@domain") -> rules, in the order they apply. */
   rules: ReadonlyMap<string, readonly RoutingRule[]>;
-  /** Destination domain -> next hop, overriding MX lookup. */
+  /** Destination domain, or address comparison key, -> next hop, overriding MX lookup. */
   transports: ReadonlyMap<string, Transport>;
   /** Smarthost for every destination without a transport. */
   relay?: Transport;
@@ -109,8 +109,9 @@ export function buildRoutingTable(config: RoutingConfig, ldap?: LdapRules): Rout
   const rejects = new Map<string, string>();
   for (const [key, text] of Object.entries(config.routing.reject ?? {})) rejects.set(ruleKey(key), text);
   const transports = new Map<string, Transport>();
-  for (const [domain, t] of Object.entries(config.transports)) {
-    transports.set(normalizeDomain(domain), { host: t.host, port: t.port, lmtp: t.lmtp });
+  for (const [key, t] of Object.entries(config.transports)) {
+    const k = key.includes('@') ? ruleKey(key) : normalizeDomain(key);
+    transports.set(k, { host: t.host, port: t.port, lmtp: t.lmtp });
   }
   const relay = config.relay
     ? { host: config.relay.host, port: config.relay.port, lmtp: config.relay.lmtp }
@@ -140,6 +141,18 @@ export function buildRoutingTable(config: RoutingConfig, ldap?: LdapRules): Rout
 function ruleKey(key: string): string {
   if (key.startsWith('@')) return `@${normalizeDomain(key.slice(1))}`;
   return parseAddress(key)?.key ?? key.toLowerCase();
+}
+
+/** The transport for an address: its own (user@domain), else its domain's. */
+export function transportFor(
+  table: RoutingTable,
+  key: string,
+  domain: string,
+): { name: string; transport: Transport } | undefined {
+  const own = table.transports.get(key);
+  if (own) return { name: key, transport: own };
+  const t = table.transports.get(domain);
+  return t ? { name: domain, transport: t } : undefined;
 }
 
 /** Is this one of our domains (the primary or an alias domain)? */
