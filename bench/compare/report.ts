@@ -55,6 +55,8 @@ export interface Summary {
   system: SystemName;
   /** Mean over rounds, per recipient count. */
   messagesPerSecond: Record<number, number>;
+  /** Lowest and highest round, per recipient count: how noisy the machine was. */
+  messagesPerSecondRange: Record<number, [number, number]>;
   cpuSecondsPer1000: number;
   queueCpuSecondsPer1000?: number;
   p50: number;
@@ -82,6 +84,12 @@ export function summarize(r: SystemResult): Summary {
     system: r.system,
     messagesPerSecond: Object.fromEntries(
       [...byRcpt].map(([n, runs]) => [n, mean(runs.map((x) => x.messagesPerSecond))]),
+    ),
+    messagesPerSecondRange: Object.fromEntries(
+      [...byRcpt].map(([n, runs]) => {
+        const xs = runs.map((x) => x.messagesPerSecond);
+        return [n, [Math.min(...xs), Math.max(...xs)]];
+      }),
     ),
     cpuSecondsPer1000: per1000(r.runs.reduce((a, x) => a + x.cpuSeconds, 0)),
     ...(queue !== undefined ? { queueCpuSecondsPer1000: queue } : {}),
@@ -179,7 +187,11 @@ export function markdownTable(result: CompareResult): string {
   ];
   const rows = sums.map((s) => [
     SYSTEM_LABELS[s.system],
-    ...rcpts.map((n) => fmt(s.messagesPerSecond[n] ?? Number.NaN)),
+    ...rcpts.map((n) => {
+      const range = s.messagesPerSecondRange[n];
+      const mean = fmt(s.messagesPerSecond[n] ?? Number.NaN);
+      return range && range[1] > range[0] ? `${mean} (${fmt(range[0], 0)}-${fmt(range[1], 0)})` : mean;
+    }),
     `${fmt(s.p50, 1)} / ${fmt(s.p99, 1)}`,
     s.queueCpuSecondsPer1000 !== undefined
       ? `${fmt(s.cpuSecondsPer1000, 2)} (nats-server ${fmt(s.queueCpuSecondsPer1000, 2)})`
@@ -209,7 +221,8 @@ export function markdownTable(result: CompareResult): string {
   return [
     `${result.date.slice(0, 10)}, ${result.machine.cpus} cores; smtp-source, ${l.sessions} sessions, ` +
       `${fmt(l.messageBytes / 1024, 0)} KB messages, ${fmt(l.messages, 0)} per run, a new connection per message, ` +
-      `${l.rounds} round${l.rounds === 1 ? '' : 's'} alternating the systems${l.quick ? ' (quick mode)' : ''}; ` +
+      `${l.rounds} round${l.rounds === 1 ? '' : 's'} alternating the systems${l.quick ? ' (quick mode)' : ''} ` +
+      `(msg/s: mean, and the lowest-highest round); load average ${fmt(result.machine.loadavgAtStart[0] ?? 0)} at the start; ` +
       'latency: the light-load probe (about 20 msg/s offered), 250 after the dot -> arrival at smtp-sink.',
     '',
     ...out,

@@ -150,6 +150,7 @@ describe('comparison report', () => {
   it('averages the rounds per recipient count and divides CPU by all messages', () => {
     const s = summarize(result.systems[1]!);
     assert.deepEqual(s.messagesPerSecond, { 1: 105, 5: 90 });
+    assert.deepEqual(s.messagesPerSecondRange, { 1: [100, 110], 5: [90, 90] });
     assert.equal(s.cpuSecondsPer1000, 10);
     assert.equal(s.queueCpuSecondsPer1000, 2.5);
     const r = ratios(result)!;
@@ -173,10 +174,14 @@ describe('comparison report', () => {
     const table = markdownTable(result);
     const rows = table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| -'));
     assert.equal(rows.length, 1 + 2 + 2); // header, 2 systems, pending row, ratio row
-    assert.match(rows[1]!, /^\| Postfix +\| 210\.0 +\| 170\.0 +\| 2\.0 \/ 20\.0 +\| 4\.50 +\| 600 \(100\)/);
+    // msg/s: the mean over the rounds, then the lowest and highest round (none when they are equal).
+    assert.match(
+      rows[1]!,
+      /^\| Postfix +\| 210\.0 \(200-220\) +\| 170\.0 \(160-180\) +\| 2\.0 \/ 20\.0 +\| 4\.50 +\| 600 \(100\)/,
+    );
     assert.match(
       rows[2]!,
-      /^\| Sluice +\| 105\.0 +\| 90\.0 +\| 5\.0 \/ 60\.0 +\| 10\.00 \(nats-server 2\.50\)/,
+      /^\| Sluice +\| 105\.0 \(100-110\) +\| 90\.0 +\| 5\.0 \/ 60\.0 +\| 10\.00 \(nats-server 2\.50\)/,
     );
     assert.match(rows[3]!, /pending/);
     assert.match(rows[4]!, /\*\*0\.50x\*\* +\| \*\*0\.53x\*\*/);
