@@ -10,6 +10,7 @@ export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
+export { POSTSRSD_BIN, type Postsrsd, type PostsrsdAnswer, startPostsrsd } from './postsrsd.ts';
 export {
   type ServiceContextOptions,
   startServiceContext,

@@ -1,0 +1,2 @@
+/** @sluice/srs: the Sender Rewriting Scheme as libsrs2/postsrsd implement it (forward and reverse). */
+export * from './srs.ts';
