@@ -1,3 +1,4 @@
+export { DKIMPY_PYTHON, type DkimpyVerdict, dkimpyVerify } from './dkimpy.ts';
 export {
   type DnsQueryLog,
   type DnsRecord,
