@@ -6,6 +6,8 @@
  *   sluice trace QUEUE-ID [--config FILE] [--json]   print a message's timeline
  *   sluice lookup ADDRESS [--config FILE]     where an address goes, and why
  *   sluice sink [--port 2526] [--dir DIR]     a development SMTP sink
+ *   sluice srs forward|reverse ADDRESS        SRS by hand (srs-command.ts)
+ *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
  *
  * Wiring only: each command's logic lives in its own module or library.
  */
@@ -27,6 +29,8 @@ const USAGE = `usage:
   sluice trace QUEUE-ID [--config FILE] [--json] print a message's timeline
   sluice lookup ADDRESS [--config FILE]          where an address goes, and why
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
+  sluice srs forward|reverse ADDRESS [--config FILE | --domain D --secret-file F]
+  sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
 Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
 
 function fail(message: string, code = 2): never {
@@ -51,6 +55,15 @@ function natsServersOf(config: SluiceConfig): string[] {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // Commands with their own options live in their own modules, loaded on demand.
+  if (command === 'srs') {
+    process.exitCode = await (await import('./srs-command.ts')).runSrsCommand(rest);
+    return;
+  }
+  if (command === 'dkim') {
+    process.exitCode = await (await import('./dkim-command.ts')).runDkimCommand(rest);
+    return;
+  }
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
