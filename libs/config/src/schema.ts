@@ -347,9 +347,16 @@ export const configSchema = z
           .min(0)
           .default(0)
           .describe('x= of signatures, days after signing (0: no x= tag).'),
+        dnsCheckInterval: z
+          .number()
+          .min(0)
+          .default(3600)
+          .describe(
+            'Check active keys against their DNS records every N seconds (0: never); a mismatched key is not used.',
+          ),
       })
       .strict()
-      .default({ keys: [], expireDays: 0 })
+      .default({ keys: [], expireDays: 0, dnsCheckInterval: 3600 })
       .describe('DKIM signing (rsa-sha256 and ed25519-sha256) of mail whose From is one of our domains.'),
     arc: z
       .object({

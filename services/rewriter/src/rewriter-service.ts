@@ -16,6 +16,7 @@ import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
 import { consumers, dedupIds, envelopeKey, eventBase, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { monitorPublishedKeys, txtResolver } from './published-keys.ts';
 import { rewriteEnvelope } from './rewrite.ts';
 import { type RewriterSetup, rewriterSetup } from './rewriter-setup.ts';
 import { signAndSeal } from './signing.ts';
@@ -72,6 +73,23 @@ export function createRewriterService(): ServiceDefinition {
     name: 'rewriter',
     async start(ctx: ServiceContext): Promise<RunningService> {
       const setup = rewriterSetup(ctx.config);
+      // Active keys are checked against DNS at start and every dkim.dnsCheckInterval seconds.
+      const monitor = monitorPublishedKeys({
+        keys: setup.signing.keyring.keys,
+        resolveTxt: txtResolver(ctx.config.dns.servers, ctx.config.dns.timeout),
+        intervalSeconds: ctx.config.dkim.dnsCheckInterval,
+        onCheck: (c) => {
+          ctx.metrics.rewrites.inc({ step: 'dkim-dns', outcome: c.status });
+          if (c.status === 'match') ctx.log.info({ key: c.key.name }, c.detail);
+          else if (c.status === 'dns-error')
+            ctx.log.warn({ key: c.key.name }, `DKIM key check failed: ${c.detail}`);
+          else ctx.log.error({ key: c.key.name }, `DKIM key set aside (not signing with it): ${c.detail}`);
+        },
+      });
+      if (ctx.config.dkim.dnsCheckInterval > 0) {
+        monitor.checkNow().catch((err: unknown) => ctx.log.warn({ err }, 'DKIM key check failed'));
+      }
+      setup.signing.setAside = monitor.setAside;
       const concurrency = ctx.config.rewriter.concurrency;
       const consumer = ctx.bus.consumeEnvelopes(consumers.rewriter, { concurrency }, async (d) => {
         const t0 = performance.now();
@@ -82,7 +100,10 @@ export function createRewriterService(): ServiceDefinition {
       });
       return {
         name: 'rewriter',
-        stop: () => consumer.stop(),
+        async stop() {
+          monitor.stop();
+          await consumer.stop();
+        },
         info: () => ({ concurrency, ...setup.summary }),
       };
     },

@@ -126,6 +126,20 @@ describe('DKIM decisions', () => {
     assert.equal(foreign.dkim, 'not-ours');
   });
 
+  test('keys set aside by the DNS check are not used; with none left the mail goes unsigned', async () => {
+    const [r1, e1] = setup.signing.keyring.activeFor('example.org');
+    const one = await signAndSeal(envelope('From: a@example.org').env, envelope('From: a@example.org').body, {
+      ...setup.signing,
+      now,
+      setAside: new Set([e1!]),
+    });
+    assert.equal(one.dkim, 'signed');
+    assert.equal(one.envelope.prepend.filter((h) => h.name === 'DKIM-Signature').length, 1);
+    const e = envelope('From: a@example.org');
+    const none = await signAndSeal(e.env, e.body, { ...setup.signing, now, setAside: new Set([r1!, e1!]) });
+    assert.equal(none.dkim, 'unsigned-key-not-published');
+  });
+
   test('submission-style sources sign without DMARC (the door authenticated the sender)', async () => {
     const r = await sign(envelope('From: a@example.org', { source: 'submission', auth: undefined }));
     assert.equal(r.dkim, 'signed');

@@ -11,7 +11,9 @@
  * unsigned are logged and counted (sluice_rewrites_total{step="dkim"}) and
  * the message is still sent — a missing signature is not worth a bounce:
  *   several From fields / several author domains / a From without a domain;
- *   no active key for the domain; unauthenticated MX mail with our From.
+ *   no active key for the domain; unauthenticated MX mail with our From;
+ *   every active key of the domain set aside because DNS publishes another
+ *   key or none for its selector (published-keys.ts).
  *
  * ARC (RFC 8617): a part from the MX leaving for an outside destination is a
  * forward; it is sealed with arc.selector of arc.domain (default the primary
@@ -35,12 +37,15 @@ export interface SigningContext {
   arcKey?: DkimKey;
   ourDomains: ReadonlySet<string>;
   now: () => Date;
+  /** Active keys whose published record is missing or different (published-keys.ts): not used. */
+  setAside?: ReadonlySet<DkimKey>;
 }
 
 export type DkimOutcome =
   | 'signed'
   | 'not-ours'
   | 'unsigned-no-key'
+  | 'unsigned-key-not-published'
   | 'unsigned-unauthenticated'
   | `unsigned-${string}`;
 export type ArcOutcome = 'sealed' | 'not-forward' | 'off' | 'unsealed';
@@ -83,11 +88,16 @@ export async function signAndSeal(
       changes.push(`dkim: not signed (${author.reason})`);
     }
   } else if (ctx.ourDomains.has(author.domain)) {
-    const keys = ctx.keyring.activeFor(author.domain);
+    const configured = ctx.keyring.activeFor(author.domain);
+    const keys = configured.filter((k) => !ctx.setAside?.has(k));
     if (env.source === 'mx' && env.auth?.dmarc !== 'pass') {
       dkim = 'unsigned-unauthenticated';
       warnings.push(`not DKIM-signed: From ${author.domain} via the MX without DMARC pass`);
       changes.push('dkim: not signed (our From, but not authenticated as ours)');
+    } else if (keys.length === 0 && configured.length > 0) {
+      dkim = 'unsigned-key-not-published';
+      warnings.push(`not DKIM-signed: the keys of ${author.domain} do not match their DNS records`);
+      changes.push(`dkim: not signed (keys of ${author.domain} not as published in DNS)`);
     } else if (keys.length === 0) {
       dkim = 'unsigned-no-key';
       warnings.push(`not DKIM-signed: no active key for ${author.domain} in dkim.keys`);
