@@ -26,9 +26,11 @@
  * "domain" is the reserved TLD "invalid" (RFC 2606 §2) and whose local part
  * is a keyed digest of the sender. SPF at the next hop passes as for any SRS
  * address; a bounce to it is refused (`not-reversible`), because the
- * original sender is not in it. See docs/srs.md.
+ * original sender is not in it. See docs/srs.md. The length counted is that
+ * of the local part as written (quoted if it must be: address-form.ts).
  */
 import { createHmac } from 'node:crypto';
+import { externalLocalPart } from './address-form.ts';
 
 /** The separators libsrs2 accepts after the SRS0/SRS1 tag. */
 export type SrsSeparator = '=' | '+' | '-';
@@ -203,14 +205,14 @@ export class Srs {
       local = `SRS0${sep}${hash}${SRSSEP}${stamp}${SRSSEP}${host}${SRSSEP}${user}`;
       form = 'SRS0';
     }
-    if (Buffer.byteLength(local, 'utf8') > MAX_LOCAL_PART) {
-      return { kind: 'rewritten', address: this.#hashOnly(sender, now), form: 'hash-only' };
+    if (Buffer.byteLength(externalLocalPart(local), 'utf8') > MAX_LOCAL_PART) {
+      return { kind: 'rewritten', address: this.hashOnly(sender, now), form: 'hash-only' };
     }
     return { kind: 'rewritten', address: `${local}@${this.domain}`, form };
   }
 
   /** The fallback for senders too long to carry (see the header comment). */
-  #hashOnly(sender: string, now: Date): string {
+  hashOnly(sender: string, now: Date = new Date()): string {
     const digest = createHmac('sha1', Buffer.from(this.#secrets[0]!, 'utf8'))
       .update(Buffer.from(`hash-only:${asciiLower(sender)}`, 'utf8'))
       .digest();

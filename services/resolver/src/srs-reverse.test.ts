@@ -37,6 +37,12 @@ describe('SRS reverse in the lookup', () => {
     assert.equal(lookupAddress(table, a.toLowerCase(), { mailFrom: '' }).result, 'ok', 'case folded');
   });
 
+  test('a quoted SRS address (a quoted original sender) reverses to the quoted original', () => {
+    const made = srs.forward('john doe@sender.test').address;
+    const quoted = `"${made.slice(0, made.lastIndexOf('@'))}"@srs.example.org`;
+    assert.deepEqual(lookupAddress(table, quoted, { mailFrom: '' }).targets, ['"john doe"@sender.test']);
+  });
+
   test('an SRS1 address goes back to the first forwarder', () => {
     const a = srs.forward('SRS0=abcd=AB=orig.test=u@first.test').address;
     assert.deepEqual(lookupAddress(table, a, { mailFrom: '' }).targets, [

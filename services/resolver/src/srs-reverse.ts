@@ -10,7 +10,7 @@
  * reason; the caller answers 550 at RCPT or dead-letters after acceptance.
  * `mailFrom` undefined (`sluice lookup` without a sender) shows the reversal.
  */
-import { Srs } from '@sluice/srs';
+import { Srs, toExternalForm, toInternalForm } from '@sluice/srs';
 import { normalizeDomain } from './address.ts';
 
 export interface SrsTable {
@@ -56,11 +56,9 @@ export function reverseSrsRecipient(
     const reason = 'SRS addresses accept only bounces (null sender)';
     return { kind: 'refused', reason, trail: `${address}: ${reason}` };
   }
-  const r = srs.codec.reverse(address, now);
+  // SRS works on the unquoted form (libs/srs address-form.ts); the result is quoted where needed.
+  const r = srs.codec.reverse(toInternalForm(address), now);
   if (!r.ok) return { kind: 'refused', reason: r.reason, trail: `${address}: ${r.reason}` };
-  return {
-    kind: 'reversed',
-    address: r.address,
-    trail: `${address} is an ${r.form} address: back to ${r.address}`,
-  };
+  const back = toExternalForm(r.address);
+  return { kind: 'reversed', address: back, trail: `${address} is an ${r.form} address: back to ${back}` };
 }

@@ -17,7 +17,7 @@
  *      authenticated submitter's IP; there is no submission door yet.
  */
 import type { Envelope, Route } from '@sluice/proto';
-import { type Srs, SrsError } from '@sluice/srs';
+import { type Srs, SrsError, toExternalForm, toInternalForm } from '@sluice/srs';
 
 export interface RewriteContext {
   /** This process' instance name, for the hop. */
@@ -74,12 +74,13 @@ export function rewriteEnvelope(env: Envelope, ctx: RewriteContext): RewriteResu
     !ctx.ourDomains.has(domainOf(sender))
   ) {
     try {
-      const r = ctx.srs.forward(sender, ctx.now());
+      // SRS works on the unquoted form; the result is written back quoted where needed.
+      const r = ctx.srs.forward(toInternalForm(sender), ctx.now());
       if (r.kind === 'rewritten') {
-        mailFrom = { ...env.mailFrom, address: r.address, original: sender };
+        mailFrom = { ...env.mailFrom, address: toExternalForm(r.address), original: sender };
         srsOutcome = r.form === 'hash-only' ? 'hash-only' : 'rewritten';
         const note = r.form === 'hash-only' ? ' (hash-only: too long for SRS, bounces cannot return)' : '';
-        changes.push(`srs: ${sender} -> ${r.address}${note}`);
+        changes.push(`srs: ${sender} -> ${mailFrom.address}${note}`);
       }
     } catch (err) {
       if (!(err instanceof SrsError)) throw err;

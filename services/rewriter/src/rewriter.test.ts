@@ -140,6 +140,18 @@ describe('rewriteEnvelope', () => {
     assert.match(r.changes[0]!, /hash-only/);
   });
 
+  test('a quoted sender is rewritten unquoted and the SRS address quoted only if it must be', () => {
+    const env = { ...part(), mailFrom: { address: '"john doe"@sender.test' } };
+    const r = rewriteEnvelope(env, ctx);
+    assert.match(
+      r.envelope.mailFrom.address,
+      /^"SRS0=[^=]{4}=[A-Z2-7]{2}=sender\.test=john doe"@srs\.example\.org$/,
+    );
+    const back = srs.reverse(r.envelope.mailFrom.address.slice(1).replace('"@', '@'), at);
+    assert.deepEqual(back, { ok: true, address: 'john doe@sender.test', form: 'SRS0' });
+    assert.equal(r.envelope.mailFrom.original, '"john doe"@sender.test');
+  });
+
   test('internal X-Sluice-* headers are removed', () => {
     const env = {
       ...part(),
