@@ -10,8 +10,10 @@
  *     still valid (the body and its headers were not touched).
  *   - Mail with our From (authenticated: SPF and DMARC pass) arrives with
  *     rsa-sha256 and ed25519-sha256 signatures of example.org that verify.
- *   - A bounce (null sender) to the SRS address goes back to the original
- *     sender; the same address from a non-null sender, a forged one, and an
+ *   - A sender that is already another forwarder's SRS0 address leaves as
+ *     SRS1. A bounce (null sender) to the SRS address goes back to the
+ *     original sender, also to an address Debian's postsrsd made with the
+ *     same secret; the same address from a non-null sender, a forged one, and an
  *     expired one are refused at RCPT.
  */
 import assert from 'node:assert/strict';
@@ -29,11 +31,13 @@ import {
   type DnsServer,
   dkimpyVerify,
   type NatsTestServer,
+  POSTSRSD_BIN,
   type SmtpSink,
   sendMail,
   smtpConversation,
   startDnsServer,
   startNats,
+  startPostsrsd,
   startSmtpSink,
 } from '@sluice/test-harness';
 import { authenticate } from 'mailauth';
@@ -265,6 +269,37 @@ describe('forwarding outside and signing', () => {
     const got = await sink.waitFor((m) => m.raw.includes(Buffer.from(subject)), 20_000);
     assert.deepEqual(got.rcptTo, ['sender@sender.test']);
     assert.equal(got.mailFrom, '');
+  });
+
+  test("a sender that is another forwarder's SRS0 address leaves as SRS1 naming that forwarder", async () => {
+    const subject = `srs1 ${randomBytes(4).toString('hex')}`;
+    const upstream = 'SRS0=abcd=AB=orig.test=user@sender.test';
+    await sendMail({
+      port,
+      from: upstream,
+      to: ['info@example.org'],
+      raw: message('U <user@orig.test>', subject),
+    });
+    const got = await sink.waitFor((m) => m.raw.includes(Buffer.from(subject)), 20_000);
+    assert.match(got.mailFrom, /^SRS1=[^=]{4}=sender\.test==abcd=AB=orig\.test=user@srs\.example\.org$/);
+    assert.deepEqual(srs.reverse(got.mailFrom), { ok: true, address: upstream, form: 'SRS1' });
+  });
+
+  test('a bounce to an address postsrsd made with the same secret returns too (migration from Postfix)', {
+    skip: !existsSync(POSTSRSD_BIN) && 'postsrsd not installed',
+  }, async () => {
+    const postsrsd = await startPostsrsd({ domain: 'srs.example.org', secrets: [srsSecret] });
+    try {
+      const theirs = await postsrsd.forward('dave@sender.test');
+      assert.equal(theirs.code, 200);
+      const subject = `postsrsd bounce ${randomBytes(4).toString('hex')}`;
+      const dsn = `From: MAILER-DAEMON@forward.test\r\nTo: ${theirs.text}\r\nSubject: ${subject}\r\n\r\nfailed\r\n`;
+      await sendMail({ port, from: '', to: [theirs.text], raw: dsn, helo: 'forward.test' });
+      const got = await sink.waitFor((m) => m.raw.includes(Buffer.from(subject)), 20_000);
+      assert.deepEqual(got.rcptTo, ['dave@sender.test']);
+    } finally {
+      await postsrsd.stop();
+    }
   });
 
   test('refused at RCPT: the SRS address from a non-null sender, a forged hash, an expired address', async () => {
