@@ -28,6 +28,8 @@ export interface RewriteContext {
   srs?: Srs;
   /** Our domains (primary and aliases), lower case. */
   ourDomains: ReadonlySet<string>;
+  /** How addresses appear in the change lines (log.addresses: clear, hash, drop). */
+  redactAddress?: (address: string) => string;
 }
 
 export interface RewriteResult {
@@ -80,7 +82,8 @@ export function rewriteEnvelope(env: Envelope, ctx: RewriteContext): RewriteResu
         mailFrom = { ...env.mailFrom, address: toExternalForm(r.address), original: sender };
         srsOutcome = r.form === 'hash-only' ? 'hash-only' : 'rewritten';
         const note = r.form === 'hash-only' ? ' (hash-only: too long for SRS, bounces cannot return)' : '';
-        changes.push(`srs: ${sender} -> ${mailFrom.address}${note}`);
+        const shown = ctx.redactAddress ?? ((a: string) => a);
+        changes.push(`srs: ${shown(sender)} -> ${shown(mailFrom.address)}${note}`);
       }
     } catch (err) {
       if (!(err instanceof SrsError)) throw err;

@@ -21,10 +21,11 @@ import { rewriteEnvelope } from './rewrite.ts';
 import { type RewriterSetup, rewriterSetup } from './rewriter-setup.ts';
 import { signAndSeal } from './signing.ts';
 
-export type RewriterDeps = Pick<ServiceContext, 'bus' | 'log' | 'instance' | 'metrics'> & {
-  now?: () => Date;
-  setup: RewriterSetup;
-};
+export type RewriterDeps = Pick<ServiceContext, 'bus' | 'log' | 'instance' | 'metrics'> &
+  Partial<Pick<ServiceContext, 'redact'>> & {
+    now?: () => Date;
+    setup: RewriterSetup;
+  };
 
 /** The rewrite stage's handler for one part. */
 export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Promise<Disposition> {
@@ -35,6 +36,7 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
     now,
     srs: setup.srs,
     ourDomains: setup.ourDomains,
+    redactAddress: deps.redact ? (a) => deps.redact!.address(a) : undefined,
   });
   let envelope = rewritten.envelope;
   const changes = [...rewritten.changes];
