@@ -16,6 +16,8 @@ export const USAGE = `usage:
   sluice lookup ADDRESS [--config FILE] [--json] where an address goes, and why (asks the running resolver)
   sluice ldap refresh [--force] [--json]         re-read the LDAP directory now (asks the running resolver)
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
+  sluice srs forward|reverse ADDRESS [--config FILE | --domain D --secret-file F]
+  sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
   sluice COMMAND --help                          help on one command
 Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
 

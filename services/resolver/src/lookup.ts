@@ -19,6 +19,10 @@
  * `decidedBy` names every source that decided, with the LDAP snapshot's
  * version and age.
  *
+ * An address of the SRS domain is answered by its reversal (srs-reverse.ts):
+ * ok with the original sender for a bounce (null sender), unknown with the
+ * reason (forged, expired, not a bounce) otherwise.
+ *
  * `reason` is short and safe to show an SMTP client (no internal addresses);
  * the trail has the detail.
  */
@@ -27,15 +31,46 @@ import { decidedBy } from './decided-by.ts';
 import { expandRecipient } from './expand.ts';
 import { describeRoute, routeFor } from './route.ts';
 import type { RoutingTable } from './routing-table.ts';
+import { reverseSrsRecipient } from './srs-reverse.ts';
 
-export function lookupAddress(table: RoutingTable, address: string, now = Date.now()): LookupReply {
-  const reply = lookupAnswer(table, address, now);
+export function lookupAddress(
+  table: RoutingTable,
+  address: string,
+  opts: { mailFrom?: string; now?: Date } = {},
+): LookupReply {
+  const now = opts.now?.getTime() ?? Date.now();
+  const reply = lookupAnswer(table, address, opts.mailFrom, now);
   return { ...reply, decidedBy: decidedBy(table, reply.decidedBy ?? [], now) };
 }
 
-function lookupAnswer(table: RoutingTable, address: string, now: number): LookupReply {
+function lookupAnswer(
+  table: RoutingTable,
+  address: string,
+  mailFrom: string | undefined,
+  now: number,
+): LookupReply {
   // RFC 5321 §4.5.1: "Postmaster" without a domain must be accepted.
   const full = /^postmaster$/i.test(address) ? `${address}@${table.primary}` : address;
+  // A bounce to one of our SRS addresses: only for the null sender (srs-reverse.ts).
+  const srs = reverseSrsRecipient(table.srs, full, mailFrom, new Date(now));
+  if (srs.kind === 'refused')
+    return {
+      v: 1,
+      result: 'unknown',
+      targets: [],
+      trail: [srs.trail],
+      reason: srs.reason,
+      decidedBy: [{ source: 'srs' }],
+    };
+  if (srs.kind === 'reversed') {
+    return {
+      v: 1,
+      result: 'ok',
+      targets: [srs.address],
+      trail: [srs.trail, `${srs.address}: ${describeRoute(routeFor(table, srs.address))}`],
+      decidedBy: [{ source: 'srs' }],
+    };
+  }
   const exp = expandRecipient(table, full, now);
   const trail = [...exp.trail];
   const sources = exp.sources.map((source) => ({ source }));

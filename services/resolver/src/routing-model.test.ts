@@ -21,6 +21,7 @@ import { lookupAddress } from './lookup.ts';
 import { routeFor } from './route.ts';
 import { buildRoutingTable, type LdapRules } from './routing-table.ts';
 
+const at = (ms: number) => ({ now: new Date(ms) });
 const LDAP = {
   urls: ['ldap://127.0.0.1:9'],
   baseDn: 'ou=users,dc=example,dc=org',
@@ -154,9 +155,9 @@ describe('LDAP rules in the table', () => {
   });
   test('a config rule wins over the directory; the directory decides the rest, with its version and age', () => {
     const t = buildRoutingTable(cfg, ldap);
-    assert.deepEqual(lookupAddress(t, 'alice@example.org', 1_005_000).targets, ['alice@config.test']);
+    assert.deepEqual(lookupAddress(t, 'alice@example.org', at(1_005_000)).targets, ['alice@config.test']);
     const noLdapRule = buildRoutingTable(config({ routing: { ldap: LDAP } }), ldap);
-    const r = lookupAddress(noLdapRule, 'alice@example.org', 1_005_000);
+    const r = lookupAddress(noLdapRule, 'alice@example.org', at(1_005_000));
     assert.deepEqual(r.targets, ['alice@gmail.test']);
     assert.deepEqual(r.decidedBy, [{ source: 'ldap snapshot 7', snapshotVersion: 7, snapshotAgeSeconds: 5 }]);
   });
@@ -164,14 +165,14 @@ describe('LDAP rules in the table', () => {
     const none = buildRoutingTable(cfg);
     assert.equal(lookupAddress(none, 'zed@example.org').result, 'tempfail');
     const t = buildRoutingTable(cfg, ldap);
-    assert.deepEqual(lookupAddress(t, 'zed@example.org', 1_000_000 + 59_000).targets, ['ca@example.net']);
-    const stale = lookupAddress(t, 'zed@example.org', 1_000_000 + 61_000);
+    assert.deepEqual(lookupAddress(t, 'zed@example.org', at(1_000_000 + 59_000)).targets, ['ca@example.net']);
+    const stale = lookupAddress(t, 'zed@example.org', at(1_000_000 + 61_000));
     assert.equal(stale.result, 'tempfail');
     assert.equal(stale.reason, 'routing directory unavailable');
     // Config rules do not depend on the directory.
-    assert.equal(lookupAddress(t, 'alice@example.org', 1_000_000 + 61_000).result, 'ok');
+    assert.equal(lookupAddress(t, 'alice@example.org', at(1_000_000 + 61_000)).result, 'ok');
     // Other domains do not either.
-    assert.equal(lookupAddress(t, 'x@elsewhere.test', 1_000_000 + 61_000).result, 'foreign');
+    assert.equal(lookupAddress(t, 'x@elsewhere.test', at(1_000_000 + 61_000)).result, 'foreign');
   });
 });
 

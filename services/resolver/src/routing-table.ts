@@ -16,8 +16,9 @@
  * file overrides the directory). `ldap` says which snapshot the table holds
  * and how old it may get before lookups in its domain tempfail.
  */
-import type { SluiceConfig } from '@sluice/config';
+import { type SluiceConfig, srsDomainOf } from '@sluice/config';
 import { normalizeDomain, parseAddress } from './address.ts';
+import { buildSrsTable, type SrsTable } from './srs-reverse.ts';
 
 export type RoutingRuleKind = 'alias' | 'forward';
 
@@ -63,6 +64,8 @@ export interface RoutingTable {
   /** Plus-addressing separator ('' : off). */
   plusSeparator: string;
   ldap?: LdapView;
+  /** The SRS domain and codec, when SRS is on: bounces to its addresses go back (srs-reverse.ts). */
+  srs?: SrsTable;
 }
 
 /** The rules an LDAP snapshot contributes: uid -> forward targets (already checked). */
@@ -72,7 +75,8 @@ export interface LdapRules {
   entries: Readonly<Record<string, readonly string[]>>;
 }
 
-export type RoutingConfig = Pick<SluiceConfig, 'domains' | 'routing' | 'transports' | 'relay'>;
+export type RoutingConfig = Pick<SluiceConfig, 'domains' | 'routing' | 'transports' | 'relay'> &
+  Partial<Pick<SluiceConfig, 'srs'>>;
 
 export const CONFIG_ALIASES_SOURCE = 'config routing.aliases';
 export const CONFIG_FORWARDS_SOURCE = 'config routing.forwards';
@@ -134,6 +138,9 @@ export function buildRoutingTable(config: RoutingConfig, ldap?: LdapRules): Rout
             refreshIntervalMs: ldapCfg.refreshInterval * 1000,
           }
         : undefined,
+    srs: config.srs
+      ? buildSrsTable({ ...config.srs, domain: srsDomainOf({ srs: config.srs, domains: config.domains }) })
+      : undefined,
   };
 }
 
