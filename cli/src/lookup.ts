@@ -11,8 +11,19 @@ import { type LookupReply, lookupReplySchema, subjects } from '@sluice/proto';
 import type { ProcessConfig } from '@sluice/runtime';
 import { askResolver } from './resolver-rpc.ts';
 
-export async function lookupViaResolver(pc: ProcessConfig, address: string): Promise<LookupReply> {
-  const raw = await askResolver(pc, subjects.resolverLookup, { v: 1, address }, 5000);
+export async function lookupViaResolver(
+  pc: ProcessConfig,
+  address: string,
+  live = false,
+): Promise<LookupReply> {
+  const ldap = pc.config.routing.ldap;
+  const timeoutMs = live && ldap ? (ldap.timeout * ldap.urls.length + 5) * 1000 : 5000;
+  const raw = await askResolver(
+    pc,
+    subjects.resolverLookup,
+    { v: 1, address, ...(live ? { live } : {}) },
+    timeoutMs,
+  );
   return lookupReplySchema.parse(raw);
 }
 

@@ -109,7 +109,9 @@ async function main(argv: string[]): Promise<void> {
       const address = positionals[0] ?? fail('lookup needs an ADDRESS');
       const pc = await loadOrExplain(str('config'));
       const { lookupExitCode, lookupViaResolver, renderLookup } = await import('./lookup.ts');
-      const reply = await lookupViaResolver(pc, address).catch((err: Error) => fail(err.message, 69));
+      const reply = await lookupViaResolver(pc, address, values.live === true).catch((err: Error) =>
+        fail(err.message, 69),
+      );
       process.stdout.write(
         `${values.json ? JSON.stringify(reply, null, 2) : renderLookup(address, reply)}\n`,
       );

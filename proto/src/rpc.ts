@@ -28,6 +28,12 @@ export const lookupRequestSchema = z.object({
    * `sluice lookup` (the reversal is shown).
    */
   mailFrom: z.string().max(512).optional(),
+  /**
+   * `sluice lookup --live`: also ask the LDAP directory now about this one
+   * address (the answer still comes from the snapshot in use; the directory's
+   * current entry is added to the trail for comparison). Never set at RCPT.
+   */
+  live: z.boolean().optional(),
 });
 export type LookupRequest = z.infer<typeof lookupRequestSchema>;
 

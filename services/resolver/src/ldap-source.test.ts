@@ -184,6 +184,40 @@ describe('LDAP routing source (real slapd)', () => {
     assert.deepEqual(Object.keys((await readEntry(cfg, ctx, 'alice')).entries), ['alice']);
   });
 
+  test('lookup --live shows the directory now next to the snapshot, with the address escaped', async () => {
+    const r = await startResolver(configFor(3600), 'ldap-live');
+    try {
+      assert.notEqual((await refresh(r.bus)).outcome, 'failed');
+      const live = async (address: string) => {
+        const data = await r.bus.request(
+          subjects.resolverLookup,
+          encoder.encode(JSON.stringify({ v: 1, address, live: true })),
+          10_000,
+        );
+        return lookupReplySchema.parse(JSON.parse(decoder.decode(data)));
+      };
+      const bob = await live('bob+x@sluice.test');
+      assert.equal(bob.result, 'ok');
+      assert.match(
+        bob.trail.at(-1) ?? '',
+        /^LDAP now \(ldap:\/\/127\.0\.0\.1:\d+\): uid bob -> bob@riseup\.test, bob@backup\.test$/,
+      );
+      // "*" would match every entry unescaped: the directory answers for the literal uid only.
+      const star = await live('*@sluice.test');
+      assert.equal(star.result, 'unknown');
+      assert.match(star.trail.at(-1) ?? '', /no entry for uid \*$/);
+      const piper = await live('piper@sluice.test');
+      assert.match(
+        piper.trail.join('\n'),
+        /forward "\|\/usr\/bin\/procmail" refused \(a pipe to a program\)/,
+      );
+      // Without --live the directory is not asked.
+      assert.doesNotMatch((await lookup(r.bus, 'bob@sluice.test')).trail.join('\n'), /LDAP now/);
+    } finally {
+      await r.stop();
+    }
+  });
+
   test('LDAP stopped, killed and frozen during a lookup load: every lookup answers from the snapshot', async () => {
     const r = await startResolver(configFor(3600), 'ldap-outage');
     try {

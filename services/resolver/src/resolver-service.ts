@@ -53,6 +53,7 @@ import { routingSourceMetrics } from '@sluice/telemetry';
 import { watchConfigFile } from './config-reload.ts';
 import type { ExpansionError } from './expand.ts';
 import { LdapKeeper } from './ldap-keeper.ts';
+import { liveTrail } from './ldap-live.ts';
 import { lookupAddress } from './lookup.ts';
 import { routeKey } from './route.ts';
 import { RoutingState } from './routing-state.ts';
@@ -87,6 +88,15 @@ export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply
   const req = lookupRequestSchema.safeParse(raw);
   if (!req.success) throw new Error(`invalid lookup request: ${req.error.issues[0]?.message ?? 'unknown'}`);
   return lookupAddress(table, req.data.address, { mailFrom: req.data.mailFrom });
+}
+
+/** Whether a (valid, already answered) lookup request asks for the directory's live entry too. */
+function isLiveRequest(data: Uint8Array): boolean {
+  return lookupRequestSchema.safeParse(JSON.parse(decoder.decode(data))).data?.live === true;
+}
+
+function lookupAddressOf(data: Uint8Array): string {
+  return lookupRequestSchema.parse(JSON.parse(decoder.decode(data))).address;
 }
 
 /** The resolve stage's handler for one accepted envelope. */
@@ -257,7 +267,12 @@ export function createResolverService(): ServiceDefinition {
         queueGroups.resolver,
         { concurrency },
         async (req) => {
-          const reply = answerLookup(state.table, req.data);
+          const table = state.table;
+          const reply = answerLookup(table, req.data);
+          if (ldapCfg && isLiveRequest(req.data)) {
+            const directory = { domains: [table.primary, ...table.aliasDomains] };
+            reply.trail.push(...(await liveTrail(ldapCfg, directory, table, lookupAddressOf(req.data))));
+          }
           if (reply.result === 'tempfail') {
             // A broken alias (loop, too deep, leads nowhere), or the directory cannot answer now.
             ctx.log.warn({ reason: reply.reason, trail: reply.trail }, 'lookup tempfails');
