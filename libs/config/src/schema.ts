@@ -53,6 +53,14 @@ export const transportSchema = z
     host: z.string().min(1).describe('Host name or IP of the next hop.'),
     port: port.default(25).describe('Port of the next hop.'),
     lmtp: z.boolean().default(false).describe('Speak LMTP (RFC 2033) instead of SMTP.'),
+    clientCert: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'PEM file: a TLS client certificate (chain) to present to this next hop; STARTTLS is then required (no cleartext fallback). With clientKey.',
+      ),
+    clientKey: z.string().min(1).optional().describe('PEM file: the private key of clientCert.'),
   })
   .strict();
 
@@ -594,6 +602,21 @@ export const configSchema = z
               `(${needed} attempts needed) — raise bus.maxDeliver above ${needed} or lengthen the schedule`,
           });
         }
+      }
+      // A client certificate needs its key, and a key its certificate.
+      const hops: [string[], unknown][] = Object.entries((c.transports ?? {}) as Record<string, unknown>).map(
+        ([k, v]) => [['transports', k], v],
+      );
+      if (c.relay) hops.push([['relay'], c.relay]);
+      for (const [path, hop] of hops) {
+        const h = hop as { clientCert?: unknown; clientKey?: unknown } | undefined;
+        if (!h || (h.clientCert === undefined) === (h.clientKey === undefined)) continue;
+        const missing = h.clientCert === undefined ? 'clientCert' : 'clientKey';
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, missing],
+          message: `missing: clientCert and clientKey go together — set ${missing} too, or remove the other`,
+        });
       }
       // Between two refreshes the snapshot ages by refreshInterval: a bound below it would
       // tempfail lookups while LDAP is fine.

@@ -29,6 +29,7 @@ import { activeTraceFields } from '@sluice/log';
 import { type Envelope, envelopeKey, eventBase } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
 import { assembleMessage, HeaderAssemblyError } from '@sluice/smtp';
+import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
@@ -195,14 +196,23 @@ async function attempt(
   }
 
   const e = deps.config.egress;
+  let clientCert: ClientCert | undefined;
+  try {
+    clientCert = clientCertFor(deps.config, env.route!);
+  } catch (err) {
+    const reply = localReplies.connectFailed((err as Error).message);
+    return { results: [...results, ...sendable.map((a) => none(a, 'deferred', reply))] };
+  }
   const sessionOptions = {
     heloName,
     connectTimeoutMs: e.connectTimeout * 1000,
     greetingTimeoutMs: e.greetingTimeout * 1000,
     socketTimeoutMs: e.socketTimeout * 1000,
-    requireTls: e.requireTls,
+    // A next hop that wants our client certificate gets it over TLS only, never in cleartext.
+    requireTls: e.requireTls || clientCert !== undefined,
     ignoreTlsErrors: e.ignoreTlsErrors,
     dnsTimeoutMs: deps.config.dns.timeout * 1000,
+    clientCert,
   };
   let lastOpenError = localReplies.connectFailed('no candidate host');
   for (const candidate of plan.candidates) {

@@ -322,6 +322,59 @@ describe('STARTTLS', () => {
     assert.equal(eventsOf(part.envelope)[0]?.tls, 'tls');
   });
 
+  test('a transport with clientCert presents it over STARTTLS; without it the server refuses the session', async () => {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=sluice-client'].concat([
+        '-keyout',
+        join(certDir, 'client-key.pem'),
+        '-out',
+        join(certDir, 'client-cert.pem'),
+      ]),
+      { stdio: 'ignore' },
+    );
+    const clientCa = readFileSync(join(certDir, 'client-cert.pem'));
+    const s = await sink({ tls: { ...tls, clientCa } });
+    const withCert = {
+      ...deps,
+      config: {
+        ...config,
+        transports: {
+          'sink.test': {
+            host: '127.0.0.1',
+            port: s.port,
+            lmtp: false,
+            clientCert: join(certDir, 'client-cert.pem'),
+            clientKey: join(certDir, 'client-key.pem'),
+          },
+        },
+      },
+    };
+    const part = await makePart(transport(s.port), ['mtls@forward.test']);
+    assert.deepEqual(await deliverPart(delivery(part), withCert), { kind: 'ack' });
+    const [msg] = await s.waitFor(1);
+    assert.equal(msg!.secure, true);
+    // The same server, no client certificate: it refuses the session (TLS 1.3 alert
+    // "certificate required"), the part is deferred and nothing more arrives.
+    const plain = await makePart(transport(s.port), ['plain@forward.test']);
+    const d = await deliverPart(delivery(plain), deps);
+    assert.equal(d.kind, 'retry');
+    assert.match(d.kind === 'retry' ? (d.reason ?? '') : '', /certificate required/);
+    assert.equal(s.messages.length, 1);
+    // A transport with a certificate never falls back to cleartext.
+    const noTls = await sink();
+    const strict = {
+      ...withCert,
+      config: {
+        ...withCert.config,
+        transports: { 'sink.test': { ...withCert.config.transports['sink.test'], port: noTls.port } },
+      },
+    };
+    const refused = await makePart(transport(noTls.port), ['never@forward.test']);
+    assert.equal((await deliverPart(delivery(refused), strict)).kind, 'retry');
+    assert.equal(noTls.messages.length, 0);
+  });
+
   test('egress.requireTls: a server without STARTTLS gets nothing; the part is deferred', async () => {
     const s = await sink();
     const part = await makePart(transport(s.port), ['secret@forward.test']);

@@ -40,6 +40,8 @@ export interface SessionOptions {
   ignoreTlsErrors: boolean;
   /** Timeout for resolving a transport host name. */
   dnsTimeoutMs?: number;
+  /** A TLS client certificate to present (client-cert.ts); TLS is then required. */
+  clientCert?: { cert: Buffer; key: Buffer };
 }
 
 export interface RecipientReply {
@@ -231,7 +233,7 @@ function connect(candidate: Candidate, opts: SessionOptions, cleartext: boolean)
       ignoreTLS: cleartext,
       requireTLS: opts.requireTls,
       opportunisticTLS: !opts.requireTls,
-      tls: { rejectUnauthorized: !opts.ignoreTlsErrors },
+      tls: { rejectUnauthorized: !opts.ignoreTlsErrors, ...(opts.clientCert ?? {}) },
       connectionTimeout: opts.connectTimeoutMs,
       greetingTimeout: opts.greetingTimeoutMs,
       socketTimeout: opts.socketTimeoutMs,

@@ -112,6 +112,22 @@ describe('transports per address and per domain', () => {
   });
 });
 
+describe('transport client certificates (config)', () => {
+  test('clientCert and clientKey go together', () => {
+    assert.throws(
+      () => config({ transports: { 'example.net': { host: 'h', clientCert: '/tls/c.pem' } } }),
+      /transports\["example\.net"\]\.clientKey: missing/,
+    );
+    assert.throws(
+      () => config({ relay: { host: 'h', clientKey: '/tls/k.pem' } }),
+      /relay\.clientCert: missing/,
+    );
+    assert.doesNotThrow(() =>
+      config({ transports: { 'example.net': { host: 'h', clientCert: '/c', clientKey: '/k' } } }),
+    );
+  });
+});
+
 describe('reject entries and catch-alls', () => {
   const t = buildRoutingTable(
     config({
