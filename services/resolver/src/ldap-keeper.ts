@@ -109,9 +109,21 @@ export class LdapKeeper {
 
   /** Read LDAP now (one refresh at a time; a call during a refresh gets its result). */
   refresh(force = false): Promise<LdapRefreshReply> {
-    this.#running ??= this.#refresh(force).finally(() => {
-      this.#running = undefined;
-    });
+    this.#running ??= this.#refresh(force)
+      .catch((err: unknown): LdapRefreshReply => {
+        // The directory was read but the bucket could not be (NATS trouble): the snapshot in use stays.
+        this.#d.metrics.ldapRefreshes.inc({ outcome: 'failed' });
+        this.#d.log.error({ err }, 'LDAP refresh could not store the snapshot: the one in use keeps serving');
+        return {
+          v: 1,
+          outcome: 'failed',
+          refused: [],
+          message: `snapshot bucket: ${(err as Error).message}`,
+        };
+      })
+      .finally(() => {
+        this.#running = undefined;
+      });
     return this.#running;
   }
 
