@@ -42,6 +42,7 @@ import {
   headerNames,
   type LdapRefreshReply,
   type LookupReply,
+  type LookupRequest,
   ldapRefreshRequestSchema,
   lookupRequestSchema,
   queueGroups,
@@ -77,8 +78,8 @@ export type ResolverDeps = Pick<ServiceContext, 'bus' | 'log' | 'metrics' | 'red
   now?: () => Date;
 };
 
-/** Answer one lookup request (JSON LookupRequest -> LookupReply). Throws on a malformed request. */
-export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply {
+/** Parse one lookup request (JSON LookupRequest). Throws on a malformed request. */
+export function parseLookupRequest(data: Uint8Array): LookupRequest {
   let raw: unknown;
   try {
     raw = JSON.parse(decoder.decode(data));
@@ -87,16 +88,13 @@ export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply
   }
   const req = lookupRequestSchema.safeParse(raw);
   if (!req.success) throw new Error(`invalid lookup request: ${req.error.issues[0]?.message ?? 'unknown'}`);
-  return lookupAddress(table, req.data.address, { mailFrom: req.data.mailFrom });
+  return req.data;
 }
 
-/** Whether a (valid, already answered) lookup request asks for the directory's live entry too. */
-function isLiveRequest(data: Uint8Array): boolean {
-  return lookupRequestSchema.safeParse(JSON.parse(decoder.decode(data))).data?.live === true;
-}
-
-function lookupAddressOf(data: Uint8Array): string {
-  return lookupRequestSchema.parse(JSON.parse(decoder.decode(data))).address;
+/** Answer one lookup request (JSON LookupRequest -> LookupReply). Throws on a malformed request. */
+export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply {
+  const req = parseLookupRequest(data);
+  return lookupAddress(table, req.address, { mailFrom: req.mailFrom });
 }
 
 /** The resolve stage's handler for one accepted envelope. */
@@ -268,10 +266,11 @@ export function createResolverService(): ServiceDefinition {
         { concurrency },
         async (req) => {
           const table = state.table;
-          const reply = answerLookup(table, req.data);
-          if (ldapCfg && isLiveRequest(req.data)) {
+          const request = parseLookupRequest(req.data);
+          const reply = lookupAddress(table, request.address, { mailFrom: request.mailFrom });
+          if (ldapCfg && request.live) {
             const directory = { domains: [table.primary, ...table.aliasDomains] };
-            reply.trail.push(...(await liveTrail(ldapCfg, directory, table, lookupAddressOf(req.data))));
+            reply.trail.push(...(await liveTrail(ldapCfg, directory, table, request.address)));
           }
           if (reply.result === 'tempfail') {
             // A broken alias (loop, too deep, leads nowhere), or the directory cannot answer now.
