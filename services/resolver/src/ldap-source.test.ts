@@ -8,6 +8,10 @@
  * a replica started while LDAP is down answering from its peers' snapshot.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Bus } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
@@ -29,6 +33,7 @@ import {
   type LdapTestEntry,
   type NatsTestServer,
   type SlapdServer,
+  sluiceCommand,
   startNats,
   startServiceContext,
   startSlapd,
@@ -309,6 +314,46 @@ describe('LDAP routing source (real slapd)', () => {
       }
     } finally {
       await slapd.start();
+    }
+  });
+
+  test('the sluice command: ldap refresh and lookup ask the running resolver', async () => {
+    const r = await startResolver(configFor(3600), 'ldap-cli');
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-ldap-cli-'));
+    try {
+      const file = join(dir, 'sluice.yaml');
+      const cfg = configFor(3600).routing.ldap!;
+      await writeFile(
+        file,
+        JSON.stringify({
+          domains: { primary: 'sluice.test', aliases: ['alias.test'] },
+          routing: { ldap: { urls: cfg.urls, baseDn: cfg.baseDn, filter: cfg.filter } },
+          nats: { servers: [nats.url] },
+        }),
+      );
+      // Asynchronously: the resolver answering runs in this process.
+      const sluice = (...args: string[]) =>
+        new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+          execFile(sluiceCommand, [...args, '--config', file], { encoding: 'utf8' }, (err, stdout, stderr) =>
+            resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+          );
+        });
+      const refreshed = await sluice('ldap', 'refresh');
+      assert.equal(refreshed.status, 0, refreshed.stderr);
+      assert.match(refreshed.stdout, /^ldap refresh: (applied|unchanged): snapshot \d+/);
+      assert.match(
+        refreshed.stdout,
+        /refused forward of piper: "\|\/usr\/bin\/procmail" \(a pipe to a program\)/,
+      );
+      const looked = await sluice('lookup', 'alice@sluice.test');
+      assert.equal(looked.status, 0, looked.stderr);
+      assert.match(looked.stdout, /decided by: ldap snapshot \d+ \(snapshot version \d+, \d+ s old\)/);
+      assert.match(looked.stdout, /=> alice@gmail\.test/);
+      const json = JSON.parse((await sluice('lookup', 'carol@sluice.test', '--json')).stdout);
+      assert.equal(json.result, 'unknown');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await r.stop();
     }
   });
 
