@@ -32,7 +32,9 @@ import { ledgerGet, ledgerPut } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { request, serve } from './rpc.ts';
-import { ensureTopology, type TopologyReport } from './topology.ts';
+import type { StoreLimits } from './store-budget.ts';
+import { StoreGuard, type StoreRoom } from './store-guard.ts';
+import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
 import type {
   BusClient,
   EnvelopeHandler,
@@ -58,6 +60,9 @@ export class Bus implements BusClient {
   #ledger: Promise<KV> | null = null;
   readonly #stoppables = new Set<{ stop(): Promise<void> }>();
   #closing: Promise<void> | null = null;
+  /** The limits the topology was declared with (from the config until ensureTopology ran). */
+  #limits: StoreLimits;
+  readonly #guard: StoreGuard;
 
   private constructor(nc: NatsConnection, config: BusConfig, log: BusLog) {
     this.nc = nc;
@@ -65,6 +70,14 @@ export class Bus implements BusClient {
     this.config = config;
     this.log = log;
     this.connection = new ConnectionState(nc, log);
+    this.#limits = limitsOf(config);
+    this.#guard = new StoreGuard({
+      minFreeBytes: config.storeMinFreeBytes,
+      storeDir: config.storeDir,
+      budgetBytes: () => this.#limits.budgetBytes,
+      jsm: () => this.#manager(),
+      log,
+    });
   }
 
   static async connect(config: BusConfig, log: BusLog = silentBusLog): Promise<Bus> {
@@ -72,8 +85,20 @@ export class Bus implements BusClient {
   }
 
   /** Declare streams, consumers, the ledger bucket and the body store (idempotent). */
-  ensureTopology(): Promise<TopologyReport> {
-    return ensureTopology(this.nc, this.config, this.log);
+  async ensureTopology(): Promise<TopologyReport> {
+    const report = await ensureTopology(this.nc, this.config, this.log);
+    this.#limits = report.limits;
+    return report;
+  }
+
+  /** The limits of every stream, bucket and object store (store-budget.ts). */
+  get storeLimits(): StoreLimits {
+    return this.#limits;
+  }
+
+  /** The free-space guard's verdict: may new mail be taken (store-guard.ts)? */
+  storeRoom(): Promise<StoreRoom> {
+    return this.#guard.room();
   }
 
   get maxPayload(): number {

@@ -24,6 +24,15 @@ export {
 export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
 export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
 export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export {
+  BYTES_PER_MESSAGE,
+  divideStoreBudget,
+  embeddedStoreBudget,
+  type ObjectLimits,
+  STORE_SHARES,
+  type StoreLimits,
+} from './store-budget.ts';
+export type { StoreRoom } from './store-guard.ts';
 export { type TopologyReport, wantedConsumer, wantedStream } from './topology.ts';
 export { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
 export * from './types.ts';

@@ -19,7 +19,11 @@
  * - consumers: explicit ack, max_deliver -1 on the server (the bus dead-letters
  *   at maxDeliver itself, so a poison message is never left stuck), and
  *   max_ack_pending -1: messages waiting out a nak delay count as ack-pending,
- *   so any finite cap would freeze a stage once that many mails are deferred.
+ *   so any finite cap would freeze a stage once that many mails are deferred;
+ * - limits: every stream, the ledger bucket and the body store get max_bytes
+ *   and max_msgs from their share of the store budget (store-budget.ts,
+ *   docs/decisions/0008), so a work stream fills up (and refuses) long before
+ *   the disk does, and never eats the ledger's room.
  */
 
 import type { ConsumerConfig, StreamConfig } from '@nats-io/jetstream';
@@ -30,6 +34,13 @@ import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { buckets, type ConsumerSpec, consumers, objectStores, type StreamSpec, streams } from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
+import {
+  divideStoreBudget,
+  REMOTE_DEFAULT_BUDGET,
+  remoteStoreBudget,
+  type StoreLimits,
+  type StoreObject,
+} from './store-budget.ts';
 
 /** JetStream's "stream name already in use with a different configuration". */
 const STREAM_NAME_IN_USE = 10058;
@@ -39,6 +50,8 @@ export interface TopologyReport {
   updated: string[];
   /** Differences that could not be applied (immutable settings); also logged. */
   warnings: string[];
+  /** The limits every object was declared with. */
+  limits: StoreLimits;
 }
 
 export type WantedStream = Pick<StreamConfig, 'name' | 'subjects'> & Partial<StreamConfig>;
@@ -54,13 +67,29 @@ const IMMUTABLE_CONSUMER_FIELDS: ReadonlySet<string> = new Set([
   'replay_policy',
 ]);
 
+/** The limits of `cfg` when no budget was resolved against a server (tests, tools). */
+export function limitsOf(cfg: BusConfig): StoreLimits {
+  return divideStoreBudget(cfg.storeBudgetBytes || REMOTE_DEFAULT_BUDGET, cfg.maxBytesPerStream);
+}
+
+const STREAM_SHARE: Record<string, StoreObject> = {
+  [streams.resolve.name]: 'resolve',
+  [streams.rewrite.name]: 'rewrite',
+  [streams.deliver.name]: 'deliver',
+  [streams.events.name]: 'events',
+  [streams.dead.name]: 'dead',
+};
+
 /** The configuration a stream of Sluice should have. */
-export function wantedStream(spec: StreamSpec, cfg: BusConfig): WantedStream {
+export function wantedStream(spec: StreamSpec, cfg: BusConfig, limits = limitsOf(cfg)): WantedStream {
+  const share = limits[STREAM_SHARE[spec.name] ?? 'events'];
   const base: WantedStream = {
     name: spec.name,
     subjects: [...spec.subjects],
     storage: 'file',
     num_replicas: cfg.replicas,
+    max_bytes: share.maxBytes,
+    max_msgs: share.maxMsgs,
   };
   if (spec.role === 'work') {
     return {
@@ -69,7 +98,6 @@ export function wantedStream(spec: StreamSpec, cfg: BusConfig): WantedStream {
       discard: 'new',
       max_age: nanos(cfg.workMaxAgeMs),
       duplicate_window: nanos(Math.min(cfg.duplicateWindowMs, cfg.workMaxAgeMs)),
-      max_bytes: cfg.maxBytesPerStream,
     };
   }
   if (spec.name === streams.dead.name) {
@@ -265,10 +293,18 @@ export async function ensureTopology(
 async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog): Promise<TopologyReport> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const report: TopologyReport = { created: [], updated: [], warnings: [] };
+  let limits: StoreLimits;
+  if (cfg.storeBudgetBytes > 0) {
+    limits = divideStoreBudget(cfg.storeBudgetBytes, cfg.maxBytesPerStream);
+  } else {
+    const budget = await remoteStoreBudget(jsm);
+    limits = divideStoreBudget(budget.bytes, cfg.maxBytesPerStream);
+    log.info({ budgetBytes: budget.bytes, source: budget.source }, 'JetStream store budget');
+  }
+  const report: TopologyReport = { created: [], updated: [], warnings: [], limits };
 
   for (const spec of Object.values(streams)) {
-    await ensureStream(jsm, wantedStream(spec, cfg), report, log);
+    await ensureStream(jsm, wantedStream(spec, cfg, limits), report, log);
   }
   for (const spec of Object.values(consumers)) {
     await ensureConsumer(jsm, spec.stream, wantedConsumer(spec, cfg), report, log);
@@ -288,7 +324,13 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   await reconcileBackingStream(
     jsm,
     kvStream,
-    { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas, max_msgs_per_subject: 1 },
+    {
+      max_age: nanos(cfg.workMaxAgeMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      max_bytes: limits.ledger.maxBytes,
+      max_msgs: limits.ledger.maxMsgs,
+    },
     report,
     log,
   );
@@ -306,7 +348,12 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   await reconcileBackingStream(
     jsm,
     objStream,
-    { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas },
+    {
+      max_age: nanos(cfg.workMaxAgeMs),
+      num_replicas: cfg.replicas,
+      max_bytes: limits.bodies.maxBytes,
+      max_msgs: limits.bodies.maxMsgs,
+    },
     report,
     log,
   );

@@ -101,6 +101,8 @@ export interface BusClient {
   ledgerPut(key: string, entry: LedgerEntry): Promise<void>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
+  /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
+  storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
 }
 
 export class BusPublishError extends Error {

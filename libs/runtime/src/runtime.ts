@@ -15,9 +15,11 @@
  * they hold (nothing unfinished is acked: it is redelivered after a restart),
  * then the bus drains, telemetry flushes, and the embedded server stops.
  */
+
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
-import { Bus, busConfigFrom, type NatsServerHandle, spawnNatsServer } from '@sluice/bus';
+import { Bus, busConfigFrom, embeddedStoreBudget, type NatsServerHandle, spawnNatsServer } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
 import { createLogger, createRedactor, type Logger } from '@sluice/log';
 import type { StageName } from '@sluice/proto';
@@ -80,13 +82,22 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   try {
     let servers = config.nats.servers;
     let embedded: NatsServerHandle | undefined;
+    let store: { dir: string; budget: number } | undefined;
     if (servers.length === 0) {
       const e = config.nats.embedded;
+      // The store budget (docs/decisions/0008) caps the server itself: max_file_store = budget.
+      const dir = resolvePath(opts.baseDir ?? process.cwd(), e.dataDir);
+      await mkdir(dir, { recursive: true });
+      const budget =
+        config.bus.store.budget || (await embeddedStoreBudget(dir, config.bus.store.freeSpaceFraction));
+      store = { dir, budget };
+      log.info({ storeDir: dir, budgetBytes: budget }, 'JetStream store budget');
       embedded = await spawnNatsServer({
+        maxFileStoreBytes: budget,
         binary: e.binary,
         host: e.host,
         port: e.port,
-        storeDir: resolvePath(opts.baseDir ?? process.cwd(), e.dataDir),
+        storeDir: dir,
         syncAlways: e.syncAlways,
         onStaleServer: (pid) =>
           log.warn(
@@ -108,10 +119,12 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
         );
       }
     }
-    const bus = await Bus.connect(
-      busConfigFrom({ ...config, nats: { ...config.nats, servers } }, instance),
-      log,
-    );
+    const busConfig = busConfigFrom({ ...config, nats: { ...config.nats, servers } }, instance);
+    if (store) {
+      busConfig.storeBudgetBytes = store.budget;
+      busConfig.storeDir = store.dir;
+    }
+    const bus = await Bus.connect(busConfig, log);
     cleanups.push(() => bus.close());
     await bus.ensureTopology();
 

@@ -3,6 +3,7 @@
  * the final dot. In order:
  *
  *   read the body (size limit, bare CR/LF refused: message-reader.ts)
+ *   the free-space guard: 452 4.3.1 while the store is almost full
  *   store the body (inline, or the object store for large ones)
  *   record 'received' on the timeline
  *   ask the filter for the before-queue verdict (request/reply, bounded wait)
@@ -122,6 +123,15 @@ async function intake(
   noteSize(body.length);
   const receivedAt = new Date();
   const qlog = log.child({ queueId });
+
+  // The free-space guard: refuse while JetStream can still take the mail already accepted
+  // (RFC 5321 §4.2.5 452, RFC 3463 X.3.1 "mail system full"); the client retries later.
+  const room = await bus.storeRoom();
+  deps.metrics.storeGuardTripped.set(room.ok ? 0 : 1);
+  deps.metrics.storeFreeBytes.set(room.freeBytes);
+  if (!room.ok) {
+    return { ok: false, error: smtpError('queueFull'), reason: 'store-low', queueId };
+  }
 
   let stored: { ref: BodyRef; inline?: Uint8Array };
   try {
