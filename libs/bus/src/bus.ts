@@ -20,6 +20,7 @@ import {
   type SluiceEvent,
   type StageName,
 } from '@sluice/proto';
+import { holdWhileFull } from './backpressure.ts';
 import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
@@ -39,6 +40,7 @@ import type {
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
+  PublishHold,
   RpcRequest,
   RpcServer,
   StageConsumer,
@@ -142,12 +144,20 @@ export class Bus implements BusClient {
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string },
+    opts: { msgId: string; whileFull?: PublishHold },
   ): Promise<{ seq: number; duplicate: boolean }> {
-    return publishEnvelope(this.js, subject, env, inline, {
-      msgId: opts.msgId,
-      timeoutMs: this.config.publishTimeoutMs,
-      ready: this.#ready,
+    const once = () =>
+      publishEnvelope(this.js, subject, env, inline, {
+        msgId: opts.msgId,
+        timeoutMs: this.config.publishTimeoutMs,
+        ready: this.#ready,
+      });
+    if (!opts.whileFull) return once();
+    return holdWhileFull(once, opts.whileFull, {
+      log: this.log,
+      subject,
+      queueId: env.id,
+      maxPauseMs: Math.max(100, Math.floor(this.config.ackWaitMs / 3)),
     });
   }
 

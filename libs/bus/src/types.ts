@@ -31,6 +31,25 @@ export interface EnvelopeDelivery {
   streamSeq: number;
   /** Extend the ack deadline (long SMTP transactions). */
   working(): void;
+  /**
+   * Pass as publishEnvelope's `whileFull`: a full next stream then holds this
+   * message (backpressure) instead of failing it. Set by the bus' consumer.
+   */
+  hold?: PublishHold;
+}
+
+/**
+ * Keeps a stage's input while the stream it publishes to is full: the publish
+ * is retried, the input's ack deadline extended, and no delivery is spent, so
+ * accepted mail waits for room instead of going to the dead-letter stream.
+ */
+export interface PublishHold {
+  /** Extend the input's ack deadline. */
+  working(): void;
+  /** Aborted when the stage stops: the hold ends and the "full" error is thrown. */
+  signal: AbortSignal;
+  /** Called each time the publish found the stream full (metrics). */
+  onFull?(): void;
 }
 
 export type EnvelopeHandler = (d: EnvelopeDelivery) => Promise<Disposition>;
@@ -68,11 +87,12 @@ export interface BusClient {
   /** The body bytes of an envelope (inline passthrough or object-store read with sha256 check). */
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array>;
   deleteBody(ref: BodyRef): Promise<void>;
+  /** With `whileFull`, a full stream holds the caller (backpressure) until room is made or it stops. */
   publishEnvelope(
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string },
+    opts: { msgId: string; whileFull?: PublishHold },
   ): Promise<{ seq: number; duplicate: boolean }>;
   consumeEnvelopes(
     spec: ConsumerSpec,

@@ -34,7 +34,11 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
     kind: 'rewritten',
     changes,
   });
-  await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, { msgId: `${key}:deliver` });
+  // A full deliver stream holds this part until it has room (backpressure), never a dead letter.
+  await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, {
+    msgId: `${key}:deliver`,
+    whileFull: d.hold,
+  });
   deps.log.debug({ queueId: envelope.id, partId: key, changes }, 'rewritten');
   return { kind: 'ack' };
 }
@@ -46,7 +50,11 @@ export function createRewriterService(): ServiceDefinition {
       const concurrency = ctx.config.rewriter.concurrency;
       const consumer = ctx.bus.consumeEnvelopes(consumers.rewriter, { concurrency }, async (d) => {
         const t0 = performance.now();
-        const disposition = await rewritePart(d, ctx);
+        const held = d.hold && {
+          ...d.hold,
+          onFull: () => ctx.metrics.backpressureWaits.inc({ stage: 'rewriter' }),
+        };
+        const disposition = await rewritePart({ ...d, hold: held }, ctx);
         ctx.metrics.stageProcessed.inc({ stage: 'rewriter', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'rewriter' }, (performance.now() - t0) / 1000);
         return disposition;
