@@ -29,7 +29,7 @@ import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
 import { recordEvent } from './event-log.ts';
-import { ledgerGet, ledgerPut } from './ledger.ts';
+import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { request, serve } from './rpc.ts';
@@ -210,8 +210,29 @@ export class Bus implements BusClient {
     return ledgerGet(await this.#ledgerBucket(), key);
   }
 
-  async ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
-    await ledgerPut(await this.#ledgerBucket(), key, entry);
+  /**
+   * Write a final outcome unless the key has one (ledger.ts ledgerPut: null,
+   * or the earlier entry), durable before it resolves. With `hold`, a failed
+   * write is retried through reconnects and full storage until it succeeds
+   * (ledger.ts ledgerPutHeld); without, the first failure is thrown.
+   */
+  async ledgerPut(
+    key: string,
+    entry: LedgerEntry,
+    opts: { hold?: LedgerHold } = {},
+  ): Promise<LedgerEntry | null> {
+    const once = async () => {
+      // A write sent while disconnected is dropped by the client: wait for the connection first.
+      if (!(await this.#ready(this.config.publishTimeoutMs))) {
+        throw new Error('NATS disconnected: ledger write not sent');
+      }
+      return ledgerPut(await this.#ledgerBucket(), key, entry);
+    };
+    if (!opts.hold) return once();
+    return ledgerPutHeld(once, opts.hold, {
+      maxPauseMs: Math.max(100, Math.min(2000, Math.floor(this.config.ackWaitMs / 3))),
+      graceMs: this.config.publishTimeoutMs,
+    });
   }
 
   /** Whether the connection is up now (readiness). */

@@ -1,4 +1,6 @@
 /** @sluice/bus: NATS JetStream transport for Sluice services (see types.ts for the contract). */
+
+export { BACKPRESSURE_FIRST_PAUSE_MS, isFullError } from './backpressure.ts';
 export { BodyUnavailableError, inlineLimit, PAYLOAD_HEADROOM_BYTES } from './body-store.ts';
 export { Bus } from './bus.ts';
 export { type BusLog, silentBusLog } from './bus-log.ts';
@@ -9,10 +11,11 @@ export {
   ERROR_BACKOFF_BASE_MS,
   ERROR_BACKOFF_MAX_MS,
   errorBackoffMs,
+  FULL_STREAM_NAK_MS,
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
 export { EVENT_CONTENT } from './event-log.ts';
-export { assertLedgerKey, InvalidLedgerKeyError, ledgerKey } from './ledger.ts';
+export { assertLedgerKey, InvalidLedgerKeyError, type LedgerHold, ledgerKey } from './ledger.ts';
 export {
   type NatsServerHandle,
   type NatsServerOptions,

@@ -11,7 +11,9 @@
  *   delivered maxDeliver times go to the dead-letter stream, never silently away.
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
+
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
+import type { LedgerHold } from './ledger.ts';
 
 export type Disposition =
   /** Done: remove from the work queue. */
@@ -118,7 +120,12 @@ export interface BusClient {
   ): Promise<void>;
   /** Delivery ledger (egress): get returns null when absent. put must be durable before it resolves. */
   ledgerGet(key: string): Promise<LedgerEntry | null>;
-  ledgerPut(key: string, entry: LedgerEntry): Promise<void>;
+  /**
+   * Write a final outcome unless the key already has one: null when ours is
+   * stored, else the earlier entry (this delivery was a repeat). With `hold`,
+   * retried until durable (reconnects, full storage); see ledger.ts.
+   */
+  ledgerPut(key: string, entry: LedgerEntry, opts?: { hold?: LedgerHold }): Promise<LedgerEntry | null>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */

@@ -35,6 +35,8 @@ export interface Metrics {
   readonly storeFreeBytes: Gauge;
   /** Deliveries to a recipient that already had one (a duplicate the remote got), by reason. */
   readonly deliveryRepeats: Counter<'reason'>;
+  /** Ledger entries the server lost and the egress wrote again from memory (a duplicate avoided). */
+  readonly ledgerRestored: Counter;
   /** Times a stage held a message because the next stream was full (backpressure), by stage. */
   readonly backpressureWaits: Counter<'stage'>;
 }
@@ -125,6 +127,11 @@ export function createMetrics(): Metrics {
       name: 'sluice_delivery_repeats_total',
       help: 'Deliveries to a recipient that had already been delivered (duplicates), by reason.',
       labelNames: ['reason'],
+      registers,
+    }),
+    ledgerRestored: new Counter({
+      name: 'sluice_ledger_restored_total',
+      help: 'Ledger entries lost by the server and written again by the egress (duplicates avoided).',
       registers,
     }),
     backpressureWaits: new Counter({
