@@ -6,6 +6,7 @@ import { buckets, consumers, objectStores, streams } from '@sluice/proto';
 import { type NatsTestServer, startNats } from '@sluice/test-harness';
 import { Bus } from './bus.ts';
 import { defaultBusConfig } from './config.ts';
+import { BYTES_PER_MESSAGE, divideStoreBudget, STORE_SHARES } from './store-budget.ts';
 import { recordingLog } from './test-fixtures.ts';
 import { diffConfig } from './topology.ts';
 
@@ -42,7 +43,7 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
     const reports = await Promise.all([a!.ensureTopology(), b!.ensureTopology(), c!.ensureTopology()]);
     for (const r of reports) assert.deepEqual(r.warnings, []);
     const again = await a!.ensureTopology();
-    assert.deepEqual(again, { created: [], updated: [], warnings: [] });
+    assert.deepEqual(again, { created: [], updated: [], warnings: [], limits: again.limits });
 
     const jsm = await jetstreamManager(a!.nc);
     const work = (await jsm.streams.info(streams.resolve.name)).config;
@@ -73,6 +74,30 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
     assert.equal(kv.max_age, nanos(7 * DAY));
     const obj = (await jsm.streams.info(`OBJ_${objectStores.bodies}`)).config;
     assert.equal(obj.max_age, nanos(7 * DAY));
+
+    // Every object has a byte AND a message limit from its share of the budget (4 GiB: the
+    // account states no limit); the work streams take the override.
+    const limits = again.limits;
+    assert.equal(limits.budgetBytes, 4 * 1024 ** 3);
+    assert.equal(limits.deliver.maxBytes, 64 * 1024 * 1024);
+    const declared: Array<[string, { maxBytes: number; maxMsgs: number }]> = [
+      [streams.resolve.name, limits.resolve],
+      [streams.rewrite.name, limits.rewrite],
+      [streams.deliver.name, limits.deliver],
+      [streams.events.name, limits.events],
+      [streams.dead.name, limits.dead],
+      [`KV_${buckets.deliveryLedger}`, limits.ledger],
+      [`OBJ_${objectStores.bodies}`, limits.bodies],
+    ];
+    let reserved = 0;
+    for (const [name, want] of declared) {
+      const c = (await jsm.streams.info(name)).config;
+      assert.equal(c.max_bytes, want.maxBytes, `${name} max_bytes`);
+      assert.equal(c.max_msgs, want.maxMsgs, `${name} max_msgs`);
+      assert.ok(c.max_bytes > 0 && c.max_msgs > 0, `${name} is limited`);
+      if (!name.startsWith('SLUICE_R') && name !== streams.deliver.name) reserved += c.max_bytes;
+    }
+    assert.ok(reserved < limits.budgetBytes, 'the shares leave a reserve');
   } finally {
     await Promise.all([a!.close(), b!.close(), c!.close()]);
   }
@@ -115,4 +140,19 @@ test('ensureTopology updates what it can and warns about what it cannot', async 
   } finally {
     await bus.close();
   }
+});
+
+test('divideStoreBudget: shares of the budget, bytes and messages, a 10% reserve left', () => {
+  const limits = divideStoreBudget(10 * 1024 ** 3);
+  const objects = Object.keys(STORE_SHARES) as Array<keyof typeof STORE_SHARES>;
+  const total = objects.reduce((n, k) => n + limits[k].maxBytes, 0);
+  assert.ok(total <= 0.9 * limits.budgetBytes + objects.length, `${total} within 90% of the budget`);
+  for (const k of objects) {
+    assert.equal(limits[k].maxMsgs, Math.floor(limits[k].maxBytes / BYTES_PER_MESSAGE), k);
+  }
+  assert.ok(limits.ledger.maxBytes >= 0.08 * limits.budgetBytes - 1, 'the ledger has its own share');
+  // An explicit per-stream cap replaces the work streams' shares only.
+  const capped = divideStoreBudget(10 * 1024 ** 3, 1_000_000);
+  assert.equal(capped.resolve.maxBytes, 1_000_000);
+  assert.equal(capped.ledger.maxBytes, limits.ledger.maxBytes);
 });
