@@ -28,6 +28,7 @@ import { closeConnection, connectNats } from './connect.ts';
 import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
+import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { recordEvent } from './event-log.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
@@ -233,6 +234,17 @@ export class Bus implements BusClient {
       maxPauseMs: Math.max(100, Math.min(2000, Math.floor(this.config.ackWaitMs / 3))),
       graceMs: this.config.publishTimeoutMs,
     });
+  }
+
+  /** Note that `queueId` is published under the dedup id `msgId` (dedup-index.ts); fire and forget. */
+  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void {
+    if (!this.connection.connected || this.nc.isClosed()) return; // lost anyway: the client drops it
+    noteDedupId(this.nc, msgId, entry);
+  }
+
+  /** The queue id of the first copy published under `msgId`, seen from its duplicate `queueId`. */
+  async firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined> {
+    return firstQueueIdOf(await this.#manager(), msgId, queueId);
   }
 
   /** Whether the connection is up now (readiness). */

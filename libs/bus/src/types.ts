@@ -126,6 +126,10 @@ export interface BusClient {
    * retried until durable (reconnects, full storage); see ledger.ts.
    */
   ledgerPut(key: string, entry: LedgerEntry, opts?: { hold?: LedgerHold }): Promise<LedgerEntry | null>;
+  /** Dedup index (dedup-index.ts): note a queue id under its ingress dedup id before publishing. */
+  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void;
+  /** The queue id the first copy under `msgId` was queued as, seen from the duplicate `queueId`. */
+  firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */

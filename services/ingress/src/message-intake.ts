@@ -211,6 +211,8 @@ async function intake(
   if (verdict.auth) env.auth = verdict.auth;
 
   const msgId = dedupMsgId(env);
+  // Before the publish, so a resend after a lost 250 can name this queue id (dedup-index.ts).
+  bus.noteDedupId(msgId, { queueId });
   let ack: { seq: number; duplicate: boolean };
   try {
     ack = await bus.publishEnvelope(subjects.resolve, env, stored.inline, { msgId });
@@ -220,7 +222,24 @@ async function intake(
   }
   if (ack.duplicate) {
     // The client resent a message we already queued (it lost our 250): it is queued once.
-    qlog.info({ msgId, seq: ack.seq }, 'duplicate of a message already queued');
+    const first = await bus.firstQueueIdOf(msgId, queueId).catch((err: unknown) => {
+      qlog.warn({ err }, 'cannot look up the first copy of a duplicate');
+      return undefined;
+    });
+    qlog.info({ msgId, seq: ack.seq, duplicateOf: first }, 'duplicate of a message already queued');
+    if (first) bus.noteDedupId(msgId, { queueId, duplicateOf: first });
+    // Its own timeline ends here, naming the queue id the first copy travels under.
+    await bus.recordEvent({
+      ...eventBase({
+        envelope: env,
+        stage: 'ingress',
+        instance: deps.instance,
+        traceId: env.trace?.traceparent.split('-')[1],
+      }),
+      kind: 'duplicate',
+      msgId,
+      ...(first ? { duplicateOf: first } : {}),
+    });
     await forget();
   }
   return { ok: true, queueId, text: queuedTextOf(queueId), duplicate: ack.duplicate };
