@@ -20,6 +20,7 @@ import {
   type SluiceEvent,
   type StageName,
 } from '@sluice/proto';
+import { removeAckedLeftovers } from './acked-leftovers.ts';
 import { holdWhileFull } from './backpressure.ts';
 import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
@@ -260,6 +261,18 @@ export class Bus implements BusClient {
   /** The backlog of a stage's durable consumer. */
   async consumerLag(spec: ConsumerSpec): Promise<ConsumerLag> {
     return consumerLag(await this.#manager(), spec);
+  }
+
+  /** Remove acked messages a crashed nats-server left in a work stream (acked-leftovers.ts). */
+  async removeAckedLeftovers(spec: ConsumerSpec): Promise<number> {
+    const removed = await removeAckedLeftovers(await this.#manager(), spec);
+    if (removed > 0) {
+      this.log.warn(
+        { stream: spec.stream, removed },
+        'removed messages already acked but left in the work stream (nats-server crash)',
+      );
+    }
+    return removed;
   }
 
   /** Replicas of each Sluice stream as the server has them. */
