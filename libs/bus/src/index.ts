@@ -15,7 +15,13 @@ export {
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
 export { EVENT_CONTENT } from './event-log.ts';
-export { assertLedgerKey, InvalidLedgerKeyError, type LedgerHold, ledgerKey } from './ledger.ts';
+export {
+  assertLedgerKey,
+  InvalidLedgerKeyError,
+  type LedgerHold,
+  ledgerKey,
+  legacyLedgerKey,
+} from './ledger.ts';
 export {
   type NatsServerHandle,
   type NatsServerOptions,

@@ -3,7 +3,8 @@
  * the deliver stream, returning what the bus should do with it.
  *
  *   1. Recipients already in the ledger (delivered or failed for good) are
- *      skipped, so a redelivered part never reaches anyone twice.
+ *      skipped, so a redelivered part never reaches anyone twice (the ledger
+ *      is keyed by queue id and recipient, not by part: ledger.ts).
  *   2. Addresses and the EHLO name are checked: nothing with CR, LF or NUL
  *      (or angle brackets, which would end the path) goes into a command.
  *   3. The message is assembled (prepended headers + stored body), the
@@ -88,8 +89,8 @@ async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutc
       env.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred').map((r) => r.address),
     ),
   ];
-  const ledger = await ledgerEntries(deps.bus, partId, wanted);
-  const restored = await restoreLostEntries(partId, wanted, ledger, d, deps, held, log);
+  const ledger = await ledgerEntries(deps.bus, env, wanted);
+  const restored = await restoreLostEntries(env.id, wanted, ledger, d, deps, held, log);
   const remaining = wanted.filter((a) => ledger.get(a) == null && !restored.has(a));
   if (remaining.length < wanted.length) {
     log.info(
@@ -274,7 +275,7 @@ async function transact(
  * server lost the write): not sent again, and their entries written again.
  */
 async function restoreLostEntries(
-  partId: string,
+  queueId: string,
   wanted: string[],
   ledger: Map<string, LedgerEntry | null>,
   d: EnvelopeDelivery,
@@ -285,7 +286,7 @@ async function restoreLostEntries(
   const restored = new Set<string>();
   for (const a of wanted) {
     if (ledger.get(a) != null) continue;
-    const entry = held.recall(ledgerKey(partId, a));
+    const entry = held.recall(ledgerKey(queueId, a));
     if (!entry) continue;
     restored.add(a);
     deps.metrics.ledgerRestored.inc();
@@ -293,7 +294,7 @@ async function restoreLostEntries(
       { recipient: deps.redact.address(a), status: entry.status },
       'ledger entry lost by the server: restored from this process, not sent again',
     );
-    await deps.bus.ledgerPut(ledgerKey(partId, a), entry, { hold: ledgerHold(d, log) });
+    await deps.bus.ledgerPut(ledgerKey(queueId, a), entry, { hold: ledgerHold(d, log) });
   }
   return restored;
 }
@@ -324,7 +325,6 @@ async function finish(
   held: HeldOutcomes,
   log: EgressDeps['log'],
 ): Promise<void> {
-  const partId = envelopeKey(env);
   const at = new Date((deps.now ?? Date.now)()).toISOString();
   const finals = results
     .filter((r) => r.outcome !== 'deferred')
@@ -335,14 +335,14 @@ async function finish(
         reply: r.reply,
       };
       // Remembered first: if the server loses the write, a redelivery here still finds it.
-      held.remember(ledgerKey(partId, r.address), entry);
+      held.remember(ledgerKey(env.id, r.address), entry);
       return { r, entry };
     });
   await record(env, d, results, nextAttemptAt, deps, log);
   const hold = ledgerHold(d, log);
   await Promise.all(
     finals.map(async ({ r, entry }) => {
-      const earlier = await deps.bus.ledgerPut(ledgerKey(partId, r.address), entry, { hold });
+      const earlier = await deps.bus.ledgerPut(ledgerKey(env.id, r.address), entry, { hold });
       if (earlier?.status === 'delivered' && r.outcome === 'delivered') {
         // Another attempt (a replica whose ack deadline ran out on us) delivered it first.
         deps.metrics.deliveryRepeats.inc({ reason: 'concurrent-attempt' });

@@ -22,16 +22,18 @@
 import { type Span, SpanKind } from '@opentelemetry/api';
 import type { BusClient } from '@sluice/bus';
 import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
-import { type BodyRef, type Envelope, encodeEnvelope, eventBase, newQueueId, subjects } from '@sluice/proto';
+import {
+  type BodyRef,
+  dedupIds,
+  type Envelope,
+  encodeEnvelope,
+  eventBase,
+  newQueueId,
+  subjects,
+} from '@sluice/proto';
 import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
-import {
-  buildEnvelope,
-  dedupMsgId,
-  messageIdOf,
-  type TransactionFacts,
-  traceparentOf,
-} from './envelope-builder.ts';
+import { buildEnvelope, messageIdOf, type TransactionFacts, traceparentOf } from './envelope-builder.ts';
 import { readMessage } from './message-reader.ts';
 import { filterOutcome, publishFailure } from './queue-answers.ts';
 
@@ -210,7 +212,7 @@ async function intake(
   env.verdict = verdict.verdict;
   if (verdict.auth) env.auth = verdict.auth;
 
-  const msgId = dedupMsgId(env);
+  const msgId = dedupIds.accepted(env);
   // Before the publish, so a resend after a lost 250 can name this queue id (dedup-index.ts).
   bus.noteDedupId(msgId, { queueId });
   let ack: { seq: number; duplicate: boolean };
