@@ -60,7 +60,7 @@ async function startBed(extra: Record<string, unknown>): Promise<Bed> {
       nats: { servers: [nats.url] },
       ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
       dns: { servers: ['127.0.0.1:9'], timeout: 1 },
-      log: { level: 'warn' },
+      log: { level: 'info' },
       ...extra,
     },
     'store-faults',
@@ -72,9 +72,7 @@ async function run(bed: Bed, names: string[]): Promise<Runtime> {
   const rt = await startRuntime({
     config: bed.config,
     services: allServices.filter((s) => names.includes(s.name)),
-    logDestination: process.env['SF_LOG']
-      ? (await import('node:fs')).createWriteStream(process.env['SF_LOG'], { flags: 'a' })
-      : devNull(),
+    logDestination: (await import('node:fs')).createWriteStream('/tmp/ledger-exp/dbg.log', { flags: 'a' }),
   });
   cleanups.push(() => rt.stop());
   return rt;
@@ -97,7 +95,9 @@ async function sendUntilAccepted(
   const refusals: string[] = [];
   for (;;) {
     try {
-      await sendMail({ port, from: 's@sender.test', to: ['alice@example.org'], raw: message(tag) });
+      const r = await sendMail({ port, from: 's@sender.test', to: ['alice@example.org'], raw: message(tag) });
+      (globalThis as any).qids ??= new Map();
+      (globalThis as any).qids.set(tag, r.response);
       return refusals;
     } catch (err) {
       // A 5xx is final; a 4xx or a broken connection means "try again later", as for any MTA.
@@ -221,8 +221,12 @@ test('store budget filled under load, then freed: every accepted message deliver
     const seen = copies(bed.sink);
     const lags = await Promise.all(Object.values(consumers).map((c) => rt.bus.consumerLag(c)));
     const counts = await Promise.all(Object.values(consumers).map((c) => streamMessages(rt, c.stream)));
+    for (const tag of accepted.filter((tg) => !seen.has(tg))) {
+      const q = /queued as (\S+)/.exec((globalThis as any).qids.get(tag))![1]!;
+      console.log(tag, q, JSON.stringify(await rt.bus.readTimeline(q)));
+    }
     throw new Error(
-      `${err.message}; missing ${accepted.filter((tag) => !seen.has(tag)).length} of ${accepted.length}; lags ${JSON.stringify(lags)} streams ${counts}`,
+      `${err.message}; missing ${accepted.filter((tag) => !seen.has(tag)).map((t) => t + '=' + (globalThis as any).qids.get(t))} dead ${await streamMessages(rt, streams.dead.name)} of ${accepted.length}; lags ${JSON.stringify(lags)} streams ${counts}`,
     );
   });
   await waitForDrainedQueues(rt.bus, 30_000);

@@ -35,7 +35,7 @@ import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.t
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { request, serve } from './rpc.ts';
-import type { StoreLimits } from './store-budget.ts';
+import { RESERVE_SHARE, type StoreLimits } from './store-budget.ts';
 import { StoreGuard, type StoreRoom } from './store-guard.ts';
 import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
 import type {
@@ -79,6 +79,7 @@ export class Bus implements BusClient {
       minFreeBytes: config.storeMinFreeBytes,
       storeDir: config.storeDir,
       budgetBytes: () => this.#limits.budgetBytes,
+      reserveBytes: () => Math.floor(this.#limits.budgetBytes * RESERVE_SHARE),
       jsm: () => this.#manager(),
       log,
     });

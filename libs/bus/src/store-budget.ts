@@ -19,6 +19,8 @@
  * ledger's share and the reserve (consumer state, acks, KV metadata, Raft)
  * are never taken by them. A work stream at its limit refuses new messages
  * (discard new): the ingress answers 452 4.3.1, later stages wait.
+ * On nats-server < 2.10.5 discard-new objects get no max_bytes (see
+ * `bytesLimitSafe`): there the free-space guard keeps the reserve instead.
  */
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,6 +39,9 @@ export const STORE_SHARES = {
 
 export type StoreObject = keyof typeof STORE_SHARES;
 
+/** The unallocated part of the budget (10%): the guard refuses new mail before it is touched. */
+export const RESERVE_SHARE = 1 - Object.values(STORE_SHARES).reduce((a, b) => a + b, 0);
+
 /** Bytes per message used to derive max_msgs from max_bytes. */
 export const BYTES_PER_MESSAGE = 256;
 
@@ -51,11 +56,47 @@ export interface ObjectLimits {
   maxMsgs: number;
 }
 
-export type StoreLimits = Record<StoreObject, ObjectLimits> & { budgetBytes: number };
+export type StoreLimits = Record<StoreObject, ObjectLimits> & {
+  budgetBytes: number;
+  /**
+   * Whether max_bytes may be set on a discard-new stream. nats-server before
+   * 2.10.5 underestimates a message's stored size when it checks max_bytes
+   * for discard new, admits it, then trims the stream FROM THE FRONT: it
+   * silently deletes the oldest messages, i.e. accepted mail
+   * (nats-io/nats-server#4771, #4775, fixed by #4772). On such servers the
+   * discard-new objects (work streams, dead letters, ledger, bodies) get only
+   * max_msgs, whose check is exact, and their bytes are bounded by the
+   * server's max_file_store and the free-space guard, which keeps the
+   * reserve free.
+   */
+  bytesLimitSafe: boolean;
+};
+
+/** The first nats-server release where max_bytes with discard new never deletes old messages. */
+export const SAFE_DISCARD_NEW_BYTES_VERSION = '2.10.5';
+
+/** Whether `version` (x.y.z) is at least `wanted`. */
+export function versionAtLeast(version: string | undefined, wanted: string): boolean {
+  const parse = (v: string) =>
+    v
+      .split(/[.-]/)
+      .slice(0, 3)
+      .map((n) => Number.parseInt(n, 10) || 0);
+  if (!version) return false;
+  const [a, b] = [parse(version), parse(wanted)];
+  for (let i = 0; i < 3; i++) {
+    if (a[i]! !== b[i]!) return a[i]! > b[i]!;
+  }
+  return true;
+}
 
 /** The limits of every object for budget B; `workMaxBytes` > 0 overrides the three work streams. */
-export function divideStoreBudget(budgetBytes: number, workMaxBytes = -1): StoreLimits {
-  const out = { budgetBytes } as StoreLimits;
+export function divideStoreBudget(
+  budgetBytes: number,
+  workMaxBytes = -1,
+  bytesLimitSafe = true,
+): StoreLimits {
+  const out = { budgetBytes, bytesLimitSafe } as StoreLimits;
   for (const [name, share] of Object.entries(STORE_SHARES) as [StoreObject, number][]) {
     const isWork = name === 'resolve' || name === 'rewrite' || name === 'deliver';
     const maxBytes =

@@ -8,8 +8,10 @@
  * Room left = the smaller of
  *   - the free bytes of the disk holding the JetStream store (statfs), when
  *     the server is our embedded one and we know its directory;
- *   - the store budget minus what the account already stores (JetStream
- *     account info), which is how a remote NATS is watched.
+ *   - the store budget minus its unallocated reserve (10%) minus what the
+ *     account already stores (JetStream account info), which is how a remote
+ *     NATS is watched, and how the reserve stays free for ledger writes and
+ *     acks where the server cannot cap discard-new streams by bytes (2.9).
  * The guard trips when room left < bus.store.minFreeBytes. A sample is
  * reused for `sampleMs`, so a burst of messages costs one statfs and one
  * account-info request per second. Trips and recoveries are logged once.
@@ -33,6 +35,8 @@ export interface StoreGuardOptions {
   storeDir?: string;
   /** The budget in bytes (known once the topology is declared). */
   budgetBytes(): number;
+  /** Part of the budget new mail may never use (the reserve). */
+  reserveBytes(): number;
   jsm(): Promise<JetStreamManager>;
   log: BusLog;
   sampleMs?: number;
@@ -70,7 +74,7 @@ export class StoreGuard {
     }
     try {
       const info = await (await this.#o.jsm()).getAccountInfo();
-      budget = this.#o.budgetBytes() - info.storage;
+      budget = this.#o.budgetBytes() - this.#o.reserveBytes() - info.storage;
     } catch (err) {
       // NATS unreachable: the publish will fail on its own (451); do not guess the space.
       log.debug({ err }, 'JetStream account info unavailable for the free-space guard');

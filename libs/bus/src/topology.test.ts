@@ -6,7 +6,13 @@ import { buckets, consumers, objectStores, streams } from '@sluice/proto';
 import { type NatsTestServer, startNats } from '@sluice/test-harness';
 import { Bus } from './bus.ts';
 import { defaultBusConfig } from './config.ts';
-import { BYTES_PER_MESSAGE, divideStoreBudget, STORE_SHARES } from './store-budget.ts';
+import {
+  BYTES_PER_MESSAGE,
+  divideStoreBudget,
+  SAFE_DISCARD_NEW_BYTES_VERSION,
+  STORE_SHARES,
+  versionAtLeast,
+} from './store-budget.ts';
 import { recordingLog } from './test-fixtures.ts';
 import { diffConfig } from './topology.ts';
 
@@ -51,7 +57,7 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
     assert.equal(work.discard, 'new');
     assert.equal(work.storage, 'file');
     assert.equal(work.max_age, nanos(7 * DAY));
-    assert.equal(work.max_bytes, 64 * 1024 * 1024);
+    assert.equal(work.max_bytes, again.limits.bytesLimitSafe ? 64 * 1024 * 1024 : -1);
     assert.equal(work.duplicate_window, nanos(cfg.duplicateWindowMs));
     const events = (await jsm.streams.info(streams.events.name)).config;
     assert.equal(events.retention, 'limits');
@@ -80,6 +86,8 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
     const limits = again.limits;
     assert.equal(limits.budgetBytes, 4 * 1024 ** 3);
     assert.equal(limits.deliver.maxBytes, 64 * 1024 * 1024);
+    const version = a!.nc.info?.version ?? '';
+    assert.equal(limits.bytesLimitSafe, !/^2\.(9|10\.[0-4])\./.test(version), `server ${version}`);
     const declared: Array<[string, { maxBytes: number; maxMsgs: number }]> = [
       [streams.resolve.name, limits.resolve],
       [streams.rewrite.name, limits.rewrite],
@@ -89,15 +97,15 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
       [`KV_${buckets.deliveryLedger}`, limits.ledger],
       [`OBJ_${objectStores.bodies}`, limits.bodies],
     ];
-    let reserved = 0;
     for (const [name, want] of declared) {
       const c = (await jsm.streams.info(name)).config;
-      assert.equal(c.max_bytes, want.maxBytes, `${name} max_bytes`);
       assert.equal(c.max_msgs, want.maxMsgs, `${name} max_msgs`);
-      assert.ok(c.max_bytes > 0 && c.max_msgs > 0, `${name} is limited`);
-      if (!name.startsWith('SLUICE_R') && name !== streams.deliver.name) reserved += c.max_bytes;
+      assert.ok(c.max_msgs > 0, `${name} is limited in messages`);
+      // Discard-new objects get a byte cap only where the server enforces it without
+      // deleting old messages (nats-server#4771); events (discard old) always have one.
+      const bytes = c.discard === 'old' || limits.bytesLimitSafe ? want.maxBytes : -1;
+      assert.equal(c.max_bytes, bytes, `${name} max_bytes`);
     }
-    assert.ok(reserved < limits.budgetBytes, 'the shares leave a reserve');
   } finally {
     await Promise.all([a!.close(), b!.close(), c!.close()]);
   }
@@ -140,6 +148,14 @@ test('ensureTopology updates what it can and warns about what it cannot', async 
   } finally {
     await bus.close();
   }
+});
+
+test('versionAtLeast: byte caps on discard-new streams only from nats-server 2.10.5', () => {
+  assert.equal(versionAtLeast('2.9.10', SAFE_DISCARD_NEW_BYTES_VERSION), false);
+  assert.equal(versionAtLeast('2.10.4', SAFE_DISCARD_NEW_BYTES_VERSION), false);
+  assert.equal(versionAtLeast('2.10.5', SAFE_DISCARD_NEW_BYTES_VERSION), true);
+  assert.equal(versionAtLeast('2.11.0-beta.1', SAFE_DISCARD_NEW_BYTES_VERSION), true);
+  assert.equal(versionAtLeast(undefined, SAFE_DISCARD_NEW_BYTES_VERSION), false);
 });
 
 test('divideStoreBudget: shares of the budget, bytes and messages, a 10% reserve left', () => {

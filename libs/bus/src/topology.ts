@@ -38,8 +38,10 @@ import {
   divideStoreBudget,
   REMOTE_DEFAULT_BUDGET,
   remoteStoreBudget,
+  SAFE_DISCARD_NEW_BYTES_VERSION,
   type StoreLimits,
   type StoreObject,
+  versionAtLeast,
 } from './store-budget.ts';
 
 /** JetStream's "stream name already in use with a different configuration". */
@@ -83,12 +85,14 @@ const STREAM_SHARE: Record<string, StoreObject> = {
 /** The configuration a stream of Sluice should have. */
 export function wantedStream(spec: StreamSpec, cfg: BusConfig, limits = limitsOf(cfg)): WantedStream {
   const share = limits[STREAM_SHARE[spec.name] ?? 'events'];
+  // Discard-new streams get a byte cap only where the server enforces it safely (store-budget.ts).
+  const discardsNew = spec.role === 'work' || spec.name === streams.dead.name;
   const base: WantedStream = {
     name: spec.name,
     subjects: [...spec.subjects],
     storage: 'file',
     num_replicas: cfg.replicas,
-    max_bytes: share.maxBytes,
+    max_bytes: discardsNew && !limits.bytesLimitSafe ? -1 : share.maxBytes,
     max_msgs: share.maxMsgs,
   };
   if (spec.role === 'work') {
@@ -293,14 +297,23 @@ export async function ensureTopology(
 async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog): Promise<TopologyReport> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
+  const version = nc.info?.version;
+  const bytesLimitSafe = versionAtLeast(version, SAFE_DISCARD_NEW_BYTES_VERSION);
+  if (!bytesLimitSafe) {
+    log.warn(
+      { version },
+      `nats-server before ${SAFE_DISCARD_NEW_BYTES_VERSION} can delete the oldest messages of a discard-new stream at max_bytes (nats-server#4771): work streams, dead letters, ledger and bodies are capped by message count only; the free-space guard keeps the reserve`,
+    );
+  }
   let limits: StoreLimits;
   if (cfg.storeBudgetBytes > 0) {
-    limits = divideStoreBudget(cfg.storeBudgetBytes, cfg.maxBytesPerStream);
+    limits = divideStoreBudget(cfg.storeBudgetBytes, cfg.maxBytesPerStream, bytesLimitSafe);
   } else {
     const budget = await remoteStoreBudget(jsm);
-    limits = divideStoreBudget(budget.bytes, cfg.maxBytesPerStream);
+    limits = divideStoreBudget(budget.bytes, cfg.maxBytesPerStream, bytesLimitSafe);
     log.info({ budgetBytes: budget.bytes, source: budget.source }, 'JetStream store budget');
   }
+  const bytesOf = (o: { maxBytes: number }) => (bytesLimitSafe ? o.maxBytes : -1);
   const report: TopologyReport = { created: [], updated: [], warnings: [], limits };
 
   for (const spec of Object.values(streams)) {
@@ -313,13 +326,15 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // Delivery ledger: one value per (part, recipient); kept as long as a message can live.
   const kvStream = `KV_${buckets.deliveryLedger}`;
   if (!(await streamExists(jsm, kvStream))) {
-    await new Kvm(js).create(buckets.deliveryLedger, {
-      history: 1,
-      ttl: cfg.workMaxAgeMs,
-      replicas: cfg.replicas,
-      storage: 'file',
-    });
-    report.created.push(`kv ${buckets.deliveryLedger}`);
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.deliveryLedger, {
+        history: 1,
+        ttl: cfg.workMaxAgeMs,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.deliveryLedger}`);
   }
   await reconcileBackingStream(
     jsm,
@@ -328,7 +343,7 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_age: nanos(cfg.workMaxAgeMs),
       num_replicas: cfg.replicas,
       max_msgs_per_subject: 1,
-      max_bytes: limits.ledger.maxBytes,
+      max_bytes: bytesOf(limits.ledger),
       max_msgs: limits.ledger.maxMsgs,
     },
     report,
@@ -338,12 +353,14 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {
-    await new Objm(js).create(objectStores.bodies, {
-      ttl: nanos(cfg.workMaxAgeMs),
-      replicas: cfg.replicas,
-      storage: 'file',
-    });
-    report.created.push(`object store ${objectStores.bodies}`);
+    const created = await createdUnlessRaced(() =>
+      new Objm(js).create(objectStores.bodies, {
+        ttl: nanos(cfg.workMaxAgeMs),
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`object store ${objectStores.bodies}`);
   }
   await reconcileBackingStream(
     jsm,
@@ -351,7 +368,7 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     {
       max_age: nanos(cfg.workMaxAgeMs),
       num_replicas: cfg.replicas,
-      max_bytes: limits.bodies.maxBytes,
+      max_bytes: bytesOf(limits.bodies),
       max_msgs: limits.bodies.maxMsgs,
     },
     report,
@@ -360,6 +377,18 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
 
   if (report.created.length > 0) log.info({ created: report.created }, 'JetStream topology declared');
   return report;
+}
+
+/** Run a creation; false when another process created it first (with its limits already set). */
+async function createdUnlessRaced(create: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await create();
+    return true;
+  } catch (err) {
+    if (isApiError(err, STREAM_NAME_IN_USE) || /already in use/i.test((err as Error).message ?? ''))
+      return false;
+    throw err;
+  }
 }
 
 async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {
