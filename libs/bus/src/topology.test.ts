@@ -104,6 +104,7 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
       // Discard-new objects get a byte cap only where the server enforces it without
       // deleting old messages (nats-server#4771); events (discard old) always have one.
       const bytes = c.discard === 'old' || limits.bytesLimitSafe ? want.maxBytes : -1;
+      if (name.startsWith('KV_')) assert.equal(c.discard, 'old', 'a full ledger never stops delivery');
       assert.equal(c.max_bytes, bytes, `${name} max_bytes`);
     }
   } finally {

@@ -343,7 +343,10 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_age: nanos(cfg.workMaxAgeMs),
       num_replicas: cfg.replicas,
       max_msgs_per_subject: 1,
-      max_bytes: bytesOf(limits.ledger),
+      // A full ledger must never stop delivery: it drops its oldest entries (outcomes of mail
+      // delivered long ago) instead of refusing new ones; discard old is safe on every version.
+      discard: 'old',
+      max_bytes: limits.ledger.maxBytes,
       max_msgs: limits.ledger.maxMsgs,
     },
     report,
