@@ -62,4 +62,11 @@ test('bus.store: a budget and guard threshold are passed through; a bad fraction
       ),
     /bus\.store\.freeSpaceFraction/,
   );
+  assert.throws(
+    () =>
+      parseConfig({ domains: { primary: 'example.org' }, bus: { store: { budget: 1000 } } }, 'test', {
+        env: {},
+      }),
+    /bus\.store\.budget: .*minFreeBytes/,
+  );
 });

@@ -41,7 +41,12 @@ test('a server capped at the budget takes all of Sluice, keeps the reserve, and 
   const srv = await spawnNatsServer({ binary: BINARY, port: 0, storeDir: dir, maxFileStoreBytes: budget });
   try {
     assert.match(await readFile(srv.configFile, 'utf8'), new RegExp(`max_file_store: ${budget}`));
-    const cfg = defaultBusConfig({ servers: [srv.url], storeBudgetBytes: budget, storeDir: dir });
+    const cfg = defaultBusConfig({
+      servers: [srv.url],
+      storeBudgetBytes: budget,
+      storeDir: dir,
+      storeMinFreeBytes: MiB,
+    });
     const bus = await Bus.connect(cfg, recordingLog());
     try {
       const report = await bus.ensureTopology();

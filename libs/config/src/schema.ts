@@ -420,6 +420,20 @@ export const configSchema = z
       // after bus.maxDeliver deliveries: the schedule must reach queueLifetime first.
       const bus = c.bus as Partial<typeof c.bus> | undefined;
       const egress = c.egress as Partial<typeof c.egress> | undefined;
+      // The guard refuses new mail below minFreeBytes of the budget less its 10% reserve.
+      const store = bus?.store as { budget?: number; minFreeBytes?: number } | undefined;
+      if (
+        typeof store?.budget === 'number' &&
+        store.budget > 0 &&
+        typeof store.minFreeBytes === 'number' &&
+        store.budget * 0.9 <= store.minFreeBytes
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bus', 'store', 'budget'],
+          message: `${store.budget} bytes leave no room above bus.store.minFreeBytes (${store.minFreeBytes}) and the 10% reserve: every message would get 452 — raise the budget or lower minFreeBytes`,
+        });
+      }
       if (
         Array.isArray(egress?.retrySchedule) &&
         egress.retrySchedule.length > 0 &&
