@@ -13,17 +13,24 @@
  * Stop order is the reverse: the ingress stops accepting and finishes its
  * sessions first, then the filter, resolver, rewriter and egress finish what
  * they hold (nothing unfinished is acked: it is redelivered after a restart),
- * then the bus drains, telemetry flushes, and the embedded server stops.
+ * then the bus drains, telemetry flushes, and the embedded server stops —
+ * last, so that the acks of the work finished during the stop still reach it
+ * (embedded-nats.ts: its own process group, a lock on its data dir, a
+ * generated token, restarts when it dies).
+ *
+ * Liveness (/healthz) fails once the bus has been disconnected for longer
+ * than http.healthBusGrace; readiness (/readyz) as soon as it is.
  */
 
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
-import { Bus, busConfigFrom, embeddedStoreBudget, type NatsServerHandle, spawnNatsServer } from '@sluice/bus';
+import { Bus, busConfigFrom, embeddedStoreBudget } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
 import { createLogger, createRedactor, type Logger } from '@sluice/log';
 import type { StageName } from '@sluice/proto';
 import { createMetrics, type Metrics, startHttpServer, startTelemetry } from '@sluice/telemetry';
+import { type EmbeddedNats, startEmbeddedNats } from './embedded-nats.ts';
+import { embeddedDataDir, redactUrl } from './nats-access.ts';
 import { watchQueueDepth } from './queue-depth.ts';
 import type { RunningService, ServiceDefinition } from './service.ts';
 
@@ -44,6 +51,11 @@ export interface RuntimeOptions {
   logDestination?: NodeJS.WritableStream;
   /** Base directory for relative paths in the config (the config file's directory). */
   baseDir?: string;
+  /**
+   * Sluice cannot go on (the embedded nats-server keeps dying). runMain stops and exits
+   * non-zero; the default only logs.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export interface Runtime {
@@ -53,6 +65,8 @@ export interface Runtime {
   metrics: Metrics;
   instance: string;
   natsUrl: string;
+  /** The embedded nats-server, when this process runs one. */
+  embedded?: EmbeddedNats;
   httpPort?: number;
   services: RunningService[];
   service(name: StageName): RunningService | undefined;
@@ -81,31 +95,30 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   };
   try {
     let servers = config.nats.servers;
-    let embedded: NatsServerHandle | undefined;
+    let token = config.nats.token;
+    let embedded: EmbeddedNats | undefined;
     let store: { dir: string; budget: number } | undefined;
     if (servers.length === 0) {
       const e = config.nats.embedded;
       // The store budget (docs/decisions/0008) caps the server itself: max_file_store = budget.
-      const dir = resolvePath(opts.baseDir ?? process.cwd(), e.dataDir);
-      await mkdir(dir, { recursive: true });
+      const dataDir = embeddedDataDir(config, opts.baseDir);
+      await mkdir(dataDir, { recursive: true });
       const budget =
-        config.bus.store.budget || (await embeddedStoreBudget(dir, config.bus.store.freeSpaceFraction));
-      store = { dir, budget };
-      log.info({ storeDir: dir, budgetBytes: budget }, 'JetStream store budget');
-      embedded = await spawnNatsServer({
+        config.bus.store.budget || (await embeddedStoreBudget(dataDir, config.bus.store.freeSpaceFraction));
+      store = { dir: dataDir, budget };
+      log.info({ storeDir: dataDir, budgetBytes: budget }, 'JetStream store budget');
+      embedded = await startEmbeddedNats({
+        settings: e,
+        dataDir,
         maxFileStoreBytes: budget,
-        binary: e.binary,
-        host: e.host,
-        port: e.port,
-        storeDir: dir,
-        syncAlways: e.syncAlways,
-        onStaleServer: (pid) =>
-          log.warn(
-            { pid },
-            'stopped a nats-server left running on this data dir by a previous sluice that died',
-          ),
+        log,
+        onGiveUp: (err) => {
+          log.fatal({ err }, 'giving up on the embedded nats-server');
+          (opts.onFatal ?? (() => {}))(err);
+        },
       });
       const handle = embedded;
+      token = embedded.token;
       cleanups.push(() => handle.stop());
       servers = [embedded.url];
       log.info(
@@ -119,7 +132,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
         );
       }
     }
-    const busConfig = busConfigFrom({ ...config, nats: { ...config.nats, servers } }, instance);
+    const busConfig = busConfigFrom({ ...config, nats: { ...config.nats, servers, token } }, instance);
     if (store) {
       busConfig.storeBudgetBytes = store.budget;
       busConfig.storeDir = store.dir;
@@ -160,7 +173,11 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
         host: config.http.listen.host,
         port: config.http.listen.port,
         metrics,
-        health: async () => ({ ok: true, checks: { process: true } }),
+        health: async () => {
+          const downMs = bus.connection.downForMs();
+          const ok = downMs <= config.http.healthBusGrace * 1000;
+          return { ok, checks: { process: true, nats: ok || `down for ${Math.round(downMs / 1000)} s` } };
+        },
         ready: async () => {
           const connected = bus.isConnected();
           return { ok: connected && !stopping, checks: { nats: connected, stopping } };
@@ -169,7 +186,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
       httpPort = http.port;
       cleanups.push(() => http.close());
     }
-    log.info({ services: names, nats: servers, http: httpPort }, 'sluice is running');
+    log.info({ services: names, nats: servers.map(redactUrl), http: httpPort }, 'sluice is running');
 
     return {
       config,
@@ -178,6 +195,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
       metrics,
       instance,
       natsUrl: servers[0]!,
+      embedded,
       httpPort,
       services: running,
       service: (name) => running.find((s) => s.name === name),
