@@ -65,6 +65,8 @@ export interface ConsumeOptions {
   concurrency: number;
   /** Base of the exponential nak delay after a handler throws (default 1 s). */
   errorBackoffBaseMs?: number;
+  /** Nak delay when a "stream full" error reaches the consumer (default FULL_STREAM_NAK_MS). */
+  fullStreamNakMs?: number;
 }
 
 export interface ConsumeDeps {
@@ -137,6 +139,7 @@ class EnvelopeConsumer implements StageConsumer {
   readonly #concurrency: number;
   readonly #refillAt: number;
   readonly #backoffBase: number;
+  readonly #fullStreamNakMs: number;
   readonly #handler: EnvelopeHandler;
   readonly #signal = new Signal();
   readonly #inFlight = new Set<Promise<void>>();
@@ -163,6 +166,7 @@ class EnvelopeConsumer implements StageConsumer {
     this.#concurrency = opts.concurrency;
     this.#refillAt = Math.max(1, Math.floor(opts.concurrency / 4));
     this.#backoffBase = opts.errorBackoffBaseMs ?? ERROR_BACKOFF_BASE_MS;
+    this.#fullStreamNakMs = opts.fullStreamNakMs ?? FULL_STREAM_NAK_MS;
     this.#handler = handler;
     this.#loop = this.#pullLoop();
   }
@@ -343,12 +347,12 @@ class EnvelopeConsumer implements StageConsumer {
     } catch (err) {
       if (isFullError(err)) {
         log.info(
-          { stage: this.#spec.stage, queueId: env.id, seq: m.seq, delayMs: FULL_STREAM_NAK_MS },
+          { stage: this.#spec.stage, queueId: env.id, seq: m.seq, delayMs: this.#fullStreamNakMs },
           'next stream full: message returned to the queue (backpressure, not counted as a failure)',
         );
         annotate('sluice.outcome', 'backpressure');
         this.#rememberBackpressure(m.seq);
-        await this.#nak(m, FULL_STREAM_NAK_MS);
+        await this.#nak(m, this.#fullStreamNakMs);
         return;
       }
       const reason = `handler failed: ${(err as Error).message}`;
