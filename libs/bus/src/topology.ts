@@ -357,18 +357,22 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // since the snapshot is what keeps mail flowing while LDAP is down.
   const snapStream = `KV_${buckets.ldapSnapshot}`;
   if (!(await streamExists(jsm, snapStream))) {
-    await new Kvm(js).create(buckets.ldapSnapshot, {
-      history: 5,
-      replicas: cfg.replicas,
-      storage: 'file',
-      max_bytes: 64 * 1024 * 1024,
-    });
-    report.created.push(`kv ${buckets.ldapSnapshot}`);
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.ldapSnapshot, { history: 5, replicas: cfg.replicas, storage: 'file' }),
+    );
+    if (created) report.created.push(`kv ${buckets.ldapSnapshot}`);
   }
   await reconcileBackingStream(
     jsm,
     snapStream,
-    { num_replicas: cfg.replicas, max_msgs_per_subject: 5 },
+    {
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 5,
+      // Its share of the store budget; when full, older versions go first (safe on every version).
+      discard: 'old',
+      max_bytes: limits.ldapSnapshot.maxBytes,
+      max_msgs: limits.ldapSnapshot.maxMsgs,
+    },
     report,
     log,
   );
