@@ -21,6 +21,7 @@ if [ "$purpose" = "test" ]; then
   # LDAP source tests (test/harness slapd.ts): the server and ldapmodify/ldapdelete.
   want[slapd]=slapd
   want[ldapmodify]=ldap-utils
+  want[knotd]=knot want[keymgr]=knot want[unbound]=unbound
 fi
 
 missing=()

@@ -518,6 +518,42 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe('Opportunistic STARTTLS: an unverifiable certificate still beats cleartext (RFC 7435).'),
+        dnsResolver: z
+          .string()
+          .regex(
+            /^(\[[0-9a-fA-F:]+\]|[0-9.]+)(:\d{1,5})?$/,
+            'an IP address with an optional :port, e.g. 127.0.0.1:53',
+          )
+          .optional()
+          .describe(
+            'Validating DNSSEC resolver (ip or ip:port) whose AD bit the egress trusts for DANE (RFC 7672) and MTA-STS discovery. Must be local or on a trusted path. Without it outbound TLS stays opportunistic (no DANE, no MTA-STS).',
+          ),
+        mtaSts: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(true)
+              .describe('Apply MTA-STS policies (RFC 8461) where there is no DANE.'),
+            caFile: z
+              .string()
+              .optional()
+              .describe(
+                'Extra CA certificates (PEM) for MTA-STS policy fetches and SMTP PKIX checks (tests, private CAs).',
+              ),
+            policyPort: z
+              .number()
+              .int()
+              .min(1)
+              .max(65535)
+              .optional()
+              .describe('TESTS ONLY: port of the policy host instead of 443.'),
+            fetchTimeout: seconds
+              .default(10)
+              .describe('Policy fetch timeout, seconds (RFC 8461 §3.3 suggests 60 at most).'),
+          })
+          .strict()
+          .default({ enabled: true, fetchTimeout: 10 })
+          .describe('MTA-STS (RFC 8461): needs egress.dnsResolver for the _mta-sts TXT record.'),
       })
       .strict()
       .default({
@@ -528,6 +564,7 @@ export const configSchema = z
         retrySchedule: [60, 300, 900, 1800, 3600, 7200, 14400],
         requireTls: false,
         ignoreTlsErrors: true,
+        mtaSts: { enabled: true, fetchTimeout: 10 },
       })
       .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z

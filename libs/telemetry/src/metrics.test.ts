@@ -18,6 +18,7 @@ const SLUICE_METRICS = [
   'sluice_smtp_sessions_total',
   'sluice_stage_duration_seconds',
   'sluice_stage_processed_total',
+  'sluice_tls_results_total',
   'sluice_verdicts_total',
 ];
 

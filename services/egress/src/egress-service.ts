@@ -9,6 +9,7 @@
  * servers and port 25.
  */
 
+import { createSecureDns } from '@sluice/dns';
 import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { deliverPart } from './deliver.ts';
@@ -32,12 +33,19 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         );
       }
       const dns = opts.dns ?? createDnsLookup(ctx.config.dns);
+      const resolver = ctx.config.egress.dnsResolver;
+      const secureDns = resolver
+        ? createSecureDns({ resolver, timeoutMs: ctx.config.dns.timeout * 1000 })
+        : undefined;
+      if (!secureDns) {
+        ctx.log.warn('egress.dnsResolver is not set: no DANE and no MTA-STS, outbound TLS is opportunistic');
+      }
       const consumer = ctx.bus.consumeEnvelopes(
         consumers.egress,
         { concurrency: ctx.config.egress.concurrency },
         async (d) => {
           const t0 = performance.now();
-          const disposition = await deliverPart(d, { ...ctx, dns, mxPort: opts.mxPort });
+          const disposition = await deliverPart(d, { ...ctx, dns, secureDns, mxPort: opts.mxPort });
           ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
           ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
           if (disposition.kind === 'dead') ctx.metrics.deadLettered.inc({ stage: 'egress' });

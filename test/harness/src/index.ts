@@ -7,6 +7,14 @@ export {
   splitTxt,
   startDnsServer,
 } from './dns-server.ts';
+export {
+  type DnssecResolver,
+  KEYMGR_BIN,
+  KNOTD_BIN,
+  startDnssecResolver,
+  type TestZone,
+  UNBOUND_BIN,
+} from './dnssec-resolver.ts';
 export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
