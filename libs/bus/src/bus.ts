@@ -272,6 +272,26 @@ export class Bus implements BusClient {
     return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
   }
 
+  #mtaSts: Promise<KV> | null = null;
+
+  #mtaStsBucket(): Promise<KV> {
+    this.#mtaSts ??= new Kvm(this.js).open(buckets.mtaStsPolicies).catch((err) => {
+      this.#mtaSts = null;
+      throw err;
+    });
+    return this.#mtaSts;
+  }
+
+  /** The cached MTA-STS policy record of a domain (egress mta-sts-cache.ts), or null. */
+  async mtaStsPolicyGet(domain: string): Promise<Uint8Array | null> {
+    const e = await (await this.#mtaStsBucket()).get(domain);
+    return e?.operation === 'PUT' ? e.value : null;
+  }
+
+  async mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void> {
+    await (await this.#mtaStsBucket()).put(domain, value);
+  }
+
   /** Whether the connection is up now (readiness). */
   isConnected(): boolean {
     return this.connection.connected && !this.nc.isClosed();

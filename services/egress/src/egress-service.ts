@@ -14,6 +14,7 @@ import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { deliverPart } from './deliver.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
+import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
 
 export interface EgressServiceOptions {
   /** DNS for MX lookups (default: node:dns with config.dns). */
@@ -37,6 +38,19 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       const secureDns = resolver
         ? createSecureDns({ resolver, timeoutMs: ctx.config.dns.timeout * 1000 })
         : undefined;
+      const sts = ctx.config.egress.mtaSts;
+      const tlsCa = caFromFile(sts.caFile);
+      const mtaSts =
+        secureDns && sts.enabled
+          ? createMtaStsSource({
+              dns: secureDns,
+              store: ctx.bus,
+              ca: tlsCa,
+              port: sts.policyPort,
+              fetchTimeoutMs: sts.fetchTimeout * 1000,
+              log: ctx.log,
+            })
+          : undefined;
       if (!secureDns) {
         ctx.log.warn('egress.dnsResolver is not set: no DANE and no MTA-STS, outbound TLS is opportunistic');
       }
@@ -45,7 +59,14 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         { concurrency: ctx.config.egress.concurrency },
         async (d) => {
           const t0 = performance.now();
-          const disposition = await deliverPart(d, { ...ctx, dns, secureDns, mxPort: opts.mxPort });
+          const disposition = await deliverPart(d, {
+            ...ctx,
+            dns,
+            secureDns,
+            mtaSts,
+            tlsCa,
+            mxPort: opts.mxPort,
+          });
           ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
           ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
           if (disposition.kind === 'dead') ctx.metrics.deadLettered.inc({ stage: 'egress' });

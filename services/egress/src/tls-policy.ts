@@ -20,6 +20,7 @@
  *   3. Otherwise the configured default (egress.requireTls/ignoreTlsErrors).
  * Transport and relay routes (kind "smtp") use the configured default only.
  */
+import { checkServerIdentity, type TLSSocket } from 'node:tls';
 import type { SecureDns, TlsaRecord } from '@sluice/dns';
 import type { Route, TlsOutcome } from '@sluice/proto';
 import { isUsableTlsa, peerChain, verifyDaneChain } from './dane-verify.ts';
@@ -141,7 +142,13 @@ export async function destinationTls(
       tls: {
         policy: 'mta-sts',
         outcome: 'mta-sts',
-        session: { requireTls: true, ignoreTlsErrors: false, ...(deps.ca ? { ca: deps.ca } : {}) },
+        session: {
+          requireTls: true,
+          ignoreTlsErrors: false,
+          ...(deps.ca ? { ca: deps.ca } : {}),
+          // Node verified the chain and the name (rejectUnauthorized); checked again explicitly here.
+          verifyPeer: (socket) => pkixProblem(socket, host),
+        },
       },
     };
   };
@@ -195,6 +202,13 @@ async function daneFor(
       },
     },
   };
+}
+
+/** RFC 8461 §4.2: a PKIX-valid chain and the MX host name in the certificate (RFC 6125). */
+function pkixProblem(socket: TLSSocket, host: string): string | undefined {
+  if (!socket.authorized) return `certificate not trusted: ${String(socket.authorizationError)}`;
+  const err = checkServerIdentity(host, socket.getPeerCertificate());
+  return err ? err.message : undefined;
 }
 
 function daneVerifier(
