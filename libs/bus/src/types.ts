@@ -11,6 +11,7 @@
  *   delivered maxDeliver times go to the dead-letter stream, never silently away.
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
+import type { Readable } from 'node:stream';
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 
 export type Disposition =
@@ -65,8 +66,19 @@ export interface LedgerEntry {
 export interface BusClient {
   /** Put a body where it belongs: inline if <= inlineMaxBytes (and fits max_payload), else object store. */
   storeBody(queueId: string, body: Uint8Array): Promise<StoredBody>;
+  /**
+   * Stream a large body into the object store (always the object store, whatever its size):
+   * size, sha256 and 8-bit-ness are computed on the way. If `chunks` throws, nothing is stored
+   * and its error is rethrown.
+   */
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody>;
   /** The body bytes of an envelope (inline passthrough or object-store read with sha256 check). */
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The body as a stream that never holds a large body whole; resolves once the body is known to
+   * exist, and fails (BodyUnavailableError) on a missing object or a size or sha256 mismatch.
+   */
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable>;
   deleteBody(ref: BodyRef): Promise<void>;
   publishEnvelope(
     subject: string,
