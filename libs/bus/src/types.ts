@@ -111,6 +111,8 @@ export interface BusClient {
   /** Delivery ledger (egress): get returns null when absent. put must be durable before it resolves. */
   ledgerGet(key: string): Promise<LedgerEntry | null>;
   ledgerPut(key: string, entry: LedgerEntry): Promise<void>;
+  /** The largest body that travels inline: min(bus.inlineMaxBytes, max_payload - 64 KiB). */
+  readonly inlineLimit: number;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
 }

@@ -27,6 +27,7 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
+import { BodyBudget } from './body-budget.ts';
 import { connectionOf, type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
 import { type IntakeDeps, receiveMessage, type TransactionContext } from './message-intake.ts';
 import {
@@ -90,6 +91,7 @@ export const ingressService: ServiceDefinition = {
     const ing = config.ingress;
     const domains = ourDomains(config.domains.primary, config.domains.aliases);
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
+    const budget = new BodyBudget(ing.maxBodyBytesInFlight);
     const intakeDeps: IntakeDeps = {
       bus,
       log,
@@ -99,6 +101,7 @@ export const ingressService: ServiceDefinition = {
       hostname: config.hostname,
       maxMessageBytes: ing.maxMessageBytes,
       filterTimeoutMs: ing.filterTimeout * 1000,
+      budget,
     };
 
     let stopping = false;
@@ -152,6 +155,12 @@ export const ingressService: ServiceDefinition = {
               'bad-parameter',
               detail,
             );
+          }
+          // RFC 1870 §6.1: a declared SIZE we cannot hold now gets 452 before any data is sent.
+          // A body over the inline limit streams to the object store, so it needs at most that much.
+          const declared = Number(address.args ? address.args['SIZE'] : undefined);
+          if (declared > 0 && Math.min(declared, bus.inlineLimit) > budget.available) {
+            return refuse(cb, smtpError('bodiesInFlightFull'), 'over-budget', detail);
           }
           cb();
         },
@@ -249,7 +258,7 @@ export const ingressService: ServiceDefinition = {
 
     return {
       name: 'ingress',
-      info: () => ({ ports: bound.map((b) => b.port), listen: bound }),
+      info: () => ({ ports: bound.map((b) => b.port), listen: bound, bodyBytesInFlight: budget.used }),
       async stop() {
         // Stop accepting; idle sessions get 421 now; sessions in a transaction finish it and
         // get 421 after their reply (or from smtp-server at closeTimeout, if the client stalls).
