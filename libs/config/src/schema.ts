@@ -243,10 +243,10 @@ export const configSchema = z
         maxBodyBytesInFlight: z
           .number()
           .int()
-          .min(1024 * 1024)
+          .min(64 * 1024)
           .default(256 * 1024 * 1024)
           .describe(
-            'Bytes of message bodies one ingress process holds in memory at once (small bodies whole, large ones only the chunks on their way to the object store); a DATA that would go over gets 452 4.3.1.',
+            'Bytes of message bodies one ingress process holds in memory at once (small bodies whole, large ones only the chunks on their way to the object store); a DATA that would go over gets 452 4.3.1. At least bus.inlineMaxBytes.',
           ),
       })
       .strict()

@@ -91,6 +91,12 @@ export const ingressService: ServiceDefinition = {
     const ing = config.ingress;
     const domains = ourDomains(config.domains.primary, config.domains.aliases);
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
+    if (ing.maxBodyBytesInFlight < bus.inlineLimit) {
+      // A body just under the inline limit would be refused (452) forever.
+      throw new Error(
+        `ingress.maxBodyBytesInFlight (${ing.maxBodyBytesInFlight}) is below the inline body limit (${bus.inlineLimit}, bus.inlineMaxBytes): raise ingress.maxBodyBytesInFlight`,
+      );
+    }
     const budget = new BodyBudget(ing.maxBodyBytesInFlight);
     const intakeDeps: IntakeDeps = {
       bus,
