@@ -1,7 +1,7 @@
 /**
  * One before-queue verdict request, end to end: decode the envelope the
  * ingress sent (proto codec; invalid bytes are refused, not guessed at), load
- * the body (inline or from the object store), compute the verdict, record it
+ * the body (inline, or streamed from the object store), compute the verdict, record it
  * on the message timeline, and answer the FilterReply as JSON.
  *
  * A request that cannot be answered (bad envelope, body missing, a failure
@@ -35,7 +35,11 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
     { attributes: { 'sluice.queue_id': envelope.id, 'sluice.message.size': envelope.body.size } },
     async (span) => {
       const started = performance.now();
-      const body = await deps.bus.loadBody(envelope, inline);
+      // A large body is streamed through the checks (DKIM hashes it as it passes), never held whole.
+      const body =
+        envelope.body.kind === 'object'
+          ? await deps.bus.openBody(envelope)
+          : await deps.bus.loadBody(envelope, inline);
       const reply = await computeVerdict(envelope, body, deps);
       const { verdict, auth } = reply;
       span.setAttributes({

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type Envelope, newQueueId, sha256Hex } from '@sluice/proto';
 import { type DnsServer, startDnsServer } from '@sluice/test-harness';
@@ -127,6 +128,21 @@ describe('computeVerdict', () => {
     assert.match(reply.prepend[0]!.value, /dkim=neutral \(body hash did not verify\)/);
     assert.equal(reply.auth?.spf, 'pass');
     assert.equal(reply.auth?.dmarc, 'pass', 'SPF alignment still passes DMARC');
+  });
+
+  test('a body given as a stream (a large body from the object store) is verified as it passes', async () => {
+    const big = Buffer.from(
+      message()
+        .toString()
+        .replace('Hello Bob.', `Hello Bob.\r\n${`${'b'.repeat(78)}\r\n`.repeat(40_000)}`),
+    );
+    const body = await signed(big);
+    const chunks = Array.from({ length: Math.ceil(body.length / 65536) }, (_, i) =>
+      body.subarray(i * 65536, (i + 1) * 65536),
+    );
+    const reply = await computeVerdict(envelope(body, '127.0.0.1'), Readable.from(chunks), deps());
+    assert.deepEqual(reply.auth?.dkim, [{ domain: 'sender.test', result: 'pass', selector: 'sel' }]);
+    assert.equal(reply.auth?.dmarc, 'pass');
   });
 
   test('DNS that does not answer gives temperror results, not a crash', async () => {
