@@ -105,7 +105,7 @@ export async function storeBodyStream(
 }
 
 /** Object chunks fetched ahead of the reader: memory per open body is about this many x 128 KiB. */
-const CHUNKS_AHEAD = 4;
+const CHUNKS_AHEAD = 2;
 
 /**
  * The body of an envelope as a stream, without holding it whole: inline bytes

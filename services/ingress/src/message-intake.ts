@@ -116,6 +116,7 @@ async function intake(
     const read = await readMessage(stream as Parameters<typeof readMessage>[0], {
       maxBytes: deps.maxMessageBytes,
       inlineLimit: bus.inlineLimit,
+      declaredBytes: Number(tx.mailParams['SIZE']) || undefined,
       reservation,
       storeStream: (chunks) => bus.storeBodyStream(queueId, chunks),
     });

@@ -158,4 +158,19 @@ describe('readMessage', () => {
     });
     assert.deepEqual(r, { kind: 'store-failed', error: broken, bytes: 3000 });
   });
+
+  test('a declared SIZE over the inline limit streams from the first chunk, holding nothing back', async () => {
+    const budget = new BodyBudget(64 * 1024);
+    const { seen, storeStream } = collector(budget);
+    const r = await readMessage(stream(...Array.from({ length: 20 }, () => 'q'.repeat(998) + '\r\n')), {
+      ...options({ budget }),
+      maxBytes: 100_000,
+      inlineLimit: 8 * 1024,
+      declaredBytes: 20_000,
+      storeStream,
+    });
+    assert.equal(r.kind, 'stored');
+    assert.equal(seen.bytes, 20_000);
+    assert.ok(seen.maxUsed <= 1000, `at most one chunk held (${seen.maxUsed})`);
+  });
 });

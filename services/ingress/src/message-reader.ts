@@ -18,7 +18,8 @@
  *   refuses the message (the caller answers 452 4.3.1).
  *
  * A body up to `inlineLimit` is kept in memory (it travels inline with the
- * envelope). Once a body grows past it, what is held and everything after it
+ * envelope). Once a body grows past it (or from the first byte, when the
+ * client declared a larger SIZE), what is held and everything after it
  * streams into the object store chunk by chunk, as fast as JetStream takes
  * it (the client's socket is read no faster); a refusal half way abandons the
  * put, which leaves nothing in the store (storeBodyStream).
@@ -38,6 +39,11 @@ export interface ReadOptions {
   maxBytes: number;
   /** Bodies up to this size are kept in memory; larger ones are streamed to `storeStream`. */
   inlineLimit: number;
+  /**
+   * The size the client declared at MAIL FROM (RFC 1870 SIZE=), if any. Over the inline limit,
+   * the body streams from its first byte instead of being held up to the limit first.
+   */
+  declaredBytes?: number;
   /** This transaction's share of the body budget; the caller releases it when the transaction ends. */
   reservation: BodyReservation;
   /** Stream a large body into the object store (rethrows what `chunks` throws, leaves nothing then). */
@@ -95,7 +101,8 @@ export async function readMessage(
 
   const held: Buffer[] = [];
   let heldBytes = 0;
-  while (heldBytes <= opts.inlineLimit) {
+  const keepUpTo = (opts.declaredBytes ?? 0) > opts.inlineLimit ? 0 : opts.inlineLimit;
+  while (heldBytes <= keepUpTo) {
     const r = await source.next();
     if (r.done) {
       const refused = atEnd();
