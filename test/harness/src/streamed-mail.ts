@@ -237,6 +237,11 @@ export async function startHashingSmtpSink(): Promise<HashingSmtpSink> {
         check();
       });
     },
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Do not wait for clients a failed test left connected.
+        for (const c of server.connections as Set<{ close(): void }>) c.close();
+      }),
   };
 }
