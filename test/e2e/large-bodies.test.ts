@@ -12,13 +12,15 @@
  * it) every 50 ms, and its peak (VmHWM) read at the end.
  *
  * The default is the CI short form: 20 messages of 20 MB at once (400 MB
- * through JetStream) under a 350 MB ceiling. The full form of the issue,
+ * through JetStream) under a 400 MB ceiling: measured 276-324 MB over five
+ * runs on a loaded machine, so a busy CI box has headroom, while anything that
+ * holds bodies fails clearly (the code before streaming: 870 MB). The full form of the issue,
  * 200 x 20 MB (4 GB), is the same test with
  *   LARGE_BODIES_COUNT=200 LARGE_BODIES_MB=20 LARGE_BODIES_RSS_MB=500 LARGE_BODIES_TIMEOUT_S=1800
  * (env names not SLUICE_*: those are config overrides of the child).
  *
  * Measured on the 2-core test box under load (docs/decisions/0011): idle
- * `sluice run` ~165 MB; short form 276 MB peak in 49 s (the code before
+ * `sluice run` ~165 MB; short form 276-324 MB peak in 28-62 s (the code before
  * streaming: 870 MB in 103 s); full form 457 MB peak in 369 s. What grows
  * with concurrency is per-session and per-put buffering (smtp-server, the
  * object-store client's 128 KiB chunks), not the bodies.
@@ -43,7 +45,7 @@ import {
 
 const COUNT = Number(process.env['LARGE_BODIES_COUNT'] ?? 20);
 const MESSAGE_MB = Number(process.env['LARGE_BODIES_MB'] ?? 20);
-const RSS_CEILING_MB = Number(process.env['LARGE_BODIES_RSS_MB'] ?? 350);
+const RSS_CEILING_MB = Number(process.env['LARGE_BODIES_RSS_MB'] ?? 400);
 const TIMEOUT_MS = Number(process.env['LARGE_BODIES_TIMEOUT_S'] ?? 150) * 1000;
 
 let nats: NatsTestServer;
