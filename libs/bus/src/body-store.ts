@@ -88,7 +88,11 @@ export async function storeBodyStream(
     }
   }
   const store = await openStore();
-  const info = await store.put({ name: queueId }, ReadableStream.from(measured()), { timeout: timeoutMs });
+  const info = await store.put(
+    { name: queueId, options: { max_chunk_size: OBJECT_CHUNK_BYTES } },
+    ReadableStream.from(measured()),
+    { timeout: timeoutMs },
+  );
   if (info.size !== size) {
     throw new BodyUnavailableError(`object store kept ${info.size} of ${size} bytes for ${queueId}`);
   }
@@ -104,7 +108,16 @@ export async function storeBodyStream(
   };
 }
 
-/** Object chunks fetched ahead of the reader: memory per open body is about this many x 128 KiB. */
+/** The object store's chunk size for streamed bodies (one JetStream message per chunk). */
+export const OBJECT_CHUNK_BYTES = 128 * 1024;
+
+/**
+ * What the object-store client holds of a body while it streams in: the chunk it fills and the
+ * chunk it publishes. The ingress counts it against its body budget for each streaming body.
+ */
+export const STREAM_BUFFER_BYTES = 2 * OBJECT_CHUNK_BYTES;
+
+/** Object chunks fetched ahead of the reader: memory per open body is about this many chunks. */
 const CHUNKS_AHEAD = 2;
 
 /**

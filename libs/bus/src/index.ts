@@ -1,5 +1,11 @@
 /** @sluice/bus: NATS JetStream transport for Sluice services (see types.ts for the contract). */
-export { BodyUnavailableError, inlineLimit, PAYLOAD_HEADROOM_BYTES } from './body-store.ts';
+export {
+  BodyUnavailableError,
+  inlineLimit,
+  OBJECT_CHUNK_BYTES,
+  PAYLOAD_HEADROOM_BYTES,
+  STREAM_BUFFER_BYTES,
+} from './body-store.ts';
 export { Bus } from './bus.ts';
 export { type BusLog, silentBusLog } from './bus-log.ts';
 export { type BusConfig, busConfigFrom, DEAD_LETTER_RETENTION_MS, defaultBusConfig } from './config.ts';

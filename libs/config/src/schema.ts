@@ -246,7 +246,7 @@ export const configSchema = z
           .min(64 * 1024)
           .default(256 * 1024 * 1024)
           .describe(
-            'Bytes of message bodies one ingress process holds in memory at once (small bodies whole, large ones only the chunks on their way to the object store); a DATA that would go over gets 452 4.3.1. At least bus.inlineMaxBytes.',
+            'Bytes of message bodies one ingress process holds in memory at once (small bodies whole, large ones only the chunks on their way to the object store); a DATA that would go over gets 452 4.3.1. At least bus.inlineMaxBytes + 384 KiB (checked at start).',
           ),
       })
       .strict()

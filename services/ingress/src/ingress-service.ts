@@ -18,6 +18,7 @@
  * Not yet: STARTTLS (needs certificate config), PROXY protocol, per-IP limits.
  */
 import type { AddressInfo } from 'node:net';
+import { STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
@@ -41,6 +42,8 @@ import {
 /** RFC 3461 §4.4: ENVID is at most 100 characters; §4.2: ORCPT at most 500. */
 const MAX_ENVID = 100;
 const MAX_ORCPT = 500;
+/** About the most smtp-server hands over in one chunk (a socket read, plus what it carried over): a body may hold up to two past the inline limit. */
+const MAX_SOCKET_READ = 64 * 1024;
 
 interface SessionState {
   conn?: SmtpConnectionHandle;
@@ -91,10 +94,12 @@ export const ingressService: ServiceDefinition = {
     const ing = config.ingress;
     const domains = ourDomains(config.domains.primary, config.domains.aliases);
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
-    if (ing.maxBodyBytesInFlight < bus.inlineLimit) {
-      // A body just under the inline limit would be refused (452) forever.
+    // A body at the inline limit (with the socket read that crosses it), then streaming, must fit:
+    // with less, some mail would get 452 forever.
+    const smallestBudget = bus.inlineLimit + 2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES;
+    if (ing.maxBodyBytesInFlight < smallestBudget) {
       throw new Error(
-        `ingress.maxBodyBytesInFlight (${ing.maxBodyBytesInFlight}) is below the inline body limit (${bus.inlineLimit}, bus.inlineMaxBytes): raise ingress.maxBodyBytesInFlight`,
+        `ingress.maxBodyBytesInFlight (${ing.maxBodyBytesInFlight}) is below ${smallestBudget} (the inline body limit, bus.inlineMaxBytes, plus ${2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES} for a body streaming into the object store): raise ingress.maxBodyBytesInFlight`,
       );
     }
     const budget = new BodyBudget(ing.maxBodyBytesInFlight);
@@ -163,9 +168,10 @@ export const ingressService: ServiceDefinition = {
             );
           }
           // RFC 1870 §6.1: a declared SIZE we cannot hold now gets 452 before any data is sent.
-          // A body over the inline limit streams to the object store, so it needs at most that much.
+          // A body over the inline limit streams to the object store: it needs the store's buffer.
           const declared = Number(address.args ? address.args['SIZE'] : undefined);
-          if (declared > 0 && Math.min(declared, bus.inlineLimit) > budget.available) {
+          const needs = declared > bus.inlineLimit ? STREAM_BUFFER_BYTES : declared;
+          if (declared > 0 && needs > budget.available) {
             return refuse(cb, smtpError('bodiesInFlightFull'), 'over-budget', detail);
           }
           cb();

@@ -403,7 +403,8 @@ describe('bodies streamed, memory bounded', () => {
   });
 
   test('over ingress.maxBodyBytesInFlight: 452 4.3.1 (at MAIL FROM SIZE= and after DATA); the budget is released after success and failure', async () => {
-    const budgetBytes = 64 * 1024;
+    // The smallest budget the ingress accepts with a 16 KiB inline limit: 16 + 2 x 64 + 256 KiB.
+    const budgetBytes = (16 + 128 + 256) * 1024;
     const small = await ingressService.start({
       ...ctx,
       config: { ...config, ingress: { ...config.ingress, maxBodyBytesInFlight: budgetBytes } },
@@ -416,8 +417,8 @@ describe('bodies streamed, memory bounded', () => {
         release = r;
       });
       const part = (i: number) => `Subject: held ${i}\r\n\r\n${`${'h'.repeat(98)}\r\n`.repeat(130)}`; // ~13 KB, under the inline limit
-      // Four transactions hold ~52 KB of the 64 KiB while their clients pause mid-DATA.
-      const holders = Array.from({ length: 4 }, (_, i) =>
+      // 30 transactions hold ~391 KB of the 400 KiB while their clients pause mid-DATA.
+      const holders = Array.from({ length: 30 }, (_, i) =>
         smtpConversation(smallPort, [
           'EHLO client.test',
           'MAIL FROM:<sender@sender.test>',
@@ -430,7 +431,7 @@ describe('bodies streamed, memory bounded', () => {
         ]),
       );
       // smtp-server keeps the last few bytes back while it looks for the final dot.
-      await waitUntil('four bodies held', () => inFlight() > 4 * (part(0).length - 10) || undefined);
+      await waitUntil('30 bodies held', () => inFlight() > 30 * (part(0).length - 10) || undefined);
       const held = inFlight();
 
       // RFC 1870 §6.1: a declared SIZE that cannot be held now is refused before the data.
@@ -448,7 +449,7 @@ describe('bodies streamed, memory bounded', () => {
           port: smallPort,
           from: 'sender@sender.test',
           to: ['alice@example.org'],
-          raw: message('one too many', 'o'.repeat(15_000)),
+          raw: message('one too many', 'o'.repeat(20_000)),
         }),
         (err: { response?: string }) => /^452 4\.3\.1 /.test(err.response ?? ''),
       );
@@ -457,11 +458,11 @@ describe('bodies streamed, memory bounded', () => {
 
       release();
       for (const replies of await Promise.all(holders)) assert.match(replies[5]!, /^250 2\.0\.0 /);
-      assert.equal(await resolveStreamCount(), before + 4);
+      assert.equal(await resolveStreamCount(), before + 30);
       await waitUntil('budget released after the 250s', () => inFlight() === 0 || undefined);
 
       // A body larger than the whole budget still goes through: it streams, holding only chunks.
-      const large = message('larger than the budget', `${'L'.repeat(78)}\r\n`.repeat(1000)); // 80 KB
+      const large = message('larger than the budget', `${'L'.repeat(78)}\r\n`.repeat(8000)); // 640 KB
       const bigMax = await ingressService.start({
         ...ctx,
         config: {

@@ -20,7 +20,7 @@
  * PubAck can be lost after the stream stored the message.
  */
 import { type Span, SpanKind } from '@opentelemetry/api';
-import type { BusClient } from '@sluice/bus';
+import { type BusClient, STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
 import {
   type BodyRef,
@@ -120,6 +120,7 @@ async function intake(
       inlineLimit: bus.inlineLimit,
       declaredBytes: Number(tx.mailParams['SIZE']) || undefined,
       reservation,
+      streamBufferBytes: STREAM_BUFFER_BYTES,
       storeStream: (chunks) => bus.storeBodyStream(queueId, chunks),
     });
     return await afterRead(deps, tx, queueId, span, read);

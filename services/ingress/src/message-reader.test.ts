@@ -173,4 +173,32 @@ describe('readMessage', () => {
     assert.equal(seen.bytes, 20_000);
     assert.ok(seen.maxUsed <= 1000, `at most one chunk held (${seen.maxUsed})`);
   });
+
+  test("a streaming body holds the store's buffer against the budget; over-budget when it cannot", async () => {
+    const budget = new BodyBudget(40_000);
+    const { seen, storeStream } = collector(budget);
+    const body = Array.from({ length: 30 }, () => `${'s'.repeat(998)}\r\n`);
+    const reservation = budget.reserve();
+    const r = await readMessage(stream(...body), {
+      ...options({ budget }),
+      reservation,
+      maxBytes: 100_000,
+      inlineLimit: 2000,
+      streamBufferBytes: 32_000,
+      storeStream,
+    });
+    assert.equal(r.kind, 'stored');
+    assert.ok(seen.maxUsed >= 32_000 && seen.maxUsed <= 32_000 + 4000, `buffer and chunks (${seen.maxUsed})`);
+    reservation.release();
+    assert.equal(budget.used, 0);
+
+    const tight = await readMessage(stream(...body), {
+      ...options({ budget: new BodyBudget(20_000) }),
+      maxBytes: 100_000,
+      inlineLimit: 2000,
+      streamBufferBytes: 32_000,
+      storeStream,
+    });
+    assert.deepEqual(tight, { kind: 'over-budget', bytes: 30_000 });
+  });
 });

@@ -14,8 +14,9 @@
  *   The scanner carries its state from chunk to chunk (a CRLF split across
  *   two chunks is fine).
  * - Memory (ingress.maxBodyBytesInFlight): every byte held counts against the
- *   process' body budget (body-budget.ts); a chunk the budget cannot cover
- *   refuses the message (the caller answers 452 4.3.1).
+ *   process' body budget (body-budget.ts), and so does, for a body that
+ *   streams, the object-store client's buffer (streamBufferBytes); what the
+ *   budget cannot cover refuses the message (the caller answers 452 4.3.1).
  *
  * A body up to `inlineLimit` is kept in memory (it travels inline with the
  * envelope). Once a body grows past it (or from the first byte, when the
@@ -46,6 +47,8 @@ export interface ReadOptions {
   declaredBytes?: number;
   /** This transaction's share of the body budget; the caller releases it when the transaction ends. */
   reservation: BodyReservation;
+  /** Held against the budget while a body streams: what the store's client buffers (STREAM_BUFFER_BYTES). */
+  streamBufferBytes?: number;
   /** Stream a large body into the object store (rethrows what `chunks` throws, leaves nothing then). */
   storeStream: (chunks: AsyncIterable<Uint8Array>) => Promise<StoredBody>;
 }
@@ -118,6 +121,10 @@ export async function readMessage(
   }
 
   // Too large to travel inline: stream what is held, then the rest as it arrives.
+  if (!opts.reservation.grow(opts.streamBufferBytes ?? 0)) {
+    held.length = 0;
+    return dropRest({ kind: 'over-budget', bytes });
+  }
   const head = Buffer.concat(held, Math.min(heldBytes, HEAD_BYTES));
   let refusal: Refusal | undefined;
   let sourceError: unknown;
