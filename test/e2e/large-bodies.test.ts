@@ -83,6 +83,15 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** GC pauses longer than 100 ms so far, from prom-client's nodejs_gc_duration_seconds histogram. */
+function slowGcPauses(metrics: string): number {
+  const sum = (re: RegExp) => [...metrics.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+  return (
+    sum(/^nodejs_gc_duration_seconds_count\{[^}]*\} (\S+)/gm) -
+    sum(/^nodejs_gc_duration_seconds_bucket\{[^}]*le="0\.1"[^}]*\} (\S+)/gm)
+  );
+}
+
 /** Resident memory of a process in bytes: now (VmRSS) and its peak so far (VmHWM). */
 function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -101,7 +110,9 @@ test(`${COUNT} messages of ${MESSAGE_MB} MB at once: all delivered intact, Sluic
     sampledPeak = Math.max(sampledPeak, memoryOf(pid).rss);
   }, 50);
   // A scrape resets prom-client's event-loop histogram: what the end reports is the run alone.
-  await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
+  const slowGcBefore = slowGcPauses(
+    await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text()),
+  );
   const t0 = performance.now();
   try {
     const settled = await Promise.allSettled(
@@ -128,6 +139,7 @@ test(`${COUNT} messages of ${MESSAGE_MB} MB at once: all delivered intact, Sluic
     clearInterval(sampler);
     const { rss, peak } = memoryOf(pid);
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    const slowGc = slowGcPauses(metrics) - slowGcBefore;
     const lagMax = Number(/^nodejs_eventloop_lag_max_seconds (\S+)/m.exec(metrics)?.[1] ?? Number.NaN);
     sampledPeak = Math.max(sampledPeak, rss);
 
@@ -145,7 +157,7 @@ test(`${COUNT} messages of ${MESSAGE_MB} MB at once: all delivered intact, Sluic
 
     t.diagnostic(
       `${COUNT} x ${MESSAGE_MB} MB: all 250 after ${(acceptedMs / 1000).toFixed(1)} s, all delivered after ${(totalMs / 1000).toFixed(1)} s; ` +
-        `Sluice RSS at start ${(startRss / MB).toFixed(0)} MB, sampled peak ${(sampledPeak / MB).toFixed(0)} MB, VmHWM ${(peak / MB).toFixed(0)} MB; longest event-loop block ${(lagMax * 1000).toFixed(0)} ms`,
+        `Sluice RSS at start ${(startRss / MB).toFixed(0)} MB, sampled peak ${(sampledPeak / MB).toFixed(0)} MB, VmHWM ${(peak / MB).toFixed(0)} MB; longest event-loop block ${(lagMax * 1000).toFixed(0)} ms (GC pauses over 100 ms: ${slowGc})`,
     );
     assert.ok(
       peak < RSS_CEILING_MB * MB,
