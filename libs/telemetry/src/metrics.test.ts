@@ -3,12 +3,18 @@ import { test } from 'node:test';
 import { createMetrics } from './metrics.ts';
 
 const SLUICE_METRICS = [
+  'sluice_backpressure_waits_total',
   'sluice_deliveries_total',
+  'sluice_delivery_repeats_total',
+  'sluice_ledger_restored_total',
+  'sluice_store_free_bytes',
+  'sluice_store_guard_tripped',
   'sluice_delivery_latency_seconds',
   'sluice_dead_lettered_total',
   'sluice_messages_received_total',
   'sluice_messages_rejected_total',
   'sluice_queue_depth',
+  'sluice_rewrites_total',
   'sluice_smtp_sessions_total',
   'sluice_stage_duration_seconds',
   'sluice_stage_processed_total',

@@ -19,6 +19,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { STREAM_BUFFER_BYTES } from '@sluice/bus';
+import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
@@ -93,6 +94,11 @@ export const ingressService: ServiceDefinition = {
     const { config, bus, log, metrics, redact } = ctx;
     const ing = config.ingress;
     const domains = ourDomains(config.domains.primary, config.domains.aliases);
+    // RCPT also takes the SRS domain (bounces to forwarded mail); the resolver decides.
+    const srsDomain = srsDomainOf(config);
+    const rcptDomains = srsDomain
+      ? ourDomains(config.domains.primary, [...config.domains.aliases, srsDomain])
+      : domains;
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
     // A body at the inline limit (with the socket read that crosses it), then streaming, must fit:
     // with less, some mail would get 452 forever.
@@ -179,7 +185,7 @@ export const ingressService: ServiceDefinition = {
 
         onRcptTo(address: SMTPServerAddress, session, cb) {
           const detail = { session: session.id, rcpt: redact.address(address.address) };
-          const check = checkRecipient(address.address, domains, {
+          const check = checkRecipient(address.address, rcptDomains, {
             smtputf8: session.envelope.smtpUtf8 === true,
           });
           if (check.kind === 'refuse') return refuse(cb, check.error, check.reason, detail);
@@ -194,7 +200,10 @@ export const ingressService: ServiceDefinition = {
           bus
             .request(
               subjects.resolverLookup,
-              encodeLookupRequest(check.mailbox.address),
+              encodeLookupRequest(
+                check.mailbox.address,
+                session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+              ),
               ing.lookupTimeout * 1000,
             )
             .then(

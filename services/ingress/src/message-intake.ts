@@ -4,6 +4,7 @@
  *
  *   read the body (size limit, bare CR/LF refused, body budget: message-reader.ts);
  *     a large body streams into the object store while it is read
+ *   the free-space guard: 452 4.3.1 while the store is almost full
  *   store a small body (it travels inline)
  *   record 'received' on the timeline
  *   ask the filter for the before-queue verdict (request/reply, bounded wait)
@@ -161,6 +162,21 @@ async function afterRead(
     return { ok: false, error: publishFailure(read.error), reason: 'store-failed', queueId };
   }
 
+  // The free-space guard: refuse while JetStream can still take the mail already accepted
+  // (RFC 5321 §4.2.5 452, RFC 3463 X.3.1 "mail system full"); the client retries later.
+  const room = await bus.storeRoom();
+  deps.metrics.storeGuardTripped.set(room.ok ? 0 : 1);
+  deps.metrics.storeFreeBytes.set(room.freeBytes);
+  if (!room.ok) {
+    // A large body already streamed into the store: refused, it must not stay there.
+    if (read.kind === 'stored') {
+      await bus
+        .deleteBody(read.stored.ref)
+        .catch((err: unknown) => qlog.warn({ err }, 'cannot delete a refused body'));
+    }
+    return { ok: false, error: smtpError('queueFull'), reason: 'store-low', queueId };
+  }
+
   let stored: { ref: BodyRef; inline?: Uint8Array };
   let head: Uint8Array;
   if (read.kind === 'stored') {
@@ -248,6 +264,8 @@ async function afterRead(
   if (verdict.auth) env.auth = verdict.auth;
 
   const msgId = dedupIds.accepted(env);
+  // Before the publish, so a resend after a lost 250 can name this queue id (dedup-index.ts).
+  bus.noteDedupId(msgId, { queueId });
   let ack: { seq: number; duplicate: boolean };
   try {
     ack = await bus.publishEnvelope(subjects.resolve, env, stored.inline, { msgId });
@@ -257,7 +275,24 @@ async function afterRead(
   }
   if (ack.duplicate) {
     // The client resent a message we already queued (it lost our 250): it is queued once.
-    qlog.info({ msgId, seq: ack.seq }, 'duplicate of a message already queued');
+    const first = await bus.firstQueueIdOf(msgId, queueId).catch((err: unknown) => {
+      qlog.warn({ err }, 'cannot look up the first copy of a duplicate');
+      return undefined;
+    });
+    qlog.info({ msgId, seq: ack.seq, duplicateOf: first }, 'duplicate of a message already queued');
+    if (first) bus.noteDedupId(msgId, { queueId, duplicateOf: first });
+    // Its own timeline ends here, naming the queue id the first copy travels under.
+    await bus.recordEvent({
+      ...eventBase({
+        envelope: env,
+        stage: 'ingress',
+        instance: deps.instance,
+        traceId: env.trace?.traceparent.split('-')[1],
+      }),
+      kind: 'duplicate',
+      msgId,
+      ...(first ? { duplicateOf: first } : {}),
+    });
     await forget();
   }
   return { ok: true, queueId, text: queuedTextOf(queueId), duplicate: ack.duplicate };
