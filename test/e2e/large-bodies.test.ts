@@ -21,7 +21,7 @@
  *
  * Measured on the 2-core test box under load (docs/decisions/0011): idle
  * `sluice run` ~165 MB; short form 276-324 MB peak in 28-62 s (the code before
- * streaming: 870 MB in 103 s); full form 457 MB peak in 369 s. What grows
+ * streaming: 870 MB in 103 s); full form 457-459 MB peak in 299-369 s. What grows
  * with concurrency is per-session and per-put buffering (smtp-server, the
  * object-store client's 128 KiB chunks), not the bodies.
  */
