@@ -3,7 +3,13 @@
  * single-purpose modules together (connect, topology, body store, publish,
  * consume, RPC, timeline, dead letters, ledger) and owns their lifecycle:
  * close() stops every consumer and RPC server it started (in-flight work
- * finishes and is settled), then drains the connection.
+ * finishes and is settled), waits for the timeline events still in flight,
+ * then drains the connection.
+ *
+ * Every NATS operation is counted in `operations` (nats-operations.ts) with
+ * the stage it was made for: services get a view of the bus bound to their
+ * stage (`forStage`, stage-bus.ts); calls on the Bus itself count as stage
+ * "none" unless the call names its stage.
  */
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
@@ -27,11 +33,13 @@ import { closeConnection, connectNats } from './connect.ts';
 import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
-import { recordEvent } from './event-log.ts';
+import { EventLog } from './event-log.ts';
 import { ledgerGet, ledgerPut } from './ledger.ts';
+import { NatsOperations, NO_STAGE } from './nats-operations.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { request, serve } from './rpc.ts';
+import { StageBus } from './stage-bus.ts';
 import { ensureTopology, type TopologyReport } from './topology.ts';
 import type {
   BusClient,
@@ -52,6 +60,9 @@ export class Bus implements BusClient {
   readonly config: BusConfig;
   readonly log: BusLog;
   readonly connection: ConnectionState;
+  /** Every NATS operation this bus made, by kind and stage, and the round trips messages waited on. */
+  readonly operations = new NatsOperations();
+  readonly #events: EventLog;
   readonly #ready = (timeoutMs: number): Promise<boolean> => this.connection.ready(timeoutMs);
   #jsm: Promise<JetStreamManager> | null = null;
   #bodies: Promise<ObjectStore> | null = null;
@@ -65,6 +76,15 @@ export class Bus implements BusClient {
     this.config = config;
     this.log = log;
     this.connection = new ConnectionState(nc, log);
+    this.#events = new EventLog(nc, log, this.operations, {
+      timeoutMs: config.publishTimeoutMs,
+      ready: this.#ready,
+    });
+  }
+
+  /** A view of this bus for one service: its NATS operations are counted under `stage`. */
+  forStage(stage: StageName): BusClient {
+    return new StageBus(this, stage);
   }
 
   static async connect(config: BusConfig, log: BusLog = silentBusLog): Promise<Bus> {
@@ -101,29 +121,38 @@ export class Bus implements BusClient {
     return this.#ledger;
   }
 
-  storeBody(queueId: string, body: Uint8Array): Promise<StoredBody> {
-    return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
+  storeBody(queueId: string, body: Uint8Array, stage: string = NO_STAGE): Promise<StoredBody> {
+    if (body.length <= this.inlineLimit) {
+      return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
+    }
+    return this.operations.awaited('object_put', stage, () =>
+      storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs),
+    );
   }
 
-  loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
-    return loadBody(this.#openBodies, env, inline);
+  loadBody(env: Envelope, inline?: Uint8Array, stage: string = NO_STAGE): Promise<Uint8Array> {
+    if (env.body.kind === 'inline') return loadBody(this.#openBodies, env, inline);
+    return this.operations.awaited('object_get', stage, () => loadBody(this.#openBodies, env, inline));
   }
 
-  deleteBody(ref: BodyRef): Promise<void> {
-    return deleteBody(this.#openBodies, ref);
+  deleteBody(ref: BodyRef, stage: string = NO_STAGE): Promise<void> {
+    if (ref.kind !== 'object') return Promise.resolve();
+    return this.operations.awaited('object_delete', stage, () => deleteBody(this.#openBodies, ref));
   }
 
   publishEnvelope(
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string },
+    opts: { msgId: string; stage?: string },
   ): Promise<{ seq: number; duplicate: boolean }> {
-    return publishEnvelope(this.js, subject, env, inline, {
-      msgId: opts.msgId,
-      timeoutMs: this.config.publishTimeoutMs,
-      ready: this.#ready,
-    });
+    return this.operations.awaited('publish_durable', opts.stage ?? NO_STAGE, () =>
+      publishEnvelope(this.js, subject, env, inline, {
+        msgId: opts.msgId,
+        timeoutMs: this.config.publishTimeoutMs,
+        ready: this.#ready,
+      }),
+    );
   }
 
   consumeEnvelopes(spec: ConsumerSpec, opts: ConsumeOptions, handler: EnvelopeHandler): StageConsumer {
@@ -132,6 +161,7 @@ export class Bus implements BusClient {
         nc: this.nc,
         js: this.js,
         log: this.log,
+        ops: this.operations,
         maxDeliver: this.config.maxDeliver,
         ackTimeoutMs: this.config.publishTimeoutMs,
         ready: this.#ready,
@@ -148,18 +178,35 @@ export class Bus implements BusClient {
   serve(
     subject: string,
     queue: string,
-    opts: { concurrency: number },
+    opts: { concurrency: number; stage?: string },
     handler: (req: RpcRequest) => Promise<Uint8Array>,
   ): RpcServer {
-    return this.#track(serve(this.nc, this.log, subject, queue, opts, handler));
+    return this.#track(serve(this.nc, this.log, this.operations, subject, queue, opts, handler));
   }
 
-  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    return request(this.nc, subject, data, timeoutMs, this.#ready);
+  request(
+    subject: string,
+    data: Uint8Array,
+    timeoutMs: number,
+    stage: string = NO_STAGE,
+  ): Promise<Uint8Array> {
+    return request(this.nc, subject, data, timeoutMs, this.#ready, (op) =>
+      this.operations.awaited('request', stage, op),
+    );
   }
 
+  /** Publish a timeline event without waiting for it to be stored (event-log.ts); never throws. */
   recordEvent(event: SluiceEvent): Promise<void> {
-    return recordEvent(this.js, this.log, event, this.config.publishTimeoutMs, this.#ready);
+    return this.#events.record(event);
+  }
+
+  /** Run one stage's handling of one message as a message path (its round trips are counted). */
+  inPath<T>(stage: string, fn: () => Promise<T>): Promise<T> {
+    return this.operations.path(stage, fn);
+  }
+
+  messagePath<T>(fn: () => Promise<T>): Promise<T> {
+    return this.operations.path(NO_STAGE, fn);
   }
 
   deadLetter(
@@ -168,15 +215,19 @@ export class Bus implements BusClient {
     data: Uint8Array,
     headers?: Record<string, string>,
   ): Promise<void> {
-    return deadLetter(this.js, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready);
+    return this.operations.awaited('publish_durable', stage, () =>
+      deadLetter(this.js, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready),
+    );
   }
 
-  async ledgerGet(key: string): Promise<LedgerEntry | null> {
-    return ledgerGet(await this.#ledgerBucket(), key);
+  async ledgerGet(key: string, stage: string = NO_STAGE): Promise<LedgerEntry | null> {
+    const kv = await this.#ledgerBucket();
+    return this.operations.awaited('kv_get', stage, () => ledgerGet(kv, key));
   }
 
-  async ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
-    await ledgerPut(await this.#ledgerBucket(), key, entry);
+  async ledgerPut(key: string, entry: LedgerEntry, stage: string = NO_STAGE): Promise<void> {
+    const kv = await this.#ledgerBucket();
+    await this.operations.awaited('kv_put', stage, () => ledgerPut(kv, key, entry));
   }
 
   /** Whether the connection is up now (readiness). */
@@ -186,6 +237,7 @@ export class Bus implements BusClient {
 
   /** The timeline events of one message, in the order they were recorded. */
   async readTimeline(queueId: string): Promise<SluiceEvent[]> {
+    this.operations.count('api', NO_STAGE);
     return readTimeline(await this.#manager(), queueId);
   }
 
@@ -211,6 +263,9 @@ export class Bus implements BusClient {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#stoppables].map((s) => s.stop()));
+      // Events still waiting for their PubAck: each is stored or counted lost within the publish timeout.
+      await this.#events.settle();
+      this.#events.close();
       await closeConnection(this.nc);
     })();
     return this.#closing;

@@ -11,8 +11,16 @@ export {
   errorBackoffMs,
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
-export { EVENT_CONTENT } from './event-log.ts';
+export { EVENT_CONTENT, EVENT_WINDOW } from './event-log.ts';
 export { assertLedgerKey, InvalidLedgerKeyError, ledgerKey } from './ledger.ts';
+export {
+  type NatsOperationCount,
+  type NatsOperationKind,
+  NatsOperations,
+  type NatsOperationsSnapshot,
+  NO_STAGE,
+  sequentialCount,
+} from './nats-operations.ts';
 export {
   type NatsServerHandle,
   type NatsServerOptions,
@@ -24,6 +32,7 @@ export {
 export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
 export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
 export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export { StageBus } from './stage-bus.ts';
 export { type TopologyReport, wantedConsumer, wantedStream } from './topology.ts';
 export { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
 export * from './types.ts';

@@ -116,6 +116,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     await bus.ensureTopology();
 
     const metrics = createMetrics();
+    metrics.observeNatsOperations(() => bus.operations.snapshot());
     const redact = createRedactor({ mode: config.log.addresses, key: config.log.hashKey });
     const ordered = [...opts.services].sort(
       (a, b) => PIPELINE_ORDER.indexOf(b.name) - PIPELINE_ORDER.indexOf(a.name),
@@ -135,7 +136,9 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     cleanups.push(stopServices);
     for (const def of ordered) {
       const svcLog = log.child({ service: def.name });
-      running.push(await def.start({ config, bus, log: svcLog, metrics, redact, instance }));
+      running.push(
+        await def.start({ config, bus: bus.forStage(def.name), log: svcLog, metrics, redact, instance }),
+      );
       svcLog.info({ ...(running.at(-1)?.info?.() ?? {}) }, 'service started');
     }
     const depth = watchQueueDepth(bus, metrics, log);

@@ -10,6 +10,6 @@ export {
   type HttpServerOptions,
   startHttpServer,
 } from './http.ts';
-export { createMetrics, type Metrics } from './metrics.ts';
+export { createMetrics, type Metrics, type NatsOperationTotals } from './metrics.ts';
 export { otlpTracesUrl, startTelemetry, type Telemetry, type TelemetryOptions } from './sdk.ts';
 export { type RunInSpanOptions, runInSpan, tracer } from './spans.ts';
