@@ -200,6 +200,11 @@ export class Bus implements BusClient {
     return this.#events.record(event);
   }
 
+  /** Resolves when every timeline event recorded so far is stored or counted lost (bounded by the publish timeout). */
+  eventsSettled(): Promise<void> {
+    return this.#events.settle();
+  }
+
   /** Run one stage's handling of one message as a message path (its round trips are counted). */
   inPath<T>(stage: string, fn: () => Promise<T>): Promise<T> {
     return this.operations.path(stage, fn);
@@ -264,7 +269,7 @@ export class Bus implements BusClient {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#stoppables].map((s) => s.stop()));
       // Events still waiting for their PubAck: each is stored or counted lost within the publish timeout.
-      await this.#events.settle();
+      await this.eventsSettled();
       this.#events.close();
       await closeConnection(this.nc);
     })();
