@@ -296,6 +296,21 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe('Opportunistic STARTTLS: an unverifiable certificate still beats cleartext (RFC 7435).'),
+        destinationConcurrency: z
+          .number()
+          .int()
+          .min(1)
+          .default(20)
+          .describe(
+            'SMTP/LMTP sessions open at once to one destination host, per process; more deliveries wait.',
+          ),
+        sessionIdleTimeout: z
+          .number()
+          .nonnegative()
+          .default(5)
+          .describe(
+            'How long an idle session is kept for the next message to the same host, seconds (0: one per delivery).',
+          ),
       })
       .strict()
       .default({
@@ -306,6 +321,8 @@ export const configSchema = z
         retrySchedule: [60, 300, 900, 1800, 3600, 7200, 14400],
         requireTls: false,
         ignoreTlsErrors: true,
+        destinationConcurrency: 20,
+        sessionIdleTimeout: 5,
       })
       .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z
