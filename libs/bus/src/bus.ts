@@ -38,6 +38,7 @@ import { ledgerGet, ledgerPut } from './ledger.ts';
 import { NatsOperations, NO_STAGE } from './nats-operations.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
+import { ReplyInbox } from './reply-inbox.ts';
 import { request, serve } from './rpc.ts';
 import { StageBus } from './stage-bus.ts';
 import { ensureTopology, type TopologyReport } from './topology.ts';
@@ -63,6 +64,8 @@ export class Bus implements BusClient {
   /** Every NATS operation this bus made, by kind and stage, and the round trips messages waited on. */
   readonly operations = new NatsOperations();
   readonly #events: EventLog;
+  /** Requests and JetStream publishes, with their replies on one subscription. */
+  readonly #inbox: ReplyInbox;
   readonly #ready = (timeoutMs: number): Promise<boolean> => this.connection.ready(timeoutMs);
   #jsm: Promise<JetStreamManager> | null = null;
   #bodies: Promise<ObjectStore> | null = null;
@@ -76,6 +79,7 @@ export class Bus implements BusClient {
     this.config = config;
     this.log = log;
     this.connection = new ConnectionState(nc, log);
+    this.#inbox = new ReplyInbox(nc);
     this.#events = new EventLog(nc, log, this.operations, {
       timeoutMs: config.publishTimeoutMs,
       ready: this.#ready,
@@ -147,7 +151,7 @@ export class Bus implements BusClient {
     opts: { msgId: string; stage?: string },
   ): Promise<{ seq: number; duplicate: boolean }> {
     return this.operations.awaited('publish_durable', opts.stage ?? NO_STAGE, () =>
-      publishEnvelope(this.js, subject, env, inline, {
+      publishEnvelope(this.#inbox, subject, env, inline, {
         msgId: opts.msgId,
         timeoutMs: this.config.publishTimeoutMs,
         ready: this.#ready,
@@ -190,7 +194,7 @@ export class Bus implements BusClient {
     timeoutMs: number,
     stage: string = NO_STAGE,
   ): Promise<Uint8Array> {
-    return request(this.nc, subject, data, timeoutMs, this.#ready, (op) =>
+    return request(this.#inbox, subject, data, timeoutMs, this.#ready, (op) =>
       this.operations.awaited('request', stage, op),
     );
   }
@@ -221,7 +225,7 @@ export class Bus implements BusClient {
     headers?: Record<string, string>,
   ): Promise<void> {
     return this.operations.awaited('publish_durable', stage, () =>
-      deadLetter(this.js, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready),
+      deadLetter(this.#inbox, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready),
     );
   }
 
@@ -271,6 +275,7 @@ export class Bus implements BusClient {
       // Events still waiting for their PubAck: each is stored or counted lost within the publish timeout.
       await this.eventsSettled();
       this.#events.close();
+      this.#inbox.close();
       await closeConnection(this.nc);
     })();
     return this.#closing;

@@ -7,8 +7,9 @@
  * (proto rpcErrorSchema) marked with the Sluice-Content header, which the
  * requesting side turns into an RpcError, as it does timeouts and "no
  * responders", so the ingress can answer 451 with a clear log line.
- * Requests and replies are counted (nats-operations.ts); each request a
- * server answers is one message path of its stage.
+ * Requests go over the bus' shared reply inbox (reply-inbox.ts). Requests
+ * and replies are counted (nats-operations.ts); each request a server
+ * answers is one message path of its stage.
  */
 import {
   errors,
@@ -24,6 +25,7 @@ import type { BusLog } from './bus-log.ts';
 import { ConcurrencyLimit } from './concurrency-limit.ts';
 import { inSpan, SpanKind } from './messaging-spans.ts';
 import { type NatsOperations, NO_STAGE } from './nats-operations.ts';
+import type { ReplyInbox } from './reply-inbox.ts';
 import { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
 import type { RpcRequest, RpcServer } from './types.ts';
 
@@ -138,7 +140,7 @@ async function answer(
 }
 
 export function request(
-  nc: NatsConnection,
+  inbox: Pick<ReplyInbox, 'request'>,
   subject: string,
   data: Uint8Array,
   timeoutMs: number,
@@ -168,7 +170,9 @@ export function request(
       let reply: Msg;
       try {
         const timeout = Math.max(1, deadline - Date.now());
-        reply = await count(() => nc.request(subject, data, { timeout, headers: injectTraceHeaders() }));
+        reply = await count(() =>
+          inbox.request(subject, data, { timeoutMs: timeout, headers: injectTraceHeaders() }),
+        );
       } catch (err) {
         throw toRpcError(err, subject, timeoutMs);
       }
