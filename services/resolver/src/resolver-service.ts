@@ -98,9 +98,12 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
       source: expansion.sources.length > 0 ? expansion.sources.join(', ') : 'address itself',
     });
   }
-  for (const part of parts) {
-    await deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, { msgId: `${part.partId}:rewrite` });
-  }
+  // The parts are independent: published together, their PubAcks awaited together (one round trip).
+  await Promise.all(
+    parts.map((part) =>
+      deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, { msgId: `${part.partId}:rewrite` }),
+    ),
+  );
   for (const [i, branch] of failed.entries()) {
     const reason = deadReason(branch.error);
     const dead = deadEnvelope(env, branch, reason, hop);
