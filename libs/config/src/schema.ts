@@ -423,6 +423,21 @@ export const configSchema = z
           });
         }
       }
+      // Acks are one-way (docs/decisions/0010): a lost ack is a redelivery after ackWait, and the
+      // stage's republish must still fall in the duplicate window to be dropped there.
+      if (
+        typeof bus?.duplicateWindow === 'number' &&
+        typeof bus.ackWait === 'number' &&
+        bus.duplicateWindow <= bus.ackWait
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bus', 'duplicateWindow'],
+          message:
+            `${bus.duplicateWindow} s is not longer than bus.ackWait (${bus.ackWait} s): a redelivered message's ` +
+            'republish would not be deduplicated — make the duplicate window longer than ackWait',
+        });
+      }
       const domains = c.domains as Partial<typeof c.domains> | undefined;
       if (typeof domains?.primary !== 'string') return;
       const ours = [domains.primary, ...(Array.isArray(domains.aliases) ? domains.aliases : [])];
