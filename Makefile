@@ -4,7 +4,7 @@
 .PHONY: run test setup setup-test lint typecheck bench
 
 run: setup
-	node_modules/.bin/sluice run $(ARGS)
+	cli/bin/sluice run $(ARGS)
 
 test: setup-test
 	npm test

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Sets up a machine to run or test Sluice: the Debian packages it needs
 # (installed with apt-get when missing; root or sudo required for that) and the
-# npm packages, including the Node 24 runtime that every script runs on.
+# npm packages, including the Node 24 runtime that every script runs on. A
+# fresh Debian machine has no node or npm: Debian's nodejs and npm are
+# installed only to run npm once; Sluice itself runs on the pinned Node 24
+# that npm puts into node_modules.
 #
 #   scripts/setup.sh run    what `sluice run` needs (nats-server)
 #   scripts/setup.sh test   plus the real peers the tests start (swaks, ...)
@@ -11,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 purpose="${1:-run}"
-declare -A want=( [nats-server]=nats-server )
+declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm )
 if [ "$purpose" = "test" ]; then
   want[swaks]=swaks
 fi
@@ -32,12 +35,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages from the lockfile. `npm ci` would be the usual choice, but this
-# registry mirror leaves other platforms' optional binaries (biome, turbo) out
-# of the lockfile, which `npm ci` refuses; `npm install` honours the lock.
-if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm packages exactly as the committed lockfile says: `npm ci` never writes
+# package-lock.json (setup must not modify tracked files). The lockfile lists
+# every platform's optional binaries (biome, turbo), so `npm ci` accepts it on
+# any machine. Only when node_modules is missing or older than the lockfile.
+if [ ! -x node_modules/.bin/node ] || [ ! -e node_modules/.package-lock.json ] ||
+  [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages (brings Node 24 into node_modules)"
-  npm install --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 node_modules/.bin/node -e 'const m=+process.versions.node.split(".")[0]; if (m<24) { console.error("setup: node_modules/.bin/node is "+process.version+", need 24"); process.exit(1) }'
 echo "setup: ready (node $(node_modules/.bin/node --version), $(/usr/sbin/nats-server --version 2>/dev/null || nats-server --version))"

@@ -7,34 +7,24 @@
  *   sluice lookup ADDRESS [--config FILE]     where an address goes, and why
  *   sluice sink [--port 2526] [--dir DIR]     a development SMTP sink
  *
- * Wiring only: each command's logic lives in its own module or library.
+ * Wiring only: each command's logic lives in its own module or library, and
+ * is imported when that command runs, so `sluice --help` (and a typo) answer
+ * at once instead of loading every service first. Usage errors (an unknown
+ * command or option, a missing argument) are one line on stderr and exit 2.
  */
 import { parseArgs } from 'node:util';
-import { Bus, busConfigFrom } from '@sluice/bus';
-import { ConfigError, type SluiceConfig } from '@sluice/config';
-import { createLogger } from '@sluice/log';
-import { buildRoutingTable, lookupAddress } from '@sluice/resolver';
-import { loadProcessConfig, runMain } from '@sluice/runtime';
-import { startDevSink } from './dev-sink.ts';
-import { selectServices } from './services.ts';
-import { renderTimeline } from './timeline.ts';
-
-const USAGE = `usage:
-  sluice run [SERVICE...] [--config FILE]        start services (default: all) with an embedded NATS
-                                                 when nats.servers is empty; services: ingress filter
-                                                 resolver rewriter egress
-  sluice check-config [FILE]                     validate a config file (default: the example)
-  sluice trace QUEUE-ID [--config FILE] [--json] print a message's timeline
-  sluice lookup ADDRESS [--config FILE]          where an address goes, and why
-  sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
-Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
+import { commandHelp, commandOptions, isCommand, USAGE } from './usage.ts';
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`sluice: ${message}\n`);
   process.exit(code);
 }
 
-function loadOrExplain(file: string | undefined) {
+async function loadOrExplain(file: string | undefined) {
+  const [{ ConfigError }, { loadProcessConfig }] = await Promise.all([
+    import('@sluice/config'),
+    import('@sluice/runtime/process-config'),
+  ]);
   try {
     return loadProcessConfig(file);
   } catch (err) {
@@ -43,33 +33,41 @@ function loadOrExplain(file: string | undefined) {
   }
 }
 
-function natsServersOf(config: SluiceConfig): string[] {
-  if (config.nats.servers.length > 0) return config.nats.servers;
-  const e = config.nats.embedded;
-  return [`nats://${e.host}:${e.port}`];
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      json: { type: 'boolean' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      dir: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help || command === undefined || command === 'help' || command === '--help') {
-    process.stdout.write(`${USAGE}\n`);
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    process.stdout.write(`${topic && isCommand(topic) ? commandHelp(topic) : USAGE}\n`);
+    return;
+  }
+  if (!isCommand(command)) fail(`unknown command '${command}' (try 'sluice --help')`);
+  let parsed: ReturnType<
+    typeof parseArgs<{ options: ReturnType<typeof commandOptions>; allowPositionals: true }>
+  >;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      strict: true,
+      options: commandOptions(command),
+    });
+  } catch (err) {
+    // parseArgs' messages name the option, then add advice on '--' we do not need: keep the first sentence.
+    const first = (err as Error).message.split(/\.(?:\s|$)/)[0];
+    fail(`${command}: ${first} (try 'sluice ${command} --help')`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const positionals = parsed.positionals;
+  const str = (k: string) => values[k] as string | undefined;
+  if (values.help) {
+    process.stdout.write(`${commandHelp(command)}\n`);
     return;
   }
   switch (command) {
     case 'run': {
-      let services: ReturnType<typeof selectServices>;
+      const { selectServices } = await import('./services.ts');
+      const { loadProcessConfig, runMain } = await import('@sluice/runtime');
+      let services: Awaited<ReturnType<typeof selectServices>>;
       try {
         services = selectServices(positionals);
       } catch (err) {
@@ -77,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
       }
       await runMain({
         loadConfig: () => {
-          const pc = loadProcessConfig(values.config);
+          const pc = loadProcessConfig(str('config'));
           if (pc.isExample) {
             process.stderr.write(
               `sluice: no config given (--config or SLUICE_CONFIG): running the example configuration ${pc.file}\n`,
@@ -90,21 +88,15 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'check-config': {
-      const pc = loadOrExplain(positionals[0] ?? values.config);
-      const c = pc.config;
-      const lines = [
-        `${pc.file}: OK`,
-        `  hostname ${c.hostname}; domains ${[c.domains.primary, ...c.domains.aliases].join(', ')}`,
-        `  ${Object.keys(c.routing.aliases).length} aliases, ${Object.keys(c.routing.forwards).length} forwards, ${Object.keys(c.transports).length} transports${c.relay ? ', relay ' + c.relay.host : ''}`,
-        `  ingress ${c.ingress.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; max message ${c.ingress.maxMessageBytes} bytes`,
-        `  nats ${c.nats.servers.length ? c.nats.servers.join(', ') : `embedded on ${c.nats.embedded.host}:${c.nats.embedded.port}`}, replicas ${c.nats.replicas}`,
-      ];
-      process.stdout.write(`${lines.join('\n')}\n`);
+      const { describeConfig } = await import('./config-summary.ts');
+      const pc = await loadOrExplain(positionals[0] ?? str('config'));
+      process.stdout.write(`${describeConfig(pc.file, pc.config).join('\n')}\n`);
       return;
     }
     case 'lookup': {
       const address = positionals[0] ?? fail('lookup needs an ADDRESS');
-      const { config } = loadOrExplain(values.config);
+      const { config } = await loadOrExplain(str('config'));
+      const { buildRoutingTable, lookupAddress } = await import('@sluice/resolver');
       const reply = lookupAddress(buildRoutingTable(config), address);
       if (values.json) process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
       else {
@@ -117,53 +109,46 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'trace': {
       const queueId = positionals[0] ?? fail('trace needs a QUEUE-ID (from the 250 reply or the logs)');
-      const { config } = loadOrExplain(values.config);
-      const log = createLogger({
-        level: 'warn',
-        instance: 'sluice-cli',
-        destination: process.stderr as never,
-      });
-      const bus = await Bus.connect(
-        busConfigFrom({ ...config, nats: { ...config.nats, servers: natsServersOf(config) } }, 'sluice-cli'),
-        log,
-      ).catch((err: Error) =>
-        fail(`cannot reach NATS at ${natsServersOf(config).join(', ')}: ${err.message}`, 1),
+      const pc = await loadOrExplain(str('config'));
+      const { traceMessage } = await import('./trace.ts');
+      const result = await traceMessage(pc, queueId, values.json === true).catch((err: Error) =>
+        fail(err.message, 1),
       );
-      try {
-        const events = await bus.readTimeline(queueId.toUpperCase());
-        process.stdout.write(
-          values.json ? `${JSON.stringify(events, null, 2)}\n` : `${renderTimeline(events)}\n`,
-        );
-        if (events.length === 0) process.exitCode = 1;
-      } finally {
-        await bus.close();
-      }
+      process.stdout.write(`${result.text}\n`);
+      if (!result.found) process.exitCode = 1;
       return;
     }
     case 'sink': {
-      const host = values.host ?? '127.0.0.1';
-      const port = Number(values.port ?? 2526);
+      const host = str('host') ?? '127.0.0.1';
+      const port = Number(str('port') ?? 2526);
       if (!Number.isInteger(port) || port < 0 || port > 65535)
-        fail(`--port must be 0-65535, got ${values.port}`);
+        fail(`--port must be 0-65535, got ${str('port')}`);
+      const { startDevSink } = await import('./dev-sink.ts');
+      const dir = str('dir');
       const sink = await startDevSink({
         host,
         port,
-        dir: values.dir,
+        dir,
         onMessage: (m) =>
           process.stdout.write(
             `${new Date().toISOString()} from <${m.mailFrom}> to ${m.rcptTo.map((r) => `<${r}>`).join(' ')} ${m.size} bytes "${m.subject}"${m.file ? ` -> ${m.file}` : ''}\n`,
           ),
-      });
+      }).catch((err: NodeJS.ErrnoException) =>
+        fail(
+          err.code === 'EADDRINUSE'
+            ? `sink: ${host}:${port} is already in use (choose another with --port)`
+            : `sink: ${err.message}`,
+          1,
+        ),
+      );
       process.stderr.write(
-        `sluice sink: listening on ${host}:${sink.port}${values.dir ? `, writing to ${values.dir}` : ''}\n`,
+        `sluice sink: listening on ${host}:${sink.port}${dir ? `, writing to ${dir}` : ''}\n`,
       );
       const stop = () => void sink.stop().then(() => process.exit(0));
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
       return;
     }
-    default:
-      fail(`unknown command ${command}\n${USAGE}`);
   }
 }
 

@@ -77,3 +77,76 @@ test('queue ids - sortable by time, unique, subject-safe', () => {
   const many = new Set(Array.from({ length: 10_000 }, () => newQueueId(t)));
   assert.equal(many.size, 10_000);
 });
+
+test('envelope - unknown fields survive parsing and the wire at every level (readers keep, writers spread)', () => {
+  const body = Buffer.from('x');
+  const env = sample(body);
+  const future = {
+    ...env,
+    fromTheFuture: { nested: [1, 2] },
+    client: { ...env.client, futureClient: true, tls: { protocol: 'TLSv1.3', cipher: 'X', futureTls: 'y' } },
+    mailFrom: { ...env.mailFrom, futureSender: 'srs-v2' },
+    recipients: [{ ...env.recipients[0]!, futureRecipient: { a: 1 } }],
+    body: { ...env.body, futureBody: 7 },
+    prepend: [{ name: 'X-Test', value: 'v', addedBy: 'test', futureHeader: 1 }],
+    hops: [{ stage: 'ingress', instance: 'i', at: env.receivedAt, futureHop: 'h' }],
+  };
+  const parsed = parseEnvelope(future);
+  assert.deepEqual(parsed, future);
+  const decoded = decodeEnvelope(encodeEnvelope(parsed, body)).envelope;
+  assert.deepEqual(decoded, future);
+  assert.deepEqual(decoded['fromTheFuture'], { nested: [1, 2] });
+  assert.equal(decoded.recipients[0]!['futureRecipient'] !== undefined, true);
+});
+
+test('envelope - the optional fields of the next issues validate, and refuse nonsense', () => {
+  const env = sample(Buffer.from('x'));
+  const full = parseEnvelope({
+    ...env,
+    client: {
+      ...env.client,
+      auth: { user: 'alice', method: 'PLAIN' },
+      tls: {
+        protocol: 'TLSv1.3',
+        cipher: 'TLS_AES_256_GCM_SHA384',
+        clientCertificate: { subject: 'CN=relay1.example.org', fingerprintSha256: 'ab'.repeat(32) },
+      },
+    },
+    mailFrom: {
+      ...env.mailFrom,
+      address: 'SRS0=HHH=TT=example.net=a@example.org',
+      original: 'a@example.net',
+    },
+    recipients: [
+      {
+        ...env.recipients[0]!,
+        forwardOwner: 'alice@example.org',
+        delivery: {
+          action: 'delayed',
+          remoteMta: 'mx1.example.net:25',
+          attempts: 3,
+          dsnSent: true,
+          tls: 'dane',
+        },
+      },
+    ],
+    auth: {
+      spf: 'pass',
+      dkim: [{ domain: 'example.net', selector: 's1', result: 'pass', aligned: true }],
+      dmarc: 'pass',
+      arc: 'pass',
+      dmarcDetail: { domain: 'example.net', result: 'pass', policy: 'reject', disposition: 'none' },
+      arcChain: { result: 'pass', instances: 2 },
+    },
+  });
+  assert.equal(full.recipients[0]!.delivery?.tls, 'dane');
+  assert.equal(full.mailFrom.original, 'a@example.net');
+  const bad = (patch: object) =>
+    assert.throws(() => parseEnvelope({ ...env, ...patch }), EnvelopeValidationError);
+  bad({ recipients: [{ ...env.recipients[0]!, delivery: { action: 'bounced' } }] });
+  bad({ recipients: [{ ...env.recipients[0]!, delivery: { tls: 'starttls' } }] });
+  bad({ mailFrom: { ...env.mailFrom, original: 'a@example.net\r\nRCPT TO:<x>' } });
+  bad({
+    auth: { spf: 'pass', dkim: [], dmarc: 'pass', arc: 'none', arcChain: { result: 'pass', instances: -1 } },
+  });
+});

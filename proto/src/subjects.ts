@@ -82,7 +82,7 @@ export const queueGroups = {
 } as const;
 
 export const buckets = {
-  /** Egress ledger: one key per (part, recipient) delivered or failed for good. */
+  /** Egress ledger: one key per (queue id, final recipient) delivered or failed for good. */
   deliveryLedger: 'sluice_delivery_ledger',
 } as const;
 

@@ -1,15 +1,26 @@
 /**
  * The `sluice` command as an operator uses it: `check-config` names the bad
  * key and the fix; `run` with no NATS URL starts its own nats-server, carries
- * a message to its destination, answers `trace`, and stops cleanly on SIGTERM.
+ * a message to its destination, answers `trace`, and stops cleanly on SIGTERM;
+ * the installed command is one process, answers --help at once, and turns
+ * usage mistakes and busy ports into one line on stderr.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort, type SmtpSink, sendMail, startSmtpSink, waitUntil } from '@sluice/test-harness';
+import {
+  freePort,
+  type SmtpSink,
+  sendMail,
+  sluiceCommand,
+  startSluiceCommand,
+  startSmtpSink,
+  waitUntil,
+} from '@sluice/test-harness';
 import { queueIdFromReply, type SluiceProcess, sluiceBin, startSluiceProcess } from './helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -147,7 +158,7 @@ dns: { servers: ["127.0.0.1:9"], timeout: 1 }
   });
 });
 
-describe('sluice run after a crash, and behind the Node version wrapper', () => {
+describe('sluice run after a crash, and as the installed command', () => {
   let dir: string;
   let configFile: string;
   before(async () => {
@@ -188,32 +199,114 @@ ingress: { listen: [{ host: 127.0.0.1, port: ${await freePort()} }] }
     assert.deepEqual(natsServersOf(), [], 'no nats-server left after a graceful stop');
   });
 
-  test('SIGTERM to the wrapper (started by an older node) stops Sluice gracefully', async () => {
-    // The wrapper re-executes under the project's Node 24 when the system node is older; with
-    // the system node at 24 it runs in-process. Either way SIGTERM must mean a graceful stop.
-    const systemNode = spawnSync('sh', ['-c', 'command -v node'], {
-      encoding: 'utf8',
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
-    }).stdout.trim();
-    const { spawn } = await import('node:child_process');
-    const child = spawn(systemNode || node, [sluiceBin, 'run', '--config', configFile], { cwd: root });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`did not start:\n${out}`)), 30_000);
-      child.stdout!.on('data', () => {
-        if (out.includes('sluice is running')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0);
-    assert.match(out, /graceful shutdown requested/);
+  test('the sluice command is one process: SIGTERM stops it gracefully, kill -9 leaves no sluice behind', async () => {
+    // cli/bin/sluice is a sh script that execs Node 24: the pid we started is Sluice itself.
+    const first = await startSluiceCommand(['--config', configFile]);
+    const cmdline = readFileSync(`/proc/${first.child.pid}/cmdline`, 'utf8').split('\0');
+    assert.match(cmdline[0]!, /node_modules\/node\/bin\/node$/);
+    assert.match(cmdline[1]!, /cli\/src\/main\.ts$/);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.deepEqual(sluiceProcessesOf(configFile), [], 'no sluice process outlives kill -9');
+
+    const second = await startSluiceCommand(['--config', configFile]);
+    assert.match(second.stdout(), /stopped a nats-server left running on this data dir/);
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0, second.stderr());
+    assert.match(second.stdout(), /graceful shutdown requested/);
     assert.deepEqual(natsServersOf(), []);
+  });
+});
+
+/** Pids of live processes running `sluice ... CONFIG` (read from /proc). */
+function sluiceProcessesOf(config: string): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        return cmd.includes('main.ts') && cmd.includes(config);
+      } catch {
+        return false;
+      }
+    });
+}
+
+describe('the sluice command line', () => {
+  const run = (args: string[], cwd = root) => spawnSync(sluiceCommand, args, { cwd, encoding: 'utf8' });
+
+  test('--help answers in under a second, without loading the services', () => {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const r = run(['--help']);
+      times.push(performance.now() - t0);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^usage:/);
+    }
+    const best = Math.min(...times);
+    assert.ok(best < 1000, `sluice --help took ${times.map(Math.round).join(', ')} ms`);
+  });
+
+  test('every command has --help and -h', () => {
+    for (const cmd of ['run', 'check-config', 'trace', 'lookup', 'sink']) {
+      for (const flag of ['--help', '-h']) {
+        const r = run([cmd, flag]);
+        assert.equal(r.status, 0, `${cmd} ${flag}: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^usage: sluice ${cmd}`));
+      }
+    }
+    const r = run(['help', 'trace']);
+    assert.match(r.stdout, /^usage: sluice trace/);
+  });
+
+  /** One line on stderr, no stack trace, a non-zero exit. */
+  function assertOneLineError(r: ReturnType<typeof run>, pattern: RegExp, code: number) {
+    assert.equal(r.status, code, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, pattern);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+
+  test('an unknown command or option is one clear line and exit 2', () => {
+    assertOneLineError(run(['frobnicate']), /^sluice: unknown command 'frobnicate'/, 2);
+    assertOneLineError(
+      run(['run', '--no-such-option']),
+      /^sluice: run: Unknown option '--no-such-option'/,
+      2,
+    );
+    assertOneLineError(run(['sink', '--port']), /^sluice: sink: Option '--port <value>' argument missing/, 2);
+  });
+
+  test('a busy MX port or NATS port is one clear line and exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-busy-'));
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    const busy = (taken.address() as AddressInfo).port;
+    try {
+      const config = (nats: number, mx: number) => {
+        const file = join(dir, `c-${nats}-${mx}.yaml`);
+        writeFileSync(
+          file,
+          `domains: { primary: example.org }
+nats: { embedded: { port: ${nats}, dataDir: ${join(dir, 'nats')} } }
+ingress: { listen: [{ host: 127.0.0.1, port: ${mx} }] }
+`,
+        );
+        return file;
+      };
+      const mx = run(['run', '--config', config(await freePort(), busy)]);
+      assertOneLineError(mx, new RegExp(`ingress cannot listen on 127\\.0\\.0\\.1:${busy}.*in use`), 1);
+      const nats = run(['run', '--config', config(busy, await freePort())]);
+      assertOneLineError(
+        nats,
+        new RegExp(`nats-server cannot listen on 127\\.0\\.0\\.1:${busy}: address already in use`),
+        1,
+      );
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

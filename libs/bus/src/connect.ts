@@ -38,7 +38,9 @@ export async function connectNats(cfg: BusConfig): Promise<NatsConnection> {
       noAsyncTraces: true,
     });
   } catch (err) {
-    throw new Error(`cannot connect to NATS at ${cfg.servers.join(', ')}: ${(err as Error).message}`, {
+    // A URL may carry user:password@: never into an error message.
+    const shown = cfg.servers.map((u) => u.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@'));
+    throw new Error(`cannot connect to NATS at ${shown.join(', ')}: ${(err as Error).message}`, {
       cause: err,
     });
   }

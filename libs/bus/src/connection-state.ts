@@ -5,7 +5,9 @@
  * ack sent during an outage is silently lost and only times out later. The
  * bus therefore waits for the connection (within the operation's deadline)
  * before sending anything whose loss would cost a timeout or a redelivery.
- * State changes are logged here too.
+ * State changes are logged here too, and the time the connection went down is
+ * kept, so liveness (/healthz) can fail once the bus has been gone for longer
+ * than a grace period (http.healthBusGrace).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusLog } from './bus-log.ts';
@@ -13,6 +15,8 @@ import type { BusLog } from './bus-log.ts';
 export class ConnectionState {
   #connected = true;
   #closed = false;
+  /** Date.now() when the connection was lost; undefined while connected. */
+  #downSince: number | undefined;
   readonly #waiters = new Set<() => void>();
 
   constructor(nc: NatsConnection, log: BusLog) {
@@ -20,12 +24,18 @@ export class ConnectionState {
     void nc.closed().then(() => {
       this.#closed = true;
       this.#connected = false;
+      this.#downSince ??= Date.now();
       this.#wake();
     });
   }
 
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /** How long the connection has been down, ms (0 while connected). */
+  downForMs(now = Date.now()): number {
+    return this.#downSince === undefined ? 0 : now - this.#downSince;
   }
 
   /** Resolves true once connected (at once if connected), false on timeout or when closed. */
@@ -52,10 +62,12 @@ export class ConnectionState {
       switch (s.type) {
         case 'disconnect':
           this.#connected = false;
+          this.#downSince ??= Date.now();
           log.warn({ server: s.server }, 'NATS connection lost; reconnecting');
           break;
         case 'reconnect':
           this.#connected = true;
+          this.#downSince = undefined;
           log.info({ server: s.server }, 'NATS connection restored');
           this.#wake();
           break;

@@ -33,7 +33,14 @@
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
-import { type ConsumerSpec, decodeEnvelope, type Envelope, headerNames, type StageName } from '@sluice/proto';
+import {
+  type ConsumerSpec,
+  decodeEnvelope,
+  dedupIds,
+  type Envelope,
+  headerNames,
+  type StageName,
+} from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import { inSpan, SpanKind } from './messaging-spans.ts';
 import type { NatsOperations } from './nats-operations.ts';
@@ -381,7 +388,7 @@ class EnvelopeConsumer implements StageConsumer {
   async #deadLetterAndAck(m: JsMsg, reason: string): Promise<void> {
     const headers = headersToRecord(m.headers);
     // A redelivery after a crash between these two steps must not dead-letter twice.
-    headers[headerNames.msgId] = `dead:${this.#spec.stream}:${m.seq}`;
+    headers[headerNames.msgId] = dedupIds.deadLetter(this.#spec.stream, m.seq);
     try {
       await this.#deps.deadLetter(this.#spec.stage, reason, m.data, headers);
     } catch (err) {

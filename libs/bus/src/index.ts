@@ -12,7 +12,7 @@ export {
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
 export { EVENT_CONTENT, EVENT_WINDOW } from './event-log.ts';
-export { assertLedgerKey, InvalidLedgerKeyError, ledgerKey } from './ledger.ts';
+export { assertLedgerKey, InvalidLedgerKeyError, ledgerKey, legacyLedgerKey } from './ledger.ts';
 export {
   type NatsOperationCount,
   type NatsOperationKind,

@@ -13,9 +13,16 @@
  * `nats-server -t`; when unsupported the setting is dropped and
  * `syncAlways: false` is returned so the caller can log the risk (see
  * docs/decisions/0001-jetstream-durability.md).
+ *
+ * Safety of the embedded server (docs/decisions/0007):
+ * - With `ownProcessGroup` it runs in its own process group (`detached`), so a terminal's Ctrl-C,
+ *   which signals the whole foreground group, reaches only Sluice; Sluice
+ *   finishes its in-flight work and then stops the server itself.
+ * - With `auth.token`, clients must present that token (the config file that
+ *   holds it is written mode 0600); Sluice generates one per data dir.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -46,6 +53,14 @@ export interface NatsServerOptions {
   startTimeoutMs?: number;
   /** Called with the pid of a leftover server of this data dir that was stopped first. */
   onStaleServer?: (pid: number) => void;
+  /** Require this token from every client (default: no authentication). */
+  auth?: { token: string };
+  /**
+   * Run the server in a process group of its own (default false), out of reach of a terminal's
+   * Ctrl-C: `sluice run` stops it itself, after its services finished. Test servers stay in the
+   * runner's group, so that interrupting a test run also ends them.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface NatsServerHandle {
@@ -83,6 +98,7 @@ export function renderNatsConfig(o: {
   serverName?: string;
   cluster?: { name: string; port: number; routes: string[] };
   logFile?: string;
+  token?: string;
 }): string {
   const q = (s: string) => JSON.stringify(s);
   const lines = [
@@ -93,6 +109,7 @@ export function renderNatsConfig(o: {
     `ports_file_dir: ${q(o.portsDir)}`,
     `pid_file: ${q(join(o.portsDir, PID_FILE))}`,
     ...(o.logFile ? [`log_file: ${q(o.logFile)}`] : []),
+    ...(o.token ? [`authorization { token: ${q(o.token)} }`] : []),
     'jetstream {',
     `  store_dir: ${q(o.storeDir)}`,
     ...(o.syncAlways ? ['  sync_interval: always'] : []),
@@ -156,17 +173,27 @@ export async function spawnNatsServer(opts: NatsServerOptions): Promise<NatsServ
     serverName: opts.serverName,
     logFile: opts.logFile,
     cluster: opts.cluster ? { ...opts.cluster, port: randomize(opts.cluster.port) } : undefined,
+    token: opts.auth?.token,
+  };
+  // The config may hold the client token: readable by this user only.
+  const writeConfig = async (text: string) => {
+    await writeFile(configFile, text, { mode: 0o600 });
+    await chmod(configFile, 0o600);
   };
   const stale = await stopStaleNatsServer(join(portsDir, PID_FILE), configFile);
   if (stale !== undefined) opts.onStaleServer?.(stale);
   let syncAlways = opts.syncAlways ?? true;
-  await writeFile(configFile, renderNatsConfig({ ...base, syncAlways }));
+  await writeConfig(renderNatsConfig({ ...base, syncAlways }));
   if (syncAlways && !(await supportsSyncAlways(binary, configFile))) {
     syncAlways = false;
-    await writeFile(configFile, renderNatsConfig({ ...base, syncAlways }));
+    await writeConfig(renderNatsConfig({ ...base, syncAlways }));
   }
 
-  const child = spawn(binary, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: a process group of its own, out of reach of the terminal's Ctrl-C (see header).
+  const child = spawn(binary, ['-c', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.ownProcessGroup ?? false,
+  });
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
     tail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
@@ -193,6 +220,14 @@ export async function spawnNatsServer(opts: NatsServerOptions): Promise<NatsServ
   const fail = async (why: string): Promise<never> => {
     if (!gone) child.kill('SIGKILL');
     await exited;
+    const inUse = tail.find((l) => /address already in use/i.test(l));
+    if (inUse) {
+      // "[FTL] Error listening on port: 127.0.0.1:4222, \"listen tcp ...: bind: address already in use\""
+      const where = /listening on port: ([^,\s]+)/.exec(inUse)?.[1] ?? `${host}:${base.port}`;
+      throw new NatsServerStartError(
+        `nats-server cannot listen on ${where}: address already in use (another program has the port)`,
+      );
+    }
     const said = opts.logFile ? `see ${opts.logFile}` : `nats-server said:\n  ${tail.join('\n  ')}`;
     throw new NatsServerStartError(`${why}; ${said}`);
   };
@@ -207,7 +242,9 @@ export async function spawnNatsServer(opts: NatsServerOptions): Promise<NatsServ
   const url = `nats://${host}:${clientPort}`;
 
   if (opts.waitForJetStream !== false) {
-    await waitForJetStream(url, deadline - Date.now(), () => gone).catch((err: Error) => fail(err.message));
+    await waitForJetStream(url, deadline - Date.now(), () => gone, opts.auth?.token).catch((err: Error) =>
+      fail(err.message),
+    );
   }
 
   const handle: NatsServerHandle = {
@@ -262,13 +299,18 @@ async function readPorts(
 }
 
 /** Poll until JetStream answers an account-info request on `url`. */
-export async function waitForJetStream(url: string, timeoutMs: number, exited: () => boolean = () => false) {
+export async function waitForJetStream(
+  url: string,
+  timeoutMs: number,
+  exited: () => boolean = () => false,
+  token?: string,
+) {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
     if (exited()) throw new Error('nats-server exited during start-up');
     try {
-      const nc = await connect({ servers: url, reconnect: false, timeout: 1000 });
+      const nc = await connect({ servers: url, reconnect: false, timeout: 1000, token });
       try {
         const jsm = await jetstreamManager(nc, { timeout: 1000 });
         await jsm.getAccountInfo();

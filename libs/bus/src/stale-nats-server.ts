@@ -6,6 +6,11 @@
  * a live nats-server that is still serving that same data dir (SIGTERM first,
  * so JetStream flushes, SIGKILL only past a deadline). Anything else — a pid
  * reused by another program, a server of another data dir — is left alone.
+ *
+ * A server whose owner is still running is not stale: `sluice run` calls
+ * this only after it took the data dir's lock (libs/runtime data-dir-lock.ts),
+ * which a live owner holds, so a second `sluice run` stops at the lock and
+ * never gets here.
  */
 import { readFile, rm } from 'node:fs/promises';
 

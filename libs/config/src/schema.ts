@@ -376,9 +376,15 @@ export const configSchema = z
     http: z
       .object({
         listen: listen.optional().describe('Metrics (/metrics) and health (/healthz, /readyz) endpoint.'),
+        healthBusGrace: seconds
+          .default(60)
+          .describe(
+            '/healthz fails once the NATS connection has been down this long, seconds ' +
+              '(shorter outages only fail /readyz), so a supervisor restarts a process that lost its bus.',
+          ),
       })
       .strict()
-      .default({})
+      .default({ healthBusGrace: 60 })
       .describe('The operations HTTP endpoint.'),
     events: z
       .object({

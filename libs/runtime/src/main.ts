@@ -4,6 +4,13 @@
  * and turns SIGTERM/SIGINT into a graceful stop: stop accepting, finish
  * in-flight work, ack nothing unfinished, exit 0. A second signal exits at
  * once (the operator insists; JetStream redelivers whatever was not acked).
+ * SIGINT is the terminal's Ctrl-C (SIGHUP, the terminal closing, too): the embedded nats-server is in a process
+ * group of its own and does not get it, so it is still there for the acks of
+ * the work finished during the stop, and is stopped last.
+ * When the runtime reports a fatal condition (the embedded nats-server keeps
+ * dying) the process stops the same way and exits 1, for a supervisor.
+ * Start-up failures (a port in use, the data dir locked by another sluice)
+ * are one line on stderr and exit 1.
  */
 import { ConfigError, type SluiceConfig } from '@sluice/config';
 import { type Runtime, startRuntime } from './runtime.ts';
@@ -13,6 +20,9 @@ export interface MainOptions {
   loadConfig: () => { config: SluiceConfig; baseDir?: string };
   services: ServiceDefinition[];
 }
+
+/** How long a stop forced by a fatal condition may take before the process just exits 1. */
+const FATAL_STOP_DEADLINE_MS = 5000;
 
 export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
   let loaded: { config: SluiceConfig; baseDir?: string };
@@ -27,12 +37,22 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
     throw err;
   }
   let runtime: Runtime;
+  let fatal: Error | undefined;
+  let stopOnFatal: (() => void) | undefined;
   try {
-    runtime = await startRuntime({ config: loaded.config, services: opts.services, baseDir: loaded.baseDir });
+    runtime = await startRuntime({
+      config: loaded.config,
+      services: opts.services,
+      baseDir: loaded.baseDir,
+      onFatal: (err) => {
+        fatal = err;
+        stopOnFatal?.();
+      },
+    });
   } catch (err) {
-    process.stderr.write(`sluice: start-up failed: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-    return undefined;
+    process.stderr.write(`sluice: start-up failed: ${oneLine(err)}\n`);
+    // Leave now: a half-started runtime may hold timers or sockets.
+    process.exit(1);
   }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -44,9 +64,11 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
     runtime.log.info({ signal: sig }, 'graceful shutdown requested');
     runtime.stop().then(
       () => {
-        process.exitCode = 0;
+        const code = fatal ? 1 : 0;
+        if (fatal) process.stderr.write(`sluice: stopped: ${fatal.message}\n`);
+        process.exitCode = code;
         // Let pino flush, then leave even if a stray handle lingers.
-        setTimeout(() => process.exit(0), 50).unref();
+        setTimeout(() => process.exit(code), 50).unref();
       },
       (err: unknown) => {
         process.stderr.write(`sluice: shutdown error: ${(err as Error).message}\n`);
@@ -56,5 +78,26 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // The terminal closed: the embedded nats-server (own process group) does not get this, so stop
+  // the same way rather than die and leave it behind.
+  process.on('SIGHUP', onSignal);
+  stopOnFatal = () => {
+    // NATS is gone for good: nothing can be acked, and stages waiting on the dead connection would
+    // only delay the exit the supervisor needs to see.
+    setTimeout(() => {
+      process.stderr.write(`sluice: stopped: ${fatal?.message}\n`);
+      process.exit(1);
+    }, FATAL_STOP_DEADLINE_MS).unref();
+    onSignal('SIGTERM');
+  };
+  if (fatal) stopOnFatal();
   return runtime;
+}
+
+/** An error as one line: the first line of its message, EADDRINUSE spelled out. */
+function oneLine(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.code === 'EADDRINUSE')
+    return `${e.address ?? ''}:${e.port ?? ''} is already in use by another program`;
+  return String(e?.message ?? err).split('\n')[0]!;
 }

@@ -13,15 +13,22 @@
  * Stop order is the reverse: the ingress stops accepting and finishes its
  * sessions first, then the filter, resolver, rewriter and egress finish what
  * they hold (nothing unfinished is acked: it is redelivered after a restart),
- * then the bus drains, telemetry flushes, and the embedded server stops.
+ * then the bus drains, telemetry flushes, and the embedded server stops —
+ * last, so that the acks of the work finished during the stop still reach it
+ * (embedded-nats.ts: its own process group, a lock on its data dir, a
+ * generated token, restarts when it dies).
+ *
+ * Liveness (/healthz) fails once the bus has been disconnected for longer
+ * than http.healthBusGrace; readiness (/readyz) as soon as it is.
  */
 import { hostname } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
-import { Bus, busConfigFrom, type NatsServerHandle, spawnNatsServer } from '@sluice/bus';
+import { Bus, busConfigFrom } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
 import { createLogger, createRedactor, type Logger } from '@sluice/log';
 import type { StageName } from '@sluice/proto';
 import { createMetrics, type Metrics, startHttpServer, startTelemetry } from '@sluice/telemetry';
+import { type EmbeddedNats, startEmbeddedNats } from './embedded-nats.ts';
+import { embeddedDataDir, redactUrl } from './nats-access.ts';
 import { watchQueueDepth } from './queue-depth.ts';
 import type { RunningService, ServiceDefinition } from './service.ts';
 
@@ -42,6 +49,11 @@ export interface RuntimeOptions {
   logDestination?: NodeJS.WritableStream;
   /** Base directory for relative paths in the config (the config file's directory). */
   baseDir?: string;
+  /**
+   * Sluice cannot go on (the embedded nats-server keeps dying). runMain stops and exits
+   * non-zero; the default only logs.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export interface Runtime {
@@ -51,6 +63,8 @@ export interface Runtime {
   metrics: Metrics;
   instance: string;
   natsUrl: string;
+  /** The embedded nats-server, when this process runs one. */
+  embedded?: EmbeddedNats;
   httpPort?: number;
   services: RunningService[];
   service(name: StageName): RunningService | undefined;
@@ -79,22 +93,21 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   };
   try {
     let servers = config.nats.servers;
-    let embedded: NatsServerHandle | undefined;
+    let token = config.nats.token;
+    let embedded: EmbeddedNats | undefined;
     if (servers.length === 0) {
       const e = config.nats.embedded;
-      embedded = await spawnNatsServer({
-        binary: e.binary,
-        host: e.host,
-        port: e.port,
-        storeDir: resolvePath(opts.baseDir ?? process.cwd(), e.dataDir),
-        syncAlways: e.syncAlways,
-        onStaleServer: (pid) =>
-          log.warn(
-            { pid },
-            'stopped a nats-server left running on this data dir by a previous sluice that died',
-          ),
+      embedded = await startEmbeddedNats({
+        settings: e,
+        dataDir: embeddedDataDir(config, opts.baseDir),
+        log,
+        onGiveUp: (err) => {
+          log.fatal({ err }, 'giving up on the embedded nats-server');
+          (opts.onFatal ?? (() => {}))(err);
+        },
       });
       const handle = embedded;
+      token = embedded.token;
       cleanups.push(() => handle.stop());
       servers = [embedded.url];
       log.info(
@@ -109,7 +122,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
       }
     }
     const bus = await Bus.connect(
-      busConfigFrom({ ...config, nats: { ...config.nats, servers } }, instance),
+      busConfigFrom({ ...config, nats: { ...config.nats, servers, token } }, instance),
       log,
     );
     cleanups.push(() => bus.close());
@@ -150,7 +163,11 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
         host: config.http.listen.host,
         port: config.http.listen.port,
         metrics,
-        health: async () => ({ ok: true, checks: { process: true } }),
+        health: async () => {
+          const downMs = bus.connection.downForMs();
+          const ok = downMs <= config.http.healthBusGrace * 1000;
+          return { ok, checks: { process: true, nats: ok || `down for ${Math.round(downMs / 1000)} s` } };
+        },
         ready: async () => {
           const connected = bus.isConnected();
           return { ok: connected && !stopping, checks: { nats: connected, stopping } };
@@ -159,7 +176,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
       httpPort = http.port;
       cleanups.push(() => http.close());
     }
-    log.info({ services: names, nats: servers, http: httpPort }, 'sluice is running');
+    log.info({ services: names, nats: servers.map(redactUrl), http: httpPort }, 'sluice is running');
 
     return {
       config,
@@ -168,6 +185,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
       metrics,
       instance,
       natsUrl: servers[0]!,
+      embedded,
       httpPort,
       services: running,
       service: (name) => running.find((s) => s.name === name),

@@ -7,13 +7,12 @@
  * Each header is written as "Name: value" CRLF (RFC 5322 §2.2). A value may be
  * folded (CRLF followed by a space or tab, §2.2.3); any other CR or LF, or a
  * NUL, would let a value start a new header or end the header block, so it is
- * refused here as a last line of defence (the envelope schema refuses it too).
+ * refused here as a last line of defence: stages build headers with
+ * headerField (header-field.ts), which refuses them where they are made, and
+ * the envelope schema refuses bare CR/LF too.
  */
 import type { PrependHeader } from '@sluice/proto';
-
-const HEADER_NAME = /^[!-9;-~]+$/;
-/** CR not followed by LF, LF not preceded by CR, CRLF not followed by WSP, or NUL. */
-const UNSAFE_IN_VALUE = /\r(?!\n)|(?<!\r)\n|\r\n(?![ \t])|\0/;
+import { headerFieldProblem } from './header-field.ts';
 
 export class HeaderAssemblyError extends Error {
   override name = 'HeaderAssemblyError';
@@ -23,11 +22,8 @@ export class HeaderAssemblyError extends Error {
 export function formatPrependHeaders(prepend: readonly Pick<PrependHeader, 'name' | 'value'>[]): Buffer {
   let text = '';
   for (const h of prepend) {
-    if (!HEADER_NAME.test(h.name))
-      throw new HeaderAssemblyError(`invalid header name ${JSON.stringify(h.name)}`);
-    if (UNSAFE_IN_VALUE.test(h.value)) {
-      throw new HeaderAssemblyError(`header ${h.name} has a CR, LF or NUL that is not folding`);
-    }
+    const problem = headerFieldProblem(h.name, h.value);
+    if (problem) throw new HeaderAssemblyError(problem);
     text += `${h.name}: ${h.value}\r\n`;
   }
   return Buffer.from(text, 'utf8');

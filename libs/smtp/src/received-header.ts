@@ -15,9 +15,12 @@
  * Client-supplied values (HELO, the reverse name) never carry CR/LF or comment
  * delimiters into the header: a HELO that is not a domain or address literal
  * is replaced by the client's address literal and shown, defanged, in a comment.
+ * The field is built with headerField, which refuses any CR, LF or NUL left
+ * outside the folds (e.g. from a misconfigured host name) right here.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { PrependHeader } from '@sluice/proto';
+import { headerField } from './header-field.ts';
 
 export interface ReceivedOptions {
   /** The EHLO/HELO argument as the client gave it. */
@@ -132,5 +135,5 @@ export function receivedHeader(o: ReceivedOptions): PrependHeader {
   } else {
     lines[lines.length - 1] += `; ${date}`;
   }
-  return { name: 'Received', value: lines.join('\r\n\t'), addedBy: o.addedBy ?? 'ingress' };
+  return headerField('Received', lines.join('\r\n\t'), o.addedBy ?? 'ingress');
 }

@@ -3,7 +3,8 @@
  * the deliver stream, returning what the bus should do with it.
  *
  *   1. Recipients already in the ledger (delivered or failed for good) are
- *      skipped, so a redelivered part never reaches anyone twice.
+ *      skipped, so a redelivered part never reaches anyone twice (the ledger
+ *      is keyed by queue id and recipient, not by part: ledger.ts).
  *   2. Addresses and the EHLO name are checked: nothing with CR, LF or NUL
  *      (or angle brackets, which would end the path) goes into a command.
  *   3. The message is assembled (prepended headers + stored body), the
@@ -75,7 +76,7 @@ export async function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promis
       env.recipients.filter((r) => r.status === 'pending' || r.status === 'deferred').map((r) => r.address),
     ),
   ];
-  const ledger = await ledgerEntries(deps.bus, partId, wanted);
+  const ledger = await ledgerEntries(deps.bus, env, wanted);
   const remaining = wanted.filter((a) => ledger.get(a) == null);
   if (remaining.length < wanted.length) {
     log.info(
@@ -112,7 +113,7 @@ export async function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promis
     results
       .filter((r) => r.outcome !== 'deferred')
       .map((r) =>
-        deps.bus.ledgerPut(ledgerKey(partId, r.address), {
+        deps.bus.ledgerPut(ledgerKey(env.id, r.address), {
           status: r.outcome === 'delivered' ? 'delivered' : 'failed',
           at,
           reply: r.reply,

@@ -15,10 +15,12 @@ import type { Bus, EnvelopeDelivery } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
 import { createRedactor } from '@sluice/log';
 import {
+  dedupIds,
   type Envelope,
   type EnvelopeInput,
   newQueueId,
   parseEnvelope,
+  partIdOf,
   type Route,
   type SluiceEvent,
   subjects,
@@ -104,12 +106,12 @@ async function makePart(
   recipients: string[],
   extra: Partial<EnvelopeInput> = {},
 ): Promise<{ envelope: Envelope; inline?: Uint8Array }> {
-  const id = newQueueId();
+  const id = extra.id ?? newQueueId();
   const stored = await bus.storeBody(id, BODY);
   const envelope = parseEnvelope({
     v: 1,
     id,
-    partId: `${id}-1`,
+    partId: partIdOf(id, 'smtp:sink.test', recipients),
     receivedAt: new Date().toISOString(),
     source: 'mx',
     receivedBy: 'mx.example.org',
@@ -128,7 +130,7 @@ function delivery(p: { envelope: Envelope; inline?: Uint8Array }, deliveryCount 
   return { envelope: p.envelope, inlineBody: p.inline, deliveryCount, streamSeq: 0, working: () => {} };
 }
 
-const ledgerOf = (env: Envelope, address: string) => bus.ledgerGet(ledgerKey(env.partId!, address));
+const ledgerOf = (env: Envelope, address: string) => bus.ledgerGet(ledgerKey(env.id, address));
 const eventsOf = (env: Envelope) =>
   events.filter(
     (e): e is Extract<SluiceEvent, { kind: 'delivery' }> => e.kind === 'delivery' && e.partId === env.partId,
@@ -375,7 +377,7 @@ describe('the egress service on the deliver stream', () => {
     const port = await freePort();
     const part = await makePart(transport(port), ['patient@forward.test']);
     await bus.publishEnvelope(subjects.deliver, part.envelope, part.inline, {
-      msgId: `${part.envelope.partId}:deliver`,
+      msgId: dedupIds.deliver(part.envelope.partId!),
     });
     const deferred = await waitUntil('a deferred attempt', () =>
       eventsOf(part.envelope).find((e) => e.outcome === 'deferred'),
@@ -403,7 +405,7 @@ describe('the egress service on the deliver stream', () => {
     const part = await makePart(transport(s.port), ['once@forward.test']);
     const acksBefore = await egressAcks();
     await bus.publishEnvelope(subjects.deliver, part.envelope, part.inline, {
-      msgId: `${part.envelope.partId}:deliver`,
+      msgId: dedupIds.deliver(part.envelope.partId!),
     });
     await s.waitFor(1);
     await waitUntil('the ledger entry', () => ledgerOf(part.envelope, 'once@forward.test'));

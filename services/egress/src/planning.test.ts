@@ -179,10 +179,14 @@ describe('outcomes, retries, ledger keys', () => {
     assert.equal(describeDuration(1), '1 second');
   });
 
-  test('ledger keys are per part and recipient, without the address in clear', () => {
-    const k = ledgerKey('01JTESTQUEUEID0000000000AB-2', 'alice@example.net');
-    assert.match(k, /^01JTESTQUEUEID0000000000AB-2\.[0-9a-f]{32}$/);
-    assert.notEqual(k, ledgerKey('01JTESTQUEUEID0000000000AB-2', 'bob@example.net'));
-    assert.notEqual(k, ledgerKey('01JTESTQUEUEID0000000000AB-1', 'alice@example.net'));
+  test('ledger keys are per message and final recipient, without the address in clear', () => {
+    const k = ledgerKey('01JTESTQUEUEID0000000000AB', 'alice@example.net');
+    assert.match(k, /^01JTESTQUEUEID0000000000AB\.[0-9a-f]{32}$/);
+    assert.ok(!k.includes('alice'));
+    assert.notEqual(k, ledgerKey('01JTESTQUEUEID0000000000AB', 'bob@example.net'));
+    assert.notEqual(k, ledgerKey('01JTESTQUEUEID0000000000AC', 'alice@example.net'));
+    // RFC 5321 §2.4: the domain is case-insensitive, the local part is not.
+    assert.equal(k, ledgerKey('01JTESTQUEUEID0000000000AB', 'alice@Example.NET'));
+    assert.notEqual(k, ledgerKey('01JTESTQUEUEID0000000000AB', 'Alice@example.net'));
   });
 });

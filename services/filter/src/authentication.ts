@@ -13,7 +13,8 @@
  * invalid author domain) is recorded as dmarc=fail with the reason, never as
  * "none" (RELIABILITY-NOTES §2, DMARC bypass via From confusion).
  */
-import type { AuthSummary, PrependHeader } from '@sluice/proto';
+import type { AuthSummary, PrependHeader, RuleHit } from '@sluice/proto';
+import { headerField } from '@sluice/smtp';
 import { type AuthenticateOptions, type AuthenticateResult, authenticate } from 'mailauth';
 import type { DnsResolve } from './dns-resolver.ts';
 
@@ -31,11 +32,8 @@ export interface AuthenticationInput {
   spfTimeLimitMs?: number;
 }
 
-export interface AuthRuleHit {
-  name: string;
-  score: number;
-  detail?: string;
-}
+/** One rule hit of the verdict (proto ruleHitSchema). */
+export type AuthRuleHit = RuleHit;
 
 export interface AuthenticationOutcome {
   summary: AuthSummary;
@@ -128,5 +126,5 @@ export function describeAuthentication(r: AuthResults, authservId: string): Auth
 export function authenticationResultsHeader(authservId: string, resinfo: readonly string[]): PrependHeader {
   const clean = resinfo.map((s) => s.replace(/[\r\n\0]+[ \t]*/g, ' ').trim()).filter((s) => s.length > 0);
   const value = clean.length === 0 ? `${authservId}; none` : `${authservId};\r\n\t${clean.join(';\r\n\t')}`;
-  return { name: 'Authentication-Results', value, addedBy: 'filter' };
+  return headerField('Authentication-Results', value, 'filter');
 }

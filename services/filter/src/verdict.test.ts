@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { type Envelope, newQueueId, sha256Hex } from '@sluice/proto';
+import { HeaderFieldError } from '@sluice/smtp';
 import { type DnsServer, startDnsServer } from '@sluice/test-harness';
 import { dkimSign } from 'mailauth';
-import { describeAuthentication } from './authentication.ts';
+import { authenticationResultsHeader, describeAuthentication } from './authentication.ts';
 import { createDnsResolver } from './dns-resolver.ts';
 import { computeVerdict } from './verdict.ts';
 
@@ -170,5 +171,11 @@ describe('describeAuthentication', () => {
       AUTHSERV,
     );
     assert.equal(out.header.value, 'mx.example.org; none');
+  });
+
+  test('results are cleaned of line breaks; an authserv-id with one is refused when the header is built', () => {
+    const header = authenticationResultsHeader(AUTHSERV, ['spf=pass\r\nX-Injected: 1', 'dkim=none']);
+    assert.equal(header.value, 'mx.example.org;\r\n\tspf=pass X-Injected: 1;\r\n\tdkim=none');
+    assert.throws(() => authenticationResultsHeader('mx.example.org\r\nX-Injected: 1', []), HeaderFieldError);
   });
 });

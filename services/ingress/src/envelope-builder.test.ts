@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseEnvelope, sha256Hex } from '@sluice/proto';
+import { dedupIds, parseEnvelope, sha256Hex } from '@sluice/proto';
 import {
   buildEnvelope,
-  dedupMsgId,
   mailFromOf,
   messageIdOf,
   type TransactionFacts,
@@ -82,15 +81,15 @@ describe('buildEnvelope', () => {
   });
 });
 
-describe('dedupMsgId', () => {
+describe('dedupIds.accepted (the ingress publish id)', () => {
   test('same sender, recipients, body and client: same id, whatever the queue id', () => {
     const a = buildEnvelope(facts());
     const b = buildEnvelope(facts({ queueId: '01JZZZZZZZZZZZZZZZZZZZZZZZ', receivedAt: new Date() }));
-    assert.equal(dedupMsgId(a), dedupMsgId(b));
-    assert.match(dedupMsgId(a), /^mx:[0-9a-f]{64}$/);
+    assert.equal(dedupIds.accepted(a), dedupIds.accepted(b));
+    assert.match(dedupIds.accepted(a), /^mx:[0-9a-f]{64}$/);
   });
   test('any difference gives another id', () => {
-    const base = dedupMsgId(buildEnvelope(facts()));
+    const base = dedupIds.accepted(buildEnvelope(facts()));
     const other = Buffer.from('other body');
     for (const f of [
       facts({ mailFrom: 'x@sender.test' }),
@@ -98,7 +97,7 @@ describe('dedupMsgId', () => {
       facts({ client: { ip: '192.0.2.2', helo: 'client.test' } }),
       facts({ body: { kind: 'inline', size: other.length, sha256: sha256Hex(other) } }),
     ]) {
-      assert.notEqual(dedupMsgId(buildEnvelope(f)), base);
+      assert.notEqual(dedupIds.accepted(buildEnvelope(f)), base);
     }
   });
 });

@@ -4,12 +4,9 @@
  * RFC 1870 / 6152 / 6531 / 3461 parameters, each recipient with its RFC 3461
  * NOTIFY and ORCPT, where the body is, and the trace it belongs to.
  *
- * Also the publish dedup key: a client that lost our 250 (a dropped
- * connection after the final dot, RFC 5321 §6.1, RFC 1047) sends the same
- * message again; its msgId is the same, so JetStream's duplicate window
- * stores it once (RELIABILITY-NOTES §1, recipe step 1).
+ * The publish dedup key of an accepted message is proto's dedupIds.accepted
+ * (a client that lost our 250 and resends is queued once).
  */
-import { createHash } from 'node:crypto';
 import type { BodyRef, Envelope, MailFrom, Recipient } from '@sluice/proto';
 
 export interface TransactionFacts {
@@ -74,21 +71,6 @@ export function buildEnvelope(t: TransactionFacts): Envelope {
   };
   if (t.traceparent) env.trace = { traceparent: t.traceparent };
   return env;
-}
-
-/**
- * The Nats-Msg-Id of an accepted message: SHA-256 over what makes it the same
- * message from the same client (sender, recipients, body digest, client IP),
- * not over the queue id, which is new on every attempt.
- */
-export function dedupMsgId(env: Pick<Envelope, 'mailFrom' | 'recipients' | 'body' | 'client'>): string {
-  const key = JSON.stringify([
-    env.mailFrom.address,
-    env.recipients.map((r) => r.address),
-    env.body.sha256,
-    env.client.ip,
-  ]);
-  return `mx:${createHash('sha256').update(key).digest('hex')}`;
 }
 
 /** W3C traceparent of a span context (version 00), or undefined for an invalid (all-zero) context. */

@@ -2,7 +2,6 @@
 export { connectionOf, type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
 export {
   buildEnvelope,
-  dedupMsgId,
   mailFromOf,
   messageIdOf,
   type TransactionFacts,

@@ -21,16 +21,18 @@
 import { type Span, SpanKind } from '@opentelemetry/api';
 import type { BusClient } from '@sluice/bus';
 import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
-import { type BodyRef, type Envelope, encodeEnvelope, eventBase, newQueueId, subjects } from '@sluice/proto';
+import {
+  type BodyRef,
+  dedupIds,
+  type Envelope,
+  encodeEnvelope,
+  eventBase,
+  newQueueId,
+  subjects,
+} from '@sluice/proto';
 import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
-import {
-  buildEnvelope,
-  dedupMsgId,
-  messageIdOf,
-  type TransactionFacts,
-  traceparentOf,
-} from './envelope-builder.ts';
+import { buildEnvelope, messageIdOf, type TransactionFacts, traceparentOf } from './envelope-builder.ts';
 import { readMessage } from './message-reader.ts';
 import { filterOutcome, publishFailure } from './queue-answers.ts';
 
@@ -203,7 +205,7 @@ async function intake(
   env.verdict = verdict.verdict;
   if (verdict.auth) env.auth = verdict.auth;
 
-  const msgId = dedupMsgId(env);
+  const msgId = dedupIds.accepted(env);
   let ack: { seq: number; duplicate: boolean };
   try {
     ack = await bus.publishEnvelope(subjects.resolve, env, stored.inline, { msgId });

@@ -15,6 +15,7 @@ import {
   lookupReplySchema,
   newQueueId,
   parseEnvelope,
+  partIdOf,
   type SluiceEvent,
   sha256Hex,
   streams,
@@ -31,6 +32,7 @@ import {
   waitUntil,
 } from '@sluice/test-harness';
 import { resolverService } from './resolver-service.ts';
+import { routeKey } from './route.ts';
 
 let nats: NatsTestServer;
 let bus: Bus;
@@ -136,14 +138,20 @@ describe('the resolve stage', () => {
 
     const parts = await waitUntil('two parts on the deliver stream', () => {
       const mine = delivered.filter((e) => e.id === id);
-      return mine.length === 2 ? mine.sort((a, b) => a.partId!.localeCompare(b.partId!)) : undefined;
+      return mine.length === 2
+        ? mine.sort((a, b) => routeKey(a.route!).localeCompare(routeKey(b.route!)))
+        : undefined;
     });
     assert.deepEqual(
       parts.map((p) => [p.partId, p.route, p.recipients.map((r) => r.address)]),
       [
-        [`${id}-1`, { kind: 'mx', domain: 'outside.test' }, ['carol@outside.test']],
         [
-          `${id}-2`,
+          partIdOf(id, 'mx:outside.test', ['carol@outside.test']),
+          { kind: 'mx', domain: 'outside.test' },
+          ['carol@outside.test'],
+        ],
+        [
+          partIdOf(id, 'smtp:forward.test', ['bob@forward.test', 'alice@forward.test']),
           { kind: 'smtp', name: 'forward.test', host: '127.0.0.1', port: 2525, lmtp: false },
           ['alice@forward.test', 'bob@forward.test'],
         ],

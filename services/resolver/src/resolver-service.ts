@@ -7,9 +7,9 @@
  *   - the resolve stage (consumers.resolver): expands every recipient of an
  *     accepted envelope, splits it into one part per route (split.ts) and
  *     publishes each part to subjects.rewrite with the deterministic
- *     Nats-Msg-Id `${partId}:rewrite`, all BEFORE the input is acked, so a
- *     crash in between is a redelivery whose republishes are dropped as
- *     duplicates.
+ *     Nats-Msg-Id dedupIds.rewrite(partId), all BEFORE the input is acked, so
+ *     a crash in between is a redelivery whose republishes are dropped as
+ *     duplicates (part ids name the part's content: split.ts).
  *
  * A recipient branch that resolves to nothing after acceptance (the config
  * changed since RCPT: now unknown, or an alias loop or too deep a chain) is
@@ -28,6 +28,7 @@ import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
 import {
   consumers,
+  dedupIds,
   type Envelope,
   encodeEnvelope,
   eventBase,
@@ -101,14 +102,21 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
   // The parts are independent: published together, their PubAcks awaited together (one round trip).
   await Promise.all(
     parts.map((part) =>
-      deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, { msgId: `${part.partId}:rewrite` }),
+      deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, {
+        msgId: dedupIds.rewrite(part.partId!),
+      }),
     ),
   );
-  for (const [i, branch] of failed.entries()) {
+  for (const branch of failed) {
     const reason = deadReason(branch.error);
     const dead = deadEnvelope(env, branch, reason, hop);
+    const msgId = dedupIds.resolverDead(env.id, {
+      recipient: branch.recipient.address,
+      at: branch.error.address,
+      kind: branch.error.kind,
+    });
     await deps.bus.deadLetter('resolver', reason, encodeEnvelope(dead, d.inlineBody), {
-      [headerNames.msgId]: `${env.id}:resolver-dead:${i + 1}`,
+      [headerNames.msgId]: msgId,
     });
     deps.metrics.deadLettered.inc({ stage: 'resolver' });
     const shown = deps.redact.address(branch.error.address);
@@ -161,15 +169,15 @@ function deadEnvelope(
   reason: string,
   hop: Envelope['hops'][number],
 ): Envelope {
+  // Spread, so fields a newer version added to the recipient are kept for the replay.
+  const { via: _via, ...kept } = branch.recipient;
   const recipient: Recipient = {
+    ...kept,
     address: branch.error.address,
-    original: branch.recipient.original,
     status: 'failed',
     lastReply: reason,
   };
   if (branch.error.via.length > 0) recipient.via = branch.error.via;
-  if (branch.recipient.notify) recipient.notify = branch.recipient.notify;
-  if (branch.recipient.orcpt) recipient.orcpt = branch.recipient.orcpt;
   const { partId: _partId, ...rest } = env;
   return { ...rest, recipients: [recipient], hops: [...env.hops, hop] };
 }

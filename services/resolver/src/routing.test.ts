@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ConfigInput, parseConfig } from '@sluice/config';
-import type { Envelope } from '@sluice/proto';
+import { type Envelope, parseEnvelope, partIdOf } from '@sluice/proto';
 import { expandRecipient } from './expand.ts';
 import { lookupAddress } from './lookup.ts';
 import { routeFor } from './route.ts';
@@ -343,14 +343,14 @@ describe('splitByRoute', () => {
   };
   const hop = { stage: 'resolver', instance: 'r1', at: '2026-01-01T00:00:01.000Z' };
 
-  test('one part per route, sorted by route key, deterministic part ids, deduplicated targets', () => {
+  test('one part per route, sorted by route key, content-derived part ids, deduplicated targets', () => {
     const parts = splitByRoute(envelope, resolveRecipients(t, envelope), hop);
     assert.deepEqual(
       parts.map((p) => [p.partId, p.route]),
       [
-        ['01JTESTQUEUEID0000000000AB-1', { kind: 'mx', domain: 'a.test' }],
+        [partIdOf(envelope.id, 'mx:a.test', ['carol@a.test']), { kind: 'mx', domain: 'a.test' }],
         [
-          '01JTESTQUEUEID0000000000AB-2',
+          partIdOf(envelope.id, 'smtp:b.test', ['alice@b.test', 'bob@b.test']),
           { kind: 'smtp', name: 'b.test', host: '127.0.0.1', port: 2525, lmtp: false },
         ],
       ],
@@ -381,6 +381,59 @@ describe('splitByRoute', () => {
     }
     // A redelivery produces the same parts.
     assert.deepEqual(splitByRoute(envelope, resolveRecipients(t, envelope), hop), parts);
+  });
+
+  test('after a routing change a part with other content gets another id, the same content the same id', () => {
+    const before = splitByRoute(envelope, resolveRecipients(t, envelope), hop);
+    // Table 2: alice's forward now goes to a.test (she moves to the other route); b.test unchanged for bob.
+    const t2 = table({
+      routing: {
+        aliases: {
+          'info@example.org': ['alice@example.org', 'bob@b.test', 'carol@a.test'],
+          'ghost@example.org': ['nobody@example.org'],
+        },
+        forwards: { 'alice@example.org': ['alice@a.test'] },
+      },
+      transports: { 'b.test': { host: '127.0.0.1', port: 2525 } },
+    });
+    const after = splitByRoute(envelope, resolveRecipients(t2, envelope), hop);
+    assert.deepEqual(
+      after.map((p) => p.recipients.map((r) => r.address)),
+      [['alice@a.test', 'carol@a.test'], ['bob@b.test']],
+    );
+    for (const p of after) assert.ok(!before.some((b) => b.partId === p.partId), `${p.partId} is new`);
+    // Table 3: only the transport's host changed: same route key, same recipients, same ids.
+    const t3 = table({
+      routing: {
+        aliases: {
+          'info@example.org': ['alice@example.org', 'bob@b.test', 'carol@a.test'],
+          'ghost@example.org': ['nobody@example.org'],
+        },
+        forwards: { 'alice@example.org': ['alice@b.test'] },
+      },
+      transports: { 'b.test': { host: '127.0.0.2', port: 2526 } },
+    });
+    const same = splitByRoute(envelope, resolveRecipients(t3, envelope), hop);
+    assert.deepEqual(
+      same.map((p) => p.partId),
+      before.map((p) => p.partId),
+    );
+  });
+
+  test('fields this version does not know travel on in every part and recipient', () => {
+    const future = parseEnvelope({
+      ...envelope,
+      fromTheFuture: { level: 'top' },
+      mailFrom: { ...envelope.mailFrom, futureSender: 1 },
+      recipients: envelope.recipients.map((r) => ({ ...r, futureRecipient: r.address })),
+    });
+    const parts = splitByRoute(future, resolveRecipients(t, future), hop);
+    for (const p of parts) {
+      assert.deepEqual(p['fromTheFuture'], { level: 'top' });
+      assert.equal(p.mailFrom['futureSender'], 1);
+      // Each final target keeps the field of the accepted recipient it came from.
+      for (const r of p.recipients) assert.equal(r['futureRecipient'], r.original);
+    }
   });
 
   test('branches that resolve to nothing are reported with the recipient they came from', () => {

@@ -5,13 +5,19 @@
  * egress makes one SMTP transaction per part and a slow destination holds up
  * only its own part.
  *
- * Part ids are deterministic: the routes are sorted by their key and numbered
- * from 1 (`${queueId}-${n}`), so a redelivered envelope produces the same
- * parts and their publishes are dropped as duplicates (Nats-Msg-Id), and the
- * egress ledger (keyed by part id) stays valid across redeliveries.
+ * Part ids come from content (proto partIdOf: the route key and the sorted
+ * final recipients), never from a part's position: a redelivered envelope
+ * resolved by the same table produces the same parts, whose republishes are
+ * dropped as duplicates (Nats-Msg-Id); resolved by another table (a config
+ * reload between the crash and the redelivery) it produces parts with other
+ * ids, which are published, and the egress ledger (keyed by queue id and
+ * final recipient) skips whoever was already delivered (decisions/0006).
  * A target reached from two recipients is delivered once, for the first.
+ *
+ * Parts and their recipients are built by spreading what came in, so fields
+ * this version does not know (added by a newer replica) travel on unchanged.
  */
-import type { Envelope, Recipient, Route } from '@sluice/proto';
+import { type Envelope, partIdOf, type Recipient, type Route } from '@sluice/proto';
 import { parseAddress } from './address.ts';
 import { type Expansion, type ExpansionError, expandRecipient } from './expand.ts';
 import { routeFor, routeKey } from './route.ts';
@@ -29,11 +35,7 @@ export interface RecipientResolution {
   targets: RoutedTarget[];
 }
 
-export interface Hop {
-  stage: string;
-  instance: string;
-  at: string;
-}
+export type Hop = Envelope['hops'][number];
 
 /** Expand every recipient of the envelope and route each target. */
 export function resolveRecipients(table: RoutingTable, envelope: Envelope): RecipientResolution[] {
@@ -44,7 +46,7 @@ export function resolveRecipients(table: RoutingTable, envelope: Envelope): Reci
   });
 }
 
-/** One envelope per route, ordered by route key, with deterministic part ids. */
+/** One envelope per route, ordered by route key, with content-derived part ids. */
 export function splitByRoute(envelope: Envelope, resolutions: RecipientResolution[], hop: Hop): Envelope[] {
   const groups = new Map<string, { route: Route; recipients: Recipient[] }>();
   const delivered = new Set<string>();
@@ -63,11 +65,12 @@ export function splitByRoute(envelope: Envelope, resolutions: RecipientResolutio
     }
   }
   const keys = [...groups.keys()].sort();
-  return keys.map((key, i) => {
+  return keys.map((key) => {
     const group = groups.get(key)!;
+    const addresses = group.recipients.map((r) => r.address);
     return {
       ...envelope,
-      partId: `${envelope.id}-${i + 1}`,
+      partId: partIdOf(envelope.id, key, addresses),
       recipients: group.recipients,
       route: group.route,
       hops: [...envelope.hops, hop],
@@ -75,11 +78,15 @@ export function splitByRoute(envelope: Envelope, resolutions: RecipientResolutio
   });
 }
 
+/**
+ * A final target as a recipient of its part: the accepted recipient spread
+ * (its notify, orcpt and any field a newer version added), with the target's
+ * address and alias chain, pending, without a reply from an earlier attempt.
+ */
 function partRecipient(from: Recipient, t: RoutedTarget): Recipient {
-  const r: Recipient = { address: t.address, original: from.original, status: 'pending' };
+  const { via: _via, lastReply: _lastReply, ...kept } = from;
+  const r: Recipient = { ...kept, address: t.address, status: 'pending' };
   if (t.via.length > 0) r.via = t.via;
-  if (from.notify) r.notify = from.notify;
-  if (from.orcpt) r.orcpt = from.orcpt;
   return r;
 }
 

@@ -2,7 +2,7 @@
  * The rewriter service: consumes the rewrite stream (consumers.rewriter),
  * applies rewriteEnvelope (rewrite.ts: today only the hop; SRS, DKIM and ARC
  * plug in there) and publishes the part to subjects.deliver with the
- * deterministic Nats-Msg-Id `${partId}:deliver` BEFORE acking its input. The
+ * deterministic Nats-Msg-Id dedupIds.deliver(partId) BEFORE acking its input. The
  * 'rewritten' event (the list of changes) is recorded just before the publish,
  * so the timeline reads in order.
  *
@@ -12,7 +12,7 @@
  */
 import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
-import { consumers, envelopeKey, eventBase, subjects } from '@sluice/proto';
+import { consumers, dedupIds, envelopeKey, eventBase, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { rewriteEnvelope } from './rewrite.ts';
 
@@ -34,7 +34,9 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
     kind: 'rewritten',
     changes,
   });
-  await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, { msgId: `${key}:deliver` });
+  await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, {
+    msgId: dedupIds.deliver(key),
+  });
   deps.log.debug({ queueId: envelope.id, partId: key, changes }, 'rewritten');
   return { kind: 'ack' };
 }

@@ -9,9 +9,11 @@ import type { Bus } from '@sluice/bus';
 import { parseConfig } from '@sluice/config';
 import {
   consumers,
+  dedupIds,
   type Envelope,
   newQueueId,
   parseEnvelope,
+  partIdOf,
   type SluiceEvent,
   sha256Hex,
   streams,
@@ -35,7 +37,7 @@ function part(id = newQueueId()): Envelope {
   return parseEnvelope({
     v: 1,
     id,
-    partId: `${id}-1`,
+    partId: partIdOf(id, 'mx:forward.test', ['alice@forward.test']),
     receivedAt: '2026-01-01T00:00:00.000Z',
     source: 'mx',
     receivedBy: 'mx.example.org',
@@ -93,7 +95,7 @@ describe('the rewrite stage', () => {
 
   test('a part goes to the deliver stream once, with its hop and a rewritten event, even if redelivered', async () => {
     const env = part();
-    await bus.publishEnvelope(subjects.rewrite, env, body, { msgId: `${env.partId}:rewrite` });
+    await bus.publishEnvelope(subjects.rewrite, env, body, { msgId: dedupIds.rewrite(env.partId!) });
     const out = await waitUntil('the part on the deliver stream', () =>
       delivered.find((e) => e.partId === env.partId),
     );

@@ -16,7 +16,14 @@ export {
   type TestServiceContext,
 } from './service-context.ts';
 export { type SluiceConfigOptions, sluiceConfigYaml, writeSluiceConfig } from './sluice-config.ts';
-export { type SluiceProcess, sluiceBin, startNodeProcess, startSluiceProcess } from './sluice-process.ts';
+export {
+  type SluiceProcess,
+  sluiceBin,
+  sluiceCommand,
+  startNodeProcess,
+  startSluiceCommand,
+  startSluiceProcess,
+} from './sluice-process.ts';
 export {
   type ConversationStep,
   type SendMailOptions,

@@ -17,11 +17,18 @@ export interface SluiceProcess {
 
 const root = new URL('../../..', import.meta.url).pathname;
 export const sluiceBin = `${root}cli/bin/sluice.js`;
+/** The `sluice` command as installed (node_modules/.bin/sluice): a sh script that execs Node 24. */
+export const sluiceCommand = `${root}cli/bin/sluice`;
 
 export interface StartOptions {
   timeoutMs?: number;
   /** Options for node itself (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /**
+   * A process group of its own, as a shell gives a foreground job: `process.kill(-pid, 'SIGINT')`
+   * then is a terminal's Ctrl-C.
+   */
+  detached?: boolean;
 }
 
 /** Start `sluice run ARGS` and resolve once it logs "sluice is running". */
@@ -30,9 +37,22 @@ export function startSluiceProcess(args: string[], opts: StartOptions = {}): Pro
 }
 
 /** Start `node SCRIPT ARGS` (a service's main.ts, the CLI) and resolve once it logs "sluice is running". */
-export async function startNodeProcess(argv: string[], opts: StartOptions = {}): Promise<SluiceProcess> {
+export function startNodeProcess(argv: string[], opts: StartOptions = {}): Promise<SluiceProcess> {
+  return startCommandProcess(process.execPath, [...(opts.nodeArgs ?? []), ...argv], opts);
+}
+
+/** Start `sluice run ARGS` through the installed command (cli/bin/sluice), as an operator does. */
+export function startSluiceCommand(args: string[], opts: StartOptions = {}): Promise<SluiceProcess> {
+  return startCommandProcess(sluiceCommand, ['run', ...args], opts);
+}
+
+async function startCommandProcess(
+  command: string,
+  argv: string[],
+  opts: StartOptions,
+): Promise<SluiceProcess> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...argv], { cwd: root });
+  const child = spawn(command, argv, { cwd: root, detached: opts.detached ?? false });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => {

@@ -45,6 +45,11 @@ export interface SmtpSinkOptions {
   failWith?: (rcpt: string) => SinkFailure | undefined;
   /** Refuse a whole message after the final dot (for LMTP: every recipient). */
   failData?: (msg: Pick<SinkMessage, 'mailFrom' | 'rcptTo' | 'raw'>) => SinkFailure | undefined;
+  /**
+   * Called after the final dot, before the reply: the reply (and the message's place in
+   * `messages`) waits until it resolves. A slow remote server, for in-flight tests.
+   */
+  beforeReply?: (msg: Pick<SinkMessage, 'mailFrom' | 'rcptTo' | 'raw'>) => Promise<void>;
   /** Speak LMTP (RFC 2033) instead of SMTP. */
   lmtp?: boolean;
   /** Offer STARTTLS with this key and certificate (PEM); without it STARTTLS is not offered. */
@@ -97,11 +102,15 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         session: session.id,
         receivedAt: new Date(),
       };
-      const failure = opts.failData?.(msg);
-      if (failure) return done(refusal(failure));
-      messages.push(msg);
-      events.emit('message', msg);
-      done();
+      const reply = () => {
+        const failure = opts.failData?.(msg);
+        if (failure) return done(refusal(failure));
+        messages.push(msg);
+        events.emit('message', msg);
+        done();
+      };
+      if (opts.beforeReply) void opts.beforeReply(msg).then(reply, (err: Error) => done(err));
+      else reply();
     });
   };
 

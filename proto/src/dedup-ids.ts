@@ -1,0 +1,59 @@
+/**
+ * Every Nats-Msg-Id Sluice publishes with, made here and only here. A stage
+ * publishes its output with a deterministic id BEFORE it acks its input; a
+ * crash in between redelivers the input, the stage publishes again with the
+ * same id, and JetStream's duplicate window (bus.duplicateWindow) stores the
+ * message once. An id must therefore name the CONTENT of what is published,
+ * never a position or a counter that a redelivery under another routing
+ * table could give to different content (decisions/0006).
+ */
+import { createHash } from 'node:crypto';
+import { contentHash } from './content-hash.ts';
+import type { Envelope } from './envelope.ts';
+
+export const dedupIds = {
+  /**
+   * The ingress' publish of an accepted message: SHA-256 over what makes it
+   * the same message from the same client (sender, recipients, body digest,
+   * client IP), not over the queue id, which is new on every attempt. A
+   * client that lost our 250 (a dropped connection after the final dot,
+   * RFC 5321 §6.1, RFC 1047) sends it again and it is queued once.
+   */
+  accepted(env: Pick<Envelope, 'mailFrom' | 'recipients' | 'body' | 'client'>): string {
+    const key = JSON.stringify([
+      env.mailFrom.address,
+      env.recipients.map((r) => r.address),
+      env.body.sha256,
+      env.client.ip,
+    ]);
+    return `mx:${createHash('sha256').update(key).digest('hex')}`;
+  },
+
+  /** The resolver's publish of one part to the rewrite stream (part ids are content-derived). */
+  rewrite(partId: string): string {
+    return `${partId}:rewrite`;
+  },
+
+  /** The rewriter's publish of one part to the deliver stream. */
+  deliver(partId: string): string {
+    return `${partId}:deliver`;
+  },
+
+  /**
+   * The resolver's dead letter of one recipient branch that resolved to
+   * nothing: named by the branch (the accepted recipient, the address where
+   * expansion stopped and why), not by its index among the failures.
+   */
+  resolverDead(queueId: string, branch: { recipient: string; at: string; kind: string }): string {
+    return `${queueId}:resolver-dead:${contentHash(['resolver-dead', branch.recipient, branch.at, branch.kind])}`;
+  },
+
+  /**
+   * A stage giving up on a stream message (invalid, or failed too often): the
+   * stream sequence names it, so a crash between the dead-letter publish and
+   * the ack does not store it twice.
+   */
+  deadLetter(stream: string, seq: number): string {
+    return `dead:${stream}:${seq}`;
+  },
+} as const;
