@@ -8,7 +8,9 @@
  * embedded NATS if needed, bus connection, topology (idempotent), the HTTP
  * endpoint (/metrics, /healthz, /readyz), then the services in pipeline order
  * from the last stage to the first, so that a consumer exists before anything
- * is published to it and the ingress opens its port last.
+ * is published to it and the ingress opens its port last. Each service gets
+ * the bus bound to its stage (bus.forStage), so every NATS operation is
+ * counted per stage (sluice_nats_operations_total, docs/decisions/0010).
  *
  * Stop order is the reverse: the ingress stops accepting and finishes its
  * sessions first, then the filter, resolver, rewriter and egress finish what
