@@ -17,6 +17,7 @@ purpose="${1:-run}"
 declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm )
 if [ "$purpose" = "test" ]; then
   want[swaks]=swaks
+  want[postsrsd]=postsrsd want[dkimverify]=python3-dkim want[arcverify]=python3-dkim
 fi
 
 missing=()

@@ -11,6 +11,7 @@ const SLUICE_METRICS = [
   'sluice_nats_operations_total',
   'sluice_nats_round_trips_total',
   'sluice_queue_depth',
+  'sluice_rewrites_total',
   'sluice_smtp_sessions_total',
   'sluice_stage_duration_seconds',
   'sluice_stage_processed_total',

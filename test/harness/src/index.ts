@@ -1,3 +1,4 @@
+export { DKIMPY_PYTHON, type DkimpyVerdict, dkimpyVerify } from './dkimpy.ts';
 export {
   type DnsQueryLog,
   type DnsRecord,
@@ -10,6 +11,7 @@ export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
+export { POSTSRSD_BIN, type Postsrsd, type PostsrsdAnswer, startPostsrsd } from './postsrsd.ts';
 export {
   type ServiceContextOptions,
   startServiceContext,
