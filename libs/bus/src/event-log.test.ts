@@ -122,3 +122,26 @@ test('an invalid queue id is refused before anything is sent', async () => {
   );
   events.close();
 });
+
+test('close() counts the events still unacknowledged as lost and releases a caller waiting for a slot', async () => {
+  const other = await startNats();
+  const silent = await connect({ servers: other.url });
+  silent.subscribe(subjects.event('*'));
+  await silent.flush();
+  const nc = await connect({ servers: other.url });
+  const ops = new NatsOperations();
+  const events = new EventLog(nc, recordingLog(), ops, { timeoutMs: 60_000, window: 1 });
+  try {
+    await events.record(rewritten(envelopeFor(encoder.encode('a')).id));
+    const waiting = events.record(rewritten(envelopeFor(encoder.encode('b')).id));
+    events.close();
+    await waiting; // released, not left hanging
+    assert.equal(lost(ops, 'closed'), 2);
+    assert.equal(events.inFlight, 0);
+    await events.settle();
+  } finally {
+    await nc.close();
+    await silent.close();
+    await other.stop();
+  }
+});

@@ -76,6 +76,7 @@ export class EventLog {
   #sub: Subscription | null = null;
   #sweeper: ReturnType<typeof setInterval> | null = null;
   #next = 0;
+  #closed = false;
 
   constructor(nc: NatsConnection, log: BusLog, ops: NatsOperations, opts: EventLogOptions) {
     this.#nc = nc;
@@ -100,8 +101,13 @@ export class EventLog {
       const data = encoder.encode(JSON.stringify(event));
       const hdrs = injectTraceHeaders(natsHeaders());
       hdrs.set(headerNames.contentType, EVENT_CONTENT);
-      while (this.#inFlight.size >= this.#window) {
+      while (this.#inFlight.size >= this.#window && !this.#closed) {
         await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+      }
+      if (this.#closed) {
+        this.#ops.eventLost('closed');
+        this.#log.warn({ queueId: event.queueId, kind: event.kind }, 'timeline event lost: bus closed');
+        return;
       }
       if (this.#ready && !(await this.#ready(this.#timeoutMs))) {
         throw new Error(`NATS disconnected for ${this.#timeoutMs} ms`);
@@ -126,12 +132,18 @@ export class EventLog {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Stop listening for PubAcks (after settle(), on close). */
+  /** Stop listening for PubAcks (after settle(), on close); events still unacknowledged count as lost. */
   close(): void {
+    this.#closed = true;
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#sweeper = null;
     this.#sub?.unsubscribe();
     this.#sub = null;
+    for (const token of [...this.#inFlight.keys()]) {
+      this.#ops.eventLost('closed');
+      this.#release(token);
+    }
+    for (const wake of this.#slotWaiters.splice(0)) wake();
   }
 
   /** The inbox subscription and the timeout sweep, on first use. */

@@ -65,7 +65,7 @@ export interface NatsOperationCount {
 export interface NatsOperationsSnapshot {
   operations: NatsOperationCount[];
   roundTrips: Array<{ stage: string; count: number }>;
-  /** Timeline events not stored (no PubAck in time, or an error PubAck), by reason. */
+  /** Timeline events not stored (no PubAck in time, an error PubAck, or closed before it came), by reason. */
   eventsLost: Array<{ reason: string; count: number }>;
 }
 
@@ -124,7 +124,7 @@ export class NatsOperations {
   }
 
   /** Note a timeline event that was not stored. */
-  eventLost(reason: 'timeout' | 'error'): void {
+  eventLost(reason: 'timeout' | 'error' | 'closed'): void {
     bump(this.#eventsLost, reason, 1);
   }
 

@@ -87,7 +87,7 @@ export function createMetrics(): Metrics {
     }),
     timelineEventsLost: new Counter({
       name: 'sluice_timeline_events_lost_total',
-      help: 'Timeline events not stored (no PubAck in time, or an error PubAck), by reason.',
+      help: 'Timeline events not stored (timeout: no PubAck in time; error; closed: the bus closed first), by reason.',
       labelNames: ['reason'],
       registers,
       collect() {
