@@ -27,15 +27,16 @@ import { devNull, ingressPort } from './helpers.ts';
 
 /** NATS operations of one 1-recipient forwarded message, per stage and kind. */
 const BUDGET: Record<string, Record<string, number>> = {
-  // RCPT lookup and the filter's verdict (requests), 'received', the resolve stream (awaited).
-  ingress: { request: 2, publish_event: 1, publish_durable: 1 },
+  // RCPT lookup and the filter's verdict (requests), 'received', the dedup index note (one-way),
+  // the resolve stream (awaited).
+  ingress: { request: 2, publish_event: 1, publish_note: 1, publish_durable: 1 },
   filter: { reply: 1, publish_event: 1 },
   // The RCPT lookup's answer comes from the resolver too.
   resolver: { reply: 1, publish_event: 1, publish_durable: 1, ack: 1 },
   rewriter: { publish_event: 1, publish_durable: 1, ack: 1 },
   egress: { kv_get: 1, kv_put: 1, publish_event: 1, ack: 1 },
 };
-const BUDGET_TOTAL = 17;
+const BUDGET_TOTAL = 18;
 /** Round trips each stage waits on one after another (RCPT lookup, verdict, PubAck; PubAck; PubAck; ledger read, ledger write). */
 const ROUND_TRIPS: Record<string, number> = { ingress: 3, resolver: 1, rewriter: 1, egress: 2 };
 const ROUND_TRIPS_TOTAL = 7;

@@ -26,6 +26,8 @@ import {
   type SluiceEvent,
   type StageName,
 } from '@sluice/proto';
+import { removeAckedLeftovers } from './acked-leftovers.ts';
+import { holdWhileFull } from './backpressure.ts';
 import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
@@ -33,19 +35,23 @@ import { closeConnection, connectNats } from './connect.ts';
 import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
+import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { EventLog } from './event-log.ts';
-import { ledgerGet, ledgerPut } from './ledger.ts';
+import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { NatsOperations, NO_STAGE } from './nats-operations.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { ReplyInbox } from './reply-inbox.ts';
 import { request, serve } from './rpc.ts';
 import { StageBus } from './stage-bus.ts';
-import { ensureTopology, type TopologyReport } from './topology.ts';
+import { RESERVE_SHARE, type StoreLimits } from './store-budget.ts';
+import { StoreGuard, type StoreRoom } from './store-guard.ts';
+import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
 import type {
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
+  PublishHold,
   RpcRequest,
   RpcServer,
   StageConsumer,
@@ -72,6 +78,9 @@ export class Bus implements BusClient {
   #ledger: Promise<KV> | null = null;
   readonly #stoppables = new Set<{ stop(): Promise<void> }>();
   #closing: Promise<void> | null = null;
+  /** The limits the topology was declared with (from the config until ensureTopology ran). */
+  #limits: StoreLimits;
+  readonly #guard: StoreGuard;
 
   private constructor(nc: NatsConnection, config: BusConfig, log: BusLog) {
     this.nc = nc;
@@ -79,6 +88,15 @@ export class Bus implements BusClient {
     this.config = config;
     this.log = log;
     this.connection = new ConnectionState(nc, log);
+    this.#limits = limitsOf(config);
+    this.#guard = new StoreGuard({
+      minFreeBytes: config.storeMinFreeBytes,
+      storeDir: config.storeDir,
+      budgetBytes: () => this.#limits.budgetBytes,
+      reserveBytes: () => Math.floor(this.#limits.budgetBytes * RESERVE_SHARE),
+      jsm: () => this.#manager(),
+      log,
+    });
     this.#inbox = new ReplyInbox(nc);
     this.#events = new EventLog(nc, log, this.operations, {
       timeoutMs: config.publishTimeoutMs,
@@ -96,8 +114,20 @@ export class Bus implements BusClient {
   }
 
   /** Declare streams, consumers, the ledger bucket and the body store (idempotent). */
-  ensureTopology(): Promise<TopologyReport> {
-    return ensureTopology(this.nc, this.config, this.log);
+  async ensureTopology(): Promise<TopologyReport> {
+    const report = await ensureTopology(this.nc, this.config, this.log);
+    this.#limits = report.limits;
+    return report;
+  }
+
+  /** The limits of every stream, bucket and object store (store-budget.ts). */
+  get storeLimits(): StoreLimits {
+    return this.#limits;
+  }
+
+  /** The free-space guard's verdict: may new mail be taken (store-guard.ts)? */
+  storeRoom(): Promise<StoreRoom> {
+    return this.#guard.room();
   }
 
   get maxPayload(): number {
@@ -148,15 +178,23 @@ export class Bus implements BusClient {
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string; stage?: string },
+    opts: { msgId: string; whileFull?: PublishHold; stage?: string },
   ): Promise<{ seq: number; duplicate: boolean }> {
-    return this.operations.awaited('publish_durable', opts.stage ?? NO_STAGE, () =>
-      publishEnvelope(this.#inbox, subject, env, inline, {
-        msgId: opts.msgId,
-        timeoutMs: this.config.publishTimeoutMs,
-        ready: this.#ready,
-      }),
-    );
+    const once = () =>
+      this.operations.awaited('publish_durable', opts.stage ?? NO_STAGE, () =>
+        publishEnvelope(this.#inbox, subject, env, inline, {
+          msgId: opts.msgId,
+          timeoutMs: this.config.publishTimeoutMs,
+          ready: this.#ready,
+        }),
+      );
+    if (!opts.whileFull) return once();
+    return holdWhileFull(once, opts.whileFull, {
+      log: this.log,
+      subject,
+      queueId: env.id,
+      maxPauseMs: Math.max(100, Math.floor(this.config.ackWaitMs / 3)),
+    });
   }
 
   consumeEnvelopes(spec: ConsumerSpec, opts: ConsumeOptions, handler: EnvelopeHandler): StageConsumer {
@@ -234,9 +272,51 @@ export class Bus implements BusClient {
     return this.operations.awaited('kv_get', stage, () => ledgerGet(kv, key));
   }
 
-  async ledgerPut(key: string, entry: LedgerEntry, stage: string = NO_STAGE): Promise<void> {
-    const kv = await this.#ledgerBucket();
-    await this.operations.awaited('kv_put', stage, () => ledgerPut(kv, key, entry));
+  /**
+   * Write a final outcome unless the key has one (ledger.ts ledgerPut: null,
+   * or the earlier entry), durable before it resolves. With `hold`, a failed
+   * write is retried through reconnects and full storage until it succeeds
+   * (ledger.ts ledgerPutHeld); without, the first failure is thrown.
+   */
+  async ledgerPut(
+    key: string,
+    entry: LedgerEntry,
+    opts: { hold?: LedgerHold; stage?: string } = {},
+  ): Promise<LedgerEntry | null> {
+    const once = async () => {
+      // A write sent while disconnected is dropped by the client: wait for the connection first.
+      if (!(await this.#ready(this.config.publishTimeoutMs))) {
+        throw new Error('NATS disconnected: ledger write not sent');
+      }
+      const kv = await this.#ledgerBucket();
+      return this.operations.awaited('kv_put', opts.stage ?? NO_STAGE, () => ledgerPut(kv, key, entry));
+    };
+    if (!opts.hold) return once();
+    return ledgerPutHeld(once, opts.hold, {
+      maxPauseMs: Math.max(100, Math.min(2000, Math.floor(this.config.ackWaitMs / 3))),
+      graceMs: this.config.publishTimeoutMs,
+    });
+  }
+
+  /** Note that `queueId` is published under the dedup id `msgId` (dedup-index.ts); fire and forget. */
+  noteDedupId(
+    msgId: string,
+    entry: { queueId: string; duplicateOf?: string },
+    stage: string = NO_STAGE,
+  ): void {
+    if (!this.connection.connected || this.nc.isClosed()) return; // lost anyway: the client drops it
+    this.operations.count('publish_note', stage);
+    noteDedupId(this.nc, msgId, entry);
+  }
+
+  /** The queue id of the first copy published under `msgId`, seen from its duplicate `queueId`. */
+  async firstQueueIdOf(
+    msgId: string,
+    queueId: string,
+    stage: string = NO_STAGE,
+  ): Promise<string | undefined> {
+    this.operations.count('api', stage);
+    return firstQueueIdOf(await this.#manager(), msgId, queueId);
   }
 
   /** Whether the connection is up now (readiness). */
@@ -253,6 +333,18 @@ export class Bus implements BusClient {
   /** The backlog of a stage's durable consumer. */
   async consumerLag(spec: ConsumerSpec): Promise<ConsumerLag> {
     return consumerLag(await this.#manager(), spec);
+  }
+
+  /** Remove acked messages a crashed nats-server left in a work stream (acked-leftovers.ts). */
+  async removeAckedLeftovers(spec: ConsumerSpec): Promise<number> {
+    const removed = await removeAckedLeftovers(await this.#manager(), spec);
+    if (removed > 0) {
+      this.log.warn(
+        { stream: spec.stream, removed },
+        'removed messages already acked but left in the work stream (nats-server crash)',
+      );
+    }
+    return removed;
   }
 
   /** Replicas of each Sluice stream as the server has them. */

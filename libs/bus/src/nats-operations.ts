@@ -25,6 +25,8 @@ export type NatsOperationKind =
   | 'publish_durable'
   /** A timeline event, published without holding the message path (PubAck counted asynchronously). */
   | 'publish_event'
+  /** A one-way write into the events stream without a PubAck (the ingress' dedup index note). */
+  | 'publish_note'
   /** An ack the server confirms (a round trip). */
   | 'ack_confirmed'
   /** A plain ack (one-way). */

@@ -7,10 +7,13 @@
  */
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 import type { Bus } from './bus.ts';
+import type { LedgerHold } from './ledger.ts';
+import type { StoreRoom } from './store-guard.ts';
 import type {
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
+  PublishHold,
   RpcRequest,
   RpcServer,
   StageConsumer,
@@ -46,7 +49,7 @@ export class StageBus implements BusClient {
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string },
+    opts: { msgId: string; whileFull?: PublishHold },
   ): Promise<{ seq: number; duplicate: boolean }> {
     return this.#bus.publishEnvelope(subject, env, inline, { ...opts, stage: this.stage });
   }
@@ -93,7 +96,19 @@ export class StageBus implements BusClient {
     return this.#bus.ledgerGet(key, this.stage);
   }
 
-  ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
-    return this.#bus.ledgerPut(key, entry, this.stage);
+  ledgerPut(key: string, entry: LedgerEntry, opts: { hold?: LedgerHold } = {}): Promise<LedgerEntry | null> {
+    return this.#bus.ledgerPut(key, entry, { ...opts, stage: this.stage });
+  }
+
+  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void {
+    this.#bus.noteDedupId(msgId, entry, this.stage);
+  }
+
+  firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined> {
+    return this.#bus.firstQueueIdOf(msgId, queueId, this.stage);
+  }
+
+  storeRoom(): Promise<StoreRoom> {
+    return this.#bus.storeRoom();
   }
 }

@@ -99,11 +99,14 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
       source: expansion.sources.length > 0 ? expansion.sources.join(', ') : 'address itself',
     });
   }
-  // The parts are independent: published together, their PubAcks awaited together (one round trip).
+  // The parts are independent: published together, their PubAcks awaited together (one round
+  // trip). A full rewrite stream holds this message until it has room (backpressure), never a
+  // dead letter.
   await Promise.all(
     parts.map((part) =>
       deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, {
         msgId: dedupIds.rewrite(part.partId!),
+        whileFull: d.hold,
       }),
     ),
   );
@@ -182,6 +185,12 @@ function deadEnvelope(
   return { ...rest, recipients: [recipient], hops: [...env.hops, hop] };
 }
 
+/** The delivery, with every backpressure wait counted in the stage's metric. */
+function countingBackpressure(d: EnvelopeDelivery, ctx: ServiceContext, stage: string): EnvelopeDelivery {
+  if (!d.hold) return d;
+  return { ...d, hold: { ...d.hold, onFull: () => ctx.metrics.backpressureWaits.inc({ stage }) } };
+}
+
 export function createResolverService(): ServiceDefinition {
   return {
     name: 'resolver',
@@ -206,7 +215,10 @@ export function createResolverService(): ServiceDefinition {
       );
       const consumer = ctx.bus.consumeEnvelopes(consumers.resolver, { concurrency }, async (d) => {
         const t0 = performance.now();
-        const disposition = await resolveEnvelope(d, { ...ctx, table });
+        const disposition = await resolveEnvelope(countingBackpressure(d, ctx, 'resolver'), {
+          ...ctx,
+          table,
+        });
         ctx.metrics.stageProcessed.inc({ stage: 'resolver', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'resolver' }, (performance.now() - t0) / 1000);
         return disposition;
