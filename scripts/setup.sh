@@ -18,6 +18,9 @@ declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm )
 if [ "$purpose" = "test" ]; then
   want[swaks]=swaks
   want[postsrsd]=postsrsd want[dkimverify]=python3-dkim want[arcverify]=python3-dkim
+  # LDAP source tests (test/harness slapd.ts): the server and ldapmodify/ldapdelete.
+  want[slapd]=slapd
+  want[ldapmodify]=ldap-utils
 fi
 
 missing=()
@@ -31,6 +34,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # slapd: no default directory of its own (the tests generate their config).
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   # --no-install-recommends: keep the machine small; nats-server needs nothing else.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

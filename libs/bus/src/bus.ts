@@ -11,6 +11,7 @@
  * stage (`forStage`, stage-bus.ts); calls on the Bus itself count as stage
  * "none" unless the call names its stage.
  */
+import type { Readable } from 'node:stream';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { type ObjectStore, Objm } from '@nats-io/obj';
@@ -28,7 +29,7 @@ import {
 } from '@sluice/proto';
 import { removeAckedLeftovers } from './acked-leftovers.ts';
 import { holdWhileFull } from './backpressure.ts';
-import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
+import { deleteBody, inlineLimit, loadBody, openBody, storeBody, storeBodyStream } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
 import { closeConnection, connectNats } from './connect.ts';
@@ -37,6 +38,7 @@ import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
 import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { EventLog } from './event-log.ts';
+import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { NatsOperations, NO_STAGE } from './nats-operations.ts';
 import { publishEnvelope } from './publish.ts';
@@ -164,9 +166,26 @@ export class Bus implements BusClient {
     );
   }
 
+  storeBodyStream(
+    queueId: string,
+    chunks: AsyncIterable<Uint8Array>,
+    stage: string = NO_STAGE,
+  ): Promise<StoredBody> {
+    return this.operations.awaited('object_put', stage, () =>
+      storeBodyStream(this.#openBodies, queueId, chunks, this.config.publishTimeoutMs),
+    );
+  }
+
   loadBody(env: Envelope, inline?: Uint8Array, stage: string = NO_STAGE): Promise<Uint8Array> {
     if (env.body.kind === 'inline') return loadBody(this.#openBodies, env, inline);
     return this.operations.awaited('object_get', stage, () => loadBody(this.#openBodies, env, inline));
+  }
+
+  openBody(env: Envelope, inline?: Uint8Array, stage: string = NO_STAGE): Promise<Readable> {
+    if (env.body.kind === 'inline') return openBody(this.#openBodies, this.js, env, inline);
+    return this.operations.awaited('object_get', stage, () =>
+      openBody(this.#openBodies, this.js, env, inline),
+    );
   }
 
   deleteBody(ref: BodyRef, stage: string = NO_STAGE): Promise<void> {
@@ -317,6 +336,38 @@ export class Bus implements BusClient {
   ): Promise<string | undefined> {
     this.operations.count('api', stage);
     return firstQueueIdOf(await this.#manager(), msgId, queueId);
+  }
+
+  #ldapSnapshot: Promise<KV> | null = null;
+
+  #ldapSnapshotBucket(): Promise<KV> {
+    this.#ldapSnapshot ??= new Kvm(this.js).open(buckets.ldapSnapshot).catch((err) => {
+      this.#ldapSnapshot = null;
+      throw err;
+    });
+    return this.#ldapSnapshot;
+  }
+
+  async ldapSnapshotGet(stage: string = NO_STAGE): Promise<StoredSnapshot | null> {
+    const kv = await this.#ldapSnapshotBucket();
+    return this.operations.awaited('kv_get', stage, () => snapshotGet(kv));
+  }
+
+  async ldapSnapshotPut(
+    value: Uint8Array,
+    expectedRevision: number,
+    stage: string = NO_STAGE,
+  ): Promise<number | null> {
+    const kv = await this.#ldapSnapshotBucket();
+    return this.operations.awaited('kv_put', stage, () => snapshotPut(kv, value, expectedRevision));
+  }
+
+  async ldapSnapshotWatch(
+    onSnapshot: (s: StoredSnapshot) => void,
+    stage: string = NO_STAGE,
+  ): Promise<() => void> {
+    this.operations.count('api', stage);
+    return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
   }
 
   /** Whether the connection is up now (readiness). */

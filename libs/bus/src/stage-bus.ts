@@ -5,8 +5,11 @@
  * own view (`bus.forStage(name)`), so the services' code does not change to
  * be measured.
  */
+
+import type { Readable } from 'node:stream';
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 import type { Bus } from './bus.ts';
+import type { StoredSnapshot } from './ldap-snapshot-store.ts';
 import type { LedgerHold } from './ledger.ts';
 import type { StoreRoom } from './store-guard.ts';
 import type {
@@ -37,8 +40,20 @@ export class StageBus implements BusClient {
     return this.#bus.storeBody(queueId, body, this.stage);
   }
 
+  get inlineLimit(): number {
+    return this.#bus.inlineLimit;
+  }
+
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody> {
+    return this.#bus.storeBodyStream(queueId, chunks, this.stage);
+  }
+
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
     return this.#bus.loadBody(env, inline, this.stage);
+  }
+
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable> {
+    return this.#bus.openBody(env, inline, this.stage);
   }
 
   deleteBody(ref: BodyRef): Promise<void> {
@@ -110,5 +125,17 @@ export class StageBus implements BusClient {
 
   storeRoom(): Promise<StoreRoom> {
     return this.#bus.storeRoom();
+  }
+
+  ldapSnapshotGet(): Promise<StoredSnapshot | null> {
+    return this.#bus.ldapSnapshotGet(this.stage);
+  }
+
+  ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null> {
+    return this.#bus.ldapSnapshotPut(value, expectedRevision, this.stage);
+  }
+
+  ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void> {
+    return this.#bus.ldapSnapshotWatch(onSnapshot, this.stage);
   }
 }

@@ -53,6 +53,8 @@ export interface RuntimeOptions {
   logDestination?: NodeJS.WritableStream;
   /** Base directory for relative paths in the config (the config file's directory). */
   baseDir?: string;
+  /** The config file the process runs with, for services that reload it (the resolver's routing). */
+  configFile?: string;
   /**
    * Sluice cannot go on (the embedded nats-server keeps dying). runMain stops and exits
    * non-zero; the default only logs.
@@ -165,7 +167,15 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     for (const def of ordered) {
       const svcLog = log.child({ service: def.name });
       running.push(
-        await def.start({ config, bus: bus.forStage(def.name), log: svcLog, metrics, redact, instance }),
+        await def.start({
+          config,
+          bus: bus.forStage(def.name),
+          log: svcLog,
+          metrics,
+          redact,
+          instance,
+          configFile: opts.configFile,
+        }),
       );
       svcLog.info({ ...(running.at(-1)?.info?.() ?? {}) }, 'service started');
     }

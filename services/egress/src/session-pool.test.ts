@@ -4,6 +4,7 @@
  * failed transaction, dropped when the server ended them, and closed when idle.
  */
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, beforeEach, test } from 'node:test';
 import { type SmtpSink, startSmtpSink, waitUntil } from '@sluice/test-harness';
 import type { Candidate } from './destination.ts';
@@ -46,8 +47,9 @@ function countingPool(opts: { maxPerDestination?: number; idleTimeoutMs?: number
   return { pool, opened };
 }
 
-function message(subject: string): Buffer {
-  return Buffer.from(`From: a@sender.test\r\nSubject: ${subject}\r\n\r\nbody\r\n`);
+function message(subject: string): { size: number; open(): Promise<Readable> } {
+  const bytes = Buffer.from(`From: a@sender.test\r\nSubject: ${subject}\r\n\r\nbody\r\n`);
+  return { size: bytes.length, open: async () => Readable.from([bytes]) };
 }
 
 async function deliver(pool: SessionPool, subject: string, to = ['bob@example.net']) {
