@@ -28,6 +28,8 @@ import {
 import { verifyDaneChain } from './dane-verify.ts';
 import { deliverPart, type EgressDeps } from './deliver.ts';
 import { createDnsLookup } from './destination.ts';
+import { SessionPool } from './session-pool.ts';
+import { SmtpSession } from './smtp-session.ts';
 
 let nats: NatsTestServer;
 let dnssec: DnssecResolver;
@@ -313,6 +315,49 @@ describe('DANE with a DNSSEC-validating resolver (knot + unbound)', () => {
     const { disposition, event } = await attemptTo('plain.test', s);
     assert.deepEqual(disposition, { kind: 'ack' });
     assert.equal(event?.tls, 'tls');
+  });
+});
+
+describe('DANE with the session pool', () => {
+  test('a DANE session is reused for the next message (outcome still "dane"), and pooled per TLS policy', async () => {
+    let opened = 0;
+    const pool = new SessionPool({ maxPerDestination: 2, idleTimeoutMs: 5000 }, (c, o) => {
+      opened++;
+      return SmtpSession.open(c, o);
+    });
+    toStop.push(async () => pool.close());
+    const s = await sinkWith(ee);
+    const withPool = { ...deps, sessions: pool };
+    const saved = deps;
+    deps = withPool;
+    try {
+      const first = await attemptTo('good.dane.test', s);
+      const second = await attemptTo('good.dane.test', s);
+      assert.deepEqual([first.event?.tls, second.event?.tls], ['dane', 'dane']);
+      assert.equal(opened, 1);
+      assert.equal(s.messages.length, 2);
+      // The same host under another policy (e.g. opportunistic, before its TLSA was published) is
+      // another pool destination: an unauthenticated session never serves a DANE delivery.
+      const candidate = {
+        host: '127.0.0.1',
+        port: s.port,
+        servername: 'mx-good.dane.test',
+        lmtp: false,
+        label: 'x',
+      };
+      const base = {
+        heloName: 'mx.example.org',
+        connectTimeoutMs: 1,
+        greetingTimeoutMs: 1,
+        socketTimeoutMs: 1,
+      };
+      const opportunistic = { ...base, requireTls: true, ignoreTlsErrors: true, policyKey: 'dane-unusable' };
+      const dane = { ...opportunistic, policyKey: `dane:3 1 1 ${sha256(spki(ee.cert))}` };
+      assert.equal(pool.stats(candidate, dane).idle, 1);
+      assert.equal(pool.stats(candidate, opportunistic).idle, 0);
+    } finally {
+      deps = saved;
+    }
   });
 });
 

@@ -2,7 +2,9 @@
  * The egress service: consumes the deliver stream (consumers.egress) with
  * egress.concurrency parts in flight, and delivers each (deliver.ts) by SMTP
  * or LMTP to its route's next hop. It holds no inbound port; it is the only
- * service that opens outbound SMTP connections.
+ * service that opens outbound SMTP connections, and it keeps them open per
+ * destination for the next message (session-pool.ts: egress.destinationConcurrency,
+ * egress.sessionIdleTimeout).
  *
  * createEgressService takes the seams tests need (a DNS lookup, the MX port);
  * `egressService` is the production definition with the configured DNS
@@ -15,6 +17,7 @@ import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/
 import { deliverPart } from './deliver.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
 import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
+import { SessionPool } from './session-pool.ts';
 
 export interface EgressServiceOptions {
   /** DNS for MX lookups (default: node:dns with config.dns). */
@@ -54,6 +57,10 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       if (!secureDns) {
         ctx.log.warn('egress.dnsResolver is not set: no DANE and no MTA-STS, outbound TLS is opportunistic');
       }
+      const sessions = new SessionPool({
+        maxPerDestination: ctx.config.egress.destinationConcurrency,
+        idleTimeoutMs: ctx.config.egress.sessionIdleTimeout * 1000,
+      });
       const consumer = ctx.bus.consumeEnvelopes(
         consumers.egress,
         { concurrency: ctx.config.egress.concurrency },
@@ -66,6 +73,7 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
             mtaSts,
             tlsCa,
             mxPort: opts.mxPort,
+            sessions,
           });
           ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
           ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
@@ -75,8 +83,15 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       );
       return {
         name: 'egress',
-        stop: () => consumer.stop(),
-        info: () => ({ concurrency: ctx.config.egress.concurrency, heloName }),
+        async stop() {
+          await consumer.stop();
+          sessions.close(); // QUIT the idle sessions
+        },
+        info: () => ({
+          concurrency: ctx.config.egress.concurrency,
+          heloName,
+          destinationConcurrency: ctx.config.egress.destinationConcurrency,
+        }),
       };
     },
   };

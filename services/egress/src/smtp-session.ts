@@ -56,6 +56,12 @@ export interface SessionOptions {
    * (DANE: dane-verify.ts): a reason string fails the session. Requires TLS.
    */
   verifyPeer?: (socket: TLSSocket) => string | undefined;
+  /**
+   * Names the TLS policy the session is opened under (tls-policy.ts), e.g. the
+   * TLSA records it was authenticated with: the session pool reuses a session
+   * only for the same policy, never an unauthenticated one for DANE.
+   */
+  policyKey?: string;
 }
 
 export interface RecipientReply {

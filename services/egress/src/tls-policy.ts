@@ -38,6 +38,8 @@ export interface HostTls {
   session: Pick<SessionOptions, 'requireTls' | 'ignoreTlsErrors' | 'verifyPeer' | 'ca'>;
   /** MTA-STS testing mode: a failure is recorded, not enforced. */
   note?: string;
+  /** What the session pool keys on besides `policy` (the TLSA records for DANE). */
+  policyKey?: string;
 }
 
 export type HostDecision =
@@ -142,6 +144,7 @@ export async function destinationTls(
       tls: {
         policy: 'mta-sts',
         outcome: 'mta-sts',
+        policyKey: `mta-sts:${host}`,
         session: {
           requireTls: true,
           ignoreTlsErrors: false,
@@ -186,7 +189,12 @@ async function daneFor(
     // RFC 7672 §2.2: only unusable TLSA records: TLS is still mandatory, unauthenticated.
     return {
       kind: 'use',
-      tls: { policy: 'dane', outcome: 'tls', session: { requireTls: true, ignoreTlsErrors: true } },
+      tls: {
+        policy: 'dane',
+        outcome: 'tls',
+        policyKey: 'dane-unusable',
+        session: { requireTls: true, ignoreTlsErrors: true },
+      },
     };
   }
   return {
@@ -194,6 +202,10 @@ async function daneFor(
     tls: {
       policy: 'dane',
       outcome: 'dane',
+      policyKey: `dane:${usable
+        .map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)
+        .sort()
+        .join(',')}`,
       session: {
         requireTls: true,
         // Node's PKIX check is off; dane-verify.ts is the authentication (names included for DANE-TA).
