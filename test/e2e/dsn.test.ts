@@ -12,7 +12,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '@sluice/config';
-import { dedupIds } from '@sluice/proto';
+import { sendNotifications } from '@sluice/egress';
+import { createRedactor } from '@sluice/log';
+import { dedupIds, newQueueId, parseEnvelope } from '@sluice/proto';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
   type DnsServer,
@@ -192,9 +194,46 @@ describe('delivery status notifications', () => {
     assert.ok(
       dest.messages.some((m) => m.rcptTo.includes('good@dest.test') && m.raw.includes(Buffer.from(subject))),
     );
-    // Republishing the same DSN (a redelivery after a crash before the ledger write) is a duplicate.
-    const set = [{ action: 'failed', address: 'bad@dest.test' }];
-    assert.equal(dedupIds.dsnQueueId(queueId, set).length, 26);
+    assert.ok(queueId);
+  });
+
+  test('a redelivery after a crash before the ledger write queues the same DSN: still one arrives', async () => {
+    const queueId = newQueueId();
+    const subject = `replayed ${randomBytes(6).toString('hex')}`;
+    const stored = await rt.bus.storeBody(queueId, Buffer.from(`Subject: ${subject}\r\n\r\nbody\r\n`));
+    const env = parseEnvelope({
+      v: 1,
+      id: queueId,
+      receivedAt: new Date().toISOString(),
+      source: 'mx',
+      receivedBy: 'mx.example.org',
+      client: { ip: '127.0.0.1', helo: 'client.test' },
+      mailFrom: { address: 'replay@sender.test' },
+      recipients: [{ address: 'bad6@dest.test', original: 'bad6@example.org' }],
+      route: { kind: 'smtp', name: 'dest.test', host: '127.0.0.1', port: dest.port },
+      body: stored.ref,
+    });
+    const deps = { ...rt, redact: createRedactor({ mode: 'clear' }) };
+    const outcome = {
+      address: 'bad6@dest.test',
+      outcome: 'failed' as const,
+      reply: '550 5.1.1 no',
+      host: 'h:25',
+    };
+    // The attempt and its redelivery (the process died before the ledger write): the same DSN twice.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const d = {
+        envelope: env,
+        inlineBody: stored.inline,
+        deliveryCount: attempt,
+        streamSeq: attempt,
+        working() {},
+      };
+      await sendNotifications(env, d, [outcome], deps);
+    }
+    await senders.waitFor(reportFor(subject), 20_000);
+    await settled();
+    assert.equal(senders.messages.filter(reportFor(subject)).length, 1, 'one DSN after a redelivery');
   });
 
   test('RET=HDRS returns only the headers, as text/rfc822-headers', async () => {
