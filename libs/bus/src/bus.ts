@@ -5,6 +5,7 @@
  * close() stops every consumer and RPC server it started (in-flight work
  * finishes and is settled), then drains the connection.
  */
+import type { Readable } from 'node:stream';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { type ObjectStore, Objm } from '@nats-io/obj';
@@ -22,7 +23,7 @@ import {
 } from '@sluice/proto';
 import { removeAckedLeftovers } from './acked-leftovers.ts';
 import { holdWhileFull } from './backpressure.ts';
-import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
+import { deleteBody, inlineLimit, loadBody, openBody, storeBody, storeBodyStream } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
 import { closeConnection, connectNats } from './connect.ts';
@@ -136,8 +137,16 @@ export class Bus implements BusClient {
     return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
   }
 
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody> {
+    return storeBodyStream(this.#openBodies, queueId, chunks, this.config.publishTimeoutMs);
+  }
+
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
     return loadBody(this.#openBodies, env, inline);
+  }
+
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable> {
+    return openBody(this.#openBodies, this.js, env, inline);
   }
 
   deleteBody(ref: BodyRef): Promise<void> {

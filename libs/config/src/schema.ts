@@ -425,6 +425,14 @@ export const configSchema = z
           .default(300)
           .describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
         maxClients: z.number().int().min(1).default(1000).describe('Concurrent SMTP sessions per process.'),
+        maxBodyBytesInFlight: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(256 * 1024 * 1024)
+          .describe(
+            'Bytes of message bodies one ingress process holds in memory at once (small bodies whole, large ones only the chunks on their way to the object store); a DATA that would go over gets 452 4.3.1. At least bus.inlineMaxBytes + 384 KiB (checked at start).',
+          ),
       })
       .strict()
       .default({
@@ -435,6 +443,7 @@ export const configSchema = z
         lookupTimeout: 5,
         socketTimeout: 300,
         maxClients: 1000,
+        maxBodyBytesInFlight: 256 * 1024 * 1024,
       })
       .describe('The MX: SMTP from the internet.'),
     filter: z

@@ -10,7 +10,12 @@
  * refused here as a last line of defence: stages build headers with
  * headerField (header-field.ts), which refuses them where they are made, and
  * the envelope schema refuses bare CR/LF too.
+ *
+ * messageStream does the same for a body that is a stream (a large body read
+ * from the object store), so the egress never holds a whole large message:
+ * the headers, then the body's chunks as they come, never concatenated.
  */
+import { Readable } from 'node:stream';
 import type { PrependHeader } from '@sluice/proto';
 import { headerFieldProblem } from './header-field.ts';
 
@@ -36,4 +41,16 @@ export function assembleMessage(
 ): Buffer {
   const head = formatPrependHeaders(prepend);
   return Buffer.concat([head, body], head.length + body.length);
+}
+
+/** The full message as a stream: the formatted prepended headers, then the body's chunks unchanged. */
+export function messageStream(head: Uint8Array, body: Readable): Readable {
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (head.length > 0) yield head;
+    yield* body as AsyncIterable<Uint8Array>;
+  }
+  const out = Readable.from(chunks(), { objectMode: false });
+  // Whoever stops reading (a refused transaction) releases the body too.
+  out.once('close', () => body.destroy());
+  return out;
 }
