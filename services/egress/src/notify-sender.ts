@@ -38,11 +38,11 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
-import { assembleMessage } from '@sluice/smtp';
-import { arrivalOf, buildDsn, type DsnRecipient } from './dsn.ts';
+import { arrivalOf, buildDsn, type DsnRecipient, headerBlock } from './dsn.ts';
 import { buildForwardNotice } from './forward-notice.ts';
 import { ledgerKey } from './ledger.ts';
 import type { Outcome } from './outcome.ts';
+import { outgoingMessage } from './outgoing-message.ts';
 
 /** One recipient's outcome of this attempt, as deliver.ts has it. */
 export interface AttemptOutcome {
@@ -143,8 +143,8 @@ async function sendDsn(
   }
   if (reported.length === 0) return;
 
-  const body = await deps.bus.loadBody(env, d.inlineBody);
-  const original = assembleMessage(env.prepend, body);
+  const headersOnly = env.mailFrom.ret === 'HDRS';
+  const original = await returnedContent(env, d, deps, headersOnly, cfg.returnContentMaxBytes);
   const set = reported.map((r) => ({ action: r.action, address: r.finalRecipient }));
   const dsnQueueId = dedupIds.dsnQueueId(env.id, set);
   const bytes = buildDsn({
@@ -156,8 +156,8 @@ async function sendDsn(
     arrivalDate: arrivalOf(env),
     envid: env.mailFrom.envid,
     recipients: reported,
-    original,
-    ret: env.mailFrom.ret,
+    original: original.bytes,
+    ret: original.headersOnly ? 'HDRS' : 'FULL',
     returnContentMaxBytes: cfg.returnContentMaxBytes,
     now: new Date(now),
   });
@@ -230,6 +230,43 @@ async function sendForwardNotices(
       'forward-failure notice queued for the owner of the forward',
     );
   }
+}
+
+/** Headers read at most this far into a message returned headers-only. */
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+/**
+ * What the DSN returns of the original (RFC 3461 §4.3 RET): the whole
+ * message when FULL and it fits the cap, else its header block. Read as a
+ * stream (bodies may be large, in the object store): a headers-only return
+ * stops reading at the blank line.
+ */
+async function returnedContent(
+  env: Envelope,
+  d: EnvelopeDelivery,
+  deps: NotifyDeps,
+  hdrsAsked: boolean,
+  cap: number,
+): Promise<{ bytes: Buffer; headersOnly: boolean }> {
+  const message = await outgoingMessage(env, d.inlineBody, deps.bus);
+  const headersOnly = hdrsAsked || message.size > cap;
+  const limit = headersOnly ? MAX_HEADER_BYTES : cap;
+  const stream = await message.open();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      chunks.push(b);
+      size += b.length;
+      if (size >= limit) break;
+      if (headersOnly && (b.includes('\r\n\r\n') || b.includes('\n\n'))) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  const all = Buffer.concat(chunks);
+  return headersOnly ? { bytes: headerBlock(all), headersOnly } : { bytes: all, headersOnly };
 }
 
 function senderDomainOf(env: Envelope): string {
