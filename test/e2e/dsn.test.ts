@@ -9,9 +9,10 @@
  * notice and its daily limit.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '@sluice/config';
+import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
 import { sendNotifications } from '@sluice/egress';
 import { createRedactor } from '@sluice/log';
 import { dedupIds, newQueueId, parseEnvelope } from '@sluice/proto';
@@ -39,6 +40,7 @@ let rt: Runtime;
 let port: number;
 
 const LIFETIME = 6;
+const dkimKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
 before(async () => {
   nats = await startNats();
@@ -60,6 +62,13 @@ before(async () => {
   dns = await startDnsServer([
     { name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
     { name: 'other.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
+    {
+      name: 'e1._domainkey.example.org',
+      type: 'TXT',
+      data: dkimTxtRecord(
+        loadDkimKey({ domain: 'example.org', selector: 'e1', privateKey: dkimKey, active: true }, 'e1'),
+      ),
+    },
   ]);
   const forwards: Record<string, string[]> = {};
   for (const name of ['bad', 'good', 'bad2', 'bad3', 'bad4', 'bad5', 'bad6', 'slow', 'dmarc', 'dmarc2']) {
@@ -75,6 +84,9 @@ before(async () => {
         'sender.test': { host: '127.0.0.1', port: senders.port },
         'other.test': { host: '127.0.0.1', port: senders.port },
       },
+      // Forwards get an SRS sender: the DSNs go to our SRS address and the resolver reverses it.
+      srs: { secrets: [randomBytes(24).toString('base64')] },
+      dkim: { keys: [{ domain: 'example.org', selector: 'e1', privateKey: dkimKey }] },
       nats: { servers: [nats.url] },
       bus: { queueLifetime: LIFETIME, maxDeliver: 100 },
       egress: { retrySchedule: [1], dsn: { delayWarningAfter: 1 }, forwardFailureNotice: { maxPerDay: 1 } },
@@ -167,9 +179,15 @@ describe('delivery status notifications', () => {
       'ENVID=env-42',
     );
     const dsn = await senders.waitFor(reportFor(subject), 20_000);
+    // Sent to our SRS address (the sender the forward target saw), reversed by the resolver.
+    const forwarded = dest.messages.find((m) => m.raw.includes(Buffer.from(subject)))!;
+    assert.match(forwarded.mailFrom, /^SRS0=.*=sender\.test=alice@srs\.example\.org$/);
     assert.deepEqual(dsn.rcptTo, ['alice@sender.test']);
     const raw = dsn.raw.toString('utf8');
     const head = raw.slice(0, raw.indexOf('\r\n\r\n'));
+    assert.match(head, /^To: <alice@sender\.test>$/m);
+    // Signed by the rewriter like all our mail.
+    assert.match(head, /^DKIM-Signature:[\s\S]*?d=example\.org/m);
     assert.match(head, /^From: Mail Delivery System <MAILER-DAEMON@example\.org>$/m);
     assert.match(head, /^Auto-Submitted: auto-replied$/m);
     const [perMessage, ...perRecipient] = statusBlocks(raw);
