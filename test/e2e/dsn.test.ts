@@ -319,6 +319,9 @@ describe('delivery status notifications', () => {
     const reports = senders.messages.filter(reportFor(subject));
     const delayed = reports.filter((m) => m.raw.includes(Buffer.from('Action: delayed')));
     assert.equal(delayed.length, 1, 'one delay warning over all attempts');
+    const [, w] = statusBlocks(delayed[0]!.raw.toString('utf8'));
+    assert.equal(w!.get('Status'), '4.2.0');
+    assert.ok(w!.get('Will-Retry-Until'), 'Will-Retry-Until (RFC 3464 §2.3.8)');
     assert.equal(reports.length, 2, 'one warning and one failure');
   });
 

@@ -25,6 +25,8 @@ export interface DsnRecipient {
   remoteMta?: string;
   /** §2.3.7 Last-Attempt-Date. */
   lastAttempt: Date;
+  /** §2.3.8 Will-Retry-Until: for a delayed recipient, when we give up. */
+  willRetryUntil?: Date;
 }
 
 export interface DsnInput {
@@ -144,6 +146,8 @@ export function deliveryStatus(input: DsnInput): string {
     const diag = diagnosticCode(r.reply);
     if (diag) b.push(`Diagnostic-Code: ${diag}`);
     b.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttempt)}`);
+    if (r.action === 'delayed' && r.willRetryUntil)
+      b.push(`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`);
     blocks.push(b);
   }
   return blocks.map((b) => b.join('\r\n')).join('\r\n\r\n');

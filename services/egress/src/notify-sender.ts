@@ -139,6 +139,7 @@ async function sendDsn(
       reply: r.reply,
       remoteMta: r.host && !isLocalReply(r.reply) ? r.host : undefined,
       lastAttempt: new Date(now),
+      willRetryUntil: new Date(arrivalOf(env).getTime() + deps.config.bus.queueLifetime * 1000),
     });
   }
   if (reported.length === 0) return;
