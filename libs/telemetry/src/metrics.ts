@@ -39,6 +39,8 @@ export interface Metrics {
   readonly deliveryRepeats: Counter<'reason'>;
   /** Ledger entries the server lost and the egress wrote again from memory (a duplicate avoided). */
   readonly ledgerRestored: Counter;
+  /** Delivery status notifications (and forward-failure notices) the egress queued, by action. */
+  readonly dsnsQueued: Counter<'action'>;
   /** Times a stage held a message because the next stream was full (backpressure), by stage. */
   readonly backpressureWaits: Counter<'stage'>;
   /** Outbound TLS sessions by policy (dane, mta-sts, none) and result (success or a TLS-RPT failure type, RFC 8460 §4.3). */
@@ -201,6 +203,12 @@ export function createMetrics(): Metrics {
     ledgerRestored: new Counter({
       name: 'sluice_ledger_restored_total',
       help: 'Ledger entries lost by the server and written again by the egress (duplicates avoided).',
+      registers,
+    }),
+    dsnsQueued: new Counter({
+      name: 'sluice_dsns_queued_total',
+      help: 'Recipients reported in DSNs (and forward-failure notices) the egress queued, by action.',
+      labelNames: ['action'],
       registers,
     }),
     backpressureWaits: new Counter({
