@@ -121,6 +121,11 @@ async function intake(
     const error = smtpError(read.found.kind === 'LF' ? 'bareLf' : 'bareCr');
     return { ok: false, error, reason: `bare-${read.found.kind.toLowerCase()}`, disconnect: true };
   }
+  if (read.kind === 'bad-content') {
+    noteSize(read.bytes);
+    const error = smtpError(read.found === 'nul' ? 'nulInBody' : 'lineTooLong');
+    return { ok: false, error, reason: read.found, disconnect: read.found === 'nul' };
+  }
   const body = read.body;
   noteSize(body.length);
   const receivedAt = new Date();

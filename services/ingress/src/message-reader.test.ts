@@ -37,3 +37,24 @@ describe('readMessage', () => {
     if (r.kind === 'ok') assert.equal(r.body.length, 0);
   });
 });
+
+describe('readMessage: content the MX refuses', () => {
+  test('a NUL anywhere, the \\r\\n\\0.\\r\\n smuggling form included', async () => {
+    const r = await readMessage(stream('Subject: a\r\n\r\nx\r\n\0.\r\nMAIL FROM:<a@b>\r\n'), 10000);
+    assert.equal(r.kind, 'bad-content');
+    if (r.kind === 'bad-content') assert.equal(r.found, 'nul');
+  });
+
+  test('998 octets per line pass; 999 are refused, also when split across chunks', async () => {
+    const ok = await readMessage(stream('a\r\n\r\n', 'x'.repeat(500), 'x'.repeat(498), '\r\n'), 10000);
+    assert.equal(ok.kind, 'ok');
+    const long = await readMessage(stream('a\r\n\r\n', 'x'.repeat(500), 'x'.repeat(499), '\r\n'), 10000);
+    assert.equal(long.kind, 'bad-content');
+    if (long.kind === 'bad-content') assert.equal(long.found, 'long-line');
+  });
+
+  test('a 1,000,000-octet line is refused without keeping it', async () => {
+    const r = await readMessage(stream('a\r\n\r\n', 'y'.repeat(1_000_000), '\r\n'), 2_000_000);
+    assert.equal(r.kind, 'bad-content');
+  });
+});
