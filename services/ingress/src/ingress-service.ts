@@ -164,6 +164,8 @@ export const ingressService: ServiceDefinition = {
     };
     /** smtp-server's connection of a session, set up by the front before onConnect. */
     const pendingConns = new Map<string, SmtpConnectionHandle>();
+    /** Admission slots by session id: freed when smtp-server closes the session (after STARTTLS the raw socket may never report its close). */
+    const slots = new Map<string, () => void>();
 
     const makeServer = (): SMTPServer => {
       const server: SMTPServer = new SMTPServer({
@@ -203,6 +205,13 @@ export const ingressService: ServiceDefinition = {
           metrics.smtpSessions.inc({ service: 'ingress' });
           log.debug({ client: redact.ip(clientIpOf(session.remoteAddress)), session: session.id }, 'connect');
           cb();
+        },
+
+        onClose(session) {
+          slots.get(session.id)?.();
+          slots.delete(session.id);
+          pendingConns.delete(session.id);
+          sessions.get(session)?.guard?.stop();
         },
 
         onSecure(_socket, session, cb) {
@@ -341,9 +350,10 @@ export const ingressService: ServiceDefinition = {
             metrics.rejected.inc({ stage: 'ingress', reason });
             log.info({ client: redact.ip(ip), reason }, 'connection refused');
           },
-          onSession: (conn) => {
+          onSession: (conn, release) => {
             const c = conn as SmtpConnectionHandle & { id: string };
             pendingConns.set(c.id, c);
+            slots.set(c.id, release);
           },
         });
         await new Promise<void>((resolve, reject) => {
