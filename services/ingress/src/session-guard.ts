@@ -73,7 +73,7 @@ export class SessionGuard {
     const onCommand = c._onCommand.bind(c);
     c._onCommand = (command, callback) => {
       this.clearTimer();
-      const delay = this.errors > limits.softErrors ? (this.errors - limits.softErrors) * 1000 : 0;
+      const delay = this.errors >= limits.softErrors ? (this.errors - limits.softErrors + 1) * 1000 : 0;
       if (delay > 0) setTimeout(() => onCommand(command, callback), delay).unref();
       else onCommand(command, callback);
     };
