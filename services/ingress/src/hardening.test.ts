@@ -403,6 +403,16 @@ describe('parameters and addresses', () => {
   });
 });
 
+describe('quoted local parts (RFC 5321 §4.1.2)', () => {
+  test('"a b"@example.org is accepted at RCPT, with parameters after it', async () => {
+    const c = await session();
+    assert.match(await c.command('MAIL FROM:<"x y"@sender.test> RET=HDRS'), /^250 /);
+    assert.match(await c.command('RCPT TO:<"a b"@example.org> NOTIFY=NEVER'), /^250 /);
+    assert.match(await c.command('RCPT TO:<"un terminated@example.org>'), /^501 /);
+    c.close();
+  });
+});
+
 describe('PROXY protocol', () => {
   test('v1 from a trusted source names the client', async () => {
     const c = await session(proxyPort, Buffer.from('PROXY TCP4 192.0.2.7 192.0.2.1 4000 25\r\n'));

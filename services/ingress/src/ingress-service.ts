@@ -35,6 +35,7 @@ import {
 import { ConnectionLimits, cidrMatcher } from './connection-limits.ts';
 import { type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
 import { type IntakeDeps, receiveMessage, type TransactionContext } from './message-intake.ts';
+import { acceptQuotedLocalParts } from './quoted-paths.ts';
 import {
   checkRecipient,
   encodeLookupRequest,
@@ -193,6 +194,7 @@ export const ingressService: ServiceDefinition = {
           const state: SessionState = { conn, inData: false };
           if (conn) {
             useOwnEnhancedCodes(conn);
+            acceptQuotedLocalParts(conn);
             state.guard = new SessionGuard(conn, sessionLimits, (event) => {
               metrics.rejected.inc({ stage: 'ingress', reason: event });
               log.info(
