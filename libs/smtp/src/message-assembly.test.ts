@@ -35,3 +35,25 @@ describe('assembleMessage', () => {
     assert.throws(() => assembleMessage([{ name: 'Bad Name', value: 'x' }], body), HeaderAssemblyError);
   });
 });
+
+describe('a body without a header section (issue 10)', () => {
+  const received = [{ name: 'Received', value: 'from a by b' }];
+  test('gets an empty line after our headers, never glued to its first line', () => {
+    const out = assembleMessage(received, Buffer.from('just text, no headers\r\n')).toString();
+    assert.equal(out, 'Received: from a by b\r\n\r\njust text, no headers\r\n');
+  });
+  test('a broken first line (no colon) counts as no header section', () => {
+    const out = assembleMessage(received, Buffer.from('Subject without colon\r\n\r\nx\r\n')).toString();
+    assert.equal(out, 'Received: from a by b\r\n\r\nSubject without colon\r\n\r\nx\r\n');
+  });
+  test('a normal header section and an empty one (leading CRLF) are left alone', () => {
+    assert.equal(
+      assembleMessage(received, Buffer.from('Subject: x\r\n\r\nb\r\n')).toString(),
+      'Received: from a by b\r\nSubject: x\r\n\r\nb\r\n',
+    );
+    assert.equal(
+      assembleMessage(received, Buffer.from('\r\nb\r\n')).toString(),
+      'Received: from a by b\r\n\r\nb\r\n',
+    );
+  });
+});

@@ -10,6 +10,12 @@
  * refused here as a last line of defence: stages build headers with
  * headerField (header-field.ts), which refuses them where they are made, and
  * the envelope schema refuses bare CR/LF too.
+ *
+ * A body that does not begin with a header field (no header section, or a
+ * broken one: RFC 5322 §2.2 field-name ":") gets an empty line after the
+ * prepended headers, so our Received is never glued to the body's first line
+ * and that line is never read as a header (issue 10). A body beginning with
+ * CRLF already has its empty header section and is left alone.
  */
 import type { PrependHeader } from '@sluice/proto';
 import { headerFieldProblem } from './header-field.ts';
@@ -29,11 +35,25 @@ export function formatPrependHeaders(prepend: readonly Pick<PrependHeader, 'name
   return Buffer.from(text, 'utf8');
 }
 
-/** The full message: prepended headers (top first), then the body unchanged. */
+/** RFC 5322 §2.2 / §4.5 (obs: WSP before the colon): printable ASCII but ":", then ":". */
+const HEADER_START = /^[\x21-\x39\x3b-\x7e]+[ \t]*:/;
+
+/** Whether the body needs an empty line before it: it starts neither with a header field nor with CRLF. */
+export function needsHeaderSeparation(body: Uint8Array): boolean {
+  if (body.length === 0) return false;
+  if (body[0] === 0x0d && body[1] === 0x0a) return false;
+  const start = Buffer.from(body.buffer, body.byteOffset, Math.min(body.length, 1000)).toString('latin1');
+  return !HEADER_START.test(start);
+}
+
+/** The full message: prepended headers (top first), an empty line if the body has no header section, the body unchanged. */
 export function assembleMessage(
   prepend: readonly Pick<PrependHeader, 'name' | 'value'>[],
   body: Uint8Array,
 ): Buffer {
   const head = formatPrependHeaders(prepend);
-  return Buffer.concat([head, body], head.length + body.length);
+  const parts = needsHeaderSeparation(body) && head.length > 0 ? [head, CRLF, body] : [head, body];
+  return Buffer.concat(parts);
 }
+
+const CRLF = Buffer.from('\r\n');
