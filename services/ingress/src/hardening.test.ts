@@ -443,3 +443,89 @@ describe('PROXY protocol', () => {
     c.close();
   });
 });
+
+describe('greeting delay (early talkers)', () => {
+  test('greetDelay 0 (default) greets at once; with a delay a client talking first gets 421', async () => {
+    const t0 = Date.now();
+    const quick = await RawSmtp.open(port);
+    assert.match(await quick.reply(), /^220 /);
+    assert.ok(Date.now() - t0 < 90, `greeting took ${Date.now() - t0} ms`);
+    quick.close();
+    const delayed = await ingressService.start({ ...ctx, config: config({ greetDelay: 0.3 }) });
+    try {
+      const p = (delayed.info!() as { ports: number[] }).ports[0]!;
+      const early = await RawSmtp.open(p, Buffer.from('EHLO early.test\r\n'));
+      assert.match(await early.reply(), /^421 .*You talk too soon/);
+      early.close();
+      const patient = await RawSmtp.open(p);
+      assert.match(await patient.reply(), /^220 /);
+      patient.close();
+    } finally {
+      await delayed.stop();
+    }
+  });
+});
+
+describe('maximum session time', () => {
+  test('a client that keeps the session busy with NOOPs is cut at maxSessionTime', async () => {
+    const short = await ingressService.start({
+      ...ctx,
+      config: config({ limits: { maxSessionTime: 1, commandTimeout: 5 } }),
+    });
+    try {
+      const c = await session((short.info!() as { ports: number[] }).ports[0]!);
+      let last = '';
+      const started = Date.now();
+      while (!last.startsWith('421') && Date.now() - started < 5000) last = await c.command('NOOP');
+      assert.equal(last, '421 4.4.2 Timeout exceeded, closing connection');
+      await c.whenClosed;
+    } finally {
+      await short.stop();
+    }
+  });
+});
+
+describe('drain on stop', () => {
+  test('idle sessions get 421 at once, new ones 421 4.3.2, a transaction in flight finishes with 250', async () => {
+    const draining = await ingressService.start({ ...ctx, config: config({ drainTimeout: 5 }) });
+    const p = (draining.info!() as { ports: number[] }).ports[0]!;
+    const idle = await session(p);
+    const busy = await session(p);
+    await busy.command('MAIL FROM:<s@sender.test>');
+    await busy.command('RCPT TO:<alice@example.org>');
+    const stopped = draining.stop();
+    assert.match(await idle.reply(), /^421 4\.3\.2 /);
+    const late = await RawSmtp.open(p);
+    assert.equal(await late.reply(), '421 mx.example.org 4.3.2 Service shutting down, try again later');
+    assert.match(await busy.command('DATA'), /^354 /);
+    assert.match(await busy.command(`${MSG}.`), /^250 2\.0\.0 /);
+    assert.match(await busy.reply(), /^421 4\.3\.2 /);
+    await stopped;
+  });
+});
+
+describe('a real client', () => {
+  test('swaks with STARTTLS required delivers; the queued Received says ESMTPS', async () => {
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'swaks',
+        [
+          '--server',
+          `127.0.0.1:${port}`,
+          '--from',
+          's@sender.test',
+          '--to',
+          'alice@example.org',
+          '-tls',
+          '--helo',
+          'swaks.test',
+        ],
+        { timeout: 20_000 },
+        (err, stdout) => (err ? reject(new Error(`${err.message}\n${stdout}`)) : resolve(stdout)),
+      ),
+    );
+    assert.match(out, /<~ {2}250 2\.0\.0 Ok: queued as /);
+    assert.match((await lastQueued()).prepend?.[0]?.value ?? '', /with ESMTPS id /);
+  });
+});
