@@ -15,6 +15,7 @@ import {
   type NatsTestServer,
   type SluiceConfigOptions,
   type SmtpSink,
+  type SmtpSinkOptions,
   startNats,
   startSmtpSink,
   writeSluiceConfig,
@@ -34,8 +35,11 @@ export interface ProcessBed {
   stop(): Promise<void>;
 }
 
-/** Start NATS and the sink and make a temp dir named after `name`. */
-export async function startProcessBed(name: string): Promise<ProcessBed> {
+/** Start NATS and the sink (with `opts.sink`) and make a temp dir named after `name`. */
+export async function startProcessBed(
+  name: string,
+  opts: { sink?: SmtpSinkOptions } = {},
+): Promise<ProcessBed> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-${name}-`));
   const procs: SluiceProcess[] = [];
   let nats: NatsTestServer | undefined;
@@ -48,7 +52,7 @@ export async function startProcessBed(name: string): Promise<ProcessBed> {
   };
   try {
     nats = await startNats();
-    sink = await startSmtpSink({ port: 0 });
+    sink = await startSmtpSink({ port: 0, ...opts.sink });
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,13 @@
 /** @sluice/bus: NATS JetStream transport for Sluice services (see types.ts for the contract). */
 
 export { BACKPRESSURE_FIRST_PAUSE_MS, isFullError } from './backpressure.ts';
-export { BodyUnavailableError, inlineLimit, PAYLOAD_HEADROOM_BYTES } from './body-store.ts';
+export {
+  BodyUnavailableError,
+  inlineLimit,
+  OBJECT_CHUNK_BYTES,
+  PAYLOAD_HEADROOM_BYTES,
+  STREAM_BUFFER_BYTES,
+} from './body-store.ts';
 export { Bus } from './bus.ts';
 export { type BusLog, silentBusLog } from './bus-log.ts';
 export { type BusConfig, busConfigFrom, DEAD_LETTER_RETENTION_MS, defaultBusConfig } from './config.ts';
@@ -14,7 +20,7 @@ export {
   FULL_STREAM_NAK_MS,
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
-export { EVENT_CONTENT } from './event-log.ts';
+export { EVENT_CONTENT, EVENT_WINDOW } from './event-log.ts';
 export {
   assertLedgerKey,
   InvalidLedgerKeyError,
@@ -22,6 +28,14 @@ export {
   ledgerKey,
   legacyLedgerKey,
 } from './ledger.ts';
+export {
+  type NatsOperationCount,
+  type NatsOperationKind,
+  NatsOperations,
+  type NatsOperationsSnapshot,
+  NO_STAGE,
+  sequentialCount,
+} from './nats-operations.ts';
 export {
   type NatsServerHandle,
   type NatsServerOptions,
@@ -33,6 +47,7 @@ export {
 export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
 export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
 export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export { StageBus } from './stage-bus.ts';
 export {
   BYTES_PER_MESSAGE,
   divideStoreBudget,

@@ -11,6 +11,7 @@
  *   delivered maxDeliver times go to the dead-letter stream, never silently away.
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
+import type { Readable } from 'node:stream';
 
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 import type { LedgerHold } from './ledger.ts';
@@ -90,8 +91,19 @@ export type { StoredSnapshot };
 export interface BusClient {
   /** Put a body where it belongs: inline if <= inlineMaxBytes (and fits max_payload), else object store. */
   storeBody(queueId: string, body: Uint8Array): Promise<StoredBody>;
+  /**
+   * Stream a large body into the object store (always the object store, whatever its size):
+   * size, sha256 and 8-bit-ness are computed on the way. If `chunks` throws, nothing is stored
+   * and its error is rethrown.
+   */
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody>;
   /** The body bytes of an envelope (inline passthrough or object-store read with sha256 check). */
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The body as a stream that never holds a large body whole; resolves once the body is known to
+   * exist, and fails (BodyUnavailableError) on a missing object or a size or sha256 mismatch.
+   */
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable>;
   deleteBody(ref: BodyRef): Promise<void>;
   /** With `whileFull`, a full stream holds the caller (backpressure) until room is made or it stops. */
   publishEnvelope(
@@ -113,8 +125,14 @@ export interface BusClient {
   ): RpcServer;
   /** Request/reply with trace headers injected from the active context. Rejects on timeout / no responders. */
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
-  /** Append to the message timeline. Never throws (a lost event is logged, not fatal). */
+  /**
+   * Append to the message timeline without holding the message path: resolves once the event is
+   * handed to NATS (it waits only when too many events await their PubAck, or NATS is down).
+   * Never throws (a lost event is logged and counted, not fatal).
+   */
   recordEvent(event: SluiceEvent): Promise<void>;
+  /** Run one message's handling at this stage as a message path, so its NATS round trips are counted. */
+  messagePath<T>(fn: () => Promise<T>): Promise<T>;
   /** Put raw bytes on the dead-letter stream with the reason. */
   deadLetter(
     stage: StageName,
@@ -130,6 +148,8 @@ export interface BusClient {
    * retried until durable (reconnects, full storage); see ledger.ts.
    */
   ledgerPut(key: string, entry: LedgerEntry, opts?: { hold?: LedgerHold }): Promise<LedgerEntry | null>;
+  /** The largest body that travels inline: min(bus.inlineMaxBytes, max_payload - 64 KiB). */
+  readonly inlineLimit: number;
   /** Dedup index (dedup-index.ts): note a queue id under its ingress dedup id before publishing. */
   noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void;
   /** The queue id the first copy under `msgId` was queued as, seen from the duplicate `queueId`. */

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { findBareNewline } from './bare-newline.ts';
-import { assembleMessage, HeaderAssemblyError } from './message-assembly.ts';
+import {
+  assembleMessage,
+  formatPrependHeaders,
+  HeaderAssemblyError,
+  messageStream,
+} from './message-assembly.ts';
 
 const body = Buffer.from('From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n');
 
@@ -55,5 +61,45 @@ describe('a body without a header section (issue 10)', () => {
       assembleMessage(received, Buffer.from('\r\nb\r\n')).toString(),
       'Received: from a by b\r\n\r\nb\r\n',
     );
+  });
+});
+
+describe('messageStream', () => {
+  test('yields the headers, then the body chunks as they are', async () => {
+    const body = Readable.from([Buffer.from('Subject: s\r\n\r\n'), Buffer.from('line\r\n')]);
+    const out: Buffer[] = [];
+    for await (const c of messageStream(formatPrependHeaders([{ name: 'Received', value: 'x' }]), body)) {
+      out.push(c as Buffer);
+    }
+    assert.equal(Buffer.concat(out).toString(), 'Received: x\r\nSubject: s\r\n\r\nline\r\n');
+    assert.equal(out.length, 3, 'not concatenated');
+  });
+
+  test('a failing body fails the message stream', async () => {
+    const body = new Readable({
+      read() {
+        this.destroy(new Error('sha256 mismatch'));
+      },
+    });
+    await assert.rejects(async () => {
+      for await (const _ of messageStream(Buffer.from('H: v\r\n'), body)) {
+        /* read on */
+      }
+    }, /sha256 mismatch/);
+  });
+});
+
+describe('messageStream: a body without a header section', () => {
+  const collect = async (chunks: string[]) => {
+    const out: Buffer[] = [];
+    const head = formatPrependHeaders([{ name: 'Received', value: 'x' }]);
+    for await (const c of messageStream(head, Readable.from(chunks.map((c) => Buffer.from(c)))))
+      out.push(Buffer.from(c));
+    return Buffer.concat(out).toString();
+  };
+  test('the empty line is added, decided on the first line even when it spans chunks', async () => {
+    assert.equal(await collect(['just ', 'text\r\nmore\r\n']), 'Received: x\r\n\r\njust text\r\nmore\r\n');
+    assert.equal(await collect(['Subj', 'ect: a\r\n\r\nb\r\n']), 'Received: x\r\nSubject: a\r\n\r\nb\r\n');
+    assert.equal(await collect(['no newline at all']), 'Received: x\r\n\r\nno newline at all');
   });
 });

@@ -16,7 +16,13 @@
  * prepended headers, so our Received is never glued to the body's first line
  * and that line is never read as a header (issue 10). A body beginning with
  * CRLF already has its empty header section and is left alone.
+ *
+ * messageStream does the same for a body that is a stream (a large body read
+ * from the object store), so the egress never holds a whole large message:
+ * the headers, then the body's chunks as they come, never concatenated
+ * (with the same empty line, decided on the body's first line).
  */
+import { Readable } from 'node:stream';
 import type { PrependHeader } from '@sluice/proto';
 import { headerFieldProblem } from './header-field.ts';
 
@@ -57,3 +63,41 @@ export function assembleMessage(
 }
 
 const CRLF = Buffer.from('\r\n');
+
+/** The full message as a stream: the formatted prepended headers, then the body's chunks unchanged. */
+export function messageStream(head: Uint8Array, body: Readable): Readable {
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (head.length === 0) {
+      yield* body as AsyncIterable<Uint8Array>;
+      return;
+    }
+    yield head;
+    // Hold the body's start until its first line is seen (or 1000 octets): header or not.
+    const held: Buffer[] = [];
+    let heldBytes = 0;
+    let decided = false;
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      if (decided) {
+        yield chunk;
+        continue;
+      }
+      const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      held.push(b);
+      heldBytes += b.length;
+      if (heldBytes < 1000 && !b.includes(0x0a)) continue;
+      decided = true;
+      const start = Buffer.concat(held);
+      if (needsHeaderSeparation(start)) yield CRLF;
+      yield start;
+    }
+    if (!decided && heldBytes > 0) {
+      const start = Buffer.concat(held);
+      if (needsHeaderSeparation(start)) yield CRLF;
+      yield start;
+    }
+  }
+  const out = Readable.from(chunks(), { objectMode: false });
+  // Whoever stops reading (a refused transaction) releases the body too.
+  out.once('close', () => body.destroy());
+  return out;
+}

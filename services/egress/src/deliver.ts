@@ -7,9 +7,10 @@
  *      is keyed by queue id and recipient, not by part: ledger.ts).
  *   2. Addresses and the EHLO name are checked: nothing with CR, LF or NUL
  *      (or angle brackets, which would end the path) goes into a command.
- *   3. The message is assembled (prepended headers + stored body), the
- *      destination planned (destination.ts) and the candidates tried in
- *      order until one opens a session; the remaining recipients go in
+ *   3. The message is prepared (prepended headers + stored body, streamed:
+ *      outgoing-message.ts), the destination planned (destination.ts) and the candidates tried in
+ *      order until one opens a session (or yields a pooled one: session-pool.ts); the remaining
+ *      recipients go in
  *      transactions of at most 100 (RFC 5321 §4.5.3.1.8: the minimum every
  *      server must accept).
  *   4. Each recipient's outcome: 2xx delivered, 5xx failed, anything else
@@ -35,14 +36,16 @@ import type { Disposition, EnvelopeDelivery, LedgerEntry, LedgerHold } from '@sl
 import { activeTraceFields } from '@sluice/log';
 import { type Envelope, envelopeKey, eventBase } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
-import { assembleMessage, HeaderAssemblyError } from '@sluice/smtp';
+import { HeaderAssemblyError } from '@sluice/smtp';
 import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
 import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
+import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
+import type { SessionPool } from './session-pool.ts';
 import { type RecipientReply, SessionOpenError, SmtpSession } from './smtp-session.ts';
 
 /** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
@@ -55,6 +58,8 @@ export type EgressDeps = Pick<
   dns: DnsLookup;
   /** Port of MX hosts (25; tests point it at a sink). */
   mxPort?: number;
+  /** Sessions kept open per destination for the next message (session-pool.ts); none: one per delivery. */
+  sessions?: SessionPool;
   now?: () => number;
   /** This process' held ledger writes and recent deliveries (default: one per process). */
   held?: HeldOutcomes;
@@ -178,10 +183,13 @@ async function attempt(
   }
   if (sendable.length === 0) return { results };
 
-  let body: Uint8Array;
+  let message: OutgoingMessage;
   try {
-    body = await deps.bus.loadBody(env, d.inlineBody);
+    message = await outgoingMessage(env, d.inlineBody, deps.bus);
   } catch (err) {
+    if (err instanceof HeaderAssemblyError) {
+      return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
+    }
     log.error({ err }, 'message body could not be loaded: retrying later');
     return {
       disposition: {
@@ -190,13 +198,6 @@ async function attempt(
         reason: `body unavailable: ${(err as Error).message}`,
       },
     };
-  }
-  let message: Buffer;
-  try {
-    message = assembleMessage(env.prepend, body);
-  } catch (err) {
-    if (!(err instanceof HeaderAssemblyError)) throw err;
-    return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
   }
 
   const plan = await destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort });
@@ -228,7 +229,8 @@ async function attempt(
   for (const candidate of plan.candidates) {
     let session: SmtpSession;
     try {
-      session = await SmtpSession.open(candidate, sessionOptions);
+      session = await (deps.sessions?.acquire(candidate, sessionOptions) ??
+        SmtpSession.open(candidate, sessionOptions));
     } catch (err) {
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
       log.info(
@@ -237,8 +239,10 @@ async function attempt(
       );
       continue;
     }
+    let clean = false;
     try {
       const replies = await transact(session, env.mailFrom.address, sendable, message);
+      clean = replies.every((r) => r.code >= 200 && r.code < 300);
       for (const r of replies) {
         results.push({
           address: r.address,
@@ -249,7 +253,8 @@ async function attempt(
         });
       }
     } finally {
-      session.close();
+      if (deps.sessions) deps.sessions.release(session, clean);
+      else session.close();
     }
     return { results };
   }
@@ -265,9 +270,9 @@ async function transact(
   session: SmtpSession,
   from: string,
   to: string[],
-  message: Buffer,
+  message: OutgoingMessage,
 ): Promise<RecipientReply[]> {
-  const eightBit = message.some((b) => b > 0x7f);
+  const eightBit = message.eightBit;
   const out: RecipientReply[] = [];
   for (let i = 0; i < to.length; i += RECIPIENTS_PER_TRANSACTION) {
     const batch = to.slice(i, i + RECIPIENTS_PER_TRANSACTION);

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -281,6 +282,72 @@ describe('delivery over SMTP to a transport', () => {
       entry!.reply,
       /^554 5\.4\.7 \(sluice\) delivery time expired after 1 day; last reply: 451 4\.4\.1 /,
     );
+  });
+});
+
+describe('large bodies streamed from the object store', () => {
+  async function* chunksOf(body: Buffer, size: number): AsyncGenerator<Uint8Array> {
+    for (let pos = 0; pos < body.length; pos += size) yield body.subarray(pos, pos + size);
+  }
+
+  async function objectPart(route: Route, recipients: string[], body: Buffer, sha256?: string) {
+    const id = newQueueId();
+    const stored = await bus.storeBodyStream(id, chunksOf(body, 64 * 1024));
+    assert.equal(stored.ref.kind, 'object');
+    const envelope = parseEnvelope({
+      v: 1,
+      id,
+      partId: `${id}-1`,
+      receivedAt: new Date().toISOString(),
+      source: 'mx',
+      receivedBy: 'mx.example.org',
+      client: { ip: '192.0.2.1', helo: 'client.test' },
+      mailFrom: { address: 'sender@sender.test' },
+      recipients: recipients.map((a) => ({ address: a, original: a })),
+      route,
+      body: sha256 ? { ...stored.ref, sha256 } : stored.ref,
+      prepend: [RECEIVED],
+    });
+    return { envelope };
+  }
+
+  test('150 recipients: two transactions, each streaming the 3 MB body; dot-stuffing and 8BITMIME intact', async () => {
+    const s = await sink();
+    const lines: string[] = ['From: a@sender.test', 'Subject: große Nachricht', ''];
+    for (let i = 0, length = 0; length < 3 * 1024 * 1024; i++) {
+      const line =
+        i % 100 === 0 ? '.a line that starts with a dot' : i % 7 === 0 ? '..' : `line ${i} ${'x'.repeat(60)}`;
+      lines.push(line);
+      length += line.length + 2;
+    }
+    const body = Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8');
+    const to = Array.from({ length: 150 }, (_, i) => `r${i}@forward.test`);
+    const part = await objectPart(transport(s.port), to, body);
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    const msgs = await s.waitFor(2);
+    const expected = createHash('sha256')
+      .update(Buffer.concat([Buffer.from(`Received: ${RECEIVED.value}\r\n`), body]))
+      .digest('hex');
+    assert.deepEqual(
+      msgs.map((m) => [m.rcptTo.length, m.sha256, m.mailParams['BODY']]),
+      [
+        [100, expected, '8BITMIME'],
+        [50, expected, '8BITMIME'],
+      ],
+    );
+  });
+
+  test('a body that does not match its envelope: the transaction is cut before the final dot, nothing delivered, deferred', async () => {
+    const s = await sink();
+    const body = Buffer.from(`Subject: tampered\r\n\r\n${'t'.repeat(78)}\r\n`.repeat(5000));
+    const part = await objectPart(transport(s.port), ['victim@forward.test'], body, '0'.repeat(64));
+    const disposition = await deliverPart(delivery(part), deps);
+    assert.equal(disposition.kind, 'retry');
+    const [ev] = eventsOf(part.envelope);
+    assert.equal(ev?.outcome, 'deferred');
+    assert.match(ev?.reply ?? '', /^451 4\.3\.0 \(sluice\) message body could not be read: .*sha256/);
+    assert.equal(s.messages.length, 0, 'the remote never got a complete message');
+    assert.equal(await ledgerOf(part.envelope, 'victim@forward.test'), null);
   });
 });
 

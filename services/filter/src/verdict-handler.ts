@@ -1,7 +1,7 @@
 /**
  * One before-queue verdict request, end to end: decode the envelope the
  * ingress sent (proto codec; invalid bytes are refused, not guessed at), load
- * the body (inline or from the object store), compute the verdict, record it
+ * the body (inline, or streamed from the object store), compute the verdict, record it
  * on the message timeline, and answer the FilterReply as JSON.
  *
  * A request that cannot be answered (bad envelope, body missing, a failure
@@ -13,6 +13,7 @@ import type { BusClient, RpcRequest } from '@sluice/bus';
 import type { Logger } from '@sluice/log';
 import { decodeEnvelope, eventBase, type FilterReply, filterReplySchema } from '@sluice/proto';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
+import { authenticationSource } from './message-source.ts';
 import { computeVerdict, type VerdictDeps } from './verdict.ts';
 
 export interface VerdictHandlerDeps extends VerdictDeps {
@@ -35,7 +36,12 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
     { attributes: { 'sluice.queue_id': envelope.id, 'sluice.message.size': envelope.body.size } },
     async (span) => {
       const started = performance.now();
-      const body = await deps.bus.loadBody(envelope, inline);
+      // A large body is streamed through the checks (DKIM hashes it as it passes), never held
+      // whole; unsigned, only its header section is read (message-source.ts).
+      const body =
+        envelope.body.kind === 'object'
+          ? await authenticationSource(await deps.bus.openBody(envelope))
+          : await deps.bus.loadBody(envelope, inline);
       const reply = await computeVerdict(envelope, body, deps);
       const { verdict, auth } = reply;
       span.setAttributes({

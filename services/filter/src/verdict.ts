@@ -10,6 +10,7 @@
  * the contract. The reply carries the Authentication-Results header for the
  * ingress to prepend; the body itself is never changed.
  */
+import type { Readable } from 'node:stream';
 import type { Envelope, FilterReply } from '@sluice/proto';
 import { type AuthenticationInput, authenticateMessage } from './authentication.ts';
 import type { DnsResolve } from './dns-resolver.ts';
@@ -23,7 +24,7 @@ export interface VerdictDeps {
 
 export async function computeVerdict(
   env: Envelope,
-  body: Uint8Array,
+  body: Uint8Array | Readable,
   deps: VerdictDeps,
 ): Promise<FilterReply> {
   const input: AuthenticationInput = {

@@ -42,4 +42,12 @@ export {
   startSmtpSink,
 } from './smtp-sink.ts';
 export { collectStage, stageAcks } from './stage-probes.ts';
+export {
+  type HashedMessage,
+  type HashingSmtpSink,
+  type StreamedMailOptions,
+  type StreamedMailResult,
+  sendStreamedMail,
+  startHashingSmtpSink,
+} from './streamed-mail.ts';
 export { type Probed, type WaitUntilOptions, waitUntil } from './wait-until.ts';
