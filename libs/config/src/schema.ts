@@ -425,6 +425,104 @@ export const configSchema = z
           .default(300)
           .describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
         maxClients: z.number().int().min(1).default(1000).describe('Concurrent SMTP sessions per process.'),
+        greetDelay: z
+          .number()
+          .min(0)
+          .max(30)
+          .default(0)
+          .describe(
+            'Seconds to wait before the greeting; a client talking before it gets 421 (early-talker check). 0: greet at once (trusted networks always are).',
+          ),
+        trustedNetworks: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'CIDRs exempt from the greeting delay and the per-client connection limits (e.g. 10.0.0.0/8).',
+          ),
+        proxyFrom: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'CIDRs of load balancers whose connections start with a PROXY protocol v1 or v2 header; from anywhere else a PROXY header is refused.',
+          ),
+        tls: z
+          .object({
+            certFile: z
+              .string()
+              .optional()
+              .describe('PEM certificate chain for STARTTLS; reloaded when the file changes.'),
+            keyFile: z
+              .string()
+              .optional()
+              .describe('PEM private key for STARTTLS; reloaded when the file changes.'),
+            selfSigned: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Without certFile/keyFile: generate a self-signed certificate at first start in generatedDir.',
+              ),
+            generatedDir: z
+              .string()
+              .default('.sluice/tls')
+              .describe('Where the self-signed certificate is kept.'),
+          })
+          .strict()
+          .default({ selfSigned: false, generatedDir: '.sluice/tls' })
+          .describe('STARTTLS (RFC 3207), TLS 1.2 or later. Without a certificate STARTTLS is not offered.'),
+        limits: z
+          .object({
+            perIp: z.number().int().min(1).default(20).describe('Concurrent sessions per client IP address.'),
+            perNet: z
+              .number()
+              .int()
+              .min(1)
+              .default(60)
+              .describe('Concurrent sessions per client IPv4 /24 or IPv6 /64.'),
+            softErrors: z
+              .number()
+              .int()
+              .min(1)
+              .default(3)
+              .describe(
+                'Errors in a session after which every further error reply is delayed (1 s, growing).',
+              ),
+            hardErrors: z
+              .number()
+              .int()
+              .min(1)
+              .default(20)
+              .describe('Errors in a session before 421 4.7.0 and disconnect.'),
+            unknownRecipients: z
+              .number()
+              .int()
+              .min(1)
+              .default(20)
+              .describe('Unknown recipients in a session before 421 4.7.0 and disconnect.'),
+            commandTimeout: seconds
+              .default(300)
+              .describe(
+                'A whole command must arrive within this many seconds of our last reply (trickling does not reset it).',
+              ),
+            dataTimeout: seconds
+              .default(600)
+              .describe('The whole message content must arrive within this many seconds.'),
+            maxSessionTime: seconds.default(1800).describe('Longest SMTP session, seconds; then 421 4.4.2.'),
+          })
+          .strict()
+          .default({
+            perIp: 20,
+            perNet: 60,
+            softErrors: 3,
+            hardErrors: 20,
+            unknownRecipients: 20,
+            commandTimeout: 300,
+            dataTimeout: 600,
+            maxSessionTime: 1800,
+          })
+          .describe('Per-client and per-session limits of the MX (per replica).'),
+        drainTimeout: seconds
+          .default(30)
+          .describe('On SIGTERM: how long sessions in a transaction may take to finish before they are cut.'),
         maxBodyBytesInFlight: z
           .number()
           .int()
@@ -443,6 +541,21 @@ export const configSchema = z
         lookupTimeout: 5,
         socketTimeout: 300,
         maxClients: 1000,
+        greetDelay: 0,
+        trustedNetworks: [],
+        proxyFrom: [],
+        tls: { selfSigned: false, generatedDir: '.sluice/tls' },
+        limits: {
+          perIp: 20,
+          perNet: 60,
+          softErrors: 3,
+          hardErrors: 20,
+          unknownRecipients: 20,
+          commandTimeout: 300,
+          dataTimeout: 600,
+          maxSessionTime: 1800,
+        },
+        drainTimeout: 30,
         maxBodyBytesInFlight: 256 * 1024 * 1024,
       })
       .describe('The MX: SMTP from the internet.'),
@@ -504,9 +617,30 @@ export const configSchema = z
           .enum(['=', '+', '-'])
           .default('=')
           .describe('Character after SRS0/SRS1 (postsrsd -a, default "=").'),
+        bounceLimit: z
+          .object({
+            perDomain: z
+              .number()
+              .int()
+              .min(0)
+              .default(100)
+              .describe('Bounces accepted per original-sender domain per window; 0: no limit.'),
+            windowSeconds: z.number().int().min(1).default(60).describe('The window, seconds.'),
+          })
+          .strict()
+          .default({ perDomain: 100, windowSeconds: 60 })
+          .describe(
+            'Rate limit on bounces to our SRS addresses, per original-sender domain, in memory per resolver replica (R replicas: up to R x perDomain); over it RCPT gets 451 4.3.0.',
+          ),
       })
       .strict()
-      .default({ secrets: [], maxAgeDays: 21, hashLength: 4, separator: '=' })
+      .default({
+        secrets: [],
+        maxAgeDays: 21,
+        hashLength: 4,
+        separator: '=',
+        bounceLimit: { perDomain: 100, windowSeconds: 60 },
+      })
       .describe(
         'Sender Rewriting Scheme for forwards (postsrsd-compatible); the resolver reverses bounces to SRS addresses.',
       ),

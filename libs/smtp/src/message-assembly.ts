@@ -11,9 +11,16 @@
  * headerField (header-field.ts), which refuses them where they are made, and
  * the envelope schema refuses bare CR/LF too.
  *
+ * A body that does not begin with a header field (no header section, or a
+ * broken one: RFC 5322 §2.2 field-name ":") gets an empty line after the
+ * prepended headers, so our Received is never glued to the body's first line
+ * and that line is never read as a header (issue 10). A body beginning with
+ * CRLF already has its empty header section and is left alone.
+ *
  * messageStream does the same for a body that is a stream (a large body read
  * from the object store), so the egress never holds a whole large message:
- * the headers, then the body's chunks as they come, never concatenated.
+ * the headers, then the body's chunks as they come, never concatenated
+ * (with the same empty line, decided on the body's first line).
  */
 import { Readable } from 'node:stream';
 import type { PrependHeader } from '@sluice/proto';
@@ -34,20 +41,60 @@ export function formatPrependHeaders(prepend: readonly Pick<PrependHeader, 'name
   return Buffer.from(text, 'utf8');
 }
 
-/** The full message: prepended headers (top first), then the body unchanged. */
+/** RFC 5322 §2.2 / §4.5 (obs: WSP before the colon): printable ASCII but ":", then ":". */
+const HEADER_START = /^[\x21-\x39\x3b-\x7e]+[ \t]*:/;
+
+/** Whether the body needs an empty line before it: it starts neither with a header field nor with CRLF. */
+export function needsHeaderSeparation(body: Uint8Array): boolean {
+  if (body.length === 0) return false;
+  if (body[0] === 0x0d && body[1] === 0x0a) return false;
+  const start = Buffer.from(body.buffer, body.byteOffset, Math.min(body.length, 1000)).toString('latin1');
+  return !HEADER_START.test(start);
+}
+
+/** The full message: prepended headers (top first), an empty line if the body has no header section, the body unchanged. */
 export function assembleMessage(
   prepend: readonly Pick<PrependHeader, 'name' | 'value'>[],
   body: Uint8Array,
 ): Buffer {
   const head = formatPrependHeaders(prepend);
-  return Buffer.concat([head, body], head.length + body.length);
+  const parts = needsHeaderSeparation(body) && head.length > 0 ? [head, CRLF, body] : [head, body];
+  return Buffer.concat(parts);
 }
+
+const CRLF = Buffer.from('\r\n');
 
 /** The full message as a stream: the formatted prepended headers, then the body's chunks unchanged. */
 export function messageStream(head: Uint8Array, body: Readable): Readable {
   async function* chunks(): AsyncGenerator<Uint8Array> {
-    if (head.length > 0) yield head;
-    yield* body as AsyncIterable<Uint8Array>;
+    if (head.length === 0) {
+      yield* body as AsyncIterable<Uint8Array>;
+      return;
+    }
+    yield head;
+    // Hold the body's start until its first line is seen (or 1000 octets): header or not.
+    const held: Buffer[] = [];
+    let heldBytes = 0;
+    let decided = false;
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      if (decided) {
+        yield chunk;
+        continue;
+      }
+      const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      held.push(b);
+      heldBytes += b.length;
+      if (heldBytes < 1000 && !b.includes(0x0a)) continue;
+      decided = true;
+      const start = Buffer.concat(held);
+      if (needsHeaderSeparation(start)) yield CRLF;
+      yield start;
+    }
+    if (!decided && heldBytes > 0) {
+      const start = Buffer.concat(held);
+      if (needsHeaderSeparation(start)) yield CRLF;
+      yield start;
+    }
   }
   const out = Readable.from(chunks(), { objectMode: false });
   // Whoever stops reading (a refused transaction) releases the body too.
