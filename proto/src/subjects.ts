@@ -84,6 +84,8 @@ export const queueGroups = {
 export const buckets = {
   /** Egress ledger: one key per (queue id, final recipient) delivered or failed for good. */
   deliveryLedger: 'sluice_delivery_ledger',
+  /** Filter greylisting: one key per (client network, sender, recipient) triplet, shared by all replicas. */
+  greylist: 'sluice_greylist',
 } as const;
 
 export const objectStores = {
@@ -99,4 +101,6 @@ export const headerNames = {
   deadReason: 'Sluice-Dead-Reason',
   deadStage: 'Sluice-Dead-Stage',
   contentType: 'Sluice-Content',
+  /** On an RPC request: the requester's deadline, epoch milliseconds; the server stops working after it. */
+  deadline: 'Sluice-Deadline',
 } as const;

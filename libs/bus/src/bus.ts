@@ -28,6 +28,7 @@ import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
 import { recordEvent } from './event-log.ts';
+import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
 import { ledgerGet, ledgerPut } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
@@ -56,6 +57,7 @@ export class Bus implements BusClient {
   #jsm: Promise<JetStreamManager> | null = null;
   #bodies: Promise<ObjectStore> | null = null;
   #ledger: Promise<KV> | null = null;
+  #greylist: Promise<KV> | null = null;
   readonly #stoppables = new Set<{ stop(): Promise<void> }>();
   #closing: Promise<void> | null = null;
 
@@ -177,6 +179,26 @@ export class Bus implements BusClient {
 
   async ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
     await ledgerPut(await this.#ledgerBucket(), key, entry);
+  }
+
+  #greylistBucket(): Promise<KV> {
+    this.#greylist ??= new Kvm(this.js).open(buckets.greylist).catch((err) => {
+      this.#greylist = null;
+      throw err;
+    });
+    return this.#greylist;
+  }
+
+  async greylistGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return greylistGet(await this.#greylistBucket(), key);
+  }
+
+  async greylistCreate(key: string, value: string): Promise<boolean> {
+    return greylistCreate(await this.#greylistBucket(), key, value);
+  }
+
+  async greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return greylistUpdate(await this.#greylistBucket(), key, value, revision);
   }
 
   /** Whether the connection is up now (readiness). */

@@ -229,6 +229,9 @@ async function applyDiff(
   }
 }
 
+/** Size cap of the greylist bucket (~1M triplets of ~200 bytes); a full bucket refuses new triplets (the filter then accepts). */
+const GREYLIST_MAX_BYTES = 256 * 1024 * 1024;
+
 /**
  * JetStream answers that mean "not yet" while a cluster forms (meta leader
  * election, peers still joining) — as when NATS pods and Sluice pods start
@@ -289,6 +292,31 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     jsm,
     kvStream,
     { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas, max_msgs_per_subject: 1 },
+    report,
+    log,
+  );
+
+  // Greylist triplets (filter): an entry lives greylistTtlMs after its last write (auto-allow window).
+  const greyStream = `KV_${buckets.greylist}`;
+  if (!(await streamExists(jsm, greyStream))) {
+    await new Kvm(js).create(buckets.greylist, {
+      history: 1,
+      ttl: cfg.greylistTtlMs,
+      replicas: cfg.replicas,
+      storage: 'file',
+      max_bytes: GREYLIST_MAX_BYTES,
+    });
+    report.created.push(`kv ${buckets.greylist}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    greyStream,
+    {
+      max_age: nanos(cfg.greylistTtlMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      max_bytes: GREYLIST_MAX_BYTES,
+    },
     report,
     log,
   );

@@ -99,6 +99,10 @@ export interface BusClient {
   /** Delivery ledger (egress): get returns null when absent. put must be durable before it resolves. */
   ledgerGet(key: string): Promise<LedgerEntry | null>;
   ledgerPut(key: string, entry: LedgerEntry): Promise<void>;
+  /** Greylist triplets (filter), compare-and-set: get null when absent; create false when present; update false on a lost race. */
+  greylistGet(key: string): Promise<{ value: string; revision: number } | null>;
+  greylistCreate(key: string, value: string): Promise<boolean>;
+  greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
 }

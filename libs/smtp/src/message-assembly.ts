@@ -11,7 +11,7 @@
  * headerField (header-field.ts), which refuses them where they are made, and
  * the envelope schema refuses bare CR/LF too.
  */
-import type { PrependHeader } from '@sluice/proto';
+import type { HeaderRemoval, PrependHeader } from '@sluice/proto';
 import { headerFieldProblem } from './header-field.ts';
 
 export class HeaderAssemblyError extends Error {
@@ -29,11 +29,63 @@ export function formatPrependHeaders(prepend: readonly Pick<PrependHeader, 'name
   return Buffer.from(text, 'utf8');
 }
 
-/** The full message: prepended headers (top first), then the body unchanged. */
+/**
+ * The full message: prepended headers (top first), then the body — unchanged
+ * except for the header fields `remove` names (envelope removeHeaders: e.g.
+ * forged Authentication-Results, RFC 8601 §5), which are left out. The stored
+ * body itself is never modified.
+ */
 export function assembleMessage(
   prepend: readonly Pick<PrependHeader, 'name' | 'value'>[],
   body: Uint8Array,
+  remove: readonly Pick<HeaderRemoval, 'name' | 'index'>[] = [],
 ): Buffer {
   const head = formatPrependHeaders(prepend);
-  return Buffer.concat([head, body], head.length + body.length);
+  const rest = remove.length > 0 ? withoutHeaderFields(body, remove) : body;
+  return Buffer.concat([head, rest], head.length + rest.length);
+}
+
+/**
+ * The body with the named header fields left out. A field is its first line
+ * and the folded lines after it (RFC 5322 §2.2.3); the header block ends at
+ * the first empty line (§2.1). Only the header block is touched.
+ */
+export function withoutHeaderFields(
+  body: Uint8Array,
+  remove: readonly Pick<HeaderRemoval, 'name' | 'index'>[],
+): Uint8Array {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const end = headerBlockEnd(buf);
+  const drop = new Set(remove.map((r) => `${r.name.toLowerCase()}\0${r.index}`));
+  const seen = new Map<string, number>();
+  const kept: Buffer[] = [];
+  let pos = 0;
+  while (pos < end) {
+    // One field: up to a CRLF not followed by whitespace (a fold), or the block end.
+    let next = pos;
+    for (;;) {
+      const lf = buf.indexOf(0x0a, next);
+      if (lf < 0 || lf + 1 >= end) {
+        next = end;
+        break;
+      }
+      next = lf + 1;
+      if (buf[next] !== 0x20 && buf[next] !== 0x09) break;
+    }
+    const colon = buf.indexOf(0x3a, pos);
+    const name = colon > pos && colon < next ? buf.toString('latin1', pos, colon).trim().toLowerCase() : '';
+    const n = seen.get(name) ?? 0;
+    seen.set(name, n + 1);
+    if (!(name && drop.has(`${name}\0${n}`))) kept.push(buf.subarray(pos, next));
+    pos = next;
+  }
+  kept.push(buf.subarray(end));
+  return Buffer.concat(kept);
+}
+
+/** Offset just past the header block's last field (the empty line stays with the body). */
+function headerBlockEnd(buf: Buffer): number {
+  if (buf[0] === 0x0d && buf[1] === 0x0a) return 0;
+  const i = buf.indexOf('\r\n\r\n');
+  return i < 0 ? buf.length : i + 2;
 }

@@ -182,7 +182,7 @@ async function attempt(
   }
   let message: Buffer;
   try {
-    message = assembleMessage(env.prepend, body);
+    message = assembleMessage(env.prepend, body, env.removeHeaders);
   } catch (err) {
     if (!(err instanceof HeaderAssemblyError)) throw err;
     return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };

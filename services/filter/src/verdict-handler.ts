@@ -4,6 +4,12 @@
  * the body (inline or from the object store), compute the verdict, record it
  * on the message timeline, and answer the FilterReply as JSON.
  *
+ * The request carries the ingress' deadline (headerNames.deadline, epoch ms):
+ * a request that arrives after it is dropped unanswered-for (nobody waits),
+ * and the engines and SPF are bounded by the time left. The timeline event is
+ * written off the reply path: the reply goes out first, the event follows
+ * (recordEvent never throws; a lost event is logged by the bus).
+ *
  * A request that cannot be answered (bad envelope, body missing, a failure
  * inside the checks) throws: the bus answers an RPC error and the ingress
  * replies 451 4.3.0, so the client retries later. Nothing is accepted without
@@ -11,7 +17,7 @@
  */
 import type { BusClient, RpcRequest } from '@sluice/bus';
 import type { Logger } from '@sluice/log';
-import { decodeEnvelope, eventBase, type FilterReply, filterReplySchema } from '@sluice/proto';
+import { decodeEnvelope, eventBase, type FilterReply, filterReplySchema, headerNames } from '@sluice/proto';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
 import { computeVerdict, type VerdictDeps } from './verdict.ts';
 
@@ -35,8 +41,13 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
     { attributes: { 'sluice.queue_id': envelope.id, 'sluice.message.size': envelope.body.size } },
     async (span) => {
       const started = performance.now();
+      const deadline = requestDeadline(req.headers);
+      if (Date.now() >= deadline) throw new Error('request arrived after its deadline: nobody waits for it');
       const body = await deps.bus.loadBody(envelope, inline);
-      const reply = await computeVerdict(envelope, body, deps);
+      const left = deadline - Date.now();
+      const limit = Math.min(deps.spfTimeLimitMs ?? left, left - SAFETY_MS);
+      const spfTimeLimitMs = Number.isFinite(limit) ? Math.max(1, limit) : undefined;
+      const reply = await computeVerdict(envelope, body, { ...deps, spfTimeLimitMs }, deadline - SAFETY_MS);
       const { verdict, auth } = reply;
       span.setAttributes({
         'sluice.verdict.action': verdict.action,
@@ -59,7 +70,7 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
         },
         'verdict',
       );
-      await deps.bus.recordEvent({
+      void deps.bus.recordEvent({
         ...eventBase({
           envelope,
           stage: 'filter',
@@ -77,4 +88,14 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
       return encodeFilterReply(reply);
     },
   );
+}
+
+/** Margin kept before the deadline for the reply to travel back, ms. */
+const SAFETY_MS = 200;
+
+/** The requester's deadline, epoch ms; none given: no limit beyond our own timeouts. */
+export function requestDeadline(headers: Record<string, string> | undefined): number {
+  const raw = headers?.[headerNames.deadline];
+  const n = raw ? Number(raw) : Number.NaN;
+  return Number.isFinite(n) && n > 0 ? n : Number.POSITIVE_INFINITY;
 }

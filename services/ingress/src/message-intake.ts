@@ -201,6 +201,8 @@ async function intake(
   ];
   env.verdict = verdict.verdict;
   if (verdict.auth) env.auth = verdict.auth;
+  // Header fields of the body the egress leaves out (forged Authentication-Results, RFC 8601 §5).
+  if (verdict.removeHeaders?.length) env.removeHeaders = verdict.removeHeaders;
 
   const msgId = dedupIds.accepted(env);
   let ack: { seq: number; duplicate: boolean };

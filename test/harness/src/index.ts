@@ -7,6 +7,16 @@ export {
   startDnsServer,
 } from './dns-server.ts';
 export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
+export {
+  CLAMD_BIN,
+  clamdAvailable,
+  EICAR,
+  type EngineProcess,
+  RSPAMD_BIN,
+  rspamdAvailable,
+  startClamd,
+  startRspamd,
+} from './engines.ts';
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
