@@ -90,7 +90,9 @@ describe('computeVerdict', () => {
     assert.equal(reply.verdict.action, 'accept');
     assert.equal(reply.verdict.score, 0);
     assert.equal(reply.auth?.spf, 'pass');
-    assert.deepEqual(reply.auth?.dkim, [{ domain: 'sender.test', result: 'pass', selector: 'sel' }]);
+    assert.deepEqual(reply.auth?.dkim, [
+      { domain: 'sender.test', result: 'pass', selector: 'sel', aligned: true },
+    ]);
     assert.equal(reply.auth?.dmarc, 'pass');
     const names = reply.verdict.rules.map((r) => r.name);
     for (const n of ['AUTH_SPF_PASS', 'AUTH_DKIM_PASS', 'AUTH_DMARC_PASS']) assert.ok(names.includes(n), n);
@@ -110,7 +112,11 @@ describe('computeVerdict', () => {
   test('unsigned message from an IP the SPF record excludes: spf fail, dmarc fail (p=reject)', async () => {
     const body = message();
     const reply = await computeVerdict(envelope(body, '192.0.2.9'), body, deps());
-    assert.equal(reply.verdict.action, 'accept', 'policy comes later; the results are reported');
+    assert.equal(
+      reply.verdict.action,
+      'accept',
+      'without a policy every weight is 0; the results are reported',
+    );
     assert.equal(reply.auth?.spf, 'fail');
     assert.equal(reply.auth?.dmarc, 'fail');
     assert.deepEqual(reply.auth?.dkim, []);
@@ -130,7 +136,7 @@ describe('computeVerdict', () => {
     assert.equal(reply.auth?.dmarc, 'pass', 'SPF alignment still passes DMARC');
   });
 
-  test('DNS that does not answer gives temperror results, not a crash', async () => {
+  test('DNS that does not answer gives temperror results and tempfail, not a crash', async () => {
     const dead = await startDnsServer([]);
     await dead.stop(); // nothing listens on this port any more
     const body = await signed(message());
@@ -138,7 +144,7 @@ describe('computeVerdict', () => {
       authservId: AUTHSERV,
       resolver: createDnsResolver({ servers: [dead.address], timeoutSeconds: 1 }),
     });
-    assert.equal(reply.verdict.action, 'accept');
+    assert.equal(reply.verdict.action, 'tempfail', 'temperror is never pass or fail: 451');
     assert.equal(reply.auth?.spf, 'temperror');
     assert.match(reply.prepend[0]!.value, /spf=temperror/);
   });
