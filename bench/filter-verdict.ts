@@ -16,8 +16,8 @@ import { encodeEnvelope, subjects } from '@sluice/proto';
 import { startDnsServer, startNats, startServiceContext } from '@sluice/test-harness';
 import { envelope, message, sign, testKey } from '../services/filter/src/test-messages.ts';
 
-const TOTAL = Number(process.env['BENCH_VERDICTS'] ?? 400);
-const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
+const TOTAL = 400;
+const CONCURRENCY = 8;
 
 const k1 = testKey('sender.test', 'sel');
 const k2 = testKey('list.test', 'sel2');
