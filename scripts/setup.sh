@@ -21,6 +21,7 @@ if [ "$purpose" = "test" ]; then
   # system services are never used — see the note after the install).
   want[rspamd]=rspamd
   want[clamd]=clamav-daemon
+  want[postsrsd]=postsrsd want[dkimverify]=python3-dkim want[arcverify]=python3-dkim
 fi
 
 missing=()

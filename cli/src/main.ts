@@ -6,6 +6,8 @@
  *   sluice trace QUEUE-ID [--config FILE] [--json]   print a message's timeline
  *   sluice lookup ADDRESS [--config FILE]     where an address goes, and why
  *   sluice sink [--port 2526] [--dir DIR]     a development SMTP sink
+ *   sluice srs forward|reverse ADDRESS        SRS by hand (srs-command.ts)
+ *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
  *
  * Wiring only: each command's logic lives in its own module or library, and
  * is imported when that command runs, so `sluice --help` (and a typo) answer
@@ -35,6 +37,15 @@ async function loadOrExplain(file: string | undefined) {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  // srs and dkim parse their own options, in their own modules (loaded on demand).
+  if (command === 'srs') {
+    process.exitCode = await (await import('./srs-command.ts')).runSrsCommand(rest);
+    return;
+  }
+  if (command === 'dkim') {
+    process.exitCode = await (await import('./dkim-command.ts')).runDkimCommand(rest);
+    return;
+  }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     const topic = command === 'help' ? rest[0] : undefined;
     process.stdout.write(`${topic && isCommand(topic) ? commandHelp(topic) : USAGE}\n`);

@@ -15,6 +15,8 @@ export const USAGE = `usage:
   sluice trace QUEUE-ID [--config FILE] [--json] print a message's timeline
   sluice lookup ADDRESS [--config FILE] [--json] where an address goes, and why
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
+  sluice srs forward|reverse ADDRESS [--config FILE | --domain D --secret-file F]
+  sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
   sluice COMMAND --help                          help on one command
 Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
 

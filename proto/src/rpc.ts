@@ -21,7 +21,16 @@ export const filterReplySchema = z.object({
 });
 export type FilterReply = z.infer<typeof filterReplySchema>;
 
-export const lookupRequestSchema = z.object({ v: z.literal(1), address: z.string().max(512) });
+export const lookupRequestSchema = z.object({
+  v: z.literal(1),
+  address: z.string().max(512),
+  /**
+   * The transaction's MAIL FROM ('' for the null sender), when the lookup is
+   * made for a RCPT: an SRS address accepts only bounces. Absent for
+   * `sluice lookup` (the reversal is shown).
+   */
+  mailFrom: z.string().max(512).optional(),
+});
 export type LookupRequest = z.infer<typeof lookupRequestSchema>;
 
 export const lookupReplySchema = z.object({

@@ -15,3 +15,4 @@ export {
   secretSchema,
   transportSchema,
 } from './schema.ts';
+export { srsDomainOf } from './srs-domain.ts';

@@ -450,6 +450,101 @@ export const configSchema = z
       .strict()
       .default({ concurrency: 32 })
       .describe('The rewriter: SRS, DKIM signing, ARC sealing.'),
+    srs: z
+      .object({
+        domain: z
+          .string()
+          .regex(/^[a-z0-9.-]+$/i, 'a domain name like srs.example.org')
+          .optional()
+          .describe(
+            'Domain of SRS addresses (default: srs.<domains.primary>). Publish SPF for it and an MX pointing to us.',
+          ),
+        secrets: z
+          .array(secretSchema)
+          .default([])
+          .describe(
+            'HMAC secrets (each a secret; >= 16 random bytes): the first signs, all verify (rotation). Empty: no SRS.',
+          ),
+        maxAgeDays: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(21)
+          .describe('SRS addresses older than this many days are refused (postsrsd: 21).'),
+        hashLength: z
+          .number()
+          .int()
+          .min(4)
+          .max(27)
+          .default(4)
+          .describe('Hash characters in SRS addresses (postsrsd -n, default 4).'),
+        separator: z
+          .enum(['=', '+', '-'])
+          .default('=')
+          .describe('Character after SRS0/SRS1 (postsrsd -a, default "=").'),
+      })
+      .strict()
+      .default({ secrets: [], maxAgeDays: 21, hashLength: 4, separator: '=' })
+      .describe(
+        'Sender Rewriting Scheme for forwards (postsrsd-compatible); the resolver reverses bounces to SRS addresses.',
+      ),
+    dkim: z
+      .object({
+        keys: z
+          .array(
+            z
+              .object({
+                domain: z.string().min(1).describe('Signing domain (d=): one of our domains.'),
+                selector: z
+                  .string()
+                  .regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/i, 'a selector like 2026a or rsa1')
+                  .describe('Selector (s=); the public key is published at <selector>._domainkey.<domain>.'),
+                privateKey: secretSchema.describe('PEM private key, RSA (>= 2048 bits) or Ed25519 (secret).'),
+                active: z
+                  .boolean()
+                  .default(true)
+                  .describe('Signs new mail; at most one active key per domain and key type.'),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe('DKIM keys. A domain with an active RSA and an active Ed25519 key gets both signatures.'),
+        headers: z
+          .array(z.string().regex(/^[!-9;-~]+$/, 'a header field name'))
+          .optional()
+          .describe('Header fields to sign (default: docs/dkim.md); From is always signed and over-signed.'),
+        expireDays: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe('x= of signatures, days after signing (0: no x= tag).'),
+        dnsCheckInterval: z
+          .number()
+          .min(0)
+          .default(3600)
+          .describe(
+            'Check active keys against their DNS records every N seconds (0: never); a mismatched key is not used.',
+          ),
+      })
+      .strict()
+      .default({ keys: [], expireDays: 0, dnsCheckInterval: 3600 })
+      .describe('DKIM signing (rsa-sha256 and ed25519-sha256) of mail whose From is one of our domains.'),
+    arc: z
+      .object({
+        domain: z.string().optional().describe('Sealing domain (default: domains.primary).'),
+        selector: z
+          .string()
+          .optional()
+          .describe(
+            'Selector of the dkim.keys entry that seals (default: the active RSA key of the domain).',
+          ),
+        enabled: z.boolean().default(true).describe('Seal forwarded mail when a key is available.'),
+      })
+      .strict()
+      .default({ enabled: true })
+      .describe('ARC sealing (RFC 8617) of forwarded mail.'),
     egress: z
       .object({
         concurrency: z.number().int().min(1).default(32).describe('Deliveries in flight per process.'),
@@ -597,6 +692,29 @@ export const configSchema = z
           message: `domain ${dup} is listed twice — list each domain once (primary or alias)`,
         });
       }
+      // A DKIM key signs only for our domains; a selector is listed once per domain.
+      const dkim = c.dkim as Partial<typeof c.dkim> | undefined;
+      const selectors = new Set<string>();
+      (Array.isArray(dkim?.keys) ? dkim.keys : []).forEach((k, i) => {
+        if (typeof k?.domain !== 'string') return;
+        const domain = k.domain.toLowerCase();
+        if (!ours.includes(domain)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dkim', 'keys', i, 'domain'],
+            message: `${k.domain} is not one of our domains — sign only for ${listed}`,
+          });
+        }
+        const id = `${k.selector}._domainkey.${domain}`;
+        if (selectors.has(id)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dkim', 'keys', i, 'selector'],
+            message: `${id} is listed twice — give each key its own selector`,
+          });
+        }
+        selectors.add(id);
+      });
       // An alias or forward for a domain that is not ours never matches: a typo, caught here.
       const routing = c.routing as Partial<typeof c.routing> | undefined;
       for (const table of ['aliases', 'forwards'] as const) {

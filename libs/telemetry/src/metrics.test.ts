@@ -9,6 +9,7 @@ const SLUICE_METRICS = [
   'sluice_messages_received_total',
   'sluice_messages_rejected_total',
   'sluice_queue_depth',
+  'sluice_rewrites_total',
   'sluice_smtp_sessions_total',
   'sluice_stage_duration_seconds',
   'sluice_stage_processed_total',

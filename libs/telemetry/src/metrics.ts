@@ -25,6 +25,8 @@ export interface Metrics {
   readonly verdicts: Counter<'action'>;
   /** Messages put on the dead-letter stream, by stage. */
   readonly deadLettered: Counter<'stage'>;
+  /** Rewriter steps by outcome: srs (rewritten, hash-only, ...), dkim (signed, unsigned-<reason>), arc (sealed, unsealed). */
+  readonly rewrites: Counter<'step' | 'outcome'>;
   /** SMTP sessions opened, by service (ingress, submission, relay). */
   readonly smtpSessions: Counter<'service'>;
   /** Messages waiting in a work stream (pending + unacknowledged), filled by the runtime. */
@@ -89,6 +91,12 @@ export function createMetrics(): Metrics {
       name: 'sluice_dead_lettered_total',
       help: 'Messages put on the dead-letter stream, by stage.',
       labelNames: ['stage'],
+      registers,
+    }),
+    rewrites: new Counter({
+      name: 'sluice_rewrites_total',
+      help: 'Rewriter steps (srs, dkim, arc) by outcome.',
+      labelNames: ['step', 'outcome'],
       registers,
     }),
     smtpSessions: new Counter({

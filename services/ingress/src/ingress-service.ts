@@ -18,6 +18,7 @@
  * Not yet: STARTTLS (needs certificate config), PROXY protocol, per-IP limits.
  */
 import type { AddressInfo } from 'node:net';
+import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
@@ -89,6 +90,11 @@ export const ingressService: ServiceDefinition = {
     const { config, bus, log, metrics, redact } = ctx;
     const ing = config.ingress;
     const domains = ourDomains(config.domains.primary, config.domains.aliases);
+    // RCPT also takes the SRS domain (bounces to forwarded mail); the resolver decides.
+    const srsDomain = srsDomainOf(config);
+    const rcptDomains = srsDomain
+      ? ourDomains(config.domains.primary, [...config.domains.aliases, srsDomain])
+      : domains;
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
     const intakeDeps: IntakeDeps = {
       bus,
@@ -158,7 +164,7 @@ export const ingressService: ServiceDefinition = {
 
         onRcptTo(address: SMTPServerAddress, session, cb) {
           const detail = { session: session.id, rcpt: redact.address(address.address) };
-          const check = checkRecipient(address.address, domains, {
+          const check = checkRecipient(address.address, rcptDomains, {
             smtputf8: session.envelope.smtpUtf8 === true,
           });
           if (check.kind === 'refuse') return refuse(cb, check.error, check.reason, detail);
@@ -173,7 +179,10 @@ export const ingressService: ServiceDefinition = {
           bus
             .request(
               subjects.resolverLookup,
-              encodeLookupRequest(check.mailbox.address),
+              encodeLookupRequest(
+                check.mailbox.address,
+                session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+              ),
               ing.lookupTimeout * 1000,
             )
             .then(

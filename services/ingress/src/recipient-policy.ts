@@ -87,6 +87,9 @@ export function lookupDecision(answer: { data: Uint8Array } | { error: unknown }
 const encoder = new TextEncoder();
 
 /** The LookupRequest (proto rpc.ts) as JSON. */
-export function encodeLookupRequest(address: string): Uint8Array {
-  return encoder.encode(JSON.stringify({ v: 1, address }));
+export function encodeLookupRequest(address: string, mailFrom?: string): Uint8Array {
+  // The sender lets the resolver accept its SRS addresses for bounces only.
+  return encoder.encode(
+    JSON.stringify(mailFrom === undefined ? { v: 1, address } : { v: 1, address, mailFrom }),
+  );
 }

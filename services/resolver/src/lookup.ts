@@ -14,6 +14,10 @@
  *              it, instead of rejecting mail for an address that exists;
  *   ok       - everything else, with the final targets and their routes.
  *
+ * An address of the SRS domain is answered by its reversal (srs-reverse.ts):
+ * ok with the original sender for a bounce (null sender), unknown with the
+ * reason (forged, expired, not a bounce) otherwise.
+ *
  * `reason` is short and safe to show an SMTP client (no internal addresses);
  * the trail has the detail.
  */
@@ -21,10 +25,27 @@ import type { LookupReply } from '@sluice/proto';
 import { expandRecipient } from './expand.ts';
 import { describeRoute, routeFor } from './route.ts';
 import type { RoutingTable } from './routing-table.ts';
+import { reverseSrsRecipient } from './srs-reverse.ts';
 
-export function lookupAddress(table: RoutingTable, address: string): LookupReply {
+export function lookupAddress(
+  table: RoutingTable,
+  address: string,
+  opts: { mailFrom?: string; now?: Date } = {},
+): LookupReply {
   // RFC 5321 §4.5.1: "Postmaster" without a domain must be accepted.
   const full = /^postmaster$/i.test(address) ? `${address}@${table.primary}` : address;
+  // A bounce to one of our SRS addresses: only for the null sender (srs-reverse.ts).
+  const srs = reverseSrsRecipient(table.srs, full, opts.mailFrom, opts.now);
+  if (srs.kind === 'refused')
+    return { v: 1, result: 'unknown', targets: [], trail: [srs.trail], reason: srs.reason };
+  if (srs.kind === 'reversed') {
+    return {
+      v: 1,
+      result: 'ok',
+      targets: [srs.address],
+      trail: [srs.trail, `${srs.address}: ${describeRoute(routeFor(table, srs.address))}`],
+    };
+  }
   const exp = expandRecipient(table, full);
   const trail = [...exp.trail];
   const targets = exp.targets.map((t) => t.address);

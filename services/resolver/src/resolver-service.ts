@@ -64,7 +64,7 @@ export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply
   }
   const req = lookupRequestSchema.safeParse(raw);
   if (!req.success) throw new Error(`invalid lookup request: ${req.error.issues[0]?.message ?? 'unknown'}`);
-  return lookupAddress(table, req.data.address);
+  return lookupAddress(table, req.data.address, { mailFrom: req.data.mailFrom });
 }
 
 /** The resolve stage's handler for one accepted envelope. */

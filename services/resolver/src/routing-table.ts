@@ -11,8 +11,9 @@
  * domain. A key "@example.org" is the catch-all of that domain: it applies to
  * an address of the domain that has no rule of its own.
  */
-import type { SluiceConfig } from '@sluice/config';
+import { type SluiceConfig, srsDomainOf } from '@sluice/config';
 import { normalizeDomain, parseAddress } from './address.ts';
+import { buildSrsTable, type SrsTable } from './srs-reverse.ts';
 
 export type RoutingRuleKind = 'alias' | 'forward';
 
@@ -42,9 +43,12 @@ export interface RoutingTable {
   relay?: Transport;
   /** Alias expansion depth limit. */
   maxDepth: number;
+  /** The SRS domain and codec, when SRS is on: bounces to its addresses go back (srs-reverse.ts). */
+  srs?: SrsTable;
 }
 
-export type RoutingConfig = Pick<SluiceConfig, 'domains' | 'routing' | 'transports' | 'relay'>;
+export type RoutingConfig = Pick<SluiceConfig, 'domains' | 'routing' | 'transports' | 'relay'> &
+  Partial<Pick<SluiceConfig, 'srs'>>;
 
 export const CONFIG_ALIASES_SOURCE = 'config routing.aliases';
 export const CONFIG_FORWARDS_SOURCE = 'config routing.forwards';
@@ -78,6 +82,9 @@ export function buildRoutingTable(config: RoutingConfig): RoutingTable {
     transports,
     relay,
     maxDepth: config.routing.maxDepth,
+    srs: config.srs
+      ? buildSrsTable({ ...config.srs, domain: srsDomainOf({ srs: config.srs, domains: config.domains }) })
+      : undefined,
   };
 }
 

@@ -22,6 +22,7 @@ import { parseAddress } from './address.ts';
 import { type Expansion, type ExpansionError, expandRecipient } from './expand.ts';
 import { routeFor, routeKey } from './route.ts';
 import type { RoutingTable } from './routing-table.ts';
+import { reverseSrsRecipient } from './srs-reverse.ts';
 
 export interface RoutedTarget {
   address: string;
@@ -40,7 +41,9 @@ export type Hop = Envelope['hops'][number];
 /** Expand every recipient of the envelope and route each target. */
 export function resolveRecipients(table: RoutingTable, envelope: Envelope): RecipientResolution[] {
   return envelope.recipients.map((recipient) => {
-    const expansion = expandRecipient(table, recipient.address);
+    const expansion =
+      srsExpansion(table, recipient.address, envelope.mailFrom.address) ??
+      expandRecipient(table, recipient.address);
     const targets = expansion.targets.map((t) => ({ ...t, route: routeFor(table, t.address) }));
     return { recipient, expansion, targets };
   });
@@ -101,4 +104,25 @@ export function failedBranches(resolutions: RecipientResolution[]): FailedBranch
   return resolutions.flatMap(({ recipient, expansion }) =>
     expansion.errors.map((error) => ({ recipient, error })),
   );
+}
+
+/**
+ * A bounce to one of our SRS addresses as an expansion: its one target is
+ * the reversed address; a refusal (forged, expired since RCPT, not a bounce)
+ * is an "unknown" error, dead-lettered with the reason like any recipient
+ * that stopped resolving after acceptance. Null for other addresses.
+ */
+function srsExpansion(table: RoutingTable, address: string, mailFrom: string): Expansion | null {
+  const srs = reverseSrsRecipient(table.srs, address, mailFrom);
+  if (srs.kind === 'not-srs') return null;
+  const base = { address, ours: true, trail: [srs.trail], sources: ['srs reverse'] };
+  if (srs.kind === 'refused') {
+    return {
+      ...base,
+      targets: [],
+      rulesApplied: 0,
+      errors: [{ kind: 'unknown', address, via: [], message: `${address}: ${srs.reason}` }],
+    };
+  }
+  return { ...base, targets: [{ address: srs.address, via: [address] }], rulesApplied: 1, errors: [] };
 }

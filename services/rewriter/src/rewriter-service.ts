@@ -1,27 +1,56 @@
 /**
  * The rewriter service: consumes the rewrite stream (consumers.rewriter),
- * applies rewriteEnvelope (rewrite.ts: today only the hop; SRS, DKIM and ARC
- * plug in there) and publishes the part to subjects.deliver with the
- * deterministic Nats-Msg-Id dedupIds.deliver(partId) BEFORE acking its input. The
- * 'rewritten' event (the list of changes) is recorded just before the publish,
- * so the timeline reads in order.
+ * applies rewriteEnvelope (rewrite.ts: SRS, header hygiene, the hop), then
+ * signAndSeal (signing.ts: DKIM for our From, ARC for forwards) and
+ * publishes the part to subjects.deliver with the deterministic Nats-Msg-Id
+ * dedupIds.deliver(partId) BEFORE acking its input. The 'rewritten' event
+ * (the list of changes) is recorded just before the publish, so the timeline
+ * reads in order.
  *
- * Trust: holds (later) the SRS secrets and DKIM keys; reads envelopes only
- * from the rewrite stream and writes only to the deliver stream and the
- * timeline.
+ * Start-up fails on bad key configuration, naming the key (rewriter-setup.ts).
+ *
+ * Trust: holds the SRS secrets and DKIM keys; reads envelopes only from the
+ * rewrite stream and writes only to the deliver stream and the timeline.
  */
 import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
 import { consumers, dedupIds, envelopeKey, eventBase, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { monitorPublishedKeys, txtResolver } from './published-keys.ts';
 import { rewriteEnvelope } from './rewrite.ts';
+import { type RewriterSetup, rewriterSetup } from './rewriter-setup.ts';
+import { signAndSeal } from './signing.ts';
 
-export type RewriterDeps = Pick<ServiceContext, 'bus' | 'log' | 'instance'> & { now?: () => Date };
+export type RewriterDeps = Pick<ServiceContext, 'bus' | 'log' | 'instance' | 'metrics'> &
+  Partial<Pick<ServiceContext, 'redact'>> & {
+    now?: () => Date;
+    setup: RewriterSetup;
+  };
 
 /** The rewrite stage's handler for one part. */
 export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Promise<Disposition> {
   const now = deps.now ?? (() => new Date());
-  const { envelope, changes } = rewriteEnvelope(d.envelope, { instance: deps.instance, now });
+  const { setup } = deps;
+  const rewritten = rewriteEnvelope(d.envelope, {
+    instance: deps.instance,
+    now,
+    srs: setup.srs,
+    ourDomains: setup.ourDomains,
+    redactAddress: deps.redact ? (a) => deps.redact!.address(a) : undefined,
+  });
+  let envelope = rewritten.envelope;
+  const changes = [...rewritten.changes];
+  deps.metrics.rewrites.inc({ step: 'srs', outcome: rewritten.srs });
+  const log = deps.log.child({ queueId: envelope.id, partId: envelopeKey(envelope) });
+  if (setup.signing.keyring.keys.length > 0 || setup.signing.arcKey) {
+    const body = await deps.bus.loadBody(envelope, d.inlineBody);
+    const signed = await signAndSeal(envelope, body, { ...setup.signing, now });
+    envelope = signed.envelope;
+    changes.push(...signed.changes);
+    deps.metrics.rewrites.inc({ step: 'dkim', outcome: signed.dkim });
+    deps.metrics.rewrites.inc({ step: 'arc', outcome: signed.arc });
+    for (const w of signed.warnings) log.warn({ dkim: signed.dkim, arc: signed.arc }, w);
+  }
   const key = envelopeKey(envelope);
   await deps.bus.recordEvent({
     ...eventBase({
@@ -37,7 +66,7 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
   await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, {
     msgId: dedupIds.deliver(key),
   });
-  deps.log.debug({ queueId: envelope.id, partId: key, changes }, 'rewritten');
+  log.debug({ changes }, 'rewritten');
   return { kind: 'ack' };
 }
 
@@ -45,15 +74,40 @@ export function createRewriterService(): ServiceDefinition {
   return {
     name: 'rewriter',
     async start(ctx: ServiceContext): Promise<RunningService> {
+      const setup = rewriterSetup(ctx.config);
+      // Active keys are checked against DNS at start and every dkim.dnsCheckInterval seconds.
+      const monitor = monitorPublishedKeys({
+        keys: setup.signing.keyring.keys,
+        resolveTxt: txtResolver(ctx.config.dns.servers, ctx.config.dns.timeout),
+        intervalSeconds: ctx.config.dkim.dnsCheckInterval,
+        onCheck: (c) => {
+          ctx.metrics.rewrites.inc({ step: 'dkim-dns', outcome: c.status });
+          if (c.status === 'match') ctx.log.info({ key: c.key.name }, c.detail);
+          else if (c.status === 'dns-error')
+            ctx.log.warn({ key: c.key.name }, `DKIM key check failed: ${c.detail}`);
+          else ctx.log.error({ key: c.key.name }, `DKIM key set aside (not signing with it): ${c.detail}`);
+        },
+      });
+      if (ctx.config.dkim.dnsCheckInterval > 0) {
+        monitor.checkNow().catch((err: unknown) => ctx.log.warn({ err }, 'DKIM key check failed'));
+      }
+      setup.signing.setAside = monitor.setAside;
       const concurrency = ctx.config.rewriter.concurrency;
       const consumer = ctx.bus.consumeEnvelopes(consumers.rewriter, { concurrency }, async (d) => {
         const t0 = performance.now();
-        const disposition = await rewritePart(d, ctx);
+        const disposition = await rewritePart(d, { ...ctx, setup });
         ctx.metrics.stageProcessed.inc({ stage: 'rewriter', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'rewriter' }, (performance.now() - t0) / 1000);
         return disposition;
       });
-      return { name: 'rewriter', stop: () => consumer.stop(), info: () => ({ concurrency }) };
+      return {
+        name: 'rewriter',
+        async stop() {
+          monitor.stop();
+          await consumer.stop();
+        },
+        info: () => ({ concurrency, ...setup.summary }),
+      };
     },
   };
 }

@@ -20,6 +20,7 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext } from '@sluice/runtime';
+import { Srs } from '@sluice/srs';
 import {
   collectStage,
   type NatsTestServer,
@@ -28,7 +29,7 @@ import {
   startServiceContext,
   waitUntil,
 } from '@sluice/test-harness';
-import { rewriteEnvelope } from './rewrite.ts';
+import { isExternalRoute, rewriteEnvelope } from './rewrite.ts';
 import { rewriterService } from './rewriter-service.ts';
 
 const body = new TextEncoder().encode('Subject: x\r\n\r\nhi\r\n');
@@ -50,17 +51,121 @@ function part(id = newQueueId()): Envelope {
   });
 }
 
+const ours = new Set(['example.org', 'example.com']);
+const srs = new Srs({ domain: 'srs.example.org', secrets: ['k1'] });
+const at = new Date('2026-01-01T00:00:02.000Z');
+const ctx = { instance: 'w1', now: () => at, ourDomains: ours, srs };
+
 describe('rewriteEnvelope', () => {
-  test('appends the hop and changes nothing else (yet)', () => {
+  test('without SRS configured: appends the hop and changes nothing else', () => {
     const env = part();
-    const at = new Date('2026-01-01T00:00:02.000Z');
-    const { envelope, changes } = rewriteEnvelope(env, { instance: 'w1', now: () => at });
+    const { envelope, changes, srs: outcome } = rewriteEnvelope(env, { ...ctx, srs: undefined });
     assert.deepEqual(changes, []);
+    assert.equal(outcome, 'off');
     assert.deepEqual(envelope, {
       ...env,
       hops: [...env.hops, { stage: 'rewriter', instance: 'w1', at: '2026-01-01T00:00:02.000Z' }],
     });
     assert.equal(env.hops.length, 1, 'the input is not mutated');
+  });
+
+  test('an outside forward gets an SRS0 sender that reverses to the original, kept in mailFrom.original', () => {
+    const { envelope, changes, srs: outcome } = rewriteEnvelope(part(), ctx);
+    assert.equal(outcome, 'rewritten');
+    assert.match(
+      envelope.mailFrom.address,
+      /^SRS0=[^=]{4}=[A-Z2-7]{2}=sender\.test=sender@srs\.example\.org$/,
+    );
+    assert.equal(envelope.mailFrom.original, 'sender@sender.test');
+    assert.deepEqual(srs.reverse(envelope.mailFrom.address, at), {
+      ok: true,
+      address: 'sender@sender.test',
+      form: 'SRS0',
+    });
+    assert.deepEqual(changes, [`srs: sender@sender.test -> ${envelope.mailFrom.address}`]);
+  });
+
+  test('an SRS0 sender of another forwarder becomes SRS1 naming that forwarder', () => {
+    const env = { ...part(), mailFrom: { address: 'SRS0=abcd=AB=orig.test=u@fwd.test' } };
+    assert.match(
+      rewriteEnvelope(env, ctx).envelope.mailFrom.address,
+      /^SRS1=[^=]{4}=fwd\.test==abcd=AB=orig\.test=u@srs\.example\.org$/,
+    );
+  });
+
+  test('left alone: the null sender, our own senders, our SRS addresses, mail to internal hosts', () => {
+    const internal: Envelope['route'] = {
+      kind: 'smtp',
+      name: 'example.org',
+      host: '10.0.0.5',
+      port: 25,
+      lmtp: true,
+    };
+    const cases: Envelope[] = [
+      { ...part(), mailFrom: { address: '' } },
+      { ...part(), mailFrom: { address: 'bob@Example.COM' } },
+      { ...part(), mailFrom: { address: srs.forward('x@y.test', at).address } },
+      { ...part(), route: internal },
+    ];
+    for (const env of cases) {
+      const r = rewriteEnvelope(env, ctx);
+      assert.equal(r.envelope.mailFrom.address, env.mailFrom.address, JSON.stringify(env.mailFrom));
+      assert.equal(r.envelope.mailFrom.original, undefined);
+      assert.equal(r.srs, 'not-needed');
+    }
+  });
+
+  test('routes: MX and relay and foreign transports are outside; transports of our domains are not', () => {
+    assert.equal(isExternalRoute({ kind: 'mx', domain: 'gmail.test' }, ours), true);
+    assert.equal(
+      isExternalRoute({ kind: 'smtp', name: 'relay', host: 'h', port: 25, lmtp: false }, ours),
+      true,
+    );
+    assert.equal(
+      isExternalRoute({ kind: 'smtp', name: 'forward.test', host: 'h', port: 25, lmtp: false }, ours),
+      true,
+    );
+    assert.equal(
+      isExternalRoute({ kind: 'smtp', name: 'example.com', host: 'h', port: 25, lmtp: false }, ours),
+      false,
+    );
+    assert.equal(isExternalRoute(undefined, ours), false);
+  });
+
+  test('a sender too long for SRS gets the hash-only form, still at most 64 octets', () => {
+    const env = { ...part(), mailFrom: { address: `${'a'.repeat(60)}@sender.test` } };
+    const r = rewriteEnvelope(env, ctx);
+    assert.equal(r.srs, 'hash-only');
+    assert.ok(r.envelope.mailFrom.address.indexOf('@') <= 64);
+    assert.match(r.changes[0]!, /hash-only/);
+  });
+
+  test('a quoted sender is rewritten unquoted and the SRS address quoted only if it must be', () => {
+    const env = { ...part(), mailFrom: { address: '"john doe"@sender.test' } };
+    const r = rewriteEnvelope(env, ctx);
+    assert.match(
+      r.envelope.mailFrom.address,
+      /^"SRS0=[^=]{4}=[A-Z2-7]{2}=sender\.test=john doe"@srs\.example\.org$/,
+    );
+    const back = srs.reverse(r.envelope.mailFrom.address.slice(1).replace('"@', '@'), at);
+    assert.deepEqual(back, { ok: true, address: 'john doe@sender.test', form: 'SRS0' });
+    assert.equal(r.envelope.mailFrom.original, '"john doe"@sender.test');
+  });
+
+  test('internal X-Sluice-* headers are removed', () => {
+    const env = {
+      ...part(),
+      prepend: [
+        { name: 'X-Sluice-Debug', value: 'x', addedBy: 'filter' },
+        { name: 'Authentication-Results', value: 'mx.example.org; spf=pass', addedBy: 'filter' },
+      ],
+    };
+    const r = rewriteEnvelope(env, ctx);
+    assert.deepEqual(
+      r.envelope.prepend.map((h) => h.name),
+      ['Authentication-Results'],
+    );
+    assert.ok(r.changes.includes('headers: removed 1 internal header(s)'));
   });
 });
 

@@ -1,3 +1,4 @@
+export { DKIMPY_PYTHON, type DkimpyVerdict, dkimpyVerify } from './dkimpy.ts';
 export {
   type DnsQueryLog,
   type DnsRecord,
@@ -20,6 +21,7 @@ export {
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
+export { POSTSRSD_BIN, type Postsrsd, type PostsrsdAnswer, startPostsrsd } from './postsrsd.ts';
 export {
   type ServiceContextOptions,
   startServiceContext,

@@ -1,0 +1,234 @@
+/**
+ * Sluice beside Postfix (`npm run bench:compare`, as root): the same
+ * forwarding MX built twice on this machine, driven by the same load and
+ * counted at the same sink, in one run, so the ratios hold even when the
+ * machine is noisy.
+ *
+ *   - Postfix: a throwaway instance (bench/compare/postfix-side.ts), bare and
+ *     with postsrsd (SRS), OpenDKIM (RSA-2048) and both.
+ *   - Sluice: `sluice run` with its embedded nats-server (sluice-side.ts).
+ *     Sluice has no SRS or DKIM signing yet (the rewriter issue): its column
+ *     for those variants is pending.
+ *   - Load: Postfix's smtp-source, 20 sessions, 5 KB, 1 and 5 recipients, a
+ *     new connection per message; destination: Postfix's smtp-sink; a
+ *     light-load probe (~20 msg/s offered) for p50/p99 accept -> delivery.
+ *   - CPU: the process trees of each system from /proc (reaped children
+ *     included); memory: peak of the summed RSS (and PSS) of those trees.
+ *
+ * The systems run one after the other, never at once, alternating over the
+ * rounds. bench/setup.sh installs postfix, postsrsd and opendkim when missing.
+ * Output: a table on stdout, bench/results/compare-<date>.json and .svg;
+ * `node bench/compare/readme-table.ts` puts the table into README.md.
+ *
+ * Knobs (environment): BENCH_MESSAGES (per run, default 2000), BENCH_SESSIONS
+ * (20), BENCH_BYTES (5120), BENCH_RECIPIENTS ("1,5"), BENCH_ROUNDS (2),
+ * BENCH_PROBE (probe messages, 200), BENCH_PROBE_RATE (20/s), BENCH_WARMUP
+ * (200), BENCH_SYSTEMS (default: all, e.g. "sluice,postfix"). `--quick`: a
+ * smoke run (300 messages, 1 round, 40 probes), written as compare-<date>-quick.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { startDnsServer } from '@sluice/test-harness';
+import { latencyProbe, runSmtpSource, type Sink, startSink } from './compare/load.ts';
+import { type PostfixVariant, startPostfix } from './compare/postfix-side.ts';
+import { cpuSecondsOf, sampleMemory } from './compare/proc-usage.ts';
+import {
+  type CompareResult,
+  markdownTable,
+  percentile,
+  type SystemName,
+  type SystemResult,
+  svgChart,
+  type ThroughputRun,
+} from './compare/report.ts';
+import { startSluice } from './compare/sluice-side.ts';
+
+const quick = process.argv.includes('--quick');
+const num = (name: string, full: number, smoke: number) =>
+  Number(process.env[name] ?? (quick ? smoke : full));
+const MESSAGES = num('BENCH_MESSAGES', 2000, 300);
+const SESSIONS = num('BENCH_SESSIONS', 20, 20);
+const BYTES = num('BENCH_BYTES', 5120, 5120);
+const ROUNDS = num('BENCH_ROUNDS', 2, 1);
+const PROBE = num('BENCH_PROBE', 200, 40);
+const PROBE_RATE = num('BENCH_PROBE_RATE', 20, 20);
+const WARMUP = num('BENCH_WARMUP', 200, 100);
+const RECIPIENTS = (process.env['BENCH_RECIPIENTS'] ?? '1,5').split(',').map(Number);
+const ALL: SystemName[] = ['postfix', 'sluice', 'postfix+srs', 'postfix+dkim', 'postfix+srs+dkim'];
+const SYSTEMS = process.env['BENCH_SYSTEMS']
+  ? (process.env['BENCH_SYSTEMS'].split(',') as SystemName[]).filter((s) => ALL.includes(s))
+  : ALL;
+
+interface Side {
+  smtpPort: number;
+  pids(): number[];
+  natsPid?(): number | undefined;
+  stop(): Promise<void>;
+}
+
+function log(line: string) {
+  process.stderr.write(`[bench:compare ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString()
+      .split('\n')[0]!
+      .trim();
+  } catch (err) {
+    // postsrsd -v prints and exits non-zero on some builds
+    const e = err as { stdout?: Buffer; stderr?: Buffer };
+    return `${e.stdout ?? ''}${e.stderr ?? ''}`.split('\n')[0]!.trim() || 'unknown';
+  }
+}
+
+async function startSide(system: SystemName, sink: Sink, dnsServer: string): Promise<Side> {
+  const recipients = Math.max(...RECIPIENTS);
+  if (system === 'sluice') return startSluice({ sinkPort: sink.port, dnsServer, recipients });
+  const variant = (system === 'postfix' ? 'plain' : system.slice('postfix+'.length)) as PostfixVariant;
+  return startPostfix({ variant, sinkPort: sink.port, recipients });
+}
+
+/** smtp-source through `side` until every message is at the sink; the run's figures. */
+async function throughput(
+  side: Side,
+  sink: Sink,
+  recipients: number,
+  messages: number,
+): Promise<ThroughputRun> {
+  const before = sink.count();
+  const natsPid = side.natsPid?.();
+  const cpu0 = cpuSecondsOf(side.pids());
+  const queue0 = natsPid ? cpuSecondsOf([natsPid]) : 0;
+  const t0 = performance.now();
+  await runSmtpSource(side.smtpPort, { sessions: SESSIONS, messages, bytes: BYTES, recipients });
+  const accepted = performance.now();
+  await sink.waitForCount(before + messages, Math.max(120_000, messages * 200));
+  const delivered = performance.now();
+  const cpuSeconds = cpuSecondsOf(side.pids()) - cpu0;
+  const deliverSeconds = (delivered - t0) / 1000;
+  return {
+    recipients,
+    messages,
+    acceptSeconds: (accepted - t0) / 1000,
+    deliverSeconds,
+    messagesPerSecond: messages / deliverSeconds,
+    cpuSeconds,
+    ...(natsPid ? { queueCpuSeconds: cpuSecondsOf([natsPid]) - queue0 } : {}),
+  };
+}
+
+const startedAt = new Date();
+execFileSync('sh', [join(import.meta.dirname, 'setup.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+const versions = {
+  postfix: version('postconf', ['-h', 'mail_version']),
+  postsrsd: version('postsrsd', ['-v']),
+  opendkim: version('opendkim', ['-V']),
+  'nats-server': version('/usr/sbin/nats-server', ['--version']),
+  node: process.version,
+};
+const loadAtStart = loadavg();
+const sink = await startSink();
+const dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }]);
+const results = new Map<
+  SystemName,
+  { runs: ThroughputRun[]; latencies: number[]; rss: number; pss: number; procs: number }
+>();
+
+try {
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Alternate which of the two main systems goes first.
+    const order =
+      round % 2 === 1 ? SYSTEMS : [...SYSTEMS].sort((a, b) => (a === 'sluice' ? -1 : b === 'sluice' ? 1 : 0));
+    for (const system of order) {
+      log(`round ${round}/${ROUNDS}: ${system}`);
+      const side = await startSide(system, sink, dns.address);
+      const memory = sampleMemory(() => side.pids());
+      const acc = results.get(system) ?? { runs: [], latencies: [], rss: 0, pss: 0, procs: 0 };
+      results.set(system, acc);
+      try {
+        const warm = sink.count();
+        await runSmtpSource(side.smtpPort, {
+          sessions: SESSIONS,
+          messages: WARMUP,
+          bytes: BYTES,
+          recipients: 1,
+        });
+        await sink.waitForCount(warm + WARMUP, 120_000);
+        for (const n of RECIPIENTS) {
+          const run = await throughput(side, sink, n, MESSAGES);
+          acc.runs.push(run);
+          log(
+            `  ${n} rcpt: ${run.messagesPerSecond.toFixed(1)} msg/s (accepted in ${run.acceptSeconds.toFixed(1)} s, ` +
+              `delivered in ${run.deliverSeconds.toFixed(1)} s), CPU ${((run.cpuSeconds * 1000) / run.messages).toFixed(2)} s/1000`,
+          );
+        }
+        const lat = await latencyProbe(side.smtpPort, sink, {
+          count: PROBE,
+          rate: PROBE_RATE,
+          bytes: BYTES,
+          tag: `${system}-${round}`,
+        });
+        acc.latencies.push(...lat);
+        log(`  probe: p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms`);
+      } finally {
+        const peak = memory.stop();
+        acc.rss = Math.max(acc.rss, peak.rssMB);
+        acc.pss = Math.max(acc.pss, peak.pssMB);
+        acc.procs = Math.max(acc.procs, peak.processes);
+        await side.stop();
+      }
+    }
+  }
+} finally {
+  await sink.stop();
+  await dns.stop();
+}
+
+const systems: SystemResult[] = SYSTEMS.map((system) => {
+  const r = results.get(system)!;
+  const lat = [...r.latencies].sort((a, b) => a - b);
+  return {
+    system,
+    runs: r.runs,
+    latencyMs: {
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      samples: lat.length,
+      offeredPerSecond: PROBE_RATE,
+    },
+    peakRssMB: r.rss,
+    peakPssMB: r.pss,
+    peakProcesses: r.procs,
+  };
+});
+const result: CompareResult = {
+  date: startedAt.toISOString(),
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    loadavgAtStart: loadAtStart,
+  },
+  versions,
+  load: { sessions: SESSIONS, messageBytes: BYTES, messages: MESSAGES, rounds: ROUNDS, quick },
+  notes: [
+    'Both systems: in.test forwarded (user@ -> user-1@out.test, Nuser@ -> user-N@out.test), unknown recipients refused at RCPT, out.test by a static transport to smtp-sink (Postfix cannot query a DNS server on a port other than 53, so neither side looks up MX records).',
+    'Sluice: `sluice run` (all services, one process, log level info) + its embedded nats-server (JetStream file store; syncAlways is on, but nats-server before 2.10 has no sync_interval, so on 2.9 JetStream does not fsync each message while Postfix fsyncs each queue file before its 250); its filter checks SPF/DKIM/DMARC against a loopback DNS server; its MX waits 100 ms before the greeting (smtp-server early-talker check). Postfix: no such checks, logs to a file via postlogd.',
+    'CPU: user + system of each process tree (reaped children included) over the run from smtp-source start to the last message at the sink; Sluice includes nats-server.',
+    'Memory: peak of the summed VmRSS (and PSS) of each tree, sampled every 250 ms over the instance life.',
+    'Latency: 250 after the final dot -> modification time of smtp-sink dump file (kernel coarse clock, a few ms resolution).',
+    'Sluice with SRS and DKIM signing: pending the rewriter issue.',
+  ],
+  systems,
+};
+
+const dir = join(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+const base = join(dir, `compare-${result.date.slice(0, 10)}${quick ? '-quick' : ''}`);
+writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+writeFileSync(`${base}.svg`, svgChart(result));
+process.stdout.write(`${markdownTable(result)}\n\nwritten: ${base}.json, ${base}.svg\n`);

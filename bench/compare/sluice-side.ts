@@ -1,0 +1,108 @@
+/**
+ * The Sluice side of the comparison: `sluice run` (all services in one
+ * process, log level info) with its embedded nats-server child (JetStream
+ * file store on disk, syncAlways as configured by default), configured as
+ * the same forwarding MX as the Postfix instance: in.test is our domain,
+ * user@in.test -> user-1@out.test and Nuser@in.test -> user-N@out.test as
+ * routing.forwards, unknown recipients refused at RCPT, and out.test sent to
+ * the sink by a static transport (no MX lookup, as on the Postfix side).
+ *
+ * The before-queue filter still checks SPF, DKIM and DMARC of each message:
+ * it asks the benchmark's loopback DNS server (sender.test has an SPF
+ * record), which Postfix, with no such checks configured, does not.
+ *
+ * `pids()` is the root of the system under test: the `sluice run` process,
+ * whose tree includes the nats-server child.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, type SluiceProcess, startSluiceProcess } from '@sluice/test-harness';
+import { forwards, IN_DOMAIN, OUT_DOMAIN } from './postfix-config.ts';
+import { benchDataRoot } from './postfix-side.ts';
+import { descendantsOf } from './proc-usage.ts';
+
+export interface SluiceSide {
+  smtpPort: number;
+  pids(): number[];
+  /** The nats-server child, to report its share of the CPU. */
+  natsPid(): number | undefined;
+  stop(): Promise<void>;
+}
+
+export function sluiceCompareConfig(o: {
+  smtpPort: number;
+  sinkPort: number;
+  natsPort: number;
+  dataDir: string;
+  dnsServer: string;
+  recipients: number;
+  natsBinary?: string;
+}): string {
+  const fwd = forwards(o.recipients)
+    .map(([from, to]) => `    ${JSON.stringify(from)}: [${JSON.stringify(to)}]`)
+    .join('\n');
+  return `hostname: mx.${IN_DOMAIN}
+domains: { primary: ${IN_DOMAIN} }
+routing:
+  forwards:
+${fwd}
+transports:
+  ${OUT_DOMAIN}: { host: 127.0.0.1, port: ${o.sinkPort} }
+nats:
+  servers: []
+  embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }
+ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }] }
+dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 2 }
+log: { level: info }
+`;
+}
+
+export async function startSluice(opts: {
+  sinkPort: number;
+  dnsServer: string;
+  recipients: number;
+}): Promise<SluiceSide> {
+  const dir = mkdtempSync(join(benchDataRoot(), 'sluice-'));
+  const smtpPort = await freePort();
+  const configFile = join(dir, 'sluice.yaml');
+  writeFileSync(
+    configFile,
+    sluiceCompareConfig({ ...opts, smtpPort, natsPort: await freePort(), dataDir: join(dir, 'nats') }),
+  );
+  let proc: SluiceProcess;
+  try {
+    proc = await startSluiceProcess(['--config', configFile], { timeoutMs: 60_000 });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  // The logs are not kept: a long run would pile them up in this process.
+  proc.child.stdout!.removeAllListeners('data');
+  proc.child.stdout!.resume();
+  const pid = proc.child.pid!;
+  return {
+    smtpPort,
+    pids: () => [pid],
+    natsPid: () =>
+      descendantsOf(pid).find((p) => {
+        try {
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'nats-server';
+        } catch {
+          return false;
+        }
+      }),
+    async stop() {
+      const children = descendantsOf(pid);
+      proc.child.kill('SIGTERM');
+      const timer = setTimeout(() => proc.child.kill('SIGKILL'), 20_000);
+      await proc.exited;
+      clearTimeout(timer);
+      for (const child of children) {
+        try {
+          process.kill(child, 'SIGKILL'); // only if `sluice run` left its nats-server behind
+        } catch {}
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
