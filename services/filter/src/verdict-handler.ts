@@ -70,6 +70,12 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
         },
         'verdict',
       );
+      // Engines and lists that did not answer are an operator's problem, not the sender's: say so.
+      for (const r of verdict.rules) {
+        if (/^(ENGINE_FAILED|ENGINE_SKIPPED|DNSBL_SKIPPED|GREYLIST_SKIPPED)$/.test(r.name)) {
+          deps.log.warn({ queueId: envelope.id, rule: r.name, detail: r.detail }, 'a check could not run');
+        }
+      }
       void deps.bus.recordEvent({
         ...eventBase({
           envelope,

@@ -13,6 +13,7 @@ import { dkimSign } from 'mailauth';
 import { authenticationResultsHeader, describeAuthentication } from './authentication.ts';
 import { createDnsResolver } from './dns-resolver.ts';
 import { computeVerdict } from './verdict.ts';
+import { requestDeadline } from './verdict-handler.ts';
 
 const AUTHSERV = 'mx.example.org';
 let dns: DnsServer;
@@ -183,5 +184,13 @@ describe('describeAuthentication', () => {
     const header = authenticationResultsHeader(AUTHSERV, ['spf=pass\r\nX-Injected: 1', 'dkim=none']);
     assert.equal(header.value, 'mx.example.org;\r\n\tspf=pass X-Injected: 1;\r\n\tdkim=none');
     assert.throws(() => authenticationResultsHeader('mx.example.org\r\nX-Injected: 1', []), HeaderFieldError);
+  });
+});
+
+describe('requestDeadline', () => {
+  test('reads the Sluice-Deadline header; absent or garbled means no limit', () => {
+    assert.equal(requestDeadline({ 'Sluice-Deadline': '1780000000000' }), 1780000000000);
+    assert.equal(requestDeadline({}), Number.POSITIVE_INFINITY);
+    assert.equal(requestDeadline({ 'Sluice-Deadline': 'soon' }), Number.POSITIVE_INFINITY);
   });
 });
