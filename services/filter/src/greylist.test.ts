@@ -9,10 +9,17 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Bus, defaultBusConfig } from '@sluice/bus';
-import { configSchema } from '@sluice/config';
-import { buckets } from '@sluice/proto';
-import { type DnsServer, type NatsTestServer, startDnsServer, startNats } from '@sluice/test-harness';
+import { configSchema, parseConfig } from '@sluice/config';
+import { buckets, encodeEnvelope, filterReplySchema, subjects } from '@sluice/proto';
+import {
+  type DnsServer,
+  type NatsTestServer,
+  startDnsServer,
+  startNats,
+  startServiceContext,
+} from '@sluice/test-harness';
 import { createDnsResolver } from './dns-resolver.ts';
+import { filterService } from './filter-service.ts';
 import { clientNetwork, type GreylistOptions, greylistCheck, tripletKey } from './greylist.ts';
 import { envelope, message } from './test-messages.ts';
 import { computeVerdict, type FilterPolicy } from './verdict.ts';
@@ -150,5 +157,50 @@ describe('greylisting', () => {
       policy: policy(replicaB),
     });
     assert.equal(second.verdict.action, 'tag');
+  });
+});
+
+describe('greylisting through two filter service replicas (the RPC the ingress makes)', () => {
+  test('replica A greylists the first attempt; with A gone, replica B lets the retry through', async () => {
+    const config = parseConfig(
+      {
+        hostname: 'mx.example.org',
+        domains: { primary: 'example.org' },
+        nats: { servers: [nats.url] },
+        dns: { servers: [dns.address], timeout: 1 },
+        filter: { actions: { reject: 100, greylist: 0, tag: 50 }, greylist: { enabled: true, delay: 0.001 } },
+      },
+      'greylist-test',
+    );
+    const body = message({ from: 'x@unknown.test' });
+    const env = envelope(body, '192.0.2.77', { mailFrom: 'first@unknown.test' });
+    const ask = async () =>
+      filterReplySchema.parse(
+        JSON.parse(
+          new TextDecoder().decode(
+            await replicaA.request(subjects.filterVerdict, encodeEnvelope(env, body), 10_000),
+          ),
+        ),
+      ).verdict;
+
+    const a = await startServiceContext(config, 'filter-a');
+    const svcA = await filterService.start(a.ctx);
+    const first = await ask();
+    await svcA.stop();
+    await a.close();
+    assert.equal(first.action, 'greylist');
+    assert.equal(first.reason, 'Greylisted, please try again later');
+
+    const b = await startServiceContext(config, 'filter-b');
+    const svcB = await filterService.start(b.ctx);
+    try {
+      const retry = await ask();
+      assert.equal(retry.action, 'accept');
+      assert.ok(!retry.rules.some((r) => r.name === 'GREYLISTED'));
+      assert.equal(b.events.find((e) => e.kind === 'verdict')?.instance, 'filter-b');
+    } finally {
+      await svcB.stop();
+      await b.close();
+    }
   });
 });
