@@ -14,6 +14,7 @@ import { type DnsServer, startDnsServer } from '@sluice/test-harness';
 import { authenticateMessage } from './authentication.ts';
 import { createDnsResolver } from './dns-resolver.ts';
 import { headerFields } from './header-block.ts';
+import { authorDomains } from './rules/anti-spoofing.ts';
 import { DnsListCache, dnsListHits } from './rules/dns-lists.ts';
 import { envelope, message, sign, type TestKey, testKey } from './test-messages.ts';
 import { computeVerdict, type FilterPolicy } from './verdict.ts';
@@ -205,6 +206,13 @@ describe('anti-spoofing of our domains', () => {
     assert.equal(hit?.score, 20);
     assert.equal(reply.verdict.action, 'reject', 'score 20 is over the reject threshold 15');
     assert.match(reply.verdict.reason ?? '', /spam/);
+  });
+
+  test('the address counts, not the display name', () => {
+    const from = (v: string) => authorDomains(headerFields(Buffer.from(`From: ${v}\r\n\r\n`)));
+    assert.deepEqual(from('"alice@example.org via List" <list@lists.test>'), ['lists.test']);
+    assert.deepEqual(from('Bob (ceo@example.org) <bob@EXAMPLE.org.>'), ['example.org']);
+    assert.deepEqual(from('a@one.test, "x, y" <b@two.test>'), ['one.test', 'two.test']);
   });
 
   test('our own submission and relay doors are exempt', async () => {

@@ -15,13 +15,25 @@ import type { HeaderFieldView } from '../header-block.ts';
 /** Doors whose messages are ours by construction (authenticated users, trusted relays). */
 const TRUSTED_SOURCES = new Set<Envelope['source']>(['submission', 'relay', 'dsn']);
 
-/** Domains of every address in the From fields (lower case), however many there are. */
+/**
+ * Domains of every mailbox in the From fields (lower case), however many
+ * there are (RFC 5322 §3.4: mailbox = name-addr / addr-spec). Quoted strings
+ * and comments are dropped first; a mailbox with an angle address counts by
+ * that address only, so a display name like "alice@example.org via List"
+ * does not make a list's message look like ours — DMARC evaluates the same
+ * address.
+ */
 export function authorDomains(fields: HeaderFieldView[]): string[] {
   const out = new Set<string>();
   for (const f of fields) {
     if (f.name !== 'from') continue;
-    // addr-spec domains: after "@", up to ">", ",", whitespace, ")" or ";".
-    for (const m of f.value.matchAll(/@([A-Za-z0-9.-]+)/g)) out.add(m[1]!.replace(/\.$/, '').toLowerCase());
+    const bare = f.value.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\([^()]*\)/g, ' ');
+    for (const mailbox of bare.split(/,(?![^<]*>)/)) {
+      const angle = /<([^>]*)>/.exec(mailbox);
+      const addr = angle ? angle[1]! : mailbox;
+      const m = /@\s*([A-Za-z0-9.-]+)/.exec(addr);
+      if (m) out.add(m[1]!.replace(/\.$/, '').toLowerCase());
+    }
   }
   return [...out];
 }
