@@ -73,6 +73,11 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
     assert.equal(kv.max_age, nanos(7 * DAY));
     const obj = (await jsm.streams.info(`OBJ_${objectStores.bodies}`)).config;
     assert.equal(obj.max_age, nanos(7 * DAY));
+    // The filter's greylist: one value per triplet, gone greylistTtlMs after its last write, size-capped.
+    const grey = (await jsm.streams.info(`KV_${buckets.greylist}`)).config;
+    assert.equal(grey.max_msgs_per_subject, 1);
+    assert.equal(grey.max_age, nanos(cfg.greylistTtlMs));
+    assert.ok(grey.max_bytes > 0);
   } finally {
     await Promise.all([a!.close(), b!.close(), c!.close()]);
   }
