@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { configSchema } from '@sluice/config';
 import { withoutHeaderFields } from '@sluice/smtp';
 import { type DnsServer, startDnsServer } from '@sluice/test-harness';
+import { sealMessage } from 'mailauth';
 import { authenticateMessage } from './authentication.ts';
 import { createDnsResolver } from './dns-resolver.ts';
 import { headerFields } from './header-block.ts';
@@ -151,6 +152,33 @@ describe('DMARC (RFC 9989)', () => {
     assert.equal(reply.auth?.dmarc, 'fail');
     assert.equal(reply.auth?.dmarcDetail?.policy, 'quarantine');
     assert.ok(names(reply).includes('AUTH_DMARC_POLICY_QUARANTINE'));
+  });
+
+  test('an indirect flow: a list breaks DKIM but seals ARC; DMARC fails, the ARC pass offsets p=reject', async () => {
+    const original = await sign(message(), [sender]);
+    const modified = Buffer.from(
+      original.toString('latin1').replace('Subject: filter test', 'Subject: [list] filter test'),
+      'latin1',
+    );
+    const seal = await sealMessage(modified, {
+      signingDomain: list.domain,
+      selector: list.selector,
+      privateKey: list.privateKey,
+      cv: 'none',
+      authResults: 'list.test; dkim=pass header.d=sender.test; spf=pass smtp.mailfrom=sender.test',
+    });
+    const body = Buffer.concat([seal, modified]);
+    const reply = await computeVerdict(
+      envelope(body, FOREIGN_IP, { mailFrom: 'bounces@list.test' }),
+      body,
+      deps(),
+    );
+    assert.equal(reply.auth?.arc, 'pass');
+    assert.equal(reply.auth?.dmarc, 'fail');
+    const arcHit = reply.verdict.rules.find((r) => r.name === 'AUTH_ARC_PASS_DMARC_FAIL');
+    assert.equal(arcHit?.score, -4);
+    assert.ok(names(reply).includes('AUTH_DMARC_POLICY_REJECT'));
+    assert.notEqual(reply.verdict.action, 'reject', `score ${reply.verdict.score}`);
   });
 
   test('DKIM l= shorter than the body earns no DMARC credit', async () => {
