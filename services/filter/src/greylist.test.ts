@@ -69,6 +69,20 @@ describe('greylisting', () => {
     assert.deepEqual(await greylistCheck(env, replicaA, opts, t0 + 10 * 3_600_000), { result: 'pass' });
   });
 
+  test('a passed triplet is rewritten (TTL restarted) at most once per refreshAfterMs', async () => {
+    const o = { ...opts, refreshAfterMs: 3_600_000 };
+    const env = envelope(message(), '203.0.113.9', { mailFrom: 'refresh@sender.test' });
+    const key = tripletKey(env.client.ip, env.mailFrom.address, env.recipients[0]!.address);
+    const t0 = Date.now();
+    await greylistCheck(env, replicaA, o, t0);
+    await greylistCheck(env, replicaA, o, t0 + 400_000); // passes, written at t0 + 400 s
+    const rev = (await replicaA.greylistGet(key))!.revision;
+    assert.deepEqual(await greylistCheck(env, replicaB, o, t0 + 1_000_000), { result: 'pass' });
+    assert.equal((await replicaA.greylistGet(key))!.revision, rev, 'within the interval: no write');
+    assert.deepEqual(await greylistCheck(env, replicaB, o, t0 + 400_000 + 3_600_000), { result: 'pass' });
+    assert.ok((await replicaA.greylistGet(key))!.revision > rev, 'after it: rewritten');
+  });
+
   test('a retry after the window starts over', async () => {
     const env = envelope(message(), '203.0.113.5', { mailFrom: 'late@sender.test' });
     const t0 = Date.now();

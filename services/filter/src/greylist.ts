@@ -27,6 +27,11 @@ export interface GreylistOptions {
   delayMs: number;
   retryWindowMs: number;
   goodSenders: readonly string[];
+  /**
+   * A passed triplet is rewritten (its bucket TTL restarted) when its last
+   * write is older than this; 0: on every message. Default: every message.
+   */
+  refreshAfterMs?: number;
 }
 
 export type GreylistDecision =
@@ -38,6 +43,8 @@ export type GreylistDecision =
 interface Triplet {
   first: number;
   passed?: boolean;
+  /** When a passed triplet was last written. */
+  at?: number;
 }
 
 /** The client network of a triplet: /24 for IPv4, /64 for IPv6 (RFC 6647 §4.1). */
@@ -119,8 +126,15 @@ async function checkTriplet(
     }
     const t = JSON.parse(rec.value) as Triplet;
     if (t.passed) {
-      // Auto-allow: every pass refreshes the entry, so the bucket TTL counts from the last message.
-      await store.greylistUpdate(key, JSON.stringify({ first: t.first, passed: true }), rec.revision);
+      // Auto-allow: a pass refreshes the entry, so the bucket TTL counts from the last message
+      // (at most once per refreshAfterMs: one KV write per message would be wasted work).
+      if (now - (t.at ?? t.first) >= (opts.refreshAfterMs ?? 0)) {
+        await store.greylistUpdate(
+          key,
+          JSON.stringify({ first: t.first, passed: true, at: now }),
+          rec.revision,
+        );
+      }
       return 'pass';
     }
     const age = now - t.first;
@@ -132,7 +146,7 @@ async function checkTriplet(
       continue;
     }
     // A retry inside the window: the triplet passes (a lost race means another replica passed it).
-    await store.greylistUpdate(key, JSON.stringify({ first: t.first, passed: true }), rec.revision);
+    await store.greylistUpdate(key, JSON.stringify({ first: t.first, passed: true, at: now }), rec.revision);
     return 'pass';
   }
   return 'contended, try again';

@@ -56,6 +56,8 @@ export function filterPolicyFrom(config: ServiceContext['config'], bus: BusClien
             delayMs: f.greylist.delay * SECOND,
             retryWindowMs: f.greylist.retryWindow * SECOND,
             goodSenders: f.greylist.goodSenders,
+            // Restart a passed triplet's TTL at most ten times per TTL.
+            refreshAfterMs: (f.greylist.ttl * SECOND) / 10,
           },
           store: bus,
         }
