@@ -62,6 +62,9 @@ const NO_POLICY: FilterPolicy = {
   engines: [],
 };
 
+/** Doors whose senders are authenticated by other means than SPF/DKIM/DMARC. */
+const TRUSTED_SOURCES = new Set<Envelope['source']>(['submission', 'relay', 'dsn']);
+
 /** Header fields a sender may not set for us: our own verdict headers. */
 const OUR_VERDICT_HEADERS = new Set(['x-spam-score', 'x-spam-status']);
 
@@ -98,7 +101,10 @@ export async function computeVerdict(
     Promise.all(policy.engines.map((e) => runEngine(e, body, env, deadline))),
   ]);
 
-  const hits: RuleHit[] = [...auth.rules, ...headerSanityHits(body, fields, policy.weights), ...listHits];
+  // Our users (submission, SMTP AUTH) and trusted relays (mTLS) send from anywhere: SPF/DKIM/DMARC
+  // of their client say nothing about them, so the AUTH_* results are listed but weigh nothing.
+  const authHits = TRUSTED_SOURCES.has(env.source) ? auth.rules.map((r) => ({ ...r, score: 0 })) : auth.rules;
+  const hits: RuleHit[] = [...authHits, ...headerSanityHits(body, fields, policy.weights), ...listHits];
   const spoof = antiSpoofing(env, fields, auth.summary.dmarc, policy.ourDomains, policy.weights);
   if (spoof.hit) hits.push(policy.antiSpoofing === 'score' ? spoof.hit : { ...spoof.hit, score: 0 });
 
