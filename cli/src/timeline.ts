@@ -19,6 +19,8 @@ function describe(e: SluiceEvent): string {
       return `${e.outcome} ${e.recipient}${e.host ? ` at ${e.host}` : ''} attempt ${e.attempt}${e.tls ? ` tls=${e.tls}` : ''}: ${e.reply}${e.nextAttemptAt ? ` (next attempt ${e.nextAttemptAt})` : ''}`;
     case 'dead-lettered':
       return `dead-lettered: ${e.reason}`;
+    case 'duplicate':
+      return `duplicate of ${e.duplicateOf ?? 'a message already queued (first queue id not found)'}: the resend was not queued again`;
   }
 }
 

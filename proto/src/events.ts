@@ -59,6 +59,14 @@ export const eventSchema = z.discriminatedUnion('kind', [
     nextAttemptAt: z.string().optional(),
   }),
   z.object({ ...base, kind: z.literal('dead-lettered'), reason: z.string() }),
+  /** A resend the resolve stream dropped as a duplicate (same Nats-Msg-Id): queued once, as `duplicateOf`. */
+  z.object({
+    ...base,
+    kind: z.literal('duplicate'),
+    /** The queue id the first copy was queued as, when it could be found. */
+    duplicateOf: z.string().optional(),
+    msgId: z.string(),
+  }),
 ]);
 export type SluiceEvent = z.infer<typeof eventSchema>;
 export type SluiceEventKind = SluiceEvent['kind'];

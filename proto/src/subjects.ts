@@ -23,6 +23,12 @@ export const subjects = {
   /** Per-message timeline event: one subject per queue id so one message reads back cheaply. */
   event: (queueId: string) => `${SUBJECT_ROOT}.events.${queueId}`,
   eventsAll: `${SUBJECT_ROOT}.events.>`,
+  /**
+   * Which queue ids carried one ingress dedup id (Nats-Msg-Id), so a resend the
+   * resolve stream drops names its first copy. Two tokens after `events`, so it
+   * never matches a queue id's timeline subject; kept by SLUICE_EVENTS.
+   */
+  dedupIndex: (dedupKey: string) => `${SUBJECT_ROOT}.events.dedup.${dedupKey}`,
   /** Dead letters, by the stage that gave up. */
   dead: (stage: StageName) => `${SUBJECT_ROOT}.dead.${stage}`,
   deadAll: `${SUBJECT_ROOT}.dead.>`,

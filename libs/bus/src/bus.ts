@@ -20,6 +20,8 @@ import {
   type SluiceEvent,
   type StageName,
 } from '@sluice/proto';
+import { removeAckedLeftovers } from './acked-leftovers.ts';
+import { holdWhileFull } from './backpressure.ts';
 import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
@@ -27,17 +29,21 @@ import { closeConnection, connectNats } from './connect.ts';
 import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
+import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { recordEvent } from './event-log.ts';
 import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
-import { ledgerGet, ledgerPut } from './ledger.ts';
+import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { request, serve } from './rpc.ts';
-import { ensureTopology, type TopologyReport } from './topology.ts';
+import { RESERVE_SHARE, type StoreLimits } from './store-budget.ts';
+import { StoreGuard, type StoreRoom } from './store-guard.ts';
+import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
 import type {
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
+  PublishHold,
   RpcRequest,
   RpcServer,
   StageConsumer,
@@ -60,6 +66,9 @@ export class Bus implements BusClient {
   #greylist: Promise<KV> | null = null;
   readonly #stoppables = new Set<{ stop(): Promise<void> }>();
   #closing: Promise<void> | null = null;
+  /** The limits the topology was declared with (from the config until ensureTopology ran). */
+  #limits: StoreLimits;
+  readonly #guard: StoreGuard;
 
   private constructor(nc: NatsConnection, config: BusConfig, log: BusLog) {
     this.nc = nc;
@@ -67,6 +76,15 @@ export class Bus implements BusClient {
     this.config = config;
     this.log = log;
     this.connection = new ConnectionState(nc, log);
+    this.#limits = limitsOf(config);
+    this.#guard = new StoreGuard({
+      minFreeBytes: config.storeMinFreeBytes,
+      storeDir: config.storeDir,
+      budgetBytes: () => this.#limits.budgetBytes,
+      reserveBytes: () => Math.floor(this.#limits.budgetBytes * RESERVE_SHARE),
+      jsm: () => this.#manager(),
+      log,
+    });
   }
 
   static async connect(config: BusConfig, log: BusLog = silentBusLog): Promise<Bus> {
@@ -74,8 +92,20 @@ export class Bus implements BusClient {
   }
 
   /** Declare streams, consumers, the ledger bucket and the body store (idempotent). */
-  ensureTopology(): Promise<TopologyReport> {
-    return ensureTopology(this.nc, this.config, this.log);
+  async ensureTopology(): Promise<TopologyReport> {
+    const report = await ensureTopology(this.nc, this.config, this.log);
+    this.#limits = report.limits;
+    return report;
+  }
+
+  /** The limits of every stream, bucket and object store (store-budget.ts). */
+  get storeLimits(): StoreLimits {
+    return this.#limits;
+  }
+
+  /** The free-space guard's verdict: may new mail be taken (store-guard.ts)? */
+  storeRoom(): Promise<StoreRoom> {
+    return this.#guard.room();
   }
 
   get maxPayload(): number {
@@ -119,12 +149,20 @@ export class Bus implements BusClient {
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string },
+    opts: { msgId: string; whileFull?: PublishHold },
   ): Promise<{ seq: number; duplicate: boolean }> {
-    return publishEnvelope(this.js, subject, env, inline, {
-      msgId: opts.msgId,
-      timeoutMs: this.config.publishTimeoutMs,
-      ready: this.#ready,
+    const once = () =>
+      publishEnvelope(this.js, subject, env, inline, {
+        msgId: opts.msgId,
+        timeoutMs: this.config.publishTimeoutMs,
+        ready: this.#ready,
+      });
+    if (!opts.whileFull) return once();
+    return holdWhileFull(once, opts.whileFull, {
+      log: this.log,
+      subject,
+      queueId: env.id,
+      maxPauseMs: Math.max(100, Math.floor(this.config.ackWaitMs / 3)),
     });
   }
 
@@ -177,8 +215,40 @@ export class Bus implements BusClient {
     return ledgerGet(await this.#ledgerBucket(), key);
   }
 
-  async ledgerPut(key: string, entry: LedgerEntry): Promise<void> {
-    await ledgerPut(await this.#ledgerBucket(), key, entry);
+  /**
+   * Write a final outcome unless the key has one (ledger.ts ledgerPut: null,
+   * or the earlier entry), durable before it resolves. With `hold`, a failed
+   * write is retried through reconnects and full storage until it succeeds
+   * (ledger.ts ledgerPutHeld); without, the first failure is thrown.
+   */
+  async ledgerPut(
+    key: string,
+    entry: LedgerEntry,
+    opts: { hold?: LedgerHold } = {},
+  ): Promise<LedgerEntry | null> {
+    const once = async () => {
+      // A write sent while disconnected is dropped by the client: wait for the connection first.
+      if (!(await this.#ready(this.config.publishTimeoutMs))) {
+        throw new Error('NATS disconnected: ledger write not sent');
+      }
+      return ledgerPut(await this.#ledgerBucket(), key, entry);
+    };
+    if (!opts.hold) return once();
+    return ledgerPutHeld(once, opts.hold, {
+      maxPauseMs: Math.max(100, Math.min(2000, Math.floor(this.config.ackWaitMs / 3))),
+      graceMs: this.config.publishTimeoutMs,
+    });
+  }
+
+  /** Note that `queueId` is published under the dedup id `msgId` (dedup-index.ts); fire and forget. */
+  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void {
+    if (!this.connection.connected || this.nc.isClosed()) return; // lost anyway: the client drops it
+    noteDedupId(this.nc, msgId, entry);
+  }
+
+  /** The queue id of the first copy published under `msgId`, seen from its duplicate `queueId`. */
+  async firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined> {
+    return firstQueueIdOf(await this.#manager(), msgId, queueId);
   }
 
   #greylistBucket(): Promise<KV> {
@@ -214,6 +284,18 @@ export class Bus implements BusClient {
   /** The backlog of a stage's durable consumer. */
   async consumerLag(spec: ConsumerSpec): Promise<ConsumerLag> {
     return consumerLag(await this.#manager(), spec);
+  }
+
+  /** Remove acked messages a crashed nats-server left in a work stream (acked-leftovers.ts). */
+  async removeAckedLeftovers(spec: ConsumerSpec): Promise<number> {
+    const removed = await removeAckedLeftovers(await this.#manager(), spec);
+    if (removed > 0) {
+      this.log.warn(
+        { stream: spec.stream, removed },
+        'removed messages already acked but left in the work stream (nats-server crash)',
+      );
+    }
+    return removed;
   }
 
   /** Replicas of each Sluice stream as the server has them. */

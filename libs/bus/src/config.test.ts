@@ -15,6 +15,9 @@ test('busConfigFrom: defaults in milliseconds, embedded server when no servers a
   assert.equal(bus.publishTimeoutMs, 10_000);
   assert.equal(bus.maxDeliver, 50);
   assert.equal(bus.maxBytesPerStream, -1);
+  assert.equal(bus.storeBudgetBytes, 0, 'automatic store budget');
+  assert.equal(bus.storeFreeSpaceFraction, 0.5);
+  assert.equal(bus.storeMinFreeBytes, 64 * 1024 * 1024);
   assert.equal(bus.eventsRetentionMs, 7 * 86_400_000);
   assert.equal(bus.deadRetentionMs, DEAD_LETTER_RETENTION_MS);
 });
@@ -37,4 +40,33 @@ test('busConfigFrom: cluster servers, credentials and limits are passed through'
   assert.equal(bus.workMaxAgeMs, 4_200_000);
   assert.equal(bus.maxBytesPerStream, 1_000_000);
   assert.equal(bus.ackWaitMs, 5000);
+});
+
+test('bus.store: a budget and guard threshold are passed through; a bad fraction fails naming the key', () => {
+  const config = parseConfig(
+    { domains: { primary: 'example.org' }, bus: { store: { budget: 10_000_000, minFreeBytes: 1000 } } },
+    'test',
+    { env: {} },
+  );
+  const bus = busConfigFrom(config, 'x');
+  assert.equal(bus.storeBudgetBytes, 10_000_000);
+  assert.equal(bus.storeMinFreeBytes, 1000);
+  assert.throws(
+    () =>
+      parseConfig(
+        { domains: { primary: 'example.org' }, bus: { store: { freeSpaceFraction: 1.5 } } },
+        'test',
+        {
+          env: {},
+        },
+      ),
+    /bus\.store\.freeSpaceFraction/,
+  );
+  assert.throws(
+    () =>
+      parseConfig({ domains: { primary: 'example.org' }, bus: { store: { budget: 1000 } } }, 'test', {
+        env: {},
+      }),
+    /bus\.store\.budget: .*minFreeBytes/,
+  );
 });

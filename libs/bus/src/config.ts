@@ -37,8 +37,16 @@ export interface BusConfig {
   maxDeliver: number;
   /** How long to wait for a PubAck. */
   publishTimeoutMs: number;
-  /** Size cap of each work stream in bytes, -1 for none; full streams refuse new messages. */
+  /** Size cap of each work stream in bytes, -1 for its share of the store budget; full streams refuse new messages. */
   maxBytesPerStream: number;
+  /** JetStream bytes Sluice may use (divided by store-budget.ts); 0: automatic (see there). */
+  storeBudgetBytes: number;
+  /** With an automatic budget and the embedded server: the fraction of the store disk's free space. */
+  storeFreeSpaceFraction: number;
+  /** Free-space guard: refuse new mail when less than this is left (store disk or budget). */
+  storeMinFreeBytes: number;
+  /** The embedded server's JetStream store directory (the guard watches its disk); unset for remote NATS. */
+  storeDir?: string;
   /** How long timeline events are kept. */
   eventsRetentionMs: number;
   /** How long dead letters are kept. */
@@ -67,6 +75,9 @@ export function busConfigFrom(config: SluiceConfig, name: string): BusConfig {
     maxDeliver: bus.maxDeliver,
     publishTimeoutMs: bus.publishTimeout * SECOND,
     maxBytesPerStream: bus.maxBytesPerStream,
+    storeBudgetBytes: bus.store.budget,
+    storeFreeSpaceFraction: bus.store.freeSpaceFraction,
+    storeMinFreeBytes: bus.store.minFreeBytes,
     eventsRetentionMs: events.retention * SECOND,
     deadRetentionMs: DEAD_LETTER_RETENTION_MS,
   };
@@ -88,6 +99,9 @@ export function defaultBusConfig(overrides: Partial<BusConfig> & Pick<BusConfig,
     maxDeliver: 50,
     publishTimeoutMs: 10 * SECOND,
     maxBytesPerStream: -1,
+    storeBudgetBytes: 0,
+    storeFreeSpaceFraction: 0.5,
+    storeMinFreeBytes: 64 * 1024 * 1024,
     eventsRetentionMs: 7 * 86_400_000,
     deadRetentionMs: DEAD_LETTER_RETENTION_MS,
     ...overrides,

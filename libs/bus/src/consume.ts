@@ -18,6 +18,13 @@
  * bus counts deliveries itself and also dead-letters, without running the
  * handler, a message that keeps crashing the process before it can settle.
  *
+ * A handler that fails because the next stream is full is backpressure, not
+ * an error (backpressure.ts): the publish normally holds the message itself
+ * (EnvelopeDelivery.hold); if the "full" error still reaches here (a stage
+ * stopping, or a publish without the hold) the message is nak'ed with a
+ * pause and those deliveries are not counted toward maxDeliver by this
+ * process, so a full disk never dead-letters accepted mail.
+ *
  * stop() stops pulling, naks what arrives afterwards (immediate redelivery to
  * another replica), waits for the running handlers and their acks, flushes,
  * then resolves: nothing unfinished is ever acked. Reconnects are handled by
@@ -35,6 +42,7 @@ import {
   headerNames,
   type StageName,
 } from '@sluice/proto';
+import { isFullError } from './backpressure.ts';
 import type { BusLog } from './bus-log.ts';
 import { inSpan, SpanKind } from './messaging-spans.ts';
 import { extractTraceContext, headersToRecord } from './trace-headers.ts';
@@ -48,11 +56,17 @@ const PULL_RETRY_MAX_MS = 10_000;
 /** Default nak delay base after a handler throws: 2^(n-1) * base, capped. */
 export const ERROR_BACKOFF_BASE_MS = 1000;
 export const ERROR_BACKOFF_MAX_MS = 5 * 60_000;
+/** Nak delay after a "stream full" that reached the consumer (backpressure, not counted). */
+export const FULL_STREAM_NAK_MS = 2000;
+/** Deliveries remembered as backpressure naks (per stream sequence), bounded. */
+const MAX_REMEMBERED_BACKPRESSURE = 100_000;
 
 export interface ConsumeOptions {
   concurrency: number;
   /** Base of the exponential nak delay after a handler throws (default 1 s). */
   errorBackoffBaseMs?: number;
+  /** Nak delay when a "stream full" error reaches the consumer (default FULL_STREAM_NAK_MS). */
+  fullStreamNakMs?: number;
 }
 
 export interface ConsumeDeps {
@@ -125,6 +139,7 @@ class EnvelopeConsumer implements StageConsumer {
   readonly #concurrency: number;
   readonly #refillAt: number;
   readonly #backoffBase: number;
+  readonly #fullStreamNakMs: number;
   readonly #handler: EnvelopeHandler;
   readonly #signal = new Signal();
   readonly #inFlight = new Set<Promise<void>>();
@@ -138,6 +153,10 @@ class EnvelopeConsumer implements StageConsumer {
     this.#stopRequested = resolve;
   });
   #pullFailures = 0;
+  /** Aborted by stop(): ends backpressure holds. */
+  readonly #stopSignal = new AbortController();
+  /** Deliveries per stream sequence that were backpressure naks, not failures. */
+  readonly #backpressured = new Map<number, number>();
   readonly #loop: Promise<void>;
   #stopped: Promise<void> | null = null;
 
@@ -147,6 +166,7 @@ class EnvelopeConsumer implements StageConsumer {
     this.#concurrency = opts.concurrency;
     this.#refillAt = Math.max(1, Math.floor(opts.concurrency / 4));
     this.#backoffBase = opts.errorBackoffBaseMs ?? ERROR_BACKOFF_BASE_MS;
+    this.#fullStreamNakMs = opts.fullStreamNakMs ?? FULL_STREAM_NAK_MS;
     this.#handler = handler;
     this.#loop = this.#pullLoop();
   }
@@ -158,6 +178,7 @@ class EnvelopeConsumer implements StageConsumer {
 
   async #stop(): Promise<void> {
     this.#running = false;
+    this.#stopSignal.abort();
     this.#stopRequested();
     this.#signal.notify();
     for (const f of this.#fetches) f.stop();
@@ -294,7 +315,8 @@ class EnvelopeConsumer implements StageConsumer {
 
   async #handle(m: JsMsg, annotate: (k: string, v: string | number) => void): Promise<void> {
     const { maxDeliver, log } = this.#deps;
-    const deliveryCount = m.info.deliveryCount;
+    // Backpressure naks (a full next stream) are not failures: they do not count.
+    const deliveryCount = m.info.deliveryCount - (this.#backpressured.get(m.seq) ?? 0);
     let env: Envelope;
     let inlineBody: Uint8Array | undefined;
     try {
@@ -320,8 +342,19 @@ class EnvelopeConsumer implements StageConsumer {
         deliveryCount,
         streamSeq: m.seq,
         working: () => m.working(),
+        hold: { working: () => m.working(), signal: this.#stopSignal.signal },
       });
     } catch (err) {
+      if (isFullError(err)) {
+        log.info(
+          { stage: this.#spec.stage, queueId: env.id, seq: m.seq, delayMs: this.#fullStreamNakMs },
+          'next stream full: message returned to the queue (backpressure, not counted as a failure)',
+        );
+        annotate('sluice.outcome', 'backpressure');
+        this.#rememberBackpressure(m.seq);
+        await this.#nak(m, this.#fullStreamNakMs);
+        return;
+      }
       const reason = `handler failed: ${(err as Error).message}`;
       if (deliveryCount >= maxDeliver) {
         await this.#giveUp(m, env, `${reason} (delivery ${deliveryCount} of ${maxDeliver})`);
@@ -339,6 +372,7 @@ class EnvelopeConsumer implements StageConsumer {
     annotate('sluice.outcome', disposition.kind);
     switch (disposition.kind) {
       case 'ack':
+        this.#backpressured.delete(m.seq);
         await this.#ack(m);
         return;
       case 'retry':
@@ -355,6 +389,14 @@ class EnvelopeConsumer implements StageConsumer {
       case 'dead':
         await this.#giveUp(m, env, disposition.reason);
         return;
+    }
+  }
+
+  #rememberBackpressure(seq: number): void {
+    this.#backpressured.set(seq, (this.#backpressured.get(seq) ?? 0) + 1);
+    if (this.#backpressured.size > MAX_REMEMBERED_BACKPRESSURE) {
+      const oldest = this.#backpressured.keys().next().value;
+      if (oldest !== undefined) this.#backpressured.delete(oldest);
     }
   }
 

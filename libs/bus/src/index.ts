@@ -1,4 +1,6 @@
 /** @sluice/bus: NATS JetStream transport for Sluice services (see types.ts for the contract). */
+
+export { BACKPRESSURE_FIRST_PAUSE_MS, isFullError } from './backpressure.ts';
 export { BodyUnavailableError, inlineLimit, PAYLOAD_HEADROOM_BYTES } from './body-store.ts';
 export { Bus } from './bus.ts';
 export { type BusLog, silentBusLog } from './bus-log.ts';
@@ -9,10 +11,17 @@ export {
   ERROR_BACKOFF_BASE_MS,
   ERROR_BACKOFF_MAX_MS,
   errorBackoffMs,
+  FULL_STREAM_NAK_MS,
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
 export { EVENT_CONTENT } from './event-log.ts';
-export { assertLedgerKey, InvalidLedgerKeyError, ledgerKey, legacyLedgerKey } from './ledger.ts';
+export {
+  assertLedgerKey,
+  InvalidLedgerKeyError,
+  type LedgerHold,
+  ledgerKey,
+  legacyLedgerKey,
+} from './ledger.ts';
 export {
   type NatsServerHandle,
   type NatsServerOptions,
@@ -24,6 +33,15 @@ export {
 export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
 export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
 export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export {
+  BYTES_PER_MESSAGE,
+  divideStoreBudget,
+  embeddedStoreBudget,
+  type ObjectLimits,
+  STORE_SHARES,
+  type StoreLimits,
+} from './store-budget.ts';
+export type { StoreRoom } from './store-guard.ts';
 export { type TopologyReport, wantedConsumer, wantedStream } from './topology.ts';
 export { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
 export * from './types.ts';

@@ -41,6 +41,8 @@ export interface NatsServerOptions {
   storeDir: string;
   /** fsync every JetStream write where the server supports it (default true). */
   syncAlways?: boolean;
+  /** JetStream max_file_store in bytes (the store budget, store-budget.ts); unset: the server's default. */
+  maxFileStoreBytes?: number;
   /** Join a cluster: its name, our route port (0/-1 random) and the routes to the other nodes. */
   cluster?: { name: string; port: number; routes: string[] };
   /** Unique server name (required for JetStream in a cluster). */
@@ -98,6 +100,7 @@ export function renderNatsConfig(o: {
   serverName?: string;
   cluster?: { name: string; port: number; routes: string[] };
   logFile?: string;
+  maxFileStoreBytes?: number;
   token?: string;
 }): string {
   const q = (s: string) => JSON.stringify(s);
@@ -113,6 +116,7 @@ export function renderNatsConfig(o: {
     'jetstream {',
     `  store_dir: ${q(o.storeDir)}`,
     ...(o.syncAlways ? ['  sync_interval: always'] : []),
+    ...(o.maxFileStoreBytes ? [`  max_file_store: ${Math.floor(o.maxFileStoreBytes)}`] : []),
     '}',
   ];
   if (o.cluster) {
@@ -172,6 +176,7 @@ export async function spawnNatsServer(opts: NatsServerOptions): Promise<NatsServ
     portsDir,
     serverName: opts.serverName,
     logFile: opts.logFile,
+    maxFileStoreBytes: opts.maxFileStoreBytes,
     cluster: opts.cluster ? { ...opts.cluster, port: randomize(opts.cluster.port) } : undefined,
     token: opts.auth?.token,
   };

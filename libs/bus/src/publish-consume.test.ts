@@ -224,7 +224,10 @@ test('stop() waits for the in-flight handler, acks it, and leaves unstarted mess
 });
 
 test('a full work stream refuses publishes with BusPublishError{full: true}', async () => {
-  const small = await connectTestBus([nats.url], { maxBytesPerStream: 16 * 1024 }, recordingLog());
+  const small = await connectTestBus([nats.url], {}, recordingLog());
+  const deliver = (await jsm.streams.info(streams.deliver.name)).config;
+  // A message-count cap: exact on every server version (a byte cap is not on 2.9, store-budget.ts).
+  await jsm.streams.update(streams.deliver.name, { ...deliver, max_msgs: 8 });
   try {
     const body = new Uint8Array(2000).fill(65);
     let err: unknown;

@@ -19,7 +19,11 @@
  * - consumers: explicit ack, max_deliver -1 on the server (the bus dead-letters
  *   at maxDeliver itself, so a poison message is never left stuck), and
  *   max_ack_pending -1: messages waiting out a nak delay count as ack-pending,
- *   so any finite cap would freeze a stage once that many mails are deferred.
+ *   so any finite cap would freeze a stage once that many mails are deferred;
+ * - limits: every stream, the ledger bucket and the body store get max_bytes
+ *   and max_msgs from their share of the store budget (store-budget.ts,
+ *   docs/decisions/0008), so a work stream fills up (and refuses) long before
+ *   the disk does, and never eats the ledger's room.
  */
 
 import type { ConsumerConfig, StreamConfig } from '@nats-io/jetstream';
@@ -30,6 +34,15 @@ import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { buckets, type ConsumerSpec, consumers, objectStores, type StreamSpec, streams } from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
+import {
+  divideStoreBudget,
+  REMOTE_DEFAULT_BUDGET,
+  remoteStoreBudget,
+  SAFE_DISCARD_NEW_BYTES_VERSION,
+  type StoreLimits,
+  type StoreObject,
+  versionAtLeast,
+} from './store-budget.ts';
 
 /** JetStream's "stream name already in use with a different configuration". */
 const STREAM_NAME_IN_USE = 10058;
@@ -39,6 +52,8 @@ export interface TopologyReport {
   updated: string[];
   /** Differences that could not be applied (immutable settings); also logged. */
   warnings: string[];
+  /** The limits every object was declared with. */
+  limits: StoreLimits;
 }
 
 export type WantedStream = Pick<StreamConfig, 'name' | 'subjects'> & Partial<StreamConfig>;
@@ -54,13 +69,31 @@ const IMMUTABLE_CONSUMER_FIELDS: ReadonlySet<string> = new Set([
   'replay_policy',
 ]);
 
+/** The limits of `cfg` when no budget was resolved against a server (tests, tools). */
+export function limitsOf(cfg: BusConfig): StoreLimits {
+  return divideStoreBudget(cfg.storeBudgetBytes || REMOTE_DEFAULT_BUDGET, cfg.maxBytesPerStream);
+}
+
+const STREAM_SHARE: Record<string, StoreObject> = {
+  [streams.resolve.name]: 'resolve',
+  [streams.rewrite.name]: 'rewrite',
+  [streams.deliver.name]: 'deliver',
+  [streams.events.name]: 'events',
+  [streams.dead.name]: 'dead',
+};
+
 /** The configuration a stream of Sluice should have. */
-export function wantedStream(spec: StreamSpec, cfg: BusConfig): WantedStream {
+export function wantedStream(spec: StreamSpec, cfg: BusConfig, limits = limitsOf(cfg)): WantedStream {
+  const share = limits[STREAM_SHARE[spec.name] ?? 'events'];
+  // Discard-new streams get a byte cap only where the server enforces it safely (store-budget.ts).
+  const discardsNew = spec.role === 'work' || spec.name === streams.dead.name;
   const base: WantedStream = {
     name: spec.name,
     subjects: [...spec.subjects],
     storage: 'file',
     num_replicas: cfg.replicas,
+    max_bytes: discardsNew && !limits.bytesLimitSafe ? -1 : share.maxBytes,
+    max_msgs: share.maxMsgs,
   };
   if (spec.role === 'work') {
     return {
@@ -69,7 +102,6 @@ export function wantedStream(spec: StreamSpec, cfg: BusConfig): WantedStream {
       discard: 'new',
       max_age: nanos(cfg.workMaxAgeMs),
       duplicate_window: nanos(Math.min(cfg.duplicateWindowMs, cfg.workMaxAgeMs)),
-      max_bytes: cfg.maxBytesPerStream,
     };
   }
   if (spec.name === streams.dead.name) {
@@ -229,9 +261,6 @@ async function applyDiff(
   }
 }
 
-/** Size cap of the greylist bucket (~1M triplets of ~200 bytes); a full bucket refuses new triplets (the filter then accepts). */
-const GREYLIST_MAX_BYTES = 256 * 1024 * 1024;
-
 /**
  * JetStream answers that mean "not yet" while a cluster forms (meta leader
  * election, peers still joining) — as when NATS pods and Sluice pods start
@@ -268,10 +297,27 @@ export async function ensureTopology(
 async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog): Promise<TopologyReport> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const report: TopologyReport = { created: [], updated: [], warnings: [] };
+  const version = nc.info?.version;
+  const bytesLimitSafe = versionAtLeast(version, SAFE_DISCARD_NEW_BYTES_VERSION);
+  if (!bytesLimitSafe) {
+    log.warn(
+      { version },
+      `nats-server before ${SAFE_DISCARD_NEW_BYTES_VERSION} can delete the oldest messages of a discard-new stream at max_bytes (nats-server#4771): work streams, dead letters, ledger and bodies are capped by message count only; the free-space guard keeps the reserve`,
+    );
+  }
+  let limits: StoreLimits;
+  if (cfg.storeBudgetBytes > 0) {
+    limits = divideStoreBudget(cfg.storeBudgetBytes, cfg.maxBytesPerStream, bytesLimitSafe);
+  } else {
+    const budget = await remoteStoreBudget(jsm);
+    limits = divideStoreBudget(budget.bytes, cfg.maxBytesPerStream, bytesLimitSafe);
+    log.info({ budgetBytes: budget.bytes, source: budget.source }, 'JetStream store budget');
+  }
+  const bytesOf = (o: { maxBytes: number }) => (bytesLimitSafe ? o.maxBytes : -1);
+  const report: TopologyReport = { created: [], updated: [], warnings: [], limits };
 
   for (const spec of Object.values(streams)) {
-    await ensureStream(jsm, wantedStream(spec, cfg), report, log);
+    await ensureStream(jsm, wantedStream(spec, cfg, limits), report, log);
   }
   for (const spec of Object.values(consumers)) {
     await ensureConsumer(jsm, spec.stream, wantedConsumer(spec, cfg), report, log);
@@ -280,33 +326,47 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // Delivery ledger: one value per (part, recipient); kept as long as a message can live.
   const kvStream = `KV_${buckets.deliveryLedger}`;
   if (!(await streamExists(jsm, kvStream))) {
-    await new Kvm(js).create(buckets.deliveryLedger, {
-      history: 1,
-      ttl: cfg.workMaxAgeMs,
-      replicas: cfg.replicas,
-      storage: 'file',
-    });
-    report.created.push(`kv ${buckets.deliveryLedger}`);
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.deliveryLedger, {
+        history: 1,
+        ttl: cfg.workMaxAgeMs,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.deliveryLedger}`);
   }
   await reconcileBackingStream(
     jsm,
     kvStream,
-    { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas, max_msgs_per_subject: 1 },
+    {
+      max_age: nanos(cfg.workMaxAgeMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      // A full ledger must never stop delivery: it drops its oldest entries (outcomes of mail
+      // delivered long ago) instead of refusing new ones; discard old is safe on every version.
+      discard: 'old',
+      max_bytes: limits.ledger.maxBytes,
+      max_msgs: limits.ledger.maxMsgs,
+    },
     report,
     log,
   );
 
-  // Greylist triplets (filter): an entry lives greylistTtlMs after its last write (auto-allow window).
+  // Greylist triplets (filter): an entry lives greylistTtlMs after its last write (auto-allow
+  // window). Its share of the store budget; when full it forgets its oldest triplets (discard
+  // old), which only means greylisting those senders again.
   const greyStream = `KV_${buckets.greylist}`;
   if (!(await streamExists(jsm, greyStream))) {
-    await new Kvm(js).create(buckets.greylist, {
-      history: 1,
-      ttl: cfg.greylistTtlMs,
-      replicas: cfg.replicas,
-      storage: 'file',
-      max_bytes: GREYLIST_MAX_BYTES,
-    });
-    report.created.push(`kv ${buckets.greylist}`);
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.greylist, {
+        history: 1,
+        ttl: cfg.greylistTtlMs,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.greylist}`);
   }
   await reconcileBackingStream(
     jsm,
@@ -315,7 +375,9 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_age: nanos(cfg.greylistTtlMs),
       num_replicas: cfg.replicas,
       max_msgs_per_subject: 1,
-      max_bytes: GREYLIST_MAX_BYTES,
+      discard: 'old',
+      max_bytes: limits.greylist.maxBytes,
+      max_msgs: limits.greylist.maxMsgs,
     },
     report,
     log,
@@ -324,23 +386,42 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {
-    await new Objm(js).create(objectStores.bodies, {
-      ttl: nanos(cfg.workMaxAgeMs),
-      replicas: cfg.replicas,
-      storage: 'file',
-    });
-    report.created.push(`object store ${objectStores.bodies}`);
+    const created = await createdUnlessRaced(() =>
+      new Objm(js).create(objectStores.bodies, {
+        ttl: nanos(cfg.workMaxAgeMs),
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`object store ${objectStores.bodies}`);
   }
   await reconcileBackingStream(
     jsm,
     objStream,
-    { max_age: nanos(cfg.workMaxAgeMs), num_replicas: cfg.replicas },
+    {
+      max_age: nanos(cfg.workMaxAgeMs),
+      num_replicas: cfg.replicas,
+      max_bytes: bytesOf(limits.bodies),
+      max_msgs: limits.bodies.maxMsgs,
+    },
     report,
     log,
   );
 
   if (report.created.length > 0) log.info({ created: report.created }, 'JetStream topology declared');
   return report;
+}
+
+/** Run a creation; false when another process created it first (with its limits already set). */
+async function createdUnlessRaced(create: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await create();
+    return true;
+  } catch (err) {
+    if (isApiError(err, STREAM_NAME_IN_USE) || /already in use/i.test((err as Error).message ?? ''))
+      return false;
+    throw err;
+  }
 }
 
 async function streamExists(jsm: JetStreamManager, name: string): Promise<boolean> {

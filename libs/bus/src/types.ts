@@ -11,7 +11,9 @@
  *   delivered maxDeliver times go to the dead-letter stream, never silently away.
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
+
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
+import type { LedgerHold } from './ledger.ts';
 
 export type Disposition =
   /** Done: remove from the work queue. */
@@ -31,6 +33,25 @@ export interface EnvelopeDelivery {
   streamSeq: number;
   /** Extend the ack deadline (long SMTP transactions). */
   working(): void;
+  /**
+   * Pass as publishEnvelope's `whileFull`: a full next stream then holds this
+   * message (backpressure) instead of failing it. Set by the bus' consumer.
+   */
+  hold?: PublishHold;
+}
+
+/**
+ * Keeps a stage's input while the stream it publishes to is full: the publish
+ * is retried, the input's ack deadline extended, and no delivery is spent, so
+ * accepted mail waits for room instead of going to the dead-letter stream.
+ */
+export interface PublishHold {
+  /** Extend the input's ack deadline. */
+  working(): void;
+  /** Aborted when the stage stops: the hold ends and the "full" error is thrown. */
+  signal: AbortSignal;
+  /** Called each time the publish found the stream full (metrics). */
+  onFull?(): void;
 }
 
 export type EnvelopeHandler = (d: EnvelopeDelivery) => Promise<Disposition>;
@@ -68,11 +89,12 @@ export interface BusClient {
   /** The body bytes of an envelope (inline passthrough or object-store read with sha256 check). */
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array>;
   deleteBody(ref: BodyRef): Promise<void>;
+  /** With `whileFull`, a full stream holds the caller (backpressure) until room is made or it stops. */
   publishEnvelope(
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string },
+    opts: { msgId: string; whileFull?: PublishHold },
   ): Promise<{ seq: number; duplicate: boolean }>;
   consumeEnvelopes(
     spec: ConsumerSpec,
@@ -98,13 +120,24 @@ export interface BusClient {
   ): Promise<void>;
   /** Delivery ledger (egress): get returns null when absent. put must be durable before it resolves. */
   ledgerGet(key: string): Promise<LedgerEntry | null>;
-  ledgerPut(key: string, entry: LedgerEntry): Promise<void>;
+  /**
+   * Write a final outcome unless the key already has one: null when ours is
+   * stored, else the earlier entry (this delivery was a repeat). With `hold`,
+   * retried until durable (reconnects, full storage); see ledger.ts.
+   */
+  ledgerPut(key: string, entry: LedgerEntry, opts?: { hold?: LedgerHold }): Promise<LedgerEntry | null>;
+  /** Dedup index (dedup-index.ts): note a queue id under its ingress dedup id before publishing. */
+  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void;
+  /** The queue id the first copy under `msgId` was queued as, seen from the duplicate `queueId`. */
+  firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined>;
   /** Greylist triplets (filter), compare-and-set: get null when absent; create false when present; update false on a lost race. */
   greylistGet(key: string): Promise<{ value: string; revision: number } | null>;
   greylistCreate(key: string, value: string): Promise<boolean>;
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
+  /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
+  storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
 }
 
 export class BusPublishError extends Error {

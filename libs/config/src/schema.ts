@@ -284,8 +284,38 @@ export const configSchema = z
           .refine((n) => n === -1 || n > 0, 'either -1 (unlimited) or a positive number of bytes')
           .default(-1)
           .describe(
-            'Size cap of each work stream in bytes (-1: unlimited). New messages are refused when full.',
+            'Size cap of each work stream in bytes, overriding its share of bus.store.budget (-1: use the share). New messages are refused when full.',
           ),
+        store: z
+          .object({
+            budget: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(0)
+              .describe(
+                'Bytes of JetStream storage Sluice may use, divided among its streams, object store and buckets (docs/decisions/0008). 0: automatic (embedded: bus.store.freeSpaceFraction of the free space of the store disk at start; remote NATS: the account limit, else 4 GiB).',
+              ),
+            freeSpaceFraction: z
+              .number()
+              .gt(0)
+              .max(0.95)
+              .default(0.5)
+              .describe(
+                'With budget 0 and the embedded server: the fraction of the store disk free space at start that becomes the budget.',
+              ),
+            minFreeBytes: z
+              .number()
+              .int()
+              .nonnegative()
+              .default(64 * 1024 * 1024)
+              .describe(
+                'Free-space guard: when the store disk (embedded) or the budget (remote) has less than this left, the ingress answers 452 4.3.1 before JetStream runs out.',
+              ),
+          })
+          .strict()
+          .default({ budget: 0, freeSpaceFraction: 0.5, minFreeBytes: 64 * 1024 * 1024 })
+          .describe('The JetStream storage budget and the free-space guard.'),
       })
       .strict()
       .default({
@@ -297,6 +327,7 @@ export const configSchema = z
         maxDeliver: 50,
         publishTimeout: 10,
         maxBytesPerStream: -1,
+        store: { budget: 0, freeSpaceFraction: 0.5, minFreeBytes: 64 * 1024 * 1024 },
       })
       .describe('JetStream streams, consumers and message bodies.'),
     ingress: z
@@ -663,6 +694,20 @@ export const configSchema = z
       // after bus.maxDeliver deliveries: the schedule must reach queueLifetime first.
       const bus = c.bus as Partial<typeof c.bus> | undefined;
       const egress = c.egress as Partial<typeof c.egress> | undefined;
+      // The guard refuses new mail below minFreeBytes of the budget less its 10% reserve.
+      const store = bus?.store as { budget?: number; minFreeBytes?: number } | undefined;
+      if (
+        typeof store?.budget === 'number' &&
+        store.budget > 0 &&
+        typeof store.minFreeBytes === 'number' &&
+        store.budget * 0.9 <= store.minFreeBytes
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bus', 'store', 'budget'],
+          message: `${store.budget} bytes leave no room above bus.store.minFreeBytes (${store.minFreeBytes}) and the 10% reserve: every message would get 452 — raise the budget or lower minFreeBytes`,
+        });
+      }
       if (
         Array.isArray(egress?.retrySchedule) &&
         egress.retrySchedule.length > 0 &&

@@ -26,6 +26,8 @@ export interface EmbeddedNatsOptions {
   settings: SluiceConfig['nats']['embedded'];
   /** Absolute data dir. */
   dataDir: string;
+  /** JetStream max_file_store: the store budget (docs/decisions/0008). */
+  maxFileStoreBytes?: number;
   log: Logger;
   /** The server keeps dying: Sluice cannot work. */
   onGiveUp: (err: Error) => void;
@@ -61,6 +63,7 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
       port: settings.port,
       storeDir: dataDir,
       syncAlways: settings.syncAlways,
+      maxFileStoreBytes: opts.maxFileStoreBytes,
       auth: { token },
       ownProcessGroup: true,
       onStaleServer: (pid) =>

@@ -21,8 +21,10 @@
  * Liveness (/healthz) fails once the bus has been disconnected for longer
  * than http.healthBusGrace; readiness (/readyz) as soon as it is.
  */
+
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { Bus, busConfigFrom } from '@sluice/bus';
+import { Bus, busConfigFrom, embeddedStoreBudget } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
 import { createLogger, createRedactor, type Logger } from '@sluice/log';
 import type { StageName } from '@sluice/proto';
@@ -95,11 +97,20 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     let servers = config.nats.servers;
     let token = config.nats.token;
     let embedded: EmbeddedNats | undefined;
+    let store: { dir: string; budget: number } | undefined;
     if (servers.length === 0) {
       const e = config.nats.embedded;
+      // The store budget (docs/decisions/0008) caps the server itself: max_file_store = budget.
+      const dataDir = embeddedDataDir(config, opts.baseDir);
+      await mkdir(dataDir, { recursive: true });
+      const budget =
+        config.bus.store.budget || (await embeddedStoreBudget(dataDir, config.bus.store.freeSpaceFraction));
+      store = { dir: dataDir, budget };
+      log.info({ storeDir: dataDir, budgetBytes: budget }, 'JetStream store budget');
       embedded = await startEmbeddedNats({
         settings: e,
-        dataDir: embeddedDataDir(config, opts.baseDir),
+        dataDir,
+        maxFileStoreBytes: budget,
         log,
         onGiveUp: (err) => {
           log.fatal({ err }, 'giving up on the embedded nats-server');
@@ -121,10 +132,12 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
         );
       }
     }
-    const bus = await Bus.connect(
-      busConfigFrom({ ...config, nats: { ...config.nats, servers, token } }, instance),
-      log,
-    );
+    const busConfig = busConfigFrom({ ...config, nats: { ...config.nats, servers, token } }, instance);
+    if (store) {
+      busConfig.storeBudgetBytes = store.budget;
+      busConfig.storeDir = store.dir;
+    }
+    const bus = await Bus.connect(busConfig, log);
     cleanups.push(() => bus.close());
     await bus.ensureTopology();
 

@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import { createMetrics } from './metrics.ts';
 
 const SLUICE_METRICS = [
+  'sluice_backpressure_waits_total',
   'sluice_deliveries_total',
+  'sluice_delivery_repeats_total',
+  'sluice_ledger_restored_total',
+  'sluice_store_free_bytes',
+  'sluice_store_guard_tripped',
   'sluice_delivery_latency_seconds',
   'sluice_dead_lettered_total',
   'sluice_messages_received_total',

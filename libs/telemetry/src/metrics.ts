@@ -31,6 +31,16 @@ export interface Metrics {
   readonly smtpSessions: Counter<'service'>;
   /** Messages waiting in a work stream (pending + unacknowledged), filled by the runtime. */
   readonly queueDepth: Gauge<'stream'>;
+  /** 1 while the free-space guard refuses new mail (452 4.3.1), else 0. */
+  readonly storeGuardTripped: Gauge;
+  /** Bytes left above the guard's threshold at its last sample (store disk or budget, the smaller). */
+  readonly storeFreeBytes: Gauge;
+  /** Deliveries to a recipient that already had one (a duplicate the remote got), by reason. */
+  readonly deliveryRepeats: Counter<'reason'>;
+  /** Ledger entries the server lost and the egress wrote again from memory (a duplicate avoided). */
+  readonly ledgerRestored: Counter;
+  /** Times a stage held a message because the next stream was full (backpressure), by stage. */
+  readonly backpressureWaits: Counter<'stage'>;
 }
 
 /** Stage work: mostly milliseconds, up to the filter and lookup timeouts. */
@@ -109,6 +119,33 @@ export function createMetrics(): Metrics {
       name: 'sluice_queue_depth',
       help: 'Messages waiting in a work stream (pending and unacknowledged).',
       labelNames: ['stream'],
+      registers,
+    }),
+    storeGuardTripped: new Gauge({
+      name: 'sluice_store_guard_tripped',
+      help: '1 while the free-space guard refuses new mail with 452 4.3.1.',
+      registers,
+    }),
+    storeFreeBytes: new Gauge({
+      name: 'sluice_store_free_bytes',
+      help: 'Bytes of JetStream store left above the free-space guard threshold.',
+      registers,
+    }),
+    deliveryRepeats: new Counter({
+      name: 'sluice_delivery_repeats_total',
+      help: 'Deliveries to a recipient that had already been delivered (duplicates), by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    ledgerRestored: new Counter({
+      name: 'sluice_ledger_restored_total',
+      help: 'Ledger entries lost by the server and written again by the egress (duplicates avoided).',
+      registers,
+    }),
+    backpressureWaits: new Counter({
+      name: 'sluice_backpressure_waits_total',
+      help: 'Times a stage held a message because the next stream was full, by stage.',
+      labelNames: ['stage'],
       registers,
     }),
   };

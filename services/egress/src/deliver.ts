@@ -15,21 +15,29 @@
  *   4. Each recipient's outcome: 2xx delivered, 5xx failed, anything else
  *      deferred. Deferred recipients of a message older than
  *      bus.queueLifetime fail as expired.
- *   5. Final outcomes go to the ledger BEFORE the disposition is returned
- *      (the bus acks only after that), then the timeline and metrics.
- *   6. Deferred recipients left: retry after the scheduled delay; else ack.
+ *   5. Metrics and the timeline record every attempt's outcome first, so
+ *      each delivery shows, duplicates included; a delivery that finds the
+ *      ledger already final (another attempt won) counts as a repeat.
+ *   6. Final outcomes go to the ledger BEFORE the disposition is returned
+ *      (the bus acks only after that). After a remote 250 that write is
+ *      sacred: it is held and retried through reconnects and full storage,
+ *      the part kept claimed (working) meanwhile, and a redelivery of the
+ *      part to this process waits for it (held-outcomes.ts). A failed ledger
+ *      write never leads to another delivery attempt.
+ *   7. Deferred recipients left: retry after the scheduled delay; else ack.
  *
  * Permanent failures are recorded (ledger, timeline, a warning with the
  * queue id); the DSN to the sender is a later issue. The body is never
  * deleted here: the parts of a message share it, and the object store's TTL
  * removes it after the queue lifetime.
  */
-import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
+import type { Disposition, EnvelopeDelivery, LedgerEntry, LedgerHold } from '@sluice/bus';
 import { activeTraceFields } from '@sluice/log';
 import { type Envelope, envelopeKey, eventBase } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
 import { assembleMessage, HeaderAssemblyError } from '@sluice/smtp';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
+import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
@@ -47,7 +55,11 @@ export type EgressDeps = Pick<
   /** Port of MX hosts (25; tests point it at a sink). */
   mxPort?: number;
   now?: () => number;
+  /** This process' held ledger writes and recent deliveries (default: one per process). */
+  held?: HeldOutcomes;
 };
+
+const processHeldOutcomes = new HeldOutcomes();
 
 interface RecipientResult {
   address: string;
@@ -60,7 +72,12 @@ interface RecipientResult {
 /** What cannot go inside `<...>` in MAIL FROM / RCPT TO: line breaks, NUL, angle brackets, edge spaces. */
 const UNSENDABLE = /[\r\n\0<>]|^\s|\s$/;
 
-export async function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promise<Disposition> {
+export function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promise<Disposition> {
+  const held = deps.held ?? processHeldOutcomes;
+  return held.serialize(envelopeKey(d.envelope), () => deliverOnce(d, deps, held));
+}
+
+async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutcomes): Promise<Disposition> {
   const env = d.envelope;
   const partId = envelopeKey(env);
   const now = deps.now ?? Date.now;
@@ -73,7 +90,8 @@ export async function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promis
     ),
   ];
   const ledger = await ledgerEntries(deps.bus, env, wanted);
-  const remaining = wanted.filter((a) => ledger.get(a) == null);
+  const restored = await restoreLostEntries(env.id, wanted, ledger, d, deps, held, log);
+  const remaining = wanted.filter((a) => ledger.get(a) == null && !restored.has(a));
   if (remaining.length < wanted.length) {
     log.info(
       { skipped: wanted.length - remaining.length },
@@ -103,24 +121,16 @@ export async function deliverPart(d: EnvelopeDelivery, deps: EgressDeps): Promis
     }
   }
 
-  // The ledger first: the bus acks only after we return.
-  const at = new Date(now()).toISOString();
-  await Promise.all(
-    results
-      .filter((r) => r.outcome !== 'deferred')
-      .map((r) =>
-        deps.bus.ledgerPut(ledgerKey(env.id, r.address), {
-          status: r.outcome === 'delivered' ? 'delivered' : 'failed',
-          at,
-          reply: r.reply,
-        }),
-      ),
-  );
-
   const deferred = results.filter((r) => r.outcome === 'deferred');
   const delayMs = deferred.length > 0 ? retryDelayMs(deps.config.egress.retrySchedule, d.deliveryCount) : 0;
   const nextAttemptAt = deferred.length > 0 ? new Date(now() + delayMs).toISOString() : undefined;
-  await record(env, d, results, nextAttemptAt, deps, log);
+  // The part stays claimed (working) until its outcome is recorded and durable in the ledger.
+  const claim = setInterval(() => d.working(), Math.max(500, (deps.config.bus.ackWait * 1000) / 3));
+  try {
+    await finish(env, d, results, nextAttemptAt, deps, held, log);
+  } finally {
+    clearInterval(claim);
+  }
 
   if (deferred.length > 0) {
     return {
@@ -258,6 +268,91 @@ async function transact(
       await session.reset();
   }
   return out;
+}
+
+/**
+ * Recipients final in this process' memory but missing from the ledger (the
+ * server lost the write): not sent again, and their entries written again.
+ */
+async function restoreLostEntries(
+  queueId: string,
+  wanted: string[],
+  ledger: Map<string, LedgerEntry | null>,
+  d: EnvelopeDelivery,
+  deps: EgressDeps,
+  held: HeldOutcomes,
+  log: EgressDeps['log'],
+): Promise<Set<string>> {
+  const restored = new Set<string>();
+  for (const a of wanted) {
+    if (ledger.get(a) != null) continue;
+    const entry = held.recall(ledgerKey(queueId, a));
+    if (!entry) continue;
+    restored.add(a);
+    deps.metrics.ledgerRestored.inc();
+    log.warn(
+      { recipient: deps.redact.address(a), status: entry.status },
+      'ledger entry lost by the server: restored from this process, not sent again',
+    );
+    await deps.bus.ledgerPut(ledgerKey(queueId, a), entry, { hold: ledgerHold(d, log) });
+  }
+  return restored;
+}
+
+function ledgerHold(d: EnvelopeDelivery, log: EgressDeps['log']): LedgerHold {
+  return {
+    working: () => d.working(),
+    signal: d.hold?.signal,
+    onRetry: (err: unknown, attempt: number) => {
+      if (attempt === 1 || attempt % 20 === 0) {
+        log.warn({ err, attempt }, 'ledger write failed after delivery: holding the outcome and retrying');
+      }
+    },
+  };
+}
+
+/**
+ * Record the attempt (metrics and timeline first, so every delivery shows even
+ * if the process dies next), then write the final outcomes to the ledger,
+ * held until durable.
+ */
+async function finish(
+  env: Envelope,
+  d: EnvelopeDelivery,
+  results: RecipientResult[],
+  nextAttemptAt: string | undefined,
+  deps: EgressDeps,
+  held: HeldOutcomes,
+  log: EgressDeps['log'],
+): Promise<void> {
+  const at = new Date((deps.now ?? Date.now)()).toISOString();
+  const finals = results
+    .filter((r) => r.outcome !== 'deferred')
+    .map((r) => {
+      const entry: LedgerEntry = {
+        status: r.outcome === 'delivered' ? 'delivered' : 'failed',
+        at,
+        reply: r.reply,
+      };
+      // Remembered first: if the server loses the write, a redelivery here still finds it.
+      held.remember(ledgerKey(env.id, r.address), entry);
+      return { r, entry };
+    });
+  await record(env, d, results, nextAttemptAt, deps, log);
+  const hold = ledgerHold(d, log);
+  await Promise.all(
+    finals.map(async ({ r, entry }) => {
+      const earlier = await deps.bus.ledgerPut(ledgerKey(env.id, r.address), entry, { hold });
+      if (earlier?.status === 'delivered' && r.outcome === 'delivered') {
+        // Another attempt (a replica whose ack deadline ran out on us) delivered it first.
+        deps.metrics.deliveryRepeats.inc({ reason: 'concurrent-attempt' });
+        log.warn(
+          { recipient: deps.redact.address(r.address), earlier: earlier.at },
+          'recipient was delivered by another attempt too (a duplicate copy)',
+        );
+      }
+    }),
+  );
 }
 
 /** Timeline events, metrics and logs for this attempt. */

@@ -371,6 +371,33 @@ describe('accepted mail', () => {
     assert.match(first.response, /^250 /);
     assert.match(second.response, /^250 /);
     assert.equal(await resolveStreamCount(), before + 1);
+
+    // The resend has a timeline of its own, ending in "duplicate of <the first queue id>".
+    const firstId = /queued as (\S+)/.exec(first.response)![1]!;
+    const secondId = /queued as (\S+)/.exec(second.response)![1]!;
+    assert.notEqual(firstId, secondId);
+    const timeline = await waitUntil('the duplicate event in the timeline', async () => {
+      const t = await bus.readTimeline(secondId);
+      return t.some((e) => e.kind === 'duplicate') ? t : undefined;
+    });
+    assert.deepEqual(
+      timeline.map((e) => e.kind),
+      ['received', 'verdict', 'duplicate'],
+    );
+    const dup = timeline.at(-1)!;
+    assert.ok(dup.kind === 'duplicate');
+    assert.equal(dup.duplicateOf, firstId);
+    assert.match(dup.msgId, /^mx:[0-9a-f]{64}$/);
+
+    // A third resend still names the first copy, not the second.
+    const third = await sendMail({ port, from: 'sender@sender.test', to: ['bob@example.org'], raw });
+    const thirdId = /queued as (\S+)/.exec(third.response)![1]!;
+    const dup3 = await waitUntil("the third resend's duplicate event", async () =>
+      (await bus.readTimeline(thirdId)).find((e) => e.kind === 'duplicate'),
+    );
+    assert.ok(dup3.kind === 'duplicate');
+    assert.equal(dup3.duplicateOf, firstId);
+    assert.equal(await resolveStreamCount(), before + 1);
   });
 
   test('a body above the inline limit travels through the object store', async () => {
@@ -491,6 +518,52 @@ describe('the filter decides before 250', () => {
       );
     } finally {
       filter = await filterService.start(ctx);
+    }
+  });
+});
+
+describe('the free-space guard', () => {
+  test('less room than bus.store.minFreeBytes: 452 4.3.1 before anything is stored, metric set', async () => {
+    // The threshold is above any free space this machine has: the guard trips at once.
+    const tight = parseConfig(
+      {
+        ...config,
+        ingress: { ...config.ingress, listen: [{ host: '127.0.0.1', port: 0 }] },
+        bus: { ...config.bus, store: { ...config.bus.store, minFreeBytes: 2 ** 52 } },
+      },
+      'guard-test',
+    );
+    const guarded = await startServiceContext(tight, 'guard-test', { logDestination: devNull() as never });
+    const svc = await ingressService.start(guarded.ctx);
+    try {
+      const guardPort = (svc.info!() as { ports: number[] }).ports[0]!;
+      const before = await resolveStreamCount();
+      const objects = await bodyObjectCount();
+      await assert.rejects(
+        sendMail({
+          port: guardPort,
+          from: 'sender@sender.test',
+          to: ['alice@example.org'],
+          raw: message('guarded', 'z'.repeat(20 * 1024)),
+        }),
+        (err: { response?: string }) => /^452 4\.3\.1 /.test(err.response ?? ''),
+      );
+      assert.equal(await resolveStreamCount(), before, 'nothing queued');
+      assert.equal(await bodyObjectCount(), objects, 'no body stored');
+      const metrics = await guarded.ctx.metrics.registry.metrics();
+      assert.match(metrics, /^sluice_store_guard_tripped 1$/m);
+      assert.match(metrics, /sluice_messages_rejected_total\{stage="ingress",reason="store-low"\} 1/);
+      // The ingress with the normal threshold still takes mail on the same store.
+      const ok = await sendMail({
+        port,
+        from: 'sender@sender.test',
+        to: ['alice@example.org'],
+        raw: message('room'),
+      });
+      assert.match(ok.response, /^250 /);
+    } finally {
+      await svc.stop();
+      await guarded.close();
     }
   });
 });

@@ -3,6 +3,7 @@
  * the final dot. In order:
  *
  *   read the body (size limit, bare CR/LF refused: message-reader.ts)
+ *   the free-space guard: 452 4.3.1 while the store is almost full
  *   store the body (inline, or the object store for large ones)
  *   record 'received' on the timeline
  *   ask the filter for the before-queue verdict (request/reply, bounded wait)
@@ -125,6 +126,15 @@ async function intake(
   const receivedAt = new Date();
   const qlog = log.child({ queueId });
 
+  // The free-space guard: refuse while JetStream can still take the mail already accepted
+  // (RFC 5321 §4.2.5 452, RFC 3463 X.3.1 "mail system full"); the client retries later.
+  const room = await bus.storeRoom();
+  deps.metrics.storeGuardTripped.set(room.ok ? 0 : 1);
+  deps.metrics.storeFreeBytes.set(room.freeBytes);
+  if (!room.ok) {
+    return { ok: false, error: smtpError('queueFull'), reason: 'store-low', queueId };
+  }
+
   let stored: { ref: BodyRef; inline?: Uint8Array };
   try {
     stored = await bus.storeBody(queueId, body);
@@ -205,6 +215,8 @@ async function intake(
   if (verdict.removeHeaders?.length) env.removeHeaders = verdict.removeHeaders;
 
   const msgId = dedupIds.accepted(env);
+  // Before the publish, so a resend after a lost 250 can name this queue id (dedup-index.ts).
+  bus.noteDedupId(msgId, { queueId });
   let ack: { seq: number; duplicate: boolean };
   try {
     ack = await bus.publishEnvelope(subjects.resolve, env, stored.inline, { msgId });
@@ -214,7 +226,24 @@ async function intake(
   }
   if (ack.duplicate) {
     // The client resent a message we already queued (it lost our 250): it is queued once.
-    qlog.info({ msgId, seq: ack.seq }, 'duplicate of a message already queued');
+    const first = await bus.firstQueueIdOf(msgId, queueId).catch((err: unknown) => {
+      qlog.warn({ err }, 'cannot look up the first copy of a duplicate');
+      return undefined;
+    });
+    qlog.info({ msgId, seq: ack.seq, duplicateOf: first }, 'duplicate of a message already queued');
+    if (first) bus.noteDedupId(msgId, { queueId, duplicateOf: first });
+    // Its own timeline ends here, naming the queue id the first copy travels under.
+    await bus.recordEvent({
+      ...eventBase({
+        envelope: env,
+        stage: 'ingress',
+        instance: deps.instance,
+        traceId: env.trace?.traceparent.split('-')[1],
+      }),
+      kind: 'duplicate',
+      msgId,
+      ...(first ? { duplicateOf: first } : {}),
+    });
     await forget();
   }
   return { ok: true, queueId, text: queuedTextOf(queueId), duplicate: ack.duplicate };

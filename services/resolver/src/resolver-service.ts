@@ -100,8 +100,10 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
     });
   }
   for (const part of parts) {
+    // A full rewrite stream holds this message until it has room (backpressure), never a dead letter.
     await deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, {
       msgId: dedupIds.rewrite(part.partId!),
+      whileFull: d.hold,
     });
   }
   for (const branch of failed) {
@@ -179,6 +181,12 @@ function deadEnvelope(
   return { ...rest, recipients: [recipient], hops: [...env.hops, hop] };
 }
 
+/** The delivery, with every backpressure wait counted in the stage's metric. */
+function countingBackpressure(d: EnvelopeDelivery, ctx: ServiceContext, stage: string): EnvelopeDelivery {
+  if (!d.hold) return d;
+  return { ...d, hold: { ...d.hold, onFull: () => ctx.metrics.backpressureWaits.inc({ stage }) } };
+}
+
 export function createResolverService(): ServiceDefinition {
   return {
     name: 'resolver',
@@ -203,7 +211,10 @@ export function createResolverService(): ServiceDefinition {
       );
       const consumer = ctx.bus.consumeEnvelopes(consumers.resolver, { concurrency }, async (d) => {
         const t0 = performance.now();
-        const disposition = await resolveEnvelope(d, { ...ctx, table });
+        const disposition = await resolveEnvelope(countingBackpressure(d, ctx, 'resolver'), {
+          ...ctx,
+          table,
+        });
         ctx.metrics.stageProcessed.inc({ stage: 'resolver', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'resolver' }, (performance.now() - t0) / 1000);
         return disposition;

@@ -63,8 +63,10 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
     kind: 'rewritten',
     changes,
   });
+  // A full deliver stream holds this part until it has room (backpressure), never a dead letter.
   await deps.bus.publishEnvelope(subjects.deliver, envelope, d.inlineBody, {
     msgId: dedupIds.deliver(key),
+    whileFull: d.hold,
   });
   log.debug({ changes }, 'rewritten');
   return { kind: 'ack' };
@@ -95,7 +97,11 @@ export function createRewriterService(): ServiceDefinition {
       const concurrency = ctx.config.rewriter.concurrency;
       const consumer = ctx.bus.consumeEnvelopes(consumers.rewriter, { concurrency }, async (d) => {
         const t0 = performance.now();
-        const disposition = await rewritePart(d, { ...ctx, setup });
+        const held = d.hold && {
+          ...d.hold,
+          onFull: () => ctx.metrics.backpressureWaits.inc({ stage: 'rewriter' }),
+        };
+        const disposition = await rewritePart({ ...d, hold: held }, { ...ctx, setup });
         ctx.metrics.stageProcessed.inc({ stage: 'rewriter', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'rewriter' }, (performance.now() - t0) / 1000);
         return disposition;
