@@ -22,6 +22,9 @@ if [ "$purpose" = "test" ]; then
   want[rspamd]=rspamd
   want[clamd]=clamav-daemon
   want[postsrsd]=postsrsd want[dkimverify]=python3-dkim want[arcverify]=python3-dkim
+  # LDAP source tests (test/harness slapd.ts): the server and ldapmodify/ldapdelete.
+  want[slapd]=slapd
+  want[ldapmodify]=ldap-utils
 fi
 
 missing=()
@@ -35,6 +38,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # slapd: no default directory of its own (the tests generate their config).
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   # --no-install-recommends: keep the machine small; nats-server needs nothing else.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -4,7 +4,8 @@
  *   sluice run [SERVICE...] [--config FILE]   start services (all by default)
  *   sluice check-config [FILE]                validate a config file and summarise it
  *   sluice trace QUEUE-ID [--config FILE] [--json]   print a message's timeline
- *   sluice lookup ADDRESS [--config FILE]     where an address goes, and why
+ *   sluice lookup ADDRESS [--config FILE]     where an address goes, and why (asks the resolver)
+ *   sluice ldap refresh [--force]             re-read LDAP now (asks the resolver)
  *   sluice sink [--port 2526] [--dir DIR]     a development SMTP sink
  *   sluice srs forward|reverse ADDRESS        SRS by hand (srs-command.ts)
  *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
@@ -106,16 +107,26 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'lookup': {
       const address = positionals[0] ?? fail('lookup needs an ADDRESS');
-      const { config } = await loadOrExplain(str('config'));
-      const { buildRoutingTable, lookupAddress } = await import('@sluice/resolver');
-      const reply = lookupAddress(buildRoutingTable(config), address);
-      if (values.json) process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
-      else {
-        process.stdout.write(`${address}: ${reply.result}${reply.reason ? ` (${reply.reason})` : ''}\n`);
-        for (const step of reply.trail) process.stdout.write(`  ${step}\n`);
-        if (reply.targets.length) process.stdout.write(`  => ${reply.targets.join(', ')}\n`);
-      }
-      process.exitCode = reply.result === 'ok' ? 0 : reply.result === 'tempfail' ? 75 : 1;
+      const pc = await loadOrExplain(str('config'));
+      const { lookupExitCode, lookupViaResolver, renderLookup } = await import('./lookup.ts');
+      const reply = await lookupViaResolver(pc, address, values.live === true).catch((err: Error) =>
+        fail(err.message, 69),
+      );
+      process.stdout.write(
+        `${values.json ? JSON.stringify(reply, null, 2) : renderLookup(address, reply)}\n`,
+      );
+      process.exitCode = lookupExitCode(reply);
+      return;
+    }
+    case 'ldap': {
+      if (positionals[0] !== 'refresh')
+        fail("ldap: the only subcommand is 'refresh' (try 'sluice ldap --help')");
+      const pc = await loadOrExplain(str('config'));
+      if (!pc.config.routing.ldap) fail('ldap refresh: routing.ldap is not configured in this config', 2);
+      const { ldapRefresh, refreshExitCode, renderRefresh } = await import('./ldap-refresh.ts');
+      const reply = await ldapRefresh(pc, values.force === true).catch((err: Error) => fail(err.message, 69));
+      process.stdout.write(`${values.json ? JSON.stringify(reply, null, 2) : renderRefresh(reply)}\n`);
+      process.exitCode = refreshExitCode(reply);
       return;
     }
     case 'trace': {

@@ -4,7 +4,7 @@
  * from here without loading any service.
  */
 
-export const COMMANDS = ['run', 'check-config', 'trace', 'lookup', 'sink'] as const;
+export const COMMANDS = ['run', 'check-config', 'trace', 'lookup', 'ldap', 'sink'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export const USAGE = `usage:
@@ -13,7 +13,8 @@ export const USAGE = `usage:
                                                  resolver rewriter egress
   sluice check-config [FILE]                     validate a config file (default: the example)
   sluice trace QUEUE-ID [--config FILE] [--json] print a message's timeline
-  sluice lookup ADDRESS [--config FILE] [--json] where an address goes, and why
+  sluice lookup ADDRESS [--json] [--live]        where an address goes, and why (asks the running resolver)
+  sluice ldap refresh [--force] [--json]         re-read the LDAP directory now (asks the running resolver)
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
   sluice srs forward|reverse ADDRESS [--config FILE | --domain D --secret-file F]
   sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
@@ -35,9 +36,19 @@ ${CONFIG_LINE}`,
 Print what each stage decided about a message (its timeline); exit 1 when nothing is known.
 ${CONFIG_LINE}
       --json         the events as JSON`,
-  lookup: `usage: sluice lookup ADDRESS [--config FILE] [--json]
-Where the routing table sends an address, and why (exit 0 ok, 1 refused, 75 tempfail).
+  lookup: `usage: sluice lookup ADDRESS [--config FILE] [--json] [--live]
+Ask the running resolver (over NATS) where an address goes and why: the sources that decided
+(config, or the LDAP snapshot with its version and age), every step, the targets and routes.
+Exit 0 ok, 1 refused, 75 tempfail, 69 no resolver answered.
 ${CONFIG_LINE}
+      --json         the answer as JSON
+      --live         also ask the LDAP directory now (next to the snapshot's answer)`,
+  ldap: `usage: sluice ldap refresh [--force] [--config FILE] [--json]
+Ask one running resolver to re-read the LDAP directory (routing.ldap) now; every replica takes the
+new snapshot. A refresh deleting more than routing.ldap.maxDeleteShare of the entries is held back.
+Exit 0 applied or unchanged, 1 held back or LDAP unreachable, 69 no resolver answered.
+${CONFIG_LINE}
+      --force        apply a refresh even if it deletes many entries
       --json         the answer as JSON`,
   sink: `usage: sluice sink [--host H] [--port 2526] [--dir DIR]
 A development SMTP sink: accepts every message and prints one line per message.
@@ -55,7 +66,8 @@ const OPTIONS: Record<CommandName, Record<string, OptionSpec>> = {
   run: { ...common, ...config },
   'check-config': { ...common, ...config },
   trace: { ...common, ...config, json: { type: 'boolean' } },
-  lookup: { ...common, ...config, json: { type: 'boolean' } },
+  lookup: { ...common, ...config, json: { type: 'boolean' }, live: { type: 'boolean' } },
+  ldap: { ...common, ...config, json: { type: 'boolean' }, force: { type: 'boolean' } },
   sink: { ...common, host: { type: 'string' }, port: { type: 'string' }, dir: { type: 'string' } },
 };
 

@@ -204,6 +204,12 @@ export const bodyRefSchema = z.discriminatedUnion('kind', [
     key: z.string().min(1),
     size: z.number().int().nonnegative(),
     sha256: sha256Hex,
+    /**
+     * Whether any byte has the high bit set (found while the body streamed in),
+     * so the egress can declare BODY=8BITMIME (RFC 6152) without reading the
+     * body before MAIL FROM. Absent on older envelopes: treated as true.
+     */
+    eightBit: z.boolean().optional(),
   }),
 ]);
 export type BodyRef = z.infer<typeof bodyRefSchema>;

@@ -30,6 +30,12 @@ export const lookupRequestSchema = z.object({
    * `sluice lookup` (the reversal is shown).
    */
   mailFrom: z.string().max(512).optional(),
+  /**
+   * `sluice lookup --live`: also ask the LDAP directory now about this one
+   * address (the answer still comes from the snapshot in use; the directory's
+   * current entry is added to the trail for comparison). Never set at RCPT.
+   */
+  live: z.boolean().optional(),
 });
 export type LookupRequest = z.infer<typeof lookupRequestSchema>;
 
@@ -45,8 +51,42 @@ export const lookupReplySchema = z.object({
   /** Human-readable explanation of each step (which rule, which source). */
   trail: z.array(z.string()).default([]),
   reason: z.string().optional(),
+  /**
+   * A reject entry (routing.reject) matched: the text to give the client with the 550.
+   * Only with result unknown.
+   */
+  rejectText: z.string().optional(),
+  /**
+   * Which sources decided, each once: "config routing.aliases", "ldap", ...; for LDAP
+   * the snapshot version and its age in seconds at the time of the answer.
+   */
+  decidedBy: z
+    .array(
+      z.object({
+        source: z.string(),
+        snapshotVersion: z.number().int().optional(),
+        snapshotAgeSeconds: z.number().optional(),
+      }),
+    )
+    .optional(),
 });
 export type LookupReply = z.infer<typeof lookupReplySchema>;
 
 /** A small typed error reply, for requests that could not be served at all. */
 export const rpcErrorSchema = z.object({ v: z.literal(1), error: z.string() });
+
+/** `sluice ldap refresh [--force]`: re-read LDAP now. */
+export const ldapRefreshRequestSchema = z.object({ v: z.literal(1), force: z.boolean().default(false) });
+export type LdapRefreshRequest = z.infer<typeof ldapRefreshRequestSchema>;
+
+export const ldapRefreshReplySchema = z.object({
+  v: z.literal(1),
+  /** applied: a new snapshot was stored; unchanged: LDAP had the same entries; held: too many deletions, not applied; failed: LDAP could not be read. */
+  outcome: z.enum(['applied', 'unchanged', 'held', 'failed', 'disabled']),
+  snapshotVersion: z.number().int().optional(),
+  entries: z.number().int().optional(),
+  /** Entries whose forward values were refused (pipe, file, CR/LF, self-loop). */
+  refused: z.array(z.object({ uid: z.string(), value: z.string(), reason: z.string() })).default([]),
+  message: z.string(),
+});
+export type LdapRefreshReply = z.infer<typeof ldapRefreshReplySchema>;

@@ -20,6 +20,8 @@ export const subjects = {
   filterVerdict: `${SUBJECT_ROOT}.rpc.filter.verdict`,
   /** RCPT-time lookup: ingress and `sluice lookup` ask, resolver answers. */
   resolverLookup: `${SUBJECT_ROOT}.rpc.resolver.lookup`,
+  /** `sluice ldap refresh` asks one resolver to re-read LDAP now; it answers a LdapRefreshReply. */
+  resolverLdapRefresh: `${SUBJECT_ROOT}.rpc.resolver.ldap-refresh`,
   /** Per-message timeline event: one subject per queue id so one message reads back cheaply. */
   event: (queueId: string) => `${SUBJECT_ROOT}.events.${queueId}`,
   eventsAll: `${SUBJECT_ROOT}.events.>`,
@@ -92,7 +94,15 @@ export const buckets = {
   deliveryLedger: 'sluice_delivery_ledger',
   /** Filter greylisting: one key per (client network, sender, recipient) triplet, shared by all replicas. */
   greylist: 'sluice_greylist',
+  /**
+   * What the resolver last read from LDAP: one key (ldapSnapshotKey), a versioned,
+   * gzip'd JSON snapshot every resolver replica serves from while LDAP is down.
+   */
+  ldapSnapshot: 'sluice_ldap_snapshot',
 } as const;
+
+/** The one key of buckets.ldapSnapshot. */
+export const ldapSnapshotKey = 'current';
 
 export const objectStores = {
   /** Bodies above the inline threshold (claim check). */

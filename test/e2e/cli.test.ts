@@ -75,6 +75,15 @@ describe('sluice check-config', () => {
     assert.match(r.stderr, /did you mean .?ingress/);
   });
 
+  test('lookup without a reachable NATS is one clear line and exit 69', () => {
+    const file = join(dir, 'nobody.yaml');
+    writeFileSync(file, 'domains: { primary: example.org }\nnats: { servers: ["nats://127.0.0.1:9"] }\n');
+    const r = runSluice(['lookup', 'alice@example.org', '--config', file]);
+    assert.equal(r.status, 69, r.stderr);
+    assert.match(r.stderr, /^sluice: cannot reach NATS at nats:\/\/127\.0\.0\.1:9/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
   test('run refuses to start on a bad config, naming the key', () => {
     const file = join(dir, 'bad2.yaml');
     writeFileSync(file, 'domains:\n  primary: "not a domain!"\n');
@@ -121,6 +130,55 @@ dns: { servers: ["${deadEndDns.address}"], timeout: 1 }
     if (proc && proc.child.exitCode === null) proc.child.kill('SIGKILL');
     await sink?.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('lookup asks the running resolver; a changed config applies, an invalid one is refused', async () => {
+    const original = readFileSync(configFile, 'utf8');
+    // The CLI reads its own copy (for the NATS address): the served file is about to be broken.
+    const cliConfig = join(dir, 'cli.yaml');
+    writeFileSync(cliConfig, original);
+    const lookup = (address: string) => {
+      const r = runSluice(['lookup', address, '--config', cliConfig, '--json']);
+      return { status: r.status, stderr: r.stderr, reply: r.stdout ? JSON.parse(r.stdout) : undefined };
+    };
+    const alice = await waitUntil('the resolver to answer lookups', () => {
+      const r = lookup('alice@example.org');
+      return r.status === 0 && r.reply;
+    });
+    assert.deepEqual(alice.targets, ['alice@example.net']);
+    assert.deepEqual(alice.decidedBy, [{ source: 'config routing.forwards' }]);
+    const text = runSluice(['lookup', 'alice+news@example.org', '--config', configFile]);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /decided by: config routing\.forwards/);
+    assert.match(text.stdout, /plus-addressing/);
+    assert.equal(lookup('bob@example.org').status, 1);
+
+    // A valid change applies without a restart.
+    writeFileSync(
+      configFile,
+      original.replace(
+        'routing:\n',
+        'routing:\n  reject:\n    spam@example.org: "No such list"\n  aliases:\n    bob@example.org: [alice@example.org]\n',
+      ),
+    );
+    const bob = await waitUntil('the reloaded routing to answer', () => {
+      const r = lookup('bob@example.org');
+      return r.status === 0 && r.reply;
+    });
+    assert.deepEqual(bob.targets, ['alice@example.net']);
+    const spam = lookup('spam@example.org');
+    assert.equal(spam.reply.rejectText, 'No such list');
+    // An invalid file is refused with the reason; the table in use keeps serving.
+    writeFileSync(
+      configFile,
+      original.replace('routing:\n', 'routing:\n  aliases:\n    bob@example.org: "not a list"\n'),
+    );
+    await waitUntil('the refusal to be logged', () => /changed config refused/.test(proc.stdout()));
+    assert.match(proc.stdout(), /routing\.aliases/);
+    const still = lookup('bob@example.org');
+    assert.equal(still.status, 0, still.stderr);
+    writeFileSync(configFile, original);
+    await waitUntil('the original routing back', () => lookup('bob@example.org').status === 1);
   });
 
   test('delivers a forward, traces it, and shuts down gracefully on SIGTERM', async () => {
@@ -259,7 +317,7 @@ describe('the sluice command line', () => {
   });
 
   test('every command has --help and -h', () => {
-    for (const cmd of ['run', 'check-config', 'trace', 'lookup', 'sink']) {
+    for (const cmd of ['run', 'check-config', 'trace', 'lookup', 'ldap', 'sink']) {
       for (const flag of ['--help', '-h']) {
         const r = run([cmd, flag]);
         assert.equal(r.status, 0, `${cmd} ${flag}: ${r.stderr}`);

@@ -5,6 +5,7 @@
  * close() stops every consumer and RPC server it started (in-flight work
  * finishes and is settled), then drains the connection.
  */
+import type { Readable } from 'node:stream';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { type ObjectStore, Objm } from '@nats-io/obj';
@@ -22,7 +23,7 @@ import {
 } from '@sluice/proto';
 import { removeAckedLeftovers } from './acked-leftovers.ts';
 import { holdWhileFull } from './backpressure.ts';
-import { deleteBody, inlineLimit, loadBody, storeBody } from './body-store.ts';
+import { deleteBody, inlineLimit, loadBody, openBody, storeBody, storeBodyStream } from './body-store.ts';
 import { type BusLog, silentBusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
 import { closeConnection, connectNats } from './connect.ts';
@@ -32,6 +33,7 @@ import { deadLetter } from './dead-letter.ts';
 import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { recordEvent } from './event-log.ts';
 import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
+import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
@@ -137,8 +139,16 @@ export class Bus implements BusClient {
     return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
   }
 
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody> {
+    return storeBodyStream(this.#openBodies, queueId, chunks, this.config.publishTimeoutMs);
+  }
+
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
     return loadBody(this.#openBodies, env, inline);
+  }
+
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable> {
+    return openBody(this.#openBodies, this.js, env, inline);
   }
 
   deleteBody(ref: BodyRef): Promise<void> {
@@ -269,6 +279,28 @@ export class Bus implements BusClient {
 
   async greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
     return greylistUpdate(await this.#greylistBucket(), key, value, revision);
+  }
+
+  #ldapSnapshot: Promise<KV> | null = null;
+
+  #ldapSnapshotBucket(): Promise<KV> {
+    this.#ldapSnapshot ??= new Kvm(this.js).open(buckets.ldapSnapshot).catch((err) => {
+      this.#ldapSnapshot = null;
+      throw err;
+    });
+    return this.#ldapSnapshot;
+  }
+
+  async ldapSnapshotGet(): Promise<StoredSnapshot | null> {
+    return snapshotGet(await this.#ldapSnapshotBucket());
+  }
+
+  async ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null> {
+    return snapshotPut(await this.#ldapSnapshotBucket(), value, expectedRevision);
+  }
+
+  async ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void> {
+    return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
   }
 
   /** Whether the connection is up now (readiness). */

@@ -1,7 +1,13 @@
 /** @sluice/bus: NATS JetStream transport for Sluice services (see types.ts for the contract). */
 
 export { BACKPRESSURE_FIRST_PAUSE_MS, isFullError } from './backpressure.ts';
-export { BodyUnavailableError, inlineLimit, PAYLOAD_HEADROOM_BYTES } from './body-store.ts';
+export {
+  BodyUnavailableError,
+  inlineLimit,
+  OBJECT_CHUNK_BYTES,
+  PAYLOAD_HEADROOM_BYTES,
+  STREAM_BUFFER_BYTES,
+} from './body-store.ts';
 export { Bus } from './bus.ts';
 export { type BusLog, silentBusLog } from './bus-log.ts';
 export { type BusConfig, busConfigFrom, DEAD_LETTER_RETENTION_MS, defaultBusConfig } from './config.ts';

@@ -383,6 +383,30 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     log,
   );
 
+  // LDAP snapshot (resolver): a few versions kept for an operator to compare; no age limit,
+  // since the snapshot is what keeps mail flowing while LDAP is down.
+  const snapStream = `KV_${buckets.ldapSnapshot}`;
+  if (!(await streamExists(jsm, snapStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.ldapSnapshot, { history: 5, replicas: cfg.replicas, storage: 'file' }),
+    );
+    if (created) report.created.push(`kv ${buckets.ldapSnapshot}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    snapStream,
+    {
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 5,
+      // Its share of the store budget; when full, older versions go first (safe on every version).
+      discard: 'old',
+      max_bytes: limits.ldapSnapshot.maxBytes,
+      max_msgs: limits.ldapSnapshot.maxMsgs,
+    },
+    report,
+    log,
+  );
+
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {

@@ -11,6 +11,7 @@
  *   delivered maxDeliver times go to the dead-letter stream, never silently away.
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
+import type { Readable } from 'node:stream';
 
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 import type { LedgerHold } from './ledger.ts';
@@ -83,11 +84,26 @@ export interface LedgerEntry {
   reply: string;
 }
 
+import type { StoredSnapshot } from './ldap-snapshot-store.ts';
+
+export type { StoredSnapshot };
+
 export interface BusClient {
   /** Put a body where it belongs: inline if <= inlineMaxBytes (and fits max_payload), else object store. */
   storeBody(queueId: string, body: Uint8Array): Promise<StoredBody>;
+  /**
+   * Stream a large body into the object store (always the object store, whatever its size):
+   * size, sha256 and 8-bit-ness are computed on the way. If `chunks` throws, nothing is stored
+   * and its error is rethrown.
+   */
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody>;
   /** The body bytes of an envelope (inline passthrough or object-store read with sha256 check). */
   loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The body as a stream that never holds a large body whole; resolves once the body is known to
+   * exist, and fails (BodyUnavailableError) on a missing object or a size or sha256 mismatch.
+   */
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable>;
   deleteBody(ref: BodyRef): Promise<void>;
   /** With `whileFull`, a full stream holds the caller (backpressure) until room is made or it stops. */
   publishEnvelope(
@@ -126,6 +142,8 @@ export interface BusClient {
    * retried until durable (reconnects, full storage); see ledger.ts.
    */
   ledgerPut(key: string, entry: LedgerEntry, opts?: { hold?: LedgerHold }): Promise<LedgerEntry | null>;
+  /** The largest body that travels inline: min(bus.inlineMaxBytes, max_payload - 64 KiB). */
+  readonly inlineLimit: number;
   /** Dedup index (dedup-index.ts): note a queue id under its ingress dedup id before publishing. */
   noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void;
   /** The queue id the first copy under `msgId` was queued as, seen from the duplicate `queueId`. */
@@ -136,6 +154,10 @@ export interface BusClient {
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
+  /** The shared LDAP snapshot (resolver): get, compare-and-set put (null: lost the race), watch. */
+  ldapSnapshotGet(): Promise<StoredSnapshot | null>;
+  ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null>;
+  ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void>;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
   storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
 }

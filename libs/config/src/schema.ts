@@ -139,6 +139,70 @@ export const transportSchema = z
     host: z.string().min(1).describe('Host name or IP of the next hop.'),
     port: port.default(25).describe('Port of the next hop.'),
     lmtp: z.boolean().default(false).describe('Speak LMTP (RFC 2033) instead of SMTP.'),
+    clientCert: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'PEM file: a TLS client certificate (chain) to present to this next hop; STARTTLS is then required (no cleartext fallback). With clientKey.',
+      ),
+    clientKey: z.string().min(1).optional().describe('PEM file: the private key of clientCert.'),
+  })
+  .strict();
+
+/** routing.ldap: where the directory is and how its entries map to routing rules. */
+const ldapSchema = z
+  .object({
+    urls: z
+      .array(z.string().regex(/^ldaps?:\/\/[^\s]+$/, 'an ldap:// or ldaps:// URL'))
+      .min(1)
+      .describe('LDAP server URLs, tried in order (ldap:// or ldaps://).'),
+    baseDn: z.string().min(1).describe('Search base, e.g. ou=users,dc=example,dc=org.'),
+    filter: z
+      .string()
+      .regex(/^\(.*\)$/, 'an LDAP filter in parentheses (RFC 4515)')
+      .default('(objectClass=*)')
+      .describe(
+        'Filter selecting the entries that carry routing (RFC 4515), e.g. (objectClass=debianAccount).',
+      ),
+    uidAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'an attribute name')
+      .default('uid')
+      .describe('Attribute holding the local part: uid@domain is the address the entry routes.'),
+    forwardAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'an attribute name')
+      .default('emailForward')
+      .describe('Attribute holding the forward targets (multi-valued: one address per value).'),
+    domain: domain.optional().describe("The domain of the directory's addresses (default: domains.primary)."),
+    startTls: z
+      .boolean()
+      .default(false)
+      .describe('Upgrade ldap:// connections with StartTLS (RFC 4511 §4.14) before binding.'),
+    caFile: z
+      .string()
+      .optional()
+      .describe('CA certificate (PEM) to verify the server with (ldaps or StartTLS).'),
+    bindDn: secretSchema
+      .optional()
+      .describe('DN to bind as (secret: string, {file}, {env}); anonymous when absent.'),
+    bindPassword: secretSchema.optional().describe('Password of bindDn (secret).'),
+    timeout: seconds.default(10).describe('Connect and search timeout, seconds.'),
+    refreshInterval: seconds.default(300).describe('Re-read the directory this often, seconds.'),
+    maxStaleness: seconds
+      .default(86400)
+      .describe(
+        'While LDAP is unreachable, answer from the snapshot until it is this old (seconds); past it, lookups tempfail (451).',
+      ),
+    maxDeleteShare: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.2)
+      .describe(
+        'A refresh that would remove more than this share of the entries is held back and reported (`sluice ldap refresh --force` applies it).',
+      ),
   })
   .strict();
 
@@ -168,12 +232,33 @@ export const configSchema = z
           .record(addressKey, z.array(address).min(1))
           .default({})
           .describe(
-            'Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively.',
+            'Aliases: an address of ours -> one or more addresses (ours or outside), expanded recursively. A key `@domain` is the catch-all of that domain (used when an address has no rule of its own).',
           ),
         forwards: z
           .record(address, z.array(address).min(1))
           .default({})
           .describe('Forwards: an address of ours -> outside mailboxes (Gmail, Riseup, ...).'),
+        reject: z
+          .record(
+            address,
+            z
+              .string()
+              .min(1)
+              .max(200)
+              .regex(/^[\x20-\x7e]+$/, 'printable ASCII text'),
+          )
+          .default({})
+          .describe(
+            'Reject entries: an address of ours -> the text refused with (550 5.1.1 at RCPT). Applies before aliases and forwards.',
+          ),
+        plusSeparator: z
+          .string()
+          .max(1)
+          .regex(/^[^@\s"]?$/, 'one character that is not @, a quote or a space')
+          .default('+')
+          .describe(
+            'Plus-addressing separator: user+tag@ resolves as user@ (the tag is kept on a mailbox address). Empty: off.',
+          ),
         maxDepth: z
           .number()
           .int()
@@ -181,14 +266,25 @@ export const configSchema = z
           .max(100)
           .default(10)
           .describe('Alias expansion depth limit (loops are cut).'),
+        reload: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Watch the config file and apply a changed routing (domains, routing, transports, relay) without a restart; an invalid file is refused and the old table keeps serving.',
+          ),
+        ldap: ldapSchema
+          .optional()
+          .describe('An LDAP directory as a routing source (userdir-ldap style: uid -> emailForward).'),
       })
       .strict()
-      .default({ aliases: {}, forwards: {}, maxDepth: 10 })
-      .describe('Address routing from configuration (LDAP comes later).'),
+      .default({ aliases: {}, forwards: {}, reject: {}, plusSeparator: '+', maxDepth: 10, reload: true })
+      .describe('Address routing: aliases, forwards, reject entries, plus-addressing, and LDAP.'),
     transports: z
-      .record(domain, transportSchema)
+      .record(z.union([address, domain]), transportSchema)
       .default({})
-      .describe('Per-destination-domain next hops, overriding MX lookup (internal hosts, test sinks).'),
+      .describe(
+        "Next hops overriding MX lookup, per destination domain or per address (user@domain: that one mailbox goes elsewhere, e.g. an LMTP server); an address entry wins over its domain's.",
+      ),
     relay: transportSchema
       .optional()
       .describe('Smarthost for every destination without a transport (no MX lookup).'),
@@ -357,6 +453,14 @@ export const configSchema = z
           .default(300)
           .describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
         maxClients: z.number().int().min(1).default(1000).describe('Concurrent SMTP sessions per process.'),
+        maxBodyBytesInFlight: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .default(256 * 1024 * 1024)
+          .describe(
+            'Bytes of message bodies one ingress process holds in memory at once (small bodies whole, large ones only the chunks on their way to the object store); a DATA that would go over gets 452 4.3.1. At least bus.inlineMaxBytes + 384 KiB (checked at start).',
+          ),
       })
       .strict()
       .default({
@@ -367,6 +471,7 @@ export const configSchema = z
         lookupTimeout: 5,
         socketTimeout: 300,
         maxClients: 1000,
+        maxBodyBytesInFlight: 256 * 1024 * 1024,
       })
       .describe('The MX: SMTP from the internet.'),
     filter: z
@@ -725,6 +830,37 @@ export const configSchema = z
           });
         }
       }
+      // A client certificate needs its key, and a key its certificate.
+      const hops: [string[], unknown][] = Object.entries((c.transports ?? {}) as Record<string, unknown>).map(
+        ([k, v]) => [['transports', k], v],
+      );
+      if (c.relay) hops.push([['relay'], c.relay]);
+      for (const [path, hop] of hops) {
+        const h = hop as { clientCert?: unknown; clientKey?: unknown } | undefined;
+        if (!h || (h.clientCert === undefined) === (h.clientKey === undefined)) continue;
+        const missing = h.clientCert === undefined ? 'clientCert' : 'clientKey';
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, missing],
+          message: `missing: clientCert and clientKey go together — set ${missing} too, or remove the other`,
+        });
+      }
+      // Between two refreshes the snapshot ages by refreshInterval: a bound below it would
+      // tempfail lookups while LDAP is fine.
+      const ldap = (c.routing as Partial<typeof c.routing> | undefined)?.ldap as
+        | { maxStaleness?: unknown; refreshInterval?: unknown }
+        | undefined;
+      if (
+        typeof ldap?.maxStaleness === 'number' &&
+        typeof ldap.refreshInterval === 'number' &&
+        ldap.maxStaleness <= ldap.refreshInterval
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routing', 'ldap', 'maxStaleness'],
+          message: `${ldap.maxStaleness} s is not above routing.ldap.refreshInterval (${ldap.refreshInterval} s) — lookups would tempfail between refreshes; raise it (a few refresh intervals at least)`,
+        });
+      }
       const domains = c.domains as Partial<typeof c.domains> | undefined;
       if (typeof domains?.primary !== 'string') return;
       const ours = [domains.primary, ...(Array.isArray(domains.aliases) ? domains.aliases : [])];
@@ -762,7 +898,7 @@ export const configSchema = z
       });
       // An alias or forward for a domain that is not ours never matches: a typo, caught here.
       const routing = c.routing as Partial<typeof c.routing> | undefined;
-      for (const table of ['aliases', 'forwards'] as const) {
+      for (const table of ['aliases', 'forwards', 'reject'] as const) {
         const entries = routing?.[table];
         if (!entries || typeof entries !== 'object') continue;
         for (const key of Object.keys(entries)) {

@@ -17,7 +17,7 @@ import { type Runtime, startRuntime } from './runtime.ts';
 import type { ServiceDefinition } from './service.ts';
 
 export interface MainOptions {
-  loadConfig: () => { config: SluiceConfig; baseDir?: string };
+  loadConfig: () => { config: SluiceConfig; baseDir?: string; file?: string; isExample?: boolean };
   services: ServiceDefinition[];
 }
 
@@ -25,7 +25,7 @@ export interface MainOptions {
 const FATAL_STOP_DEADLINE_MS = 5000;
 
 export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
-  let loaded: { config: SluiceConfig; baseDir?: string };
+  let loaded: { config: SluiceConfig; baseDir?: string; file?: string; isExample?: boolean };
   try {
     loaded = opts.loadConfig();
   } catch (err) {
@@ -44,6 +44,8 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
       config: loaded.config,
       services: opts.services,
       baseDir: loaded.baseDir,
+      // The example config is not watched: it is no operator's file.
+      configFile: loaded.isExample ? undefined : loaded.file,
       onFatal: (err) => {
         fatal = err;
         stopOnFatal?.();

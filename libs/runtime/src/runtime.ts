@@ -51,6 +51,8 @@ export interface RuntimeOptions {
   logDestination?: NodeJS.WritableStream;
   /** Base directory for relative paths in the config (the config file's directory). */
   baseDir?: string;
+  /** The config file the process runs with, for services that reload it (the resolver's routing). */
+  configFile?: string;
   /**
    * Sluice cannot go on (the embedded nats-server keeps dying). runMain stops and exits
    * non-zero; the default only logs.
@@ -161,7 +163,9 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     cleanups.push(stopServices);
     for (const def of ordered) {
       const svcLog = log.child({ service: def.name });
-      running.push(await def.start({ config, bus, log: svcLog, metrics, redact, instance }));
+      running.push(
+        await def.start({ config, bus, log: svcLog, metrics, redact, instance, configFile: opts.configFile }),
+      );
       svcLog.info({ ...(running.at(-1)?.info?.() ?? {}) }, 'service started');
     }
     const depth = watchQueueDepth(bus, metrics, log);

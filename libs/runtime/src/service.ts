@@ -20,6 +20,8 @@ export interface ServiceContext {
   redact: Redactor;
   /** This process' instance name (logs, hops, timeline). */
   instance: string;
+  /** The config file this process was started with (absent: not from a file, or the example). */
+  configFile?: string;
 }
 
 export interface RunningService {

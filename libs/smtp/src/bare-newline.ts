@@ -8,8 +8,12 @@
  * egress must never forward one, so no downstream server can see a second
  * message.
  *
- * The scanner works on a stream of chunks, keeping only the last byte, so a
- * CRLF split across two chunks is not mistaken for a bare CR and a LF.
+ * The scanner works on a stream of chunks, carrying one bit between them
+ * (the previous chunk ended in CR), so a CRLF split across two chunks is not
+ * mistaken for a bare CR and a LF. It jumps from line end to line end with
+ * Buffer#indexOf (native memchr) instead of looking at every byte in
+ * JavaScript: a 30 MB body costs a few milliseconds of event loop, not
+ * hundreds.
  */
 
 export type BareNewline = { kind: 'LF' | 'CR'; offset: number };
@@ -29,28 +33,37 @@ export class BareNewlineScanner {
 
   /** Scan the next chunk; returns the first bare line end (once found, it stays found). */
   push(chunk: Uint8Array): BareNewline | undefined {
-    if (this.#found) {
-      this.#offset += chunk.length;
-      return this.#found;
-    }
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i];
-      if (this.#pendingCr) {
-        this.#pendingCr = false;
-        if (b !== LF) {
-          this.#found = { kind: 'CR', offset: this.#offset + i - 1 };
-          break;
-        }
-        continue;
-      }
-      if (b === CR) this.#pendingCr = true;
-      else if (b === LF) {
-        this.#found = { kind: 'LF', offset: this.#offset + i };
-        break;
-      }
-    }
+    if (!this.#found && chunk.length > 0) this.#found = this.#scan(chunk);
     this.#offset += chunk.length;
     return this.#found;
+  }
+
+  #scan(chunk: Uint8Array): BareNewline | undefined {
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const at = (i: number) => this.#offset + i;
+    let i = 0;
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      if (buf[0] !== LF) return { kind: 'CR', offset: at(-1) };
+      i = 1;
+    }
+    // Every CR must be followed by LF and every LF preceded by CR: walk the CRs and LFs in order.
+    let nextCr = buf.indexOf(CR, i);
+    let nextLf = buf.indexOf(LF, i);
+    while (nextCr !== -1 || nextLf !== -1) {
+      if (nextLf !== -1 && (nextCr === -1 || nextLf < nextCr)) return { kind: 'LF', offset: at(nextLf) };
+      // nextCr comes first
+      if (nextCr === buf.length - 1) {
+        this.#pendingCr = true;
+        return undefined;
+      }
+      if (nextLf !== nextCr + 1) return { kind: 'CR', offset: at(nextCr) };
+      nextCr = buf.indexOf(CR, nextLf + 1);
+      nextLf = buf.indexOf(LF, nextLf + 1);
+    }
+    return undefined;
   }
 
   /** Call at the end of the data: a trailing CR is bare. */

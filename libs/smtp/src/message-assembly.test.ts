@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { findBareNewline } from './bare-newline.ts';
-import { assembleMessage, HeaderAssemblyError } from './message-assembly.ts';
+import {
+  assembleMessage,
+  formatPrependHeaders,
+  HeaderAssemblyError,
+  messageStream,
+} from './message-assembly.ts';
 
 const body = Buffer.from('From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n');
 
@@ -73,5 +79,45 @@ describe('removeHeaders (envelope instruction, RFC 8601 §5)', () => {
     assert.equal(assembleMessage([], noBody, [{ name: 'X-A', index: 0 }]).toString(), 'X-B: 2\r\n');
     const noHeaders = Buffer.from('\r\nX-A: 1\r\n');
     assert.ok(assembleMessage([], noHeaders, [{ name: 'X-A', index: 0 }]).equals(noHeaders));
+  });
+});
+
+describe('messageStream', () => {
+  test('yields the headers, then the body chunks as they are', async () => {
+    const body = Readable.from([Buffer.from('Subject: s\r\n\r\n'), Buffer.from('line\r\n')]);
+    const out: Buffer[] = [];
+    for await (const c of messageStream(formatPrependHeaders([{ name: 'Received', value: 'x' }]), body)) {
+      out.push(c as Buffer);
+    }
+    assert.equal(Buffer.concat(out).toString(), 'Received: x\r\nSubject: s\r\n\r\nline\r\n');
+    assert.equal(out.length, 3, 'not concatenated');
+  });
+
+  test('a failing body fails the message stream', async () => {
+    const body = new Readable({
+      read() {
+        this.destroy(new Error('sha256 mismatch'));
+      },
+    });
+    await assert.rejects(async () => {
+      for await (const _ of messageStream(Buffer.from('H: v\r\n'), body)) {
+        /* read on */
+      }
+    }, /sha256 mismatch/);
+  });
+
+  test('leaves out removeHeaders fields even when the header block spans chunks', async () => {
+    const body = Readable.from([
+      Buffer.from('Authentication-Results: mx.example.org; dkim=pa'),
+      Buffer.from('ss\r\nFrom: a@x\r\n'),
+      Buffer.from('\r\nbody\r\n'),
+    ]);
+    const out: Buffer[] = [];
+    for await (const c of messageStream(Buffer.from('H: v\r\n'), body, [
+      { name: 'Authentication-Results', index: 0 },
+    ])) {
+      out.push(c as Buffer);
+    }
+    assert.equal(Buffer.concat(out).toString(), 'H: v\r\nFrom: a@x\r\n\r\nbody\r\n');
   });
 });

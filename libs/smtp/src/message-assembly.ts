@@ -10,7 +10,12 @@
  * refused here as a last line of defence: stages build headers with
  * headerField (header-field.ts), which refuses them where they are made, and
  * the envelope schema refuses bare CR/LF too.
+ *
+ * messageStream does the same for a body that is a stream (a large body read
+ * from the object store), so the egress never holds a whole large message:
+ * the headers, then the body's chunks as they come, never concatenated.
  */
+import { Readable } from 'node:stream';
 import type { HeaderRemoval, PrependHeader } from '@sluice/proto';
 import { headerFieldProblem } from './header-field.ts';
 
@@ -88,4 +93,53 @@ function headerBlockEnd(buf: Buffer): number {
   if (buf[0] === 0x0d && buf[1] === 0x0a) return 0;
   const i = buf.indexOf('\r\n\r\n');
   return i < 0 ? buf.length : i + 2;
+}
+
+/**
+ * The full message as a stream: the formatted prepended headers, then the
+ * body's chunks unchanged — except for the header fields `remove` names
+ * (envelope removeHeaders), left out of the body's header block, which is
+ * gathered first (at most MAX_FILTERED_HEADER_BLOCK; a longer one is passed
+ * through untouched).
+ */
+export function messageStream(
+  head: Uint8Array,
+  body: Readable,
+  remove: readonly Pick<HeaderRemoval, 'name' | 'index'>[] = [],
+): Readable {
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    if (head.length > 0) yield head;
+    if (remove.length === 0) yield* body as AsyncIterable<Uint8Array>;
+    else yield* withoutHeaderFieldsStreamed(body as AsyncIterable<Uint8Array>, remove);
+  }
+  const out = Readable.from(chunks(), { objectMode: false });
+  // Whoever stops reading (a refused transaction) releases the body too.
+  out.once('close', () => body.destroy());
+  return out;
+}
+
+/** The largest body header block messageStream filters (larger: passed through unchanged). */
+export const MAX_FILTERED_HEADER_BLOCK = 1024 * 1024;
+
+async function* withoutHeaderFieldsStreamed(
+  body: AsyncIterable<Uint8Array>,
+  remove: readonly Pick<HeaderRemoval, 'name' | 'index'>[],
+): AsyncGenerator<Uint8Array> {
+  let held: Buffer | null = Buffer.alloc(0);
+  for await (const chunk of body) {
+    if (held === null) {
+      yield chunk;
+      continue;
+    }
+    held = Buffer.concat([held, chunk]);
+    const complete = (held[0] === 0x0d && held[1] === 0x0a) || held.indexOf('\r\n\r\n') >= 0;
+    if (complete) {
+      yield withoutHeaderFields(held, remove);
+      held = null;
+    } else if (held.length > MAX_FILTERED_HEADER_BLOCK) {
+      yield held;
+      held = null;
+    }
+  }
+  if (held !== null && held.length > 0) yield withoutHeaderFields(held, remove);
 }

@@ -109,6 +109,12 @@ export const replies = {
   tooBig: reply(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
   /** The queue (stream) refuses new messages because it is full: RFC 5321 452; RFC 3463 X.3.1 system full. */
   queueFull: reply(452, '4.3.1', 'Insufficient system storage, try again later'),
+  /**
+   * The ingress holds as many message bytes in memory as ingress.maxBodyBytesInFlight allows:
+   * RFC 5321 §4.2.2 452 "insufficient system storage" (also RFC 1870 §6.1 at MAIL FROM SIZE=);
+   * RFC 3463 X.3.1 mail system full. The client retries later.
+   */
+  bodiesInFlightFull: reply(452, '4.3.1', 'Too much mail in transit, try again later'),
   /** No PubAck (timeout, no quorum, NATS down): RFC 5321 451; RFC 3463 X.3.0. Never 250. */
   queueUnavailable: reply(451, '4.3.0', 'Queue temporarily unavailable, try again later'),
   /** Anything else that went wrong on our side: RFC 5321 451 "local error in processing"; RFC 3463 X.3.0. */

@@ -11,5 +11,6 @@ export {
   startHttpServer,
 } from './http.ts';
 export { createMetrics, type Metrics } from './metrics.ts';
+export { type RoutingSourceMetrics, routingSourceMetrics } from './routing-source-metrics.ts';
 export { otlpTracesUrl, startTelemetry, type Telemetry, type TelemetryOptions } from './sdk.ts';
 export { type RunInSpanOptions, runInSpan, tracer } from './spans.ts';

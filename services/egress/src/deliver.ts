@@ -7,8 +7,8 @@
  *      is keyed by queue id and recipient, not by part: ledger.ts).
  *   2. Addresses and the EHLO name are checked: nothing with CR, LF or NUL
  *      (or angle brackets, which would end the path) goes into a command.
- *   3. The message is assembled (prepended headers + stored body), the
- *      destination planned (destination.ts) and the candidates tried in
+ *   3. The message is prepared (prepended headers + stored body, streamed:
+ *      outgoing-message.ts), the destination planned (destination.ts) and the candidates tried in
  *      order until one opens a session; the remaining recipients go in
  *      transactions of at most 100 (RFC 5321 §4.5.3.1.8: the minimum every
  *      server must accept).
@@ -35,12 +35,14 @@ import type { Disposition, EnvelopeDelivery, LedgerEntry, LedgerHold } from '@sl
 import { activeTraceFields } from '@sluice/log';
 import { type Envelope, envelopeKey, eventBase } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
-import { assembleMessage, HeaderAssemblyError } from '@sluice/smtp';
+import { HeaderAssemblyError } from '@sluice/smtp';
+import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
 import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
+import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 import { type RecipientReply, SessionOpenError, SmtpSession } from './smtp-session.ts';
 
@@ -177,10 +179,13 @@ async function attempt(
   }
   if (sendable.length === 0) return { results };
 
-  let body: Uint8Array;
+  let message: OutgoingMessage;
   try {
-    body = await deps.bus.loadBody(env, d.inlineBody);
+    message = await outgoingMessage(env, d.inlineBody, deps.bus);
   } catch (err) {
+    if (err instanceof HeaderAssemblyError) {
+      return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
+    }
     log.error({ err }, 'message body could not be loaded: retrying later');
     return {
       disposition: {
@@ -190,13 +195,6 @@ async function attempt(
       },
     };
   }
-  let message: Buffer;
-  try {
-    message = assembleMessage(env.prepend, body, env.removeHeaders);
-  } catch (err) {
-    if (!(err instanceof HeaderAssemblyError)) throw err;
-    return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
-  }
 
   const plan = await destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort });
   if (plan.kind === 'unroutable') {
@@ -205,14 +203,23 @@ async function attempt(
   }
 
   const e = deps.config.egress;
+  let clientCert: ClientCert | undefined;
+  try {
+    clientCert = clientCertFor(deps.config, env.route!);
+  } catch (err) {
+    const reply = localReplies.connectFailed((err as Error).message);
+    return { results: [...results, ...sendable.map((a) => none(a, 'deferred', reply))] };
+  }
   const sessionOptions = {
     heloName,
     connectTimeoutMs: e.connectTimeout * 1000,
     greetingTimeoutMs: e.greetingTimeout * 1000,
     socketTimeoutMs: e.socketTimeout * 1000,
-    requireTls: e.requireTls,
+    // A next hop that wants our client certificate gets it over TLS only, never in cleartext.
+    requireTls: e.requireTls || clientCert !== undefined,
     ignoreTlsErrors: e.ignoreTlsErrors,
     dnsTimeoutMs: deps.config.dns.timeout * 1000,
+    clientCert,
   };
   let lastOpenError = localReplies.connectFailed('no candidate host');
   for (const candidate of plan.candidates) {
@@ -255,9 +262,9 @@ async function transact(
   session: SmtpSession,
   from: string,
   to: string[],
-  message: Buffer,
+  message: OutgoingMessage,
 ): Promise<RecipientReply[]> {
-  const eightBit = message.some((b) => b > 0x7f);
+  const eightBit = message.eightBit;
   const out: RecipientReply[] = [];
   for (let i = 0; i < to.length; i += RECIPIENTS_PER_TRANSACTION) {
     const batch = to.slice(i, i + RECIPIENTS_PER_TRANSACTION);

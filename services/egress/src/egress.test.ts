@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -284,6 +285,72 @@ describe('delivery over SMTP to a transport', () => {
   });
 });
 
+describe('large bodies streamed from the object store', () => {
+  async function* chunksOf(body: Buffer, size: number): AsyncGenerator<Uint8Array> {
+    for (let pos = 0; pos < body.length; pos += size) yield body.subarray(pos, pos + size);
+  }
+
+  async function objectPart(route: Route, recipients: string[], body: Buffer, sha256?: string) {
+    const id = newQueueId();
+    const stored = await bus.storeBodyStream(id, chunksOf(body, 64 * 1024));
+    assert.equal(stored.ref.kind, 'object');
+    const envelope = parseEnvelope({
+      v: 1,
+      id,
+      partId: `${id}-1`,
+      receivedAt: new Date().toISOString(),
+      source: 'mx',
+      receivedBy: 'mx.example.org',
+      client: { ip: '192.0.2.1', helo: 'client.test' },
+      mailFrom: { address: 'sender@sender.test' },
+      recipients: recipients.map((a) => ({ address: a, original: a })),
+      route,
+      body: sha256 ? { ...stored.ref, sha256 } : stored.ref,
+      prepend: [RECEIVED],
+    });
+    return { envelope };
+  }
+
+  test('150 recipients: two transactions, each streaming the 3 MB body; dot-stuffing and 8BITMIME intact', async () => {
+    const s = await sink();
+    const lines: string[] = ['From: a@sender.test', 'Subject: große Nachricht', ''];
+    for (let i = 0, length = 0; length < 3 * 1024 * 1024; i++) {
+      const line =
+        i % 100 === 0 ? '.a line that starts with a dot' : i % 7 === 0 ? '..' : `line ${i} ${'x'.repeat(60)}`;
+      lines.push(line);
+      length += line.length + 2;
+    }
+    const body = Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8');
+    const to = Array.from({ length: 150 }, (_, i) => `r${i}@forward.test`);
+    const part = await objectPart(transport(s.port), to, body);
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    const msgs = await s.waitFor(2);
+    const expected = createHash('sha256')
+      .update(Buffer.concat([Buffer.from(`Received: ${RECEIVED.value}\r\n`), body]))
+      .digest('hex');
+    assert.deepEqual(
+      msgs.map((m) => [m.rcptTo.length, m.sha256, m.mailParams['BODY']]),
+      [
+        [100, expected, '8BITMIME'],
+        [50, expected, '8BITMIME'],
+      ],
+    );
+  });
+
+  test('a body that does not match its envelope: the transaction is cut before the final dot, nothing delivered, deferred', async () => {
+    const s = await sink();
+    const body = Buffer.from(`Subject: tampered\r\n\r\n${'t'.repeat(78)}\r\n`.repeat(5000));
+    const part = await objectPart(transport(s.port), ['victim@forward.test'], body, '0'.repeat(64));
+    const disposition = await deliverPart(delivery(part), deps);
+    assert.equal(disposition.kind, 'retry');
+    const [ev] = eventsOf(part.envelope);
+    assert.equal(ev?.outcome, 'deferred');
+    assert.match(ev?.reply ?? '', /^451 4\.3\.0 \(sluice\) message body could not be read: .*sha256/);
+    assert.equal(s.messages.length, 0, 'the remote never got a complete message');
+    assert.equal(await ledgerOf(part.envelope, 'victim@forward.test'), null);
+  });
+});
+
 describe('STARTTLS', () => {
   let certDir: string;
   let tls: { key: Buffer; cert: Buffer };
@@ -320,6 +387,59 @@ describe('STARTTLS', () => {
     const [msg] = await s.waitFor(1);
     assert.equal(msg!.secure, true);
     assert.equal(eventsOf(part.envelope)[0]?.tls, 'tls');
+  });
+
+  test('a transport with clientCert presents it over STARTTLS; without it the server refuses the session', async () => {
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=sluice-client'].concat([
+        '-keyout',
+        join(certDir, 'client-key.pem'),
+        '-out',
+        join(certDir, 'client-cert.pem'),
+      ]),
+      { stdio: 'ignore' },
+    );
+    const clientCa = readFileSync(join(certDir, 'client-cert.pem'));
+    const s = await sink({ tls: { ...tls, clientCa } });
+    const withCert = {
+      ...deps,
+      config: {
+        ...config,
+        transports: {
+          'sink.test': {
+            host: '127.0.0.1',
+            port: s.port,
+            lmtp: false,
+            clientCert: join(certDir, 'client-cert.pem'),
+            clientKey: join(certDir, 'client-key.pem'),
+          },
+        },
+      },
+    };
+    const part = await makePart(transport(s.port), ['mtls@forward.test']);
+    assert.deepEqual(await deliverPart(delivery(part), withCert), { kind: 'ack' });
+    const [msg] = await s.waitFor(1);
+    assert.equal(msg!.secure, true);
+    // The same server, no client certificate: it refuses the session (TLS 1.3 alert
+    // "certificate required"), the part is deferred and nothing more arrives.
+    const plain = await makePart(transport(s.port), ['plain@forward.test']);
+    const d = await deliverPart(delivery(plain), deps);
+    assert.equal(d.kind, 'retry');
+    assert.match(d.kind === 'retry' ? (d.reason ?? '') : '', /certificate required/);
+    assert.equal(s.messages.length, 1);
+    // A transport with a certificate never falls back to cleartext.
+    const noTls = await sink();
+    const strict = {
+      ...withCert,
+      config: {
+        ...withCert.config,
+        transports: { 'sink.test': { ...withCert.config.transports['sink.test'], port: noTls.port } },
+      },
+    };
+    const refused = await makePart(transport(noTls.port), ['never@forward.test']);
+    assert.equal((await deliverPart(delivery(refused), strict)).kind, 'retry');
+    assert.equal(noTls.messages.length, 0);
   });
 
   test('egress.requireTls: a server without STARTTLS gets nothing; the part is deferred', async () => {

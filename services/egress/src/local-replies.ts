@@ -27,6 +27,8 @@ export const localReplies = {
   connectFailed: (detail: string) => local(451, '4.4.1', `could not open an SMTP session: ${detail}`),
   /** The session broke after it was open: RFC 5321 §3.8 treats it as temporary; RFC 3463 X.4.2 bad connection. */
   connectionLost: (detail: string) => local(451, '4.4.2', `connection lost: ${detail}`),
+  /** The stored body could not be read (missing, or not what the envelope says): temporary, X.3.0. */
+  bodyUnavailable: (detail: string) => local(451, '4.3.0', `message body could not be read: ${detail}`),
   /** egress.requireTls and the server offers no working STARTTLS: RFC 3463 X.7.10 encryption needed. */
   tlsRequired: (detail: string) => local(451, '4.7.10', `TLS required but not available: ${detail}`),
   /** The server's SIZE (RFC 1870 §6.2) is smaller than the message: permanent, RFC 3463 X.3.4. */

@@ -24,8 +24,14 @@
  *
  * DataStream (nodemailer) dot-stuffs the message (RFC 5321 §4.5.2) and turns
  * any bare CR or LF into CRLF, so what we send never carries a bare line
- * ending (SMTP smuggling).
+ * ending (SMTP smuggling). It works on the stream as it passes: the message
+ * is piped in (headers, then the body chunk by chunk from the object store),
+ * never held whole. If the message stream fails half way (the body does not
+ * match its envelope), the final dot is never sent and the connection is cut,
+ * so the remote server discards what it got (RFC 5321 §4.1.1.4: the
+ * transaction completes only with the dot).
  */
+import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Candidate } from './destination.ts';
 import { localReplies } from './local-replies.ts';
@@ -40,6 +46,8 @@ export interface SessionOptions {
   ignoreTlsErrors: boolean;
   /** Timeout for resolving a transport host name. */
   dnsTimeoutMs?: number;
+  /** A TLS client certificate to present (client-cert.ts); TLS is then required. */
+  clientCert?: { cert: Buffer; key: Buffer };
 }
 
 export interface RecipientReply {
@@ -54,7 +62,12 @@ export interface Transaction {
   /** Envelope sender; '' is the null reverse-path (MAIL FROM:<>). */
   from: string;
   to: readonly string[];
-  message: Buffer;
+  message: {
+    /** Bytes before dot-stuffing, declared as SIZE= (RFC 1870). */
+    size: number;
+    /** A fresh stream of the message for this transaction. */
+    open(): Promise<Readable>;
+  };
   /** Declare BODY=8BITMIME (RFC 6152) when the server offers it. */
   eightBit: boolean;
 }
@@ -82,6 +95,8 @@ export class SmtpSession {
   readonly candidate: Candidate;
   readonly #conn: SMTPConnection;
   #usable = true;
+  /** The message stream failed after DATA: no final dot was sent. */
+  #cutMidData = false;
 
   private constructor(candidate: Candidate, conn: SMTPConnection) {
     this.candidate = candidate;
@@ -119,16 +134,24 @@ export class SmtpSession {
   }
 
   /** One mail transaction; resolves with a reply for every recipient. */
-  send(tx: Transaction): Promise<RecipientReply[]> {
-    if (!this.usable) {
-      return Promise.resolve(
-        allGet(tx.to, localReplies.connectionLost('session closed before the transaction')),
-      );
+  async send(tx: Transaction): Promise<RecipientReply[]> {
+    if (!this.usable)
+      return allGet(tx.to, localReplies.connectionLost('session closed before the transaction'));
+    let message: Readable;
+    try {
+      message = await tx.message.open();
+    } catch (err) {
+      return allGet(tx.to, localReplies.bodyUnavailable((err as Error).message));
     }
-    return new Promise((resolve) => {
+    return new Promise<RecipientReply[]>((resolveReplies) => {
+      // Whatever the outcome, the message stream is done with (stops an object-store read left half way).
+      const resolve = (replies: RecipientReply[]) => {
+        message.destroy();
+        resolveReplies(replies);
+      };
       this.#conn.send(
-        { from: tx.from, to: [...tx.to], size: tx.message.length, use8BitMime: tx.eightBit },
-        tx.message,
+        { from: tx.from, to: [...tx.to], size: tx.message.size, use8BitMime: tx.eightBit },
+        message,
         (err, info) => {
           if (err) {
             resolve(this.#fromError(tx.to, err as NodemailerErrorLike));
@@ -177,6 +200,11 @@ export class SmtpSession {
   /** QUIT and close. */
   close(): void {
     this.#usable = false;
+    if (this.#cutMidData) {
+      // QUIT would be read as message text: cut the connection, the remote discards the transaction.
+      this.#conn.close();
+      return;
+    }
     try {
       this.#conn.quit();
     } catch {
@@ -199,6 +227,13 @@ export class SmtpSession {
       // MAIL FROM, DATA or the final dot was refused (421 closes the session too).
       if (replyCode(err.response) === 421) this.#usable = false;
       return allGet(to, oneLine(err.response));
+    }
+    if (err.code === 'ESTREAM') {
+      // The message stream failed half way (body missing or not what the envelope says).
+      this.#usable = false;
+      this.#cutMidData = true;
+      this.#conn.close();
+      return allGet(to, localReplies.bodyUnavailable(err.message));
     }
     if (err.code === 'EMESSAGE' && /size/i.test(err.message)) {
       // nodemailer refuses before sending when the server's SIZE (RFC 1870) is smaller.
@@ -231,7 +266,7 @@ function connect(candidate: Candidate, opts: SessionOptions, cleartext: boolean)
       ignoreTLS: cleartext,
       requireTLS: opts.requireTls,
       opportunisticTLS: !opts.requireTls,
-      tls: { rejectUnauthorized: !opts.ignoreTlsErrors },
+      tls: { rejectUnauthorized: !opts.ignoreTlsErrors, ...(opts.clientCert ?? {}) },
       connectionTimeout: opts.connectTimeoutMs,
       greetingTimeout: opts.greetingTimeoutMs,
       socketTimeout: opts.socketTimeoutMs,

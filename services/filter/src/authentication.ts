@@ -14,6 +14,7 @@
  * invalid author domain) is recorded as dmarc=fail with the reason, never as
  * "none" (RELIABILITY-NOTES §2, DMARC bypass via From confusion).
  */
+import type { Readable } from 'node:stream';
 import type { AuthSummary, PrependHeader, RuleHit } from '@sluice/proto';
 import { headerField } from '@sluice/smtp';
 import { type AuthenticateOptions, type AuthenticateResult, authenticate } from 'mailauth';
@@ -47,7 +48,7 @@ export interface AuthenticationOutcome {
 
 /** Run the checks over the message as received (the body is never changed). */
 export async function authenticateMessage(
-  message: Uint8Array,
+  message: Uint8Array | Readable,
   input: AuthenticationInput,
 ): Promise<AuthenticationOutcome> {
   const opts: AuthenticateOptions & { maxElapsedTime?: number } = {
@@ -61,10 +62,12 @@ export async function authenticateMessage(
     // Passed through to the SPF check by mailauth's authenticate().
     maxElapsedTime: input.spfTimeLimitMs,
   };
-  const result = await authenticate(
-    Buffer.from(message.buffer, message.byteOffset, message.byteLength),
-    opts,
-  );
+  // mailauth takes a stream as well as a buffer: a large body is hashed as it passes.
+  const source =
+    message instanceof Uint8Array
+      ? Buffer.from(message.buffer, message.byteOffset, message.byteLength)
+      : message;
+  const result = await authenticate(source, opts);
   return describeAuthentication(result, input.authservId, input.weights);
 }
 

@@ -1,7 +1,7 @@
 /**
  * One before-queue verdict request, end to end: decode the envelope the
  * ingress sent (proto codec; invalid bytes are refused, not guessed at), load
- * the body (inline or from the object store), compute the verdict, record it
+ * the body (inline, or streamed from the object store), compute the verdict, record it
  * on the message timeline, and answer the FilterReply as JSON.
  *
  * The request carries the ingress' deadline (headerNames.deadline, epoch ms):
@@ -19,6 +19,8 @@ import type { BusClient, RpcRequest } from '@sluice/bus';
 import type { Logger } from '@sluice/log';
 import { decodeEnvelope, eventBase, type FilterReply, filterReplySchema, headerNames } from '@sluice/proto';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
+import { largeMessageContent } from './message-content.ts';
+import { authenticationSource } from './message-source.ts';
 import { computeVerdict, type VerdictDeps } from './verdict.ts';
 
 export interface VerdictHandlerDeps extends VerdictDeps {
@@ -43,11 +45,24 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
       const started = performance.now();
       const deadline = requestDeadline(req.headers);
       if (Date.now() >= deadline) throw new Error('request arrived after its deadline: nobody waits for it');
-      const body = await deps.bus.loadBody(envelope, inline);
+      // A large body is streamed through the checks (DKIM hashes it as it passes), never held
+      // whole; unsigned, only its header section is read (message-source.ts). The content rules
+      // get the header section and the engines a fresh stream of their own (messageContent).
+      const large = envelope.body.kind === 'object';
+      const body = large
+        ? await authenticationSource(await deps.bus.openBody(envelope))
+        : await deps.bus.loadBody(envelope, inline);
+      const content = large ? await largeMessageContent(envelope, deps.bus) : undefined;
       const left = deadline - Date.now();
       const limit = Math.min(deps.spfTimeLimitMs ?? left, left - SAFETY_MS);
       const spfTimeLimitMs = Number.isFinite(limit) ? Math.max(1, limit) : undefined;
-      const reply = await computeVerdict(envelope, body, { ...deps, spfTimeLimitMs }, deadline - SAFETY_MS);
+      const reply = await computeVerdict(
+        envelope,
+        body,
+        { ...deps, spfTimeLimitMs },
+        deadline - SAFETY_MS,
+        content,
+      );
       const { verdict, auth } = reply;
       span.setAttributes({
         'sluice.verdict.action': verdict.action,

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type Envelope, newQueueId, sha256Hex } from '@sluice/proto';
 import { HeaderFieldError } from '@sluice/smtp';
@@ -12,6 +13,7 @@ import { type DnsServer, startDnsServer } from '@sluice/test-harness';
 import { dkimSign } from 'mailauth';
 import { authenticationResultsHeader, describeAuthentication } from './authentication.ts';
 import { createDnsResolver } from './dns-resolver.ts';
+import { authenticationSource } from './message-source.ts';
 import { computeVerdict } from './verdict.ts';
 import { requestDeadline } from './verdict-handler.ts';
 
@@ -135,6 +137,57 @@ describe('computeVerdict', () => {
     assert.match(reply.prepend[0]!.value, /dkim=neutral \(body hash did not verify\)/);
     assert.equal(reply.auth?.spf, 'pass');
     assert.equal(reply.auth?.dmarc, 'pass', 'SPF alignment still passes DMARC');
+  });
+
+  test('a body given as a stream (a large body from the object store) is verified as it passes', async () => {
+    const big = Buffer.from(
+      message()
+        .toString()
+        .replace('Hello Bob.', `Hello Bob.\r\n${`${'b'.repeat(78)}\r\n`.repeat(40_000)}`),
+    );
+    const body = await signed(big);
+    const chunks = Array.from({ length: Math.ceil(body.length / 65536) }, (_, i) =>
+      body.subarray(i * 65536, (i + 1) * 65536),
+    );
+    const reply = await computeVerdict(envelope(body, '127.0.0.1'), Readable.from(chunks), deps());
+    assert.deepEqual(reply.auth?.dkim, [
+      { domain: 'sender.test', result: 'pass', selector: 'sel', aligned: true },
+    ]);
+    assert.equal(reply.auth?.dmarc, 'pass');
+
+    // The same through authenticationSource: signed, so the whole body streams (replayed head + rest).
+    const source = await authenticationSource(Readable.from(chunks));
+    assert.ok(source instanceof Readable, 'a signed message is streamed whole');
+    const again = await computeVerdict(envelope(body, '127.0.0.1'), source, deps());
+    assert.deepEqual(again.auth, reply.auth);
+  });
+
+  test('an unsigned large body: only the header section is read, with the same results as the whole', async () => {
+    const big = Buffer.from(
+      message()
+        .toString()
+        .replace('Hello Bob.', `Hello Bob.\r\n${`${'u'.repeat(78)}\r\n`.repeat(40_000)}`),
+    );
+    let chunksRead = 0;
+    const chunks = Array.from({ length: Math.ceil(big.length / 65536) }, (_, i) =>
+      big.subarray(i * 65536, (i + 1) * 65536),
+    );
+    const counted = Readable.from(
+      (function* () {
+        for (const c of chunks) {
+          chunksRead++;
+          yield c;
+        }
+      })(),
+    );
+    const source = await authenticationSource(counted);
+    assert.ok(Buffer.isBuffer(source));
+    assert.ok(source.toString().endsWith('Message-ID: <verdict-test@sender.test>\r\n\r\n'));
+    assert.ok(chunksRead <= 2, `read ${chunksRead} of ${chunks.length} chunks`);
+    const headersOnly = await computeVerdict(envelope(big, '127.0.0.1'), source, deps());
+    const whole = await computeVerdict(envelope(big, '127.0.0.1'), big, deps());
+    assert.deepEqual(headersOnly.auth, whole.auth);
+    assert.equal(headersOnly.prepend[0]!.value, whole.prepend[0]!.value);
   });
 
   test('DNS that does not answer gives temperror results and tempfail, not a crash', async () => {

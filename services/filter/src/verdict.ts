@@ -12,6 +12,7 @@
  * X-Spam-*) and the header fields of the body to drop (forged
  * Authentication-Results, RFC 8601 §5); the body itself is never changed.
  */
+import type { Readable } from 'node:stream';
 import type { Envelope, FilterReply, HeaderRemoval, RuleHit } from '@sluice/proto';
 import { chooseAction, spamHeaders, type Thresholds } from './actions.ts';
 import {
@@ -24,6 +25,7 @@ import type { DnsResolve } from './dns-resolver.ts';
 import { type ConfiguredEngine, runEngine } from './engines/engine.ts';
 import { type GreylistOptions, type GreylistStore, greylistCheck } from './greylist.ts';
 import { headerFields } from './header-block.ts';
+import { inlineContent, type MessageContent } from './message-content.ts';
 import { antiSpoofing } from './rules/anti-spoofing.ts';
 import { type DnsListCache, type DnsListOptions, dnsListHits } from './rules/dns-lists.ts';
 import { forgedAuthResults } from './rules/forged-auth-results.ts';
@@ -70,13 +72,18 @@ const OUR_VERDICT_HEADERS = new Set(['x-spam-score', 'x-spam-status']);
 
 export async function computeVerdict(
   env: Envelope,
-  body: Uint8Array,
+  /** What authentication reads: the whole body, or for a large one a stream (message-source.ts). */
+  body: Uint8Array | Readable,
   deps: VerdictDeps,
   /** Epoch ms after which nobody waits for the answer (the ingress' deadline). */
   deadline = Number.POSITIVE_INFINITY,
+  /** What the content rules and engines read; default: `body` when it is bytes, else its header section is unknown. */
+  content: MessageContent = body instanceof Uint8Array
+    ? inlineContent(body)
+    : { bytes: new Uint8Array(), complete: false, open: async () => (async function* () {})() },
 ): Promise<FilterReply> {
   const policy = deps.policy ?? NO_POLICY;
-  const fields = headerFields(body);
+  const fields = headerFields(content.bytes);
   const input: AuthenticationInput = {
     ip: env.client.ip,
     helo: env.client.helo,
@@ -91,20 +98,24 @@ export async function computeVerdict(
     policy.dnsLists && env.source === 'mx'
       ? dnsListHits(
           env.client.ip,
-          body,
+          content.bytes,
           policy.dnsLists.options,
           deps.resolver,
           policy.dnsLists.cache,
           policy.weights,
         )
       : Promise.resolve([] as RuleHit[]),
-    Promise.all(policy.engines.map((e) => runEngine(e, body, env, deadline))),
+    Promise.all(policy.engines.map((e) => runEngine(e, content, env, deadline))),
   ]);
 
   // Our users (submission, SMTP AUTH) and trusted relays (mTLS) send from anywhere: SPF/DKIM/DMARC
   // of their client say nothing about them, so the AUTH_* results are listed but weigh nothing.
   const authHits = TRUSTED_SOURCES.has(env.source) ? auth.rules.map((r) => ({ ...r, score: 0 })) : auth.rules;
-  const hits: RuleHit[] = [...authHits, ...headerSanityHits(body, fields, policy.weights), ...listHits];
+  const hits: RuleHit[] = [
+    ...authHits,
+    ...headerSanityHits(content.bytes, fields, policy.weights, content.complete),
+    ...listHits,
+  ];
   const spoof = antiSpoofing(env, fields, auth.summary.dmarc, policy.ourDomains, policy.weights);
   if (spoof.hit) hits.push(policy.antiSpoofing === 'score' ? spoof.hit : { ...spoof.hit, score: 0 });
 

@@ -18,6 +18,7 @@
  * Not yet: STARTTLS (needs certificate config), PROXY protocol, per-IP limits.
  */
 import type { AddressInfo } from 'node:net';
+import { STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
@@ -28,6 +29,7 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
+import { BodyBudget } from './body-budget.ts';
 import { connectionOf, type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
 import { type IntakeDeps, receiveMessage, type TransactionContext } from './message-intake.ts';
 import {
@@ -41,6 +43,8 @@ import {
 /** RFC 3461 §4.4: ENVID is at most 100 characters; §4.2: ORCPT at most 500. */
 const MAX_ENVID = 100;
 const MAX_ORCPT = 500;
+/** About the most smtp-server hands over in one chunk (a socket read, plus what it carried over): a body may hold up to two past the inline limit. */
+const MAX_SOCKET_READ = 64 * 1024;
 
 interface SessionState {
   conn?: SmtpConnectionHandle;
@@ -96,6 +100,15 @@ export const ingressService: ServiceDefinition = {
       ? ourDomains(config.domains.primary, [...config.domains.aliases, srsDomain])
       : domains;
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
+    // A body at the inline limit (with the socket read that crosses it), then streaming, must fit:
+    // with less, some mail would get 452 forever.
+    const smallestBudget = bus.inlineLimit + 2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES;
+    if (ing.maxBodyBytesInFlight < smallestBudget) {
+      throw new Error(
+        `ingress.maxBodyBytesInFlight (${ing.maxBodyBytesInFlight}) is below ${smallestBudget} (the inline body limit, bus.inlineMaxBytes, plus ${2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES} for a body streaming into the object store): raise ingress.maxBodyBytesInFlight`,
+      );
+    }
+    const budget = new BodyBudget(ing.maxBodyBytesInFlight);
     const intakeDeps: IntakeDeps = {
       bus,
       log,
@@ -105,6 +118,7 @@ export const ingressService: ServiceDefinition = {
       hostname: config.hostname,
       maxMessageBytes: ing.maxMessageBytes,
       filterTimeoutMs: ing.filterTimeout * 1000,
+      budget,
     };
 
     let stopping = false;
@@ -158,6 +172,13 @@ export const ingressService: ServiceDefinition = {
               'bad-parameter',
               detail,
             );
+          }
+          // RFC 1870 §6.1: a declared SIZE we cannot hold now gets 452 before any data is sent.
+          // A body over the inline limit streams to the object store: it needs the store's buffer.
+          const declared = Number(address.args ? address.args['SIZE'] : undefined);
+          const needs = declared > bus.inlineLimit ? STREAM_BUFFER_BYTES : declared;
+          if (declared > 0 && needs > budget.available) {
+            return refuse(cb, smtpError('bodiesInFlightFull'), 'over-budget', detail);
           }
           cb();
         },
@@ -258,7 +279,7 @@ export const ingressService: ServiceDefinition = {
 
     return {
       name: 'ingress',
-      info: () => ({ ports: bound.map((b) => b.port), listen: bound }),
+      info: () => ({ ports: bound.map((b) => b.port), listen: bound, bodyBytesInFlight: budget.used }),
       async stop() {
         // Stop accepting; idle sessions get 421 now; sessions in a transaction finish it and
         // get 421 after their reply (or from smtp-server at closeTimeout, if the client stalls).

@@ -410,6 +410,117 @@ describe('accepted mail', () => {
   });
 });
 
+describe('bodies streamed, memory bounded', () => {
+  async function bodyChunkMessages(): Promise<number> {
+    return (await jsm.streams.info(`OBJ_${objectStores.bodies}`)).state.messages;
+  }
+
+  test('a bare LF past the inline limit: 550 5.5.2 and nothing left in the object store', async () => {
+    const objects = await bodyChunkMessages();
+    const before = await resolveStreamCount();
+    const clean = `${'z'.repeat(998)}\r\n`.repeat(40); // 40 KB: well past the 16 KiB inline limit
+    const replies = await smtpConversation(port, [
+      'EHLO client.test',
+      'MAIL FROM:<sender@sender.test>',
+      'RCPT TO:<alice@example.org>',
+      'DATA',
+      { raw: `Subject: late smuggling\r\n\r\n${clean}hello\n.\nMAIL FROM:<x@y>\r\n.\r\n` },
+    ]);
+    assert.equal(replies[5], '550 5.5.2 Error: bare <LF> received');
+    assert.equal(await resolveStreamCount(), before);
+    assert.equal(await bodyChunkMessages(), objects, 'the chunks already streamed were purged');
+  });
+
+  test('over ingress.maxBodyBytesInFlight: 452 4.3.1 (at MAIL FROM SIZE= and after DATA); the budget is released after success and failure', async () => {
+    // The smallest budget the ingress accepts with a 16 KiB inline limit: 16 + 2 x 64 + 256 KiB.
+    const budgetBytes = (16 + 128 + 256) * 1024;
+    const small = await ingressService.start({
+      ...ctx,
+      config: { ...config, ingress: { ...config.ingress, maxBodyBytesInFlight: budgetBytes } },
+    });
+    try {
+      const smallPort = (small.info!() as { ports: number[] }).ports[0]!;
+      const inFlight = () => (small.info!() as { bodyBytesInFlight: number }).bodyBytesInFlight;
+      let release: () => void = () => {};
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const part = (i: number) => `Subject: held ${i}\r\n\r\n${`${'h'.repeat(98)}\r\n`.repeat(130)}`; // ~13 KB, under the inline limit
+      // 30 transactions hold ~391 KB of the 400 KiB while their clients pause mid-DATA.
+      const holders = Array.from({ length: 30 }, (_, i) =>
+        smtpConversation(smallPort, [
+          'EHLO client.test',
+          'MAIL FROM:<sender@sender.test>',
+          'RCPT TO:<alice@example.org>',
+          'DATA',
+          { raw: part(i), reply: false },
+          { action: () => gate },
+          { raw: '.\r\n' },
+          'QUIT',
+        ]),
+      );
+      // smtp-server keeps the last few bytes back while it looks for the final dot.
+      await waitUntil('30 bodies held', () => inFlight() > 30 * (part(0).length - 10) || undefined);
+      const held = inFlight();
+
+      // RFC 1870 §6.1: a declared SIZE that cannot be held now is refused before the data.
+      const early = await smtpConversation(smallPort, [
+        'EHLO client.test',
+        'MAIL FROM:<sender@sender.test> SIZE=20000',
+        'QUIT',
+      ]);
+      assert.match(early[2]!, /^452 4\.3\.1 /);
+
+      // Undeclared: the data is read and dropped, then 452 4.3.1; nothing queued.
+      const before = await resolveStreamCount();
+      await assert.rejects(
+        sendMail({
+          port: smallPort,
+          from: 'sender@sender.test',
+          to: ['alice@example.org'],
+          raw: message('one too many', 'o'.repeat(20_000)),
+        }),
+        (err: { response?: string }) => /^452 4\.3\.1 /.test(err.response ?? ''),
+      );
+      assert.equal(await resolveStreamCount(), before);
+      assert.equal(inFlight(), held, 'the refused message released what it had reserved');
+
+      release();
+      for (const replies of await Promise.all(holders)) assert.match(replies[5]!, /^250 2\.0\.0 /);
+      assert.equal(await resolveStreamCount(), before + 30);
+      await waitUntil('budget released after the 250s', () => inFlight() === 0 || undefined);
+
+      // A body larger than the whole budget still goes through: it streams, holding only chunks.
+      const large = message('larger than the budget', `${'L'.repeat(78)}\r\n`.repeat(8000)); // 640 KB
+      const bigMax = await ingressService.start({
+        ...ctx,
+        config: {
+          ...config,
+          ingress: { ...config.ingress, maxBodyBytesInFlight: budgetBytes, maxMessageBytes: 1024 * 1024 },
+        },
+      });
+      try {
+        const bigPort = (bigMax.info!() as { ports: number[] }).ports[0]!;
+        const reply = await sendMail({
+          port: bigPort,
+          from: 'sender@sender.test',
+          to: ['alice@example.org'],
+          raw: large,
+        });
+        assert.match(reply.response, /^250 /);
+        const env = await lastQueued();
+        assert.equal(env.body.kind, 'object');
+        assert.equal(env.body.size, large.length);
+        assert.equal((bigMax.info!() as { bodyBytesInFlight: number }).bodyBytesInFlight, 0);
+      } finally {
+        await bigMax.stop();
+      }
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('envelope parameters', () => {
   test('RFC 3461 DSN (RET, ENVID, NOTIFY, ORCPT), BODY and HELO are carried in the envelope', async () => {
     const replies = await smtpConversation(port, [

@@ -2,9 +2,10 @@
  * The end of one SMTP transaction: from the bytes after DATA to the reply to
  * the final dot. In order:
  *
- *   read the body (size limit, bare CR/LF refused: message-reader.ts)
+ *   read the body (size limit, bare CR/LF refused, body budget: message-reader.ts);
+ *     a large body streams into the object store while it is read
  *   the free-space guard: 452 4.3.1 while the store is almost full
- *   store the body (inline, or the object store for large ones)
+ *   store a small body (it travels inline)
  *   record 'received' on the timeline
  *   ask the filter for the before-queue verdict (request/reply, bounded wait)
  *   prepend our Received header, then the filter's headers
@@ -20,7 +21,7 @@
  * PubAck can be lost after the stream stored the message.
  */
 import { type Span, SpanKind } from '@opentelemetry/api';
-import type { BusClient } from '@sluice/bus';
+import { type BusClient, STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
 import {
   type BodyRef,
@@ -33,8 +34,9 @@ import {
 } from '@sluice/proto';
 import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
 import { type Metrics, runInSpan } from '@sluice/telemetry';
+import type { BodyBudget } from './body-budget.ts';
 import { buildEnvelope, messageIdOf, type TransactionFacts, traceparentOf } from './envelope-builder.ts';
-import { readMessage } from './message-reader.ts';
+import { type MessageRead, readMessage } from './message-reader.ts';
 import { filterOutcome, publishFailure } from './queue-answers.ts';
 
 export interface IntakeDeps {
@@ -46,6 +48,8 @@ export interface IntakeDeps {
   hostname: string;
   maxMessageBytes: number;
   filterTimeoutMs: number;
+  /** ingress.maxBodyBytesInFlight: bodies held in memory by this process. */
+  budget: BodyBudget;
 }
 
 /** What the SMTP session knows when DATA starts (taken from smtp-server's session). */
@@ -109,9 +113,34 @@ async function intake(
   queueId: string,
   span: Span,
 ): Promise<IntakeResult> {
+  const { bus } = deps;
+  const reservation = deps.budget.reserve();
+  try {
+    const read = await readMessage(stream as Parameters<typeof readMessage>[0], {
+      maxBytes: deps.maxMessageBytes,
+      inlineLimit: bus.inlineLimit,
+      declaredBytes: Number(tx.mailParams['SIZE']) || undefined,
+      reservation,
+      streamBufferBytes: STREAM_BUFFER_BYTES,
+      storeStream: (chunks) => bus.storeBodyStream(queueId, chunks),
+    });
+    return await afterRead(deps, tx, queueId, span, read);
+  } finally {
+    // Stored and published, or refused: what the transaction held of the body is free again.
+    reservation.release();
+  }
+}
+
+/** Everything after the body is read: store a small body, verdict, headers, publish. */
+async function afterRead(
+  deps: IntakeDeps,
+  tx: TransactionContext,
+  queueId: string,
+  span: Span,
+  read: MessageRead,
+): Promise<IntakeResult> {
   const { bus, log } = deps;
   const noteSize = (bytes: number) => span.setAttribute('sluice.message.size', bytes);
-  const read = await readMessage(stream as Parameters<typeof readMessage>[0], deps.maxMessageBytes);
   if (read.kind === 'too-big') {
     noteSize(read.bytes);
     return { ok: false, error: smtpError('tooBig'), reason: 'too-big' };
@@ -121,10 +150,17 @@ async function intake(
     const error = smtpError(read.found.kind === 'LF' ? 'bareLf' : 'bareCr');
     return { ok: false, error, reason: `bare-${read.found.kind.toLowerCase()}`, disconnect: true };
   }
-  const body = read.body;
-  noteSize(body.length);
+  if (read.kind === 'over-budget') {
+    noteSize(read.bytes);
+    return { ok: false, error: smtpError('bodiesInFlightFull'), reason: 'over-budget' };
+  }
   const receivedAt = new Date();
   const qlog = log.child({ queueId });
+  if (read.kind === 'store-failed') {
+    noteSize(read.bytes);
+    qlog.warn({ err: read.error, size: read.bytes }, 'cannot store the body');
+    return { ok: false, error: publishFailure(read.error), reason: 'store-failed', queueId };
+  }
 
   // The free-space guard: refuse while JetStream can still take the mail already accepted
   // (RFC 5321 §4.2.5 452, RFC 3463 X.3.1 "mail system full"); the client retries later.
@@ -132,16 +168,31 @@ async function intake(
   deps.metrics.storeGuardTripped.set(room.ok ? 0 : 1);
   deps.metrics.storeFreeBytes.set(room.freeBytes);
   if (!room.ok) {
+    // A large body already streamed into the store: refused, it must not stay there.
+    if (read.kind === 'stored') {
+      await bus
+        .deleteBody(read.stored.ref)
+        .catch((err: unknown) => qlog.warn({ err }, 'cannot delete a refused body'));
+    }
     return { ok: false, error: smtpError('queueFull'), reason: 'store-low', queueId };
   }
 
   let stored: { ref: BodyRef; inline?: Uint8Array };
-  try {
-    stored = await bus.storeBody(queueId, body);
-  } catch (err) {
-    qlog.warn({ err, size: body.length }, 'cannot store the body');
-    return { ok: false, error: publishFailure(err), reason: 'store-failed', queueId };
+  let head: Uint8Array;
+  if (read.kind === 'stored') {
+    stored = read.stored;
+    head = read.head;
+  } else {
+    head = read.body;
+    try {
+      stored = await bus.storeBody(queueId, read.body);
+    } catch (err) {
+      qlog.warn({ err, size: read.body.length }, 'cannot store the body');
+      return { ok: false, error: publishFailure(err), reason: 'store-failed', queueId };
+    }
   }
+  const size = stored.ref.size;
+  noteSize(size);
   const forget = async () => {
     if (stored.ref.kind !== 'object') return;
     await bus
@@ -175,8 +226,8 @@ async function intake(
     helo: tx.client.helo,
     mailFrom: deps.redact.address(tx.mailFrom),
     recipients: tx.recipients.map((r) => deps.redact.address(r.address)),
-    size: body.length,
-    messageId: messageIdOf(body),
+    size,
+    messageId: messageIdOf(head),
   });
 
   // The before-queue verdict (RELIABILITY-NOTES §1 rule 5: refuse before 250, never bounce later).

@@ -18,7 +18,7 @@
  * never guess).
  */
 import { lookupReplySchema } from '@sluice/proto';
-import { type Mailbox, parseMailbox, type SmtpError, smtpError } from '@sluice/smtp';
+import { type Mailbox, parseMailbox, type SmtpError, safeReplyText, smtpError } from '@sluice/smtp';
 
 export interface OurDomains {
   primary: string;
@@ -76,6 +76,11 @@ export function lookupDecision(answer: { data: Uint8Array } | { error: unknown }
     case 'ok':
       return { kind: 'accept' };
     case 'unknown':
+      // A routing.reject entry carries its own text (printable ASCII, checked by the config schema).
+      if (reply.data.rejectText) {
+        const text = safeReplyText(reply.data.rejectText);
+        return { kind: 'refuse', error: smtpError('unknownUser', text), reason: 'rejected-address' };
+      }
       return { kind: 'refuse', error: smtpError('unknownUser'), reason: 'unknown-user' };
     case 'foreign':
       return { kind: 'refuse', error: smtpError('relayDenied'), reason: 'relay' };

@@ -22,7 +22,9 @@
  * the reason after acceptance (resolver-service.ts).
  */
 import { formatAddress, type ParsedAddress, parseAddress } from './address.ts';
-import { isOurDomain, type RoutingRule, type RoutingTable } from './routing-table.ts';
+import { ldapGate } from './ldap-gate.ts';
+import { plusBase } from './plus-address.ts';
+import { isOurDomain, type RoutingRule, type RoutingTable, transportFor } from './routing-table.ts';
 
 export interface ExpandedTarget {
   /** The final address to deliver to. */
@@ -31,7 +33,8 @@ export interface ExpandedTarget {
   via: string[];
 }
 
-export type ExpansionErrorKind = 'invalid' | 'unknown' | 'loop' | 'depth';
+/** rejected: a routing.reject entry (message: its text); unavailable: LDAP would decide and cannot (ldap-gate.ts). */
+export type ExpansionErrorKind = 'invalid' | 'unknown' | 'loop' | 'depth' | 'rejected' | 'unavailable';
 
 export interface ExpansionError {
   kind: ExpansionErrorKind;
@@ -57,7 +60,7 @@ export interface Expansion {
   sources: string[];
 }
 
-export function expandRecipient(table: RoutingTable, address: string): Expansion {
+export function expandRecipient(table: RoutingTable, address: string, now = Date.now()): Expansion {
   const out: Expansion = {
     address,
     ours: false,
@@ -84,12 +87,13 @@ export function expandRecipient(table: RoutingTable, address: string): Expansion
   const path = new Set<string>();
 
   const finalOfOurs = (a: ParsedAddress, shown: string, via: string[]) => {
-    const transport = table.transports.get(a.domain);
-    if (transport) {
+    const found = transportFor(table, a.key, a.domain);
+    if (found) {
+      const { name, transport } = found;
       out.targets.push({ address: shown, via });
       const lmtp = transport.lmtp ? ', LMTP' : '';
       out.trail.push(
-        `${shown} is a mailbox on the transport for ${a.domain} (${transport.host}:${transport.port}${lmtp})`,
+        `${shown} is a mailbox on the transport for ${name} (${transport.host}:${transport.port}${lmtp})`,
       );
       return;
     }
@@ -124,8 +128,26 @@ export function expandRecipient(table: RoutingTable, address: string): Expansion
       return;
     }
 
+    const base = plusBase(a, table.plusSeparator);
+    const rejectText = table.rejects.get(a.key) ?? (base ? table.rejects.get(base.key) : undefined);
+    if (rejectText !== undefined) {
+      out.errors.push({ kind: 'rejected', address: shown, via, message: rejectText });
+      out.trail.push(`${shown} is refused by routing.reject: ${rejectText}`);
+      return;
+    }
     let rules = table.rules.get(a.key);
     let ruleOwner = shown;
+    if (!rules && base && table.rules.has(base.key)) {
+      rules = table.rules.get(base.key);
+      ruleOwner = `${formatAddress(base)} (plus-addressing for ${shown})`;
+    }
+    const gate = ldapGate(table, a.domain, rules, now);
+    if (gate.decides && !gate.usable) {
+      out.errors.push({ kind: 'unavailable', address: shown, via, message: gate.message });
+      out.trail.push(`${shown}: the LDAP directory decides, and cannot now: ${gate.message}`);
+      return;
+    }
+    if (gate.decides && gate.usable && !out.sources.includes(gate.source)) out.sources.push(gate.source);
     if (!rules && table.aliasDomains.has(a.domain)) {
       const aliasCatchAll = table.rules.get(`@${a.domain}`);
       if (aliasCatchAll) {

@@ -20,7 +20,14 @@
  * redelivery does not store it twice. DSNs for such recipients are a later
  * issue.
  *
- * Trust: reads only configuration; publishes only to the rewrite stream, the
+ * The table comes from RoutingState: the config file (reloaded on change when
+ * routing.reload, config-reload.ts) and, with routing.ldap, the LDAP snapshot
+ * kept by ldap-keeper.ts, which also answers `sluice ldap refresh`
+ * (subjects.resolverLdapRefresh). An envelope whose recipient the directory
+ * would decide while its snapshot is missing or too old is retried later,
+ * never dead-lettered (ldap-gate.ts).
+ *
+ * Trust: reads configuration and the LDAP directory; publishes only to the rewrite stream, the
  * dead-letter stream and the timeline. Addresses in events and logs go
  * through the privacy setting (ctx.redact).
  */
@@ -33,20 +40,37 @@ import {
   encodeEnvelope,
   eventBase,
   headerNames,
+  type LdapRefreshReply,
   type LookupReply,
+  type LookupRequest,
+  ldapRefreshRequestSchema,
   lookupRequestSchema,
   queueGroups,
   type Recipient,
   subjects,
 } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { routingSourceMetrics } from '@sluice/telemetry';
+import { watchConfigFile } from './config-reload.ts';
 import type { ExpansionError } from './expand.ts';
+import { LdapKeeper } from './ldap-keeper.ts';
+import { liveTrail } from './ldap-live.ts';
 import { lookupAddress } from './lookup.ts';
 import { routeKey } from './route.ts';
-import { buildRoutingTable, type RoutingTable } from './routing-table.ts';
+import { RoutingState } from './routing-state.ts';
+import type { RoutingTable } from './routing-table.ts';
 import { type FailedBranch, failedBranches, resolveRecipients, splitByRoute } from './split.ts';
 
 const encoder = new TextEncoder();
+/**
+ * How long an envelope waits when the LDAP snapshot cannot answer: until the next refresh
+ * (routing.ldap.refreshInterval), at most a minute. With bus.maxDeliver (50) that keeps it
+ * queued for up to ~50 minutes of outage past the staleness bound; after that it is
+ * dead-lettered with the reason (replayable), never dropped.
+ */
+function unavailableRetryMs(table: RoutingTable): number {
+  return Math.min(60_000, Math.max(1000, table.ldap?.refreshIntervalMs ?? 60_000));
+}
 const decoder = new TextDecoder();
 
 export type ResolverDeps = Pick<ServiceContext, 'bus' | 'log' | 'metrics' | 'redact' | 'instance'> & {
@@ -54,8 +78,8 @@ export type ResolverDeps = Pick<ServiceContext, 'bus' | 'log' | 'metrics' | 'red
   now?: () => Date;
 };
 
-/** Answer one lookup request (JSON LookupRequest -> LookupReply). Throws on a malformed request. */
-export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply {
+/** Parse one lookup request (JSON LookupRequest). Throws on a malformed request. */
+export function parseLookupRequest(data: Uint8Array): LookupRequest {
   let raw: unknown;
   try {
     raw = JSON.parse(decoder.decode(data));
@@ -64,7 +88,13 @@ export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply
   }
   const req = lookupRequestSchema.safeParse(raw);
   if (!req.success) throw new Error(`invalid lookup request: ${req.error.issues[0]?.message ?? 'unknown'}`);
-  return lookupAddress(table, req.data.address, { mailFrom: req.data.mailFrom });
+  return req.data;
+}
+
+/** Answer one lookup request (JSON LookupRequest -> LookupReply). Throws on a malformed request. */
+export function answerLookup(table: RoutingTable, data: Uint8Array): LookupReply {
+  const req = parseLookupRequest(data);
+  return lookupAddress(table, req.address, { mailFrom: req.mailFrom });
 }
 
 /** The resolve stage's handler for one accepted envelope. */
@@ -75,6 +105,13 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
   const log = deps.log.child({ queueId: env.id });
 
   const resolutions = resolveRecipients(deps.table, env);
+  // The LDAP directory would decide a recipient and its snapshot is missing or too old: keep the
+  // whole envelope queued and ask again later (nothing published, nothing dead-lettered).
+  const unavailable = resolutions.flatMap((r) => r.expansion.errors).find((e) => e.kind === 'unavailable');
+  if (unavailable) {
+    log.warn({ reason: unavailable.message }, 'routing directory unavailable: resolve retried later');
+    return { kind: 'retry', delayMs: unavailableRetryMs(deps.table), reason: unavailable.message };
+  }
   const parts = splitByRoute(env, resolutions, hop);
   const failed = failedBranches(resolutions);
   const eventHead = () =>
@@ -154,6 +191,10 @@ function errorLabel(e: ExpansionError): string {
       return 'alias chain deeper than routing.maxDepth after acceptance';
     case 'invalid':
       return 'invalid recipient address';
+    case 'rejected':
+      return 'recipient refused by routing.reject after acceptance';
+    case 'unavailable':
+      return 'routing directory unavailable';
   }
 }
 
@@ -191,21 +232,71 @@ export function createResolverService(): ServiceDefinition {
   return {
     name: 'resolver',
     async start(ctx: ServiceContext): Promise<RunningService> {
-      const table = buildRoutingTable(ctx.config);
+      const state = new RoutingState(ctx.config);
+      const sourceMetrics = routingSourceMetrics(ctx.metrics.registry);
       const concurrency = ctx.config.resolver.concurrency;
+      const ldapCfg = ctx.config.routing.ldap;
+      const keeper = ldapCfg
+        ? new LdapKeeper({
+            bus: ctx.bus,
+            log: ctx.log.child({ source: 'ldap' }),
+            metrics: sourceMetrics,
+            cfg: ldapCfg,
+            directory: { domains: [state.table.primary, ...state.table.aliasDomains] },
+            onSnapshot: (s) => state.setSnapshot(s),
+          })
+        : undefined;
+      await keeper?.start();
+      const stopWatch =
+        ctx.configFile && ctx.config.routing.reload
+          ? watchConfigFile({
+              file: ctx.configFile,
+              onConfig: (config) => {
+                state.setConfig(config);
+                sourceMetrics.configReloads.inc({ outcome: 'applied' });
+                ctx.log.info(
+                  { file: ctx.configFile, rules: state.table.rules.size },
+                  'routing config reloaded',
+                );
+              },
+              onRefused: (reason) => {
+                sourceMetrics.configReloads.inc({ outcome: 'refused' });
+                ctx.log.error(
+                  { file: ctx.configFile, reason },
+                  'changed config refused: the previous routing keeps serving',
+                );
+              },
+            })
+          : undefined;
       const rpc = ctx.bus.serve(
         subjects.resolverLookup,
         queueGroups.resolver,
         { concurrency },
         async (req) => {
-          const reply = answerLookup(table, req.data);
-          if (reply.result === 'tempfail') {
-            // A broken alias (loop, too deep, leads nowhere): the operator has to fix the config.
-            ctx.log.warn(
-              { reason: reply.reason, trail: reply.trail },
-              'lookup tempfails: routing configuration error',
-            );
+          const table = state.table;
+          const request = parseLookupRequest(req.data);
+          const reply = lookupAddress(table, request.address, { mailFrom: request.mailFrom });
+          if (ldapCfg && request.live) {
+            const directory = { domains: [table.primary, ...table.aliasDomains] };
+            reply.trail.push(...(await liveTrail(ldapCfg, directory, table, request.address)));
           }
+          if (reply.result === 'tempfail') {
+            // A broken alias (loop, too deep, leads nowhere), or the directory cannot answer now.
+            ctx.log.warn({ reason: reply.reason, trail: reply.trail }, 'lookup tempfails');
+          }
+          return encoder.encode(JSON.stringify(reply));
+        },
+      );
+      const refreshRpc = ctx.bus.serve(
+        subjects.resolverLdapRefresh,
+        queueGroups.resolver,
+        { concurrency: 1 },
+        async (req) => {
+          const parsed = ldapRefreshRequestSchema.safeParse(JSON.parse(decoder.decode(req.data)));
+          if (!parsed.success) throw new Error('invalid ldap refresh request');
+          const reply: LdapRefreshReply = keeper
+            ? await keeper.refresh(parsed.data.force)
+            : { v: 1, outcome: 'disabled', refused: [], message: 'routing.ldap is not configured' };
           return encoder.encode(JSON.stringify(reply));
         },
       );
@@ -213,7 +304,7 @@ export function createResolverService(): ServiceDefinition {
         const t0 = performance.now();
         const disposition = await resolveEnvelope(countingBackpressure(d, ctx, 'resolver'), {
           ...ctx,
-          table,
+          table: state.table,
         });
         ctx.metrics.stageProcessed.inc({ stage: 'resolver', outcome: disposition.kind });
         ctx.metrics.stageDuration.observe({ stage: 'resolver' }, (performance.now() - t0) / 1000);
@@ -222,14 +313,18 @@ export function createResolverService(): ServiceDefinition {
       return {
         name: 'resolver',
         async stop() {
+          stopWatch?.();
+          keeper?.stop();
           await consumer.stop();
+          await refreshRpc.stop();
           await rpc.stop();
         },
         info: () => ({
-          primary: table.primary,
-          aliasDomains: [...table.aliasDomains],
-          rules: table.rules.size,
-          transports: [...table.transports.keys()],
+          primary: state.table.primary,
+          aliasDomains: [...state.table.aliasDomains],
+          rules: state.table.rules.size,
+          transports: [...state.table.transports.keys()],
+          ldapSnapshot: keeper?.snapshot?.version,
         }),
       };
     },

@@ -1,5 +1,6 @@
 /**
- * Where a final target is delivered: the transport configured for its domain
+ * Where a final target is delivered: the transport configured for the
+ * address itself, else for its domain
  * (an internal host, a mailbox server, a test sink), else the relay
  * (smarthost) when one is configured, else the MX of its domain, looked up by
  * the egress at delivery time (RFC 5321 §5.1). The route travels in the
@@ -7,14 +8,16 @@
  */
 import type { Route } from '@sluice/proto';
 import { normalizeDomain, parseAddress } from './address.ts';
-import type { RoutingTable } from './routing-table.ts';
+import { type RoutingTable, transportFor } from './routing-table.ts';
 
 export function routeFor(table: RoutingTable, targetAddress: string): Route {
   const at = targetAddress.lastIndexOf('@');
-  const domain = parseAddress(targetAddress)?.domain ?? normalizeDomain(targetAddress.slice(at + 1));
-  const transport = table.transports.get(domain);
-  if (transport) {
-    return { kind: 'smtp', name: domain, host: transport.host, port: transport.port, lmtp: transport.lmtp };
+  const parsed = parseAddress(targetAddress);
+  const domain = parsed?.domain ?? normalizeDomain(targetAddress.slice(at + 1));
+  const found = transportFor(table, parsed?.key ?? targetAddress.toLowerCase(), domain);
+  if (found) {
+    const { name, transport } = found;
+    return { kind: 'smtp', name, host: transport.host, port: transport.port, lmtp: transport.lmtp };
   }
   if (table.relay) {
     const r = table.relay;

@@ -27,6 +27,7 @@ export {
   startServiceContext,
   type TestServiceContext,
 } from './service-context.ts';
+export { type LdapTestEntry, SLAPD_SUFFIX, SLAPD_USERS, type SlapdServer, startSlapd } from './slapd.ts';
 export { type SluiceConfigOptions, sluiceConfigYaml, writeSluiceConfig } from './sluice-config.ts';
 export {
   type SluiceProcess,
@@ -51,4 +52,12 @@ export {
   startSmtpSink,
 } from './smtp-sink.ts';
 export { collectStage, stageAcks } from './stage-probes.ts';
+export {
+  type HashedMessage,
+  type HashingSmtpSink,
+  type StreamedMailOptions,
+  type StreamedMailResult,
+  sendStreamedMail,
+  startHashingSmtpSink,
+} from './streamed-mail.ts';
 export { type Probed, type WaitUntilOptions, waitUntil } from './wait-until.ts';

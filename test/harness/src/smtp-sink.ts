@@ -50,8 +50,11 @@ export interface SmtpSinkOptions {
   beforeReply?: (msg: Pick<SinkMessage, 'mailFrom' | 'rcptTo' | 'raw'>) => Promise<void>;
   /** Speak LMTP (RFC 2033) instead of SMTP. */
   lmtp?: boolean;
-  /** Offer STARTTLS with this key and certificate (PEM); without it STARTTLS is not offered. */
-  tls?: { key: string | Buffer; cert: string | Buffer };
+  /**
+   * Offer STARTTLS with this key and certificate (PEM); without it STARTTLS is not offered.
+   * `clientCa`: also require a client certificate issued by this CA (the handshake fails without one).
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer; clientCa?: string | Buffer };
   /** SIZE limit to advertise (RFC 1870). */
   size?: number;
 }
@@ -119,6 +122,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     authOptional: true,
     disabledCommands: opts.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
+    ...(opts.tls?.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
     hideDSN: false,
     size: opts.size,
     onRcptTo(address, _session, cb) {

@@ -1,6 +1,6 @@
 /**
  * clamd over TCP with the INSTREAM command (clamd(8)): the body is streamed
- * in chunks, each preceded by its length as a 4-byte big-endian integer, and
+ * (streamed: a large body is never held whole) in chunks, each preceded by its length as a 4-byte big-endian integer, and
  * ended by a zero-length chunk; clamd answers "stream: OK",
  * "stream: <name> FOUND" or "... ERROR" (null-terminated with the z prefix).
  * Anything but OK or FOUND is a failure, so an unscanned message is never
@@ -8,6 +8,7 @@
  */
 import { connect } from 'node:net';
 import type { Envelope } from '@sluice/proto';
+import type { MessageContent } from '../message-content.ts';
 import type { EngineScan, ScanEngine } from './engine.ts';
 
 const CHUNK = 64 * 1024;
@@ -24,7 +25,7 @@ export class ClamdEngine implements ScanEngine {
     this.opts = opts;
   }
 
-  scan(body: Uint8Array, _env: Envelope, signal: AbortSignal): Promise<EngineScan> {
+  scan(content: MessageContent, _env: Envelope, signal: AbortSignal): Promise<EngineScan> {
     return new Promise<EngineScan>((resolve, reject) => {
       const sock = connect({ host: this.opts.host, port: this.opts.port });
       const chunks: Buffer[] = [];
@@ -47,12 +48,15 @@ export class ClamdEngine implements ScanEngine {
       sock.on('connect', async () => {
         try {
           await write(sock, Buffer.from('zINSTREAM\0'));
-          for (let off = 0; off < body.length; off += CHUNK) {
-            const part = body.subarray(off, Math.min(off + CHUNK, body.length));
-            const len = Buffer.alloc(4);
-            len.writeUInt32BE(part.length);
-            await write(sock, len);
-            await write(sock, part);
+          for await (const chunk of await content.open()) {
+            for (let off = 0; off < chunk.length; off += CHUNK) {
+              if (signal.aborted) return;
+              const part = chunk.subarray(off, Math.min(off + CHUNK, chunk.length));
+              const len = Buffer.alloc(4);
+              len.writeUInt32BE(part.length);
+              await write(sock, len);
+              await write(sock, part);
+            }
           }
           await write(sock, Buffer.alloc(4)); // the zero-length chunk ends the stream
         } catch (err) {

@@ -11,6 +11,7 @@
  * Nothing here throws: an engine failure is data.
  */
 import type { Envelope, RuleHit } from '@sluice/proto';
+import type { MessageContent } from '../message-content.ts';
 
 export interface EngineScan {
   hits: RuleHit[];
@@ -20,8 +21,8 @@ export interface EngineScan {
 
 export interface ScanEngine {
   readonly name: string;
-  /** Scan the message; reject the promise on any failure. `signal` aborts at the timeout. */
-  scan(body: Uint8Array, env: Envelope, signal: AbortSignal): Promise<EngineScan>;
+  /** Scan the whole message (content.open()); reject on any failure. `signal` aborts at the timeout. */
+  scan(content: MessageContent, env: Envelope, signal: AbortSignal): Promise<EngineScan>;
 }
 
 export type EngineFailureMode = 'tempfail' | 'skip';
@@ -43,7 +44,7 @@ export class EngineTimeoutError extends Error {
 /** Run one engine bounded by min(its timeout, the time left before `deadline`). */
 export async function runEngine(
   c: ConfiguredEngine,
-  body: Uint8Array,
+  content: MessageContent,
   env: Envelope,
   deadline: number,
 ): Promise<EngineOutcome> {
@@ -58,7 +59,7 @@ export async function runEngine(
     }, budget);
   });
   try {
-    const r = await Promise.race([c.engine.scan(body, env, ac.signal), timeout]);
+    const r = await Promise.race([c.engine.scan(content, env, ac.signal), timeout]);
     return { kind: 'scanned', engine: c.engine.name, ...r };
   } catch (err) {
     return {

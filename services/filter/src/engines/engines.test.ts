@@ -20,6 +20,7 @@ import {
   startRspamd,
 } from '@sluice/test-harness';
 import { createDnsResolver } from '../dns-resolver.ts';
+import { inlineContent } from '../message-content.ts';
 import { envelope, message } from '../test-messages.ts';
 import { computeVerdict, type FilterPolicy } from '../verdict.ts';
 import { ClamdEngine } from './clamd.ts';
@@ -98,7 +99,7 @@ describe('engine timeouts and failure modes', () => {
         timeoutMs: 300,
         onFailure: 'tempfail',
       },
-      message(),
+      inlineContent(message()),
       envelope(message(), '192.0.2.1'),
       Number.POSITIVE_INFINITY,
     );
@@ -109,7 +110,7 @@ describe('engine timeouts and failure modes', () => {
         timeoutMs: 5000,
         onFailure: 'skip',
       },
-      message(),
+      inlineContent(message()),
       envelope(message(), '192.0.2.1'),
       Number.POSITIVE_INFINITY,
     );
@@ -124,7 +125,7 @@ describe('engine timeouts and failure modes', () => {
         timeoutMs: 60_000,
         onFailure: 'tempfail',
       },
-      message(),
+      inlineContent(message()),
       envelope(message(), '192.0.2.1'),
       Date.now() + 250,
     );

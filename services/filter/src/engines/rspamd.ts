@@ -7,8 +7,10 @@
  * own score is in the detail). Non-200 answers and unreadable JSON are
  * failures.
  */
+import { Readable } from 'node:stream';
 import type { Envelope, RuleHit } from '@sluice/proto';
 import type { RuleWeights } from '../authentication.ts';
+import type { MessageContent } from '../message-content.ts';
 import type { EngineScan, ScanEngine } from './engine.ts';
 
 interface RspamdReply {
@@ -27,7 +29,7 @@ export class RspamdEngine implements ScanEngine {
     this.weights = weights;
   }
 
-  async scan(body: Uint8Array, env: Envelope, signal: AbortSignal): Promise<EngineScan> {
+  async scan(content: MessageContent, env: Envelope, signal: AbortSignal): Promise<EngineScan> {
     const headers = new Headers({
       IP: env.client.ip,
       Helo: env.client.helo,
@@ -37,7 +39,15 @@ export class RspamdEngine implements ScanEngine {
     });
     for (const r of env.recipients) headers.append('Rcpt', r.address);
     if (env.client.auth?.user) headers.set('User', env.client.auth.user);
-    const res = await fetch(new URL('/checkv2', this.url), { method: 'POST', body, headers, signal });
+    // A large body is streamed as the request body (duplex half), never held whole.
+    const body = content.complete ? content.bytes : Readable.from(await content.open());
+    const res = await fetch(new URL('/checkv2', this.url), {
+      method: 'POST',
+      body: body as unknown as RequestInit['body'],
+      headers,
+      signal,
+      ...(content.complete ? {} : { duplex: 'half' }),
+    } as RequestInit);
     const text = await res.text();
     if (res.status !== 200) throw new Error(`rspamd: HTTP ${res.status} ${text.slice(0, 200)}`);
     let reply: RspamdReply;

@@ -17,10 +17,12 @@ import { type HeaderFieldView, headerBlockLength } from '../header-block.ts';
 
 const MAX_LINE = 998;
 
+/** `complete` false: `body` is a large message's header section only (no MIME structure check). */
 export function headerSanityHits(
   body: Uint8Array,
   fields: HeaderFieldView[],
   weights: RuleWeights,
+  complete = true,
 ): RuleHit[] {
   const hits: RuleHit[] = [];
   const hit = (name: string, detail?: string) => hits.push({ name, score: weights[name] ?? 0, detail });
@@ -32,7 +34,7 @@ export function headerSanityHits(
   if (body.indexOf(0) >= 0) hit('HDR_NUL');
   const long = longestLine(body);
   if (long > MAX_LINE) hit('HDR_LINE_TOO_LONG', `${long} characters`);
-  const mime = mimeProblem(body, fields);
+  const mime = complete ? mimeProblem(body, fields) : null;
   if (mime) hit('MIME_MALFORMED', mime);
   return hits;
 }
