@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '@sluice/config';
 import {
@@ -174,6 +175,35 @@ describe('clamd (real)', {
       reply.verdict.rules.find((r) => r.name === 'VIRUS_FOUND')?.detail ?? '',
       /Eicar-Test-Signature/,
     );
+  });
+
+  test('a large body (object store) is streamed to clamd from a fresh stream; the virus deep inside is found', async () => {
+    const filler = `${'x'.repeat(76)}\r\n`.repeat(40_000); // ~3 MB before the virus
+    const whole = message({ body: `${filler}${EICAR}\r\n` });
+    const headerEnd = whole.indexOf('\r\n\r\n') + 4;
+    let opened = 0;
+    const content = {
+      bytes: whole.subarray(0, headerEnd),
+      complete: false,
+      open: async () => {
+        opened++;
+        return Readable.from(
+          Array.from({ length: Math.ceil(whole.length / 65536) }, (_, i) =>
+            whole.subarray(i * 65536, (i + 1) * 65536),
+          ),
+        );
+      },
+    };
+    const reply = await computeVerdict(
+      envelope(whole, '192.0.2.1'),
+      whole.subarray(0, headerEnd),
+      deps([engine()]),
+      Number.POSITIVE_INFINITY,
+      content,
+    );
+    assert.equal(opened, 1);
+    assert.equal(reply.verdict.action, 'reject');
+    assert.equal(reply.verdict.reason, 'Virus found');
   });
 
   test('a clean message larger than one INSTREAM chunk passes', async () => {
