@@ -185,6 +185,7 @@ describe('greylisting through two filter service replicas (the RPC the ingress m
 
     const a = await startServiceContext(config, 'filter-a');
     const svcA = await filterService.start(a.ctx);
+    await a.bus.nc.flush(); // the subscription is at the server before we ask (else: no responders)
     const first = await ask();
     await svcA.stop();
     await a.close();
@@ -193,6 +194,7 @@ describe('greylisting through two filter service replicas (the RPC the ingress m
 
     const b = await startServiceContext(config, 'filter-b');
     const svcB = await filterService.start(b.ctx);
+    await b.bus.nc.flush();
     try {
       const retry = await ask();
       assert.equal(retry.action, 'accept');
