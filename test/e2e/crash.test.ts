@@ -18,7 +18,12 @@ const EGRESS_CONCURRENCY = 8;
 let bed: ProcessBed;
 
 before(async () => {
-  bed = await startProcessBed('crash');
+  // A slow destination (200 ms per delivery, 2 sessions: see the egress config below) keeps a
+  // backlog queued when the kill lands; without it the pipeline keeps up with the MX and can be
+  // empty by then.
+  bed = await startProcessBed('crash', {
+    sink: { beforeReply: () => new Promise((resolve) => setTimeout(resolve, 200)) },
+  });
 });
 
 after(() => bed?.stop());
@@ -26,7 +31,7 @@ after(() => bed?.stop());
 test('SIGKILL mid-load: every accepted message is delivered after a restart', async (t) => {
   const { nats, sink, procs } = bed;
   const { configFile, smtpPort } = await bed.writeConfig({
-    extraYaml: `egress: { concurrency: ${EGRESS_CONCURRENCY} }
+    extraYaml: `egress: { concurrency: ${EGRESS_CONCURRENCY}, destinationConcurrency: 2 }
 bus: { ackWait: 2 }
 log: { level: info }
 `,

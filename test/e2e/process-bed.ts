@@ -16,6 +16,7 @@ import {
   type NatsTestServer,
   type SluiceConfigOptions,
   type SmtpSink,
+  type SmtpSinkOptions,
   startDnsServer,
   startNats,
   startSmtpSink,
@@ -38,8 +39,11 @@ export interface ProcessBed {
   stop(): Promise<void>;
 }
 
-/** Start NATS and the sink and make a temp dir named after `name`. */
-export async function startProcessBed(name: string): Promise<ProcessBed> {
+/** Start NATS and the sink (with `opts.sink`) and make a temp dir named after `name`. */
+export async function startProcessBed(
+  name: string,
+  opts: { sink?: SmtpSinkOptions } = {},
+): Promise<ProcessBed> {
   const dir = mkdtempSync(join(tmpdir(), `sluice-${name}-`));
   const procs: SluiceProcess[] = [];
   let nats: NatsTestServer | undefined;
@@ -54,7 +58,7 @@ export async function startProcessBed(name: string): Promise<ProcessBed> {
   };
   try {
     nats = await startNats();
-    sink = await startSmtpSink({ port: 0 });
+    sink = await startSmtpSink({ port: 0, ...opts.sink });
     dns = await startDnsServer([]);
   } catch (err) {
     await stop();

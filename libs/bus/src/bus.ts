@@ -3,7 +3,13 @@
  * single-purpose modules together (connect, topology, body store, publish,
  * consume, RPC, timeline, dead letters, ledger) and owns their lifecycle:
  * close() stops every consumer and RPC server it started (in-flight work
- * finishes and is settled), then drains the connection.
+ * finishes and is settled), waits for the timeline events still in flight,
+ * then drains the connection.
+ *
+ * Every NATS operation is counted in `operations` (nats-operations.ts) with
+ * the stage it was made for: services get a view of the bus bound to their
+ * stage (`forStage`, stage-bus.ts); calls on the Bus itself count as stage
+ * "none" unless the call names its stage.
  */
 import type { Readable } from 'node:stream';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
@@ -31,13 +37,16 @@ import { ConnectionState } from './connection-state.ts';
 import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
 import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
-import { recordEvent } from './event-log.ts';
+import { EventLog } from './event-log.ts';
 import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
 import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
+import { NatsOperations, NO_STAGE } from './nats-operations.ts';
 import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
+import { ReplyInbox } from './reply-inbox.ts';
 import { request, serve } from './rpc.ts';
+import { StageBus } from './stage-bus.ts';
 import { RESERVE_SHARE, type StoreLimits } from './store-budget.ts';
 import { StoreGuard, type StoreRoom } from './store-guard.ts';
 import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
@@ -61,6 +70,11 @@ export class Bus implements BusClient {
   readonly config: BusConfig;
   readonly log: BusLog;
   readonly connection: ConnectionState;
+  /** Every NATS operation this bus made, by kind and stage, and the round trips messages waited on. */
+  readonly operations = new NatsOperations();
+  readonly #events: EventLog;
+  /** Requests and JetStream publishes, with their replies on one subscription. */
+  readonly #inbox: ReplyInbox;
   readonly #ready = (timeoutMs: number): Promise<boolean> => this.connection.ready(timeoutMs);
   #jsm: Promise<JetStreamManager> | null = null;
   #bodies: Promise<ObjectStore> | null = null;
@@ -87,6 +101,16 @@ export class Bus implements BusClient {
       jsm: () => this.#manager(),
       log,
     });
+    this.#inbox = new ReplyInbox(nc);
+    this.#events = new EventLog(nc, log, this.operations, {
+      timeoutMs: config.publishTimeoutMs,
+      ready: this.#ready,
+    });
+  }
+
+  /** A view of this bus for one service: its NATS operations are counted under `stage`. */
+  forStage(stage: StageName): BusClient {
+    return new StageBus(this, stage);
   }
 
   static async connect(config: BusConfig, log: BusLog = silentBusLog): Promise<Bus> {
@@ -135,38 +159,56 @@ export class Bus implements BusClient {
     return this.#ledger;
   }
 
-  storeBody(queueId: string, body: Uint8Array): Promise<StoredBody> {
-    return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
+  storeBody(queueId: string, body: Uint8Array, stage: string = NO_STAGE): Promise<StoredBody> {
+    if (body.length <= this.inlineLimit) {
+      return storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs);
+    }
+    return this.operations.awaited('object_put', stage, () =>
+      storeBody(this.#openBodies, queueId, body, this.inlineLimit, this.config.publishTimeoutMs),
+    );
   }
 
-  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody> {
-    return storeBodyStream(this.#openBodies, queueId, chunks, this.config.publishTimeoutMs);
+  storeBodyStream(
+    queueId: string,
+    chunks: AsyncIterable<Uint8Array>,
+    stage: string = NO_STAGE,
+  ): Promise<StoredBody> {
+    return this.operations.awaited('object_put', stage, () =>
+      storeBodyStream(this.#openBodies, queueId, chunks, this.config.publishTimeoutMs),
+    );
   }
 
-  loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
-    return loadBody(this.#openBodies, env, inline);
+  loadBody(env: Envelope, inline?: Uint8Array, stage: string = NO_STAGE): Promise<Uint8Array> {
+    if (env.body.kind === 'inline') return loadBody(this.#openBodies, env, inline);
+    return this.operations.awaited('object_get', stage, () => loadBody(this.#openBodies, env, inline));
   }
 
-  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable> {
-    return openBody(this.#openBodies, this.js, env, inline);
+  openBody(env: Envelope, inline?: Uint8Array, stage: string = NO_STAGE): Promise<Readable> {
+    if (env.body.kind === 'inline') return openBody(this.#openBodies, this.js, env, inline);
+    return this.operations.awaited('object_get', stage, () =>
+      openBody(this.#openBodies, this.js, env, inline),
+    );
   }
 
-  deleteBody(ref: BodyRef): Promise<void> {
-    return deleteBody(this.#openBodies, ref);
+  deleteBody(ref: BodyRef, stage: string = NO_STAGE): Promise<void> {
+    if (ref.kind !== 'object') return Promise.resolve();
+    return this.operations.awaited('object_delete', stage, () => deleteBody(this.#openBodies, ref));
   }
 
   publishEnvelope(
     subject: string,
     env: Envelope,
     inline: Uint8Array | undefined,
-    opts: { msgId: string; whileFull?: PublishHold },
+    opts: { msgId: string; whileFull?: PublishHold; stage?: string },
   ): Promise<{ seq: number; duplicate: boolean }> {
     const once = () =>
-      publishEnvelope(this.js, subject, env, inline, {
-        msgId: opts.msgId,
-        timeoutMs: this.config.publishTimeoutMs,
-        ready: this.#ready,
-      });
+      this.operations.awaited('publish_durable', opts.stage ?? NO_STAGE, () =>
+        publishEnvelope(this.#inbox, subject, env, inline, {
+          msgId: opts.msgId,
+          timeoutMs: this.config.publishTimeoutMs,
+          ready: this.#ready,
+        }),
+      );
     if (!opts.whileFull) return once();
     return holdWhileFull(once, opts.whileFull, {
       log: this.log,
@@ -182,6 +224,7 @@ export class Bus implements BusClient {
         nc: this.nc,
         js: this.js,
         log: this.log,
+        ops: this.operations,
         maxDeliver: this.config.maxDeliver,
         ackTimeoutMs: this.config.publishTimeoutMs,
         ready: this.#ready,
@@ -198,18 +241,40 @@ export class Bus implements BusClient {
   serve(
     subject: string,
     queue: string,
-    opts: { concurrency: number },
+    opts: { concurrency: number; stage?: string },
     handler: (req: RpcRequest) => Promise<Uint8Array>,
   ): RpcServer {
-    return this.#track(serve(this.nc, this.log, subject, queue, opts, handler));
+    return this.#track(serve(this.nc, this.log, this.operations, subject, queue, opts, handler));
   }
 
-  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    return request(this.nc, subject, data, timeoutMs, this.#ready);
+  request(
+    subject: string,
+    data: Uint8Array,
+    timeoutMs: number,
+    stage: string = NO_STAGE,
+  ): Promise<Uint8Array> {
+    return request(this.#inbox, subject, data, timeoutMs, this.#ready, (op) =>
+      this.operations.awaited('request', stage, op),
+    );
   }
 
+  /** Publish a timeline event without waiting for it to be stored (event-log.ts); never throws. */
   recordEvent(event: SluiceEvent): Promise<void> {
-    return recordEvent(this.js, this.log, event, this.config.publishTimeoutMs, this.#ready);
+    return this.#events.record(event);
+  }
+
+  /** Resolves when every timeline event recorded so far is stored or counted lost (bounded by the publish timeout). */
+  eventsSettled(): Promise<void> {
+    return this.#events.settle();
+  }
+
+  /** Run one stage's handling of one message as a message path (its round trips are counted). */
+  inPath<T>(stage: string, fn: () => Promise<T>): Promise<T> {
+    return this.operations.path(stage, fn);
+  }
+
+  messagePath<T>(fn: () => Promise<T>): Promise<T> {
+    return this.operations.path(NO_STAGE, fn);
   }
 
   deadLetter(
@@ -218,11 +283,14 @@ export class Bus implements BusClient {
     data: Uint8Array,
     headers?: Record<string, string>,
   ): Promise<void> {
-    return deadLetter(this.js, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready);
+    return this.operations.awaited('publish_durable', stage, () =>
+      deadLetter(this.#inbox, stage, reason, data, headers, this.config.publishTimeoutMs, this.#ready),
+    );
   }
 
-  async ledgerGet(key: string): Promise<LedgerEntry | null> {
-    return ledgerGet(await this.#ledgerBucket(), key);
+  async ledgerGet(key: string, stage: string = NO_STAGE): Promise<LedgerEntry | null> {
+    const kv = await this.#ledgerBucket();
+    return this.operations.awaited('kv_get', stage, () => ledgerGet(kv, key));
   }
 
   /**
@@ -234,14 +302,15 @@ export class Bus implements BusClient {
   async ledgerPut(
     key: string,
     entry: LedgerEntry,
-    opts: { hold?: LedgerHold } = {},
+    opts: { hold?: LedgerHold; stage?: string } = {},
   ): Promise<LedgerEntry | null> {
     const once = async () => {
       // A write sent while disconnected is dropped by the client: wait for the connection first.
       if (!(await this.#ready(this.config.publishTimeoutMs))) {
         throw new Error('NATS disconnected: ledger write not sent');
       }
-      return ledgerPut(await this.#ledgerBucket(), key, entry);
+      const kv = await this.#ledgerBucket();
+      return this.operations.awaited('kv_put', opts.stage ?? NO_STAGE, () => ledgerPut(kv, key, entry));
     };
     if (!opts.hold) return once();
     return ledgerPutHeld(once, opts.hold, {
@@ -251,13 +320,23 @@ export class Bus implements BusClient {
   }
 
   /** Note that `queueId` is published under the dedup id `msgId` (dedup-index.ts); fire and forget. */
-  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void {
+  noteDedupId(
+    msgId: string,
+    entry: { queueId: string; duplicateOf?: string },
+    stage: string = NO_STAGE,
+  ): void {
     if (!this.connection.connected || this.nc.isClosed()) return; // lost anyway: the client drops it
+    this.operations.count('publish_note', stage);
     noteDedupId(this.nc, msgId, entry);
   }
 
   /** The queue id of the first copy published under `msgId`, seen from its duplicate `queueId`. */
-  async firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined> {
+  async firstQueueIdOf(
+    msgId: string,
+    queueId: string,
+    stage: string = NO_STAGE,
+  ): Promise<string | undefined> {
+    this.operations.count('api', stage);
     return firstQueueIdOf(await this.#manager(), msgId, queueId);
   }
 
@@ -291,15 +370,25 @@ export class Bus implements BusClient {
     return this.#ldapSnapshot;
   }
 
-  async ldapSnapshotGet(): Promise<StoredSnapshot | null> {
-    return snapshotGet(await this.#ldapSnapshotBucket());
+  async ldapSnapshotGet(stage: string = NO_STAGE): Promise<StoredSnapshot | null> {
+    const kv = await this.#ldapSnapshotBucket();
+    return this.operations.awaited('kv_get', stage, () => snapshotGet(kv));
   }
 
-  async ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null> {
-    return snapshotPut(await this.#ldapSnapshotBucket(), value, expectedRevision);
+  async ldapSnapshotPut(
+    value: Uint8Array,
+    expectedRevision: number,
+    stage: string = NO_STAGE,
+  ): Promise<number | null> {
+    const kv = await this.#ldapSnapshotBucket();
+    return this.operations.awaited('kv_put', stage, () => snapshotPut(kv, value, expectedRevision));
   }
 
-  async ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void> {
+  async ldapSnapshotWatch(
+    onSnapshot: (s: StoredSnapshot) => void,
+    stage: string = NO_STAGE,
+  ): Promise<() => void> {
+    this.operations.count('api', stage);
     return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
   }
 
@@ -310,6 +399,7 @@ export class Bus implements BusClient {
 
   /** The timeline events of one message, in the order they were recorded. */
   async readTimeline(queueId: string): Promise<SluiceEvent[]> {
+    this.operations.count('api', NO_STAGE);
     return readTimeline(await this.#manager(), queueId);
   }
 
@@ -347,6 +437,10 @@ export class Bus implements BusClient {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#stoppables].map((s) => s.stop()));
+      // Events still waiting for their PubAck: each is stored or counted lost within the publish timeout.
+      await this.eventsSettled();
+      this.#events.close();
+      this.#inbox.close();
       await closeConnection(this.nc);
     })();
     return this.#closing;

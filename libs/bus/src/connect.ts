@@ -5,18 +5,21 @@
  * wait so a restarted cluster is not hit by every client at the same instant.
  * (Connection state is tracked and logged by connection-state.ts.)
  * `closeConnection` drains, so pending publishes and acks reach the server
- * before the socket closes.
+ * before the socket closes. Writes are coalesced per event-loop turn
+ * (write-coalescing.ts).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { BusConfig } from './config.ts';
+import { coalesceWrites } from './write-coalescing.ts';
 
 /** Base wait between reconnect attempts, plus up to RECONNECT_JITTER_MS at random. */
 export const RECONNECT_WAIT_MS = 1000;
 export const RECONNECT_JITTER_MS = 1000;
 
 export async function connectNats(cfg: BusConfig): Promise<NatsConnection> {
+  let nc: NatsConnection;
   try {
-    return await connect({
+    nc = await connect({
       servers: cfg.servers,
       name: cfg.name,
       user: cfg.user,
@@ -41,6 +44,8 @@ export async function connectNats(cfg: BusConfig): Promise<NatsConnection> {
       cause: err,
     });
   }
+  coalesceWrites(nc);
+  return nc;
 }
 
 /** Drain subscriptions and pending writes, then close. Safe to call twice. */

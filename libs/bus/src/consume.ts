@@ -18,6 +18,12 @@
  * bus counts deliveries itself and also dead-letters, without running the
  * handler, a message that keeps crashing the process before it can settle.
  *
+ * Acks are one-way (no confirmation round trip, docs/decisions/0010): a lost
+ * ack only means a redelivery after ack_wait, which the stages absorb (their
+ * republish is dropped by the duplicate window, the egress skips recipients
+ * already in its ledger). Each message's handling is one message path of the
+ * stage (nats-operations.ts), so its NATS round trips are counted.
+ *
  * A handler that fails because the next stream is full is backpressure, not
  * an error (backpressure.ts): the publish normally holds the message itself
  * (EnvelopeDelivery.hold); if the "full" error still reaches here (a stage
@@ -26,8 +32,8 @@
  * process, so a full disk never dead-letters accepted mail.
  *
  * stop() stops pulling, naks what arrives afterwards (immediate redelivery to
- * another replica), waits for the running handlers and their acks, flushes,
- * then resolves: nothing unfinished is ever acked. Reconnects are handled by
+ * another replica), waits for the running handlers and their acks, flushes
+ * (so every ack sent has left), then resolves: nothing unfinished is ever acked. Reconnects are handled by
  * the client (pull requests are re-issued); failed pulls are retried with
  * backoff, so the loop survives server restarts.
  */
@@ -45,6 +51,7 @@ import {
 import { isFullError } from './backpressure.ts';
 import type { BusLog } from './bus-log.ts';
 import { inSpan, SpanKind } from './messaging-spans.ts';
+import type { NatsOperations } from './nats-operations.ts';
 import { extractTraceContext, headersToRecord } from './trace-headers.ts';
 import type { Disposition, EnvelopeHandler, StageConsumer } from './types.ts';
 
@@ -73,6 +80,8 @@ export interface ConsumeDeps {
   nc: NatsConnection;
   js: JetStreamClient;
   log: BusLog;
+  /** Where the consumer's NATS operations are counted. */
+  ops: NatsOperations;
   maxDeliver: number;
   ackTimeoutMs: number;
   /** Waits for the connection to be up (writes during an outage are lost by the client). */
@@ -207,6 +216,7 @@ class EnvelopeConsumer implements StageConsumer {
       if (!up) continue;
       if (!consumer) {
         try {
+          this.#deps.ops.count('api', this.#spec.stage);
           consumer = await js.consumers.get(stream, durable);
           if (this.#pullFailures > 0) log.info({ stream, durable }, 'consumer available again');
           this.#pullFailures = 0;
@@ -227,6 +237,7 @@ class EnvelopeConsumer implements StageConsumer {
       }
       let batch: ConsumerMessages;
       try {
+        this.#deps.ops.count('pull', this.#spec.stage);
         batch = await consumer.fetch({ max_messages: free, expires: PULL_EXPIRES_MS });
       } catch (err) {
         this.#pullFailures++;
@@ -254,6 +265,7 @@ class EnvelopeConsumer implements StageConsumer {
         received++;
         this.#requested--;
         if (!this.#running) {
+          this.#deps.ops.count('nak', this.#spec.stage);
           m.nak(); // arrived during stop: let another replica have it now
           continue;
         }
@@ -286,23 +298,25 @@ class EnvelopeConsumer implements StageConsumer {
     const parent = extractTraceContext(m.headers, ROOT_CONTEXT);
     const msgId = m.headers?.has(headerNames.msgId) ? m.headers.get(headerNames.msgId) : undefined;
     try {
-      await inSpan(
-        `process ${m.subject}`,
-        {
-          kind: SpanKind.CONSUMER,
-          parent,
-          attributes: {
-            'messaging.system': 'nats',
-            'messaging.operation.type': 'process',
-            'messaging.destination.name': m.subject,
-            'messaging.consumer.group.name': this.#spec.durable,
-            'messaging.message.body.size': m.data.length,
-            'messaging.nats.stream_sequence': m.seq,
-            'messaging.nats.delivery_count': m.info.deliveryCount,
-            ...(msgId ? { 'messaging.message.id': msgId } : {}),
+      await this.#deps.ops.path(this.#spec.stage, () =>
+        inSpan(
+          `process ${m.subject}`,
+          {
+            kind: SpanKind.CONSUMER,
+            parent,
+            attributes: {
+              'messaging.system': 'nats',
+              'messaging.operation.type': 'process',
+              'messaging.destination.name': m.subject,
+              'messaging.consumer.group.name': this.#spec.durable,
+              'messaging.message.body.size': m.data.length,
+              'messaging.nats.stream_sequence': m.seq,
+              'messaging.nats.delivery_count': m.info.deliveryCount,
+              ...(msgId ? { 'messaging.message.id': msgId } : {}),
+            },
           },
-        },
-        (span) => this.#handle(m, (k, v) => span.setAttribute(k, v)),
+          (span) => this.#handle(m, (k, v) => span.setAttribute(k, v)),
+        ),
       );
     } catch (err) {
       // #handle settles every path itself; reaching here means a dead-letter publish failed.
@@ -341,8 +355,17 @@ class EnvelopeConsumer implements StageConsumer {
         inlineBody,
         deliveryCount,
         streamSeq: m.seq,
-        working: () => m.working(),
-        hold: { working: () => m.working(), signal: this.#stopSignal.signal },
+        working: () => {
+          this.#deps.ops.count('working', this.#spec.stage);
+          m.working();
+        },
+        hold: {
+          working: () => {
+            this.#deps.ops.count('working', this.#spec.stage);
+            m.working();
+          },
+          signal: this.#stopSignal.signal,
+        },
       });
     } catch (err) {
       if (isFullError(err)) {
@@ -426,17 +449,18 @@ class EnvelopeConsumer implements StageConsumer {
   /** Nak with a delay; held while disconnected, since a nak written then is lost. */
   async #nak(m: JsMsg, delayMs: number): Promise<void> {
     await this.#deps.ready(this.#deps.ackTimeoutMs);
+    this.#deps.ops.count('nak', this.#spec.stage);
     m.nak(delayMs);
   }
 
-  /** Ack and wait for the server to confirm it, so a finished message is not redelivered. */
+  /**
+   * Ack, one-way; held while disconnected, since an ack written then is lost. A lost ack is a
+   * redelivery after ack_wait: the stage's republish is deduplicated by its Nats-Msg-Id (the
+   * duplicate window is longer than ack_wait) and the egress' ledger skips delivered recipients.
+   */
   async #ack(m: JsMsg): Promise<void> {
-    try {
-      await this.#deps.ready(this.#deps.ackTimeoutMs);
-      await m.ackAck({ timeout: this.#deps.ackTimeoutMs });
-    } catch (err) {
-      // Redelivery is possible; the stage's republish is deduplicated by its Nats-Msg-Id.
-      this.#deps.log.warn({ stage: this.#spec.stage, seq: m.seq, err }, 'ack not confirmed');
-    }
+    await this.#deps.ready(this.#deps.ackTimeoutMs);
+    this.#deps.ops.count('ack', this.#spec.stage);
+    m.ack();
   }
 }

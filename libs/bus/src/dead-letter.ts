@@ -6,10 +6,9 @@
  * awaits its PubAck and throws on failure: a caller must not ack its input
  * unless the dead letter is stored.
  */
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { headerNames, type StageName, subjects } from '@sluice/proto';
-import { publishDurable, type WaitForConnection } from './publish.ts';
+import { type DurablePublisher, publishDurable, type WaitForConnection } from './publish.ts';
 import { injectTraceHeaders } from './trace-headers.ts';
 
 /** Longest reason kept in the header. */
@@ -22,7 +21,7 @@ export function headerSafeReason(reason: string): string {
 }
 
 export async function deadLetter(
-  js: JetStreamClient,
+  js: DurablePublisher,
   stage: StageName,
   reason: string,
   data: Uint8Array,

@@ -20,7 +20,7 @@ export {
   FULL_STREAM_NAK_MS,
 } from './consume.ts';
 export { headerSafeReason } from './dead-letter.ts';
-export { EVENT_CONTENT } from './event-log.ts';
+export { EVENT_CONTENT, EVENT_WINDOW } from './event-log.ts';
 export {
   assertLedgerKey,
   InvalidLedgerKeyError,
@@ -28,6 +28,14 @@ export {
   ledgerKey,
   legacyLedgerKey,
 } from './ledger.ts';
+export {
+  type NatsOperationCount,
+  type NatsOperationKind,
+  NatsOperations,
+  type NatsOperationsSnapshot,
+  NO_STAGE,
+  sequentialCount,
+} from './nats-operations.ts';
 export {
   type NatsServerHandle,
   type NatsServerOptions,
@@ -39,6 +47,7 @@ export {
 export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
 export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
 export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export { StageBus } from './stage-bus.ts';
 export {
   BYTES_PER_MESSAGE,
   divideStoreBudget,

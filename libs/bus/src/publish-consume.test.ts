@@ -323,6 +323,7 @@ test('readTimeline returns a message’s events in order; consumerLag counts the
     changes: [],
   });
   await bus.recordEvent({ ...base, kind: 'dead-lettered', stage: 'egress', reason: 'x' });
+  await bus.eventsSettled(); // recordEvent does not wait for the PubAck
   const events = await bus.readTimeline(env.id);
   assert.deepEqual(
     events.map((e) => e.kind),

@@ -8,7 +8,6 @@
  * stream at its limits (the ingress answers 452 4.3.1), otherwise a timeout,
  * missing stream or lost quorum (451 4.3.0).
  */
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import { type Envelope, encodeEnvelope, headerNames, parseEnvelope } from '@sluice/proto';
 import { inSpan, SpanKind } from './messaging-spans.ts';
@@ -51,6 +50,18 @@ export function toPublishError(err: unknown, subject: string, timeoutMs: number)
   });
 }
 
+/**
+ * What publishes to JetStream and returns the PubAck: the client's JetStreamClient, or the bus'
+ * ReplyInbox (reply-inbox.ts), which does the same without nats.js' per-request overhead.
+ */
+export interface DurablePublisher {
+  publish(
+    subject: string,
+    data: Uint8Array,
+    opts: { headers?: MsgHdrs; timeout: number; msgID?: string },
+  ): Promise<{ seq: number; duplicate: boolean }>;
+}
+
 /** Waits (up to the given time) for the connection to be up; false if it is not. */
 export type WaitForConnection = (timeoutMs: number) => Promise<boolean>;
 
@@ -78,7 +89,7 @@ const RETRY_PAUSE_MS = 100;
  * retried within the same overall deadline instead of failing at once.
  */
 export async function publishDurable(
-  js: JetStreamClient,
+  js: DurablePublisher,
   subject: string,
   data: Uint8Array,
   opts: PublishOptions,
@@ -114,7 +125,7 @@ export async function publishDurable(
  * envelope and BusPublishError when the stream does not take it.
  */
 export async function publishEnvelope(
-  js: JetStreamClient,
+  js: DurablePublisher,
   subject: string,
   env: Envelope,
   inline: Uint8Array | undefined,

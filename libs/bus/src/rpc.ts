@@ -8,10 +8,14 @@
  * (proto rpcErrorSchema) marked with the Sluice-Content header, which the
  * requesting side turns into an RpcError, as it does timeouts and "no
  * responders", so the ingress can answer 451 with a clear log line.
+ * Requests go over the bus' shared reply inbox (reply-inbox.ts). Requests
+ * and replies are counted (nats-operations.ts); each request a server
+ * answers is one message path of its stage.
  */
 import {
   errors,
   type Msg,
+  type MsgHdrs,
   type NatsConnection,
   headers as natsHeaders,
   type Subscription,
@@ -21,6 +25,8 @@ import { headerNames } from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import { ConcurrencyLimit } from './concurrency-limit.ts';
 import { inSpan, SpanKind } from './messaging-spans.ts';
+import { type NatsOperations, NO_STAGE } from './nats-operations.ts';
+import type { ReplyInbox } from './reply-inbox.ts';
 import { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
 import type { RpcRequest, RpcServer } from './types.ts';
 
@@ -47,11 +53,17 @@ const decoder = new TextDecoder();
 export function serve(
   nc: NatsConnection,
   log: BusLog,
+  ops: NatsOperations,
   subject: string,
   queue: string,
-  opts: { concurrency: number },
+  opts: { concurrency: number; stage?: string },
   handler: (req: RpcRequest) => Promise<Uint8Array>,
 ): RpcServer {
+  const stage = opts.stage ?? NO_STAGE;
+  const respond = (msg: Msg, data: Uint8Array, hdrs?: MsgHdrs) => {
+    ops.count('reply', stage);
+    msg.respond(data, hdrs ? { headers: hdrs } : undefined);
+  };
   const limit = new ConcurrencyLimit(opts.concurrency);
   const inFlight = new Set<Promise<void>>();
   const sub: Subscription = nc.subscribe(subject, { queue });
@@ -59,7 +71,9 @@ export function serve(
   const loop = (async () => {
     for await (const msg of sub) {
       await limit.acquire();
-      const p = answer(msg, subject, queue, log, handler).finally(() => limit.release());
+      const p = ops
+        .path(stage, () => answer(msg, subject, queue, log, respond, handler))
+        .finally(() => limit.release());
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
     }
@@ -85,6 +99,7 @@ async function answer(
   subject: string,
   queue: string,
   log: BusLog,
+  respond: (msg: Msg, data: Uint8Array, hdrs?: MsgHdrs) => void,
   handler: (req: RpcRequest) => Promise<Uint8Array>,
 ): Promise<void> {
   const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
@@ -113,22 +128,25 @@ async function answer(
         log.error({ subject, err }, 'request handler failed');
         const hdrs = natsHeaders();
         hdrs.set(headerNames.contentType, RPC_ERROR_CONTENT);
-        msg.respond(encoder.encode(JSON.stringify({ v: 1, error: (err as Error).message ?? String(err) })), {
-          headers: hdrs,
-        });
+        respond(
+          msg,
+          encoder.encode(JSON.stringify({ v: 1, error: (err as Error).message ?? String(err) })),
+          hdrs,
+        );
         throw err; // marks the span as failed
       }
-      msg.respond(reply);
+      respond(msg, reply);
     },
   ).catch(() => {});
 }
 
 export function request(
-  nc: NatsConnection,
+  inbox: Pick<ReplyInbox, 'request'>,
   subject: string,
   data: Uint8Array,
   timeoutMs: number,
   ready?: (timeoutMs: number) => Promise<boolean>,
+  count: <T>(op: () => Promise<T>) => Promise<T> = (op) => op(),
 ): Promise<Uint8Array> {
   return inSpan(
     `request ${subject}`,
@@ -156,7 +174,7 @@ export function request(
         // The server sees our deadline and can give up (or cut its own waits) instead of working for nobody.
         const headers = injectTraceHeaders();
         headers.set(headerNames.deadline, String(deadline));
-        reply = await nc.request(subject, data, { timeout, headers });
+        reply = await count(() => inbox.request(subject, data, { timeoutMs: timeout, headers }));
       } catch (err) {
         throw toRpcError(err, subject, timeoutMs);
       }

@@ -125,8 +125,14 @@ export interface BusClient {
   ): RpcServer;
   /** Request/reply with trace headers injected from the active context. Rejects on timeout / no responders. */
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
-  /** Append to the message timeline. Never throws (a lost event is logged, not fatal). */
+  /**
+   * Append to the message timeline without holding the message path: resolves once the event is
+   * handed to NATS (it waits only when too many events await their PubAck, or NATS is down).
+   * Never throws (a lost event is logged and counted, not fatal).
+   */
   recordEvent(event: SluiceEvent): Promise<void>;
+  /** Run one message's handling at this stage as a message path, so its NATS round trips are counted. */
+  messagePath<T>(fn: () => Promise<T>): Promise<T>;
   /** Put raw bytes on the dead-letter stream with the reason. */
   deadLetter(
     stage: StageName,

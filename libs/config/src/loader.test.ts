@@ -145,6 +145,21 @@ describe('loadConfig', () => {
     });
   });
 
+  test('a duplicate window not longer than ackWait is refused with the fix', () => {
+    const problems = problemsOf(
+      'domains:\n  primary: example.org\nbus:\n  duplicateWindow: 60\n  ackWait: 60\n',
+    );
+    assert.equal(problems.length, 1);
+    assert.match(
+      problems[0]!,
+      /^bus\.duplicateWindow: 60 s is not longer than bus\.ackWait \(60 s\): .* make the duplicate window longer than ackWait/,
+    );
+    loadConfig({
+      text: 'domains:\n  primary: example.org\nbus:\n  duplicateWindow: 61\n  ackWait: 60\n',
+      env: {},
+    });
+  });
+
   test('hash mode without a key fails; with one it loads', () => {
     assert.deepEqual(problemsOf('domains: { primary: example.org }\nlog: { addresses: hash }\n'), [
       'log.hashKey: missing while log.addresses is "hash" — set a key: a string, { file: /path } or { env: NAME } ((config text):2:6)',

@@ -700,6 +700,21 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe('Opportunistic STARTTLS: an unverifiable certificate still beats cleartext (RFC 7435).'),
+        destinationConcurrency: z
+          .number()
+          .int()
+          .min(1)
+          .default(20)
+          .describe(
+            'SMTP/LMTP sessions open at once to one destination host, per process; more deliveries wait.',
+          ),
+        sessionIdleTimeout: z
+          .number()
+          .nonnegative()
+          .default(5)
+          .describe(
+            'How long an idle session is kept for the next message to the same host, seconds (0: one per delivery).',
+          ),
       })
       .strict()
       .default({
@@ -710,6 +725,8 @@ export const configSchema = z
         retrySchedule: [60, 300, 900, 1800, 3600, 7200, 14400],
         requireTls: false,
         ignoreTlsErrors: true,
+        destinationConcurrency: 20,
+        sessionIdleTimeout: 5,
       })
       .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z
@@ -829,6 +846,21 @@ export const configSchema = z
               `(${needed} attempts needed) — raise bus.maxDeliver above ${needed} or lengthen the schedule`,
           });
         }
+      }
+      // Acks are one-way (docs/decisions/0010): a lost ack is a redelivery after ackWait, and the
+      // stage's republish must still fall in the duplicate window to be dropped there.
+      if (
+        typeof bus?.duplicateWindow === 'number' &&
+        typeof bus.ackWait === 'number' &&
+        bus.duplicateWindow <= bus.ackWait
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bus', 'duplicateWindow'],
+          message:
+            `${bus.duplicateWindow} s is not longer than bus.ackWait (${bus.ackWait} s): a redelivered message's ` +
+            'republish would not be deduplicated — make the duplicate window longer than ackWait',
+        });
       }
       // A client certificate needs its key, and a key its certificate.
       const hops: [string[], unknown][] = Object.entries((c.transports ?? {}) as Record<string, unknown>).map(

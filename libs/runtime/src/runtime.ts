@@ -8,7 +8,9 @@
  * embedded NATS if needed, bus connection, topology (idempotent), the HTTP
  * endpoint (/metrics, /healthz, /readyz), then the services in pipeline order
  * from the last stage to the first, so that a consumer exists before anything
- * is published to it and the ingress opens its port last.
+ * is published to it and the ingress opens its port last. Each service gets
+ * the bus bound to its stage (bus.forStage), so every NATS operation is
+ * counted per stage (sluice_nats_operations_total, docs/decisions/0010).
  *
  * Stop order is the reverse: the ingress stops accepting and finishes its
  * sessions first, then the filter, resolver, rewriter and egress finish what
@@ -144,6 +146,7 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     await bus.ensureTopology();
 
     const metrics = createMetrics();
+    metrics.observeNatsOperations(() => bus.operations.snapshot());
     const redact = createRedactor({ mode: config.log.addresses, key: config.log.hashKey });
     const ordered = [...opts.services].sort(
       (a, b) => PIPELINE_ORDER.indexOf(b.name) - PIPELINE_ORDER.indexOf(a.name),
@@ -164,7 +167,15 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     for (const def of ordered) {
       const svcLog = log.child({ service: def.name });
       running.push(
-        await def.start({ config, bus, log: svcLog, metrics, redact, instance, configFile: opts.configFile }),
+        await def.start({
+          config,
+          bus: bus.forStage(def.name),
+          log: svcLog,
+          metrics,
+          redact,
+          instance,
+          configFile: opts.configFile,
+        }),
       );
       svcLog.info({ ...(running.at(-1)?.info?.() ?? {}) }, 'service started');
     }

@@ -10,7 +10,7 @@ export {
   type HttpServerOptions,
   startHttpServer,
 } from './http.ts';
-export { createMetrics, type Metrics } from './metrics.ts';
+export { createMetrics, type Metrics, type NatsOperationTotals } from './metrics.ts';
 export { type RoutingSourceMetrics, routingSourceMetrics } from './routing-source-metrics.ts';
 export { otlpTracesUrl, startTelemetry, type Telemetry, type TelemetryOptions } from './sdk.ts';
 export { type RunInSpanOptions, runInSpan, tracer } from './spans.ts';

@@ -13,11 +13,14 @@ const SLUICE_METRICS = [
   'sluice_dead_lettered_total',
   'sluice_messages_received_total',
   'sluice_messages_rejected_total',
+  'sluice_nats_operations_total',
+  'sluice_nats_round_trips_total',
   'sluice_queue_depth',
   'sluice_rewrites_total',
   'sluice_smtp_sessions_total',
   'sluice_stage_duration_seconds',
   'sluice_stage_processed_total',
+  'sluice_timeline_events_lost_total',
   'sluice_verdicts_total',
 ];
 
@@ -40,4 +43,21 @@ test('two metric sets are independent (one per runtime, e.g. in tests)', async (
   a.received.inc({ source: 'mx' });
   assert.match(await a.registry.metrics(), /sluice_messages_received_total\{source="mx"\} 1/);
   assert.doesNotMatch(await b.registry.metrics(), /sluice_messages_received_total\{source="mx"\}/);
+});
+
+test('the NATS counters copy the bus totals at each scrape', async () => {
+  const m = createMetrics();
+  let published = 3;
+  m.observeNatsOperations(() => ({
+    operations: [{ kind: 'publish_durable', stage: 'resolver', count: published }],
+    roundTrips: [{ stage: 'resolver', count: 2 }],
+    eventsLost: [{ reason: 'timeout', count: 1 }],
+  }));
+  let text = await m.registry.metrics();
+  assert.match(text, /^sluice_nats_operations_total\{kind="publish_durable",stage="resolver"\} 3$/m);
+  assert.match(text, /^sluice_nats_round_trips_total\{stage="resolver"\} 2$/m);
+  assert.match(text, /^sluice_timeline_events_lost_total\{reason="timeout"\} 1$/m);
+  published = 5;
+  text = await m.registry.metrics();
+  assert.match(text, /^sluice_nats_operations_total\{kind="publish_durable",stage="resolver"\} 5$/m);
 });

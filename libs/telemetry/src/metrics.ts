@@ -41,6 +41,21 @@ export interface Metrics {
   readonly ledgerRestored: Counter;
   /** Times a stage held a message because the next stream was full (backpressure), by stage. */
   readonly backpressureWaits: Counter<'stage'>;
+  /** NATS operations of the bus by kind and stage, read from the bus at each scrape (observeNatsOperations). */
+  readonly natsOperations: Counter<'kind' | 'stage'>;
+  /** NATS round trips messages waited on one after another, by stage (same source). */
+  readonly natsRoundTrips: Counter<'stage'>;
+  /** Timeline events not stored (no PubAck in time, or an error), by reason (same source). */
+  readonly timelineEventsLost: Counter<'reason'>;
+  /** Where natsOperations, natsRoundTrips and timelineEventsLost read their values (the bus' counts). */
+  observeNatsOperations(source: () => NatsOperationTotals): void;
+}
+
+/** The bus' running totals, as the three counters above export them (see @sluice/bus NatsOperations). */
+export interface NatsOperationTotals {
+  operations: ReadonlyArray<{ kind: string; stage: string; count: number }>;
+  roundTrips: ReadonlyArray<{ stage: string; count: number }>;
+  eventsLost: ReadonlyArray<{ reason: string; count: number }>;
 }
 
 /** Stage work: mostly milliseconds, up to the filter and lookup timeouts. */
@@ -52,7 +67,45 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // The bus counts in process (no prom-client work per operation); the counters copy its totals when scraped.
+  let natsTotals: (() => NatsOperationTotals) | null = null;
   return {
+    observeNatsOperations(source) {
+      natsTotals = source;
+    },
+    natsOperations: new Counter({
+      name: 'sluice_nats_operations_total',
+      help: 'NATS operations made by the bus, by kind (publish_durable, publish_event, ack, request, kv_get, ...) and stage.',
+      labelNames: ['kind', 'stage'],
+      registers,
+      collect() {
+        if (!natsTotals) return;
+        this.reset();
+        for (const o of natsTotals().operations) this.inc({ kind: o.kind, stage: o.stage }, o.count);
+      },
+    }),
+    natsRoundTrips: new Counter({
+      name: 'sluice_nats_round_trips_total',
+      help: 'NATS round trips messages waited on one after another, by stage.',
+      labelNames: ['stage'],
+      registers,
+      collect() {
+        if (!natsTotals) return;
+        this.reset();
+        for (const r of natsTotals().roundTrips) this.inc({ stage: r.stage }, r.count);
+      },
+    }),
+    timelineEventsLost: new Counter({
+      name: 'sluice_timeline_events_lost_total',
+      help: 'Timeline events not stored (timeout: no PubAck in time; error; closed: the bus closed first), by reason.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        if (!natsTotals) return;
+        this.reset();
+        for (const l of natsTotals().eventsLost) this.inc({ reason: l.reason }, l.count);
+      },
+    }),
     registry,
     received: new Counter({
       name: 'sluice_messages_received_total',

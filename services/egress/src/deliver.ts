@@ -9,7 +9,8 @@
  *      (or angle brackets, which would end the path) goes into a command.
  *   3. The message is prepared (prepended headers + stored body, streamed:
  *      outgoing-message.ts), the destination planned (destination.ts) and the candidates tried in
- *      order until one opens a session; the remaining recipients go in
+ *      order until one opens a session (or yields a pooled one: session-pool.ts); the remaining
+ *      recipients go in
  *      transactions of at most 100 (RFC 5321 §4.5.3.1.8: the minimum every
  *      server must accept).
  *   4. Each recipient's outcome: 2xx delivered, 5xx failed, anything else
@@ -44,6 +45,7 @@ import { localReplies } from './local-replies.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
+import type { SessionPool } from './session-pool.ts';
 import { type RecipientReply, SessionOpenError, SmtpSession } from './smtp-session.ts';
 
 /** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
@@ -56,6 +58,8 @@ export type EgressDeps = Pick<
   dns: DnsLookup;
   /** Port of MX hosts (25; tests point it at a sink). */
   mxPort?: number;
+  /** Sessions kept open per destination for the next message (session-pool.ts); none: one per delivery. */
+  sessions?: SessionPool;
   now?: () => number;
   /** This process' held ledger writes and recent deliveries (default: one per process). */
   held?: HeldOutcomes;
@@ -225,7 +229,8 @@ async function attempt(
   for (const candidate of plan.candidates) {
     let session: SmtpSession;
     try {
-      session = await SmtpSession.open(candidate, sessionOptions);
+      session = await (deps.sessions?.acquire(candidate, sessionOptions) ??
+        SmtpSession.open(candidate, sessionOptions));
     } catch (err) {
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
       log.info(
@@ -234,8 +239,10 @@ async function attempt(
       );
       continue;
     }
+    let clean = false;
     try {
       const replies = await transact(session, env.mailFrom.address, sendable, message);
+      clean = replies.every((r) => r.code >= 200 && r.code < 300);
       for (const r of replies) {
         results.push({
           address: r.address,
@@ -246,7 +253,8 @@ async function attempt(
         });
       }
     } finally {
-      session.close();
+      if (deps.sessions) deps.sessions.release(session, clean);
+      else session.close();
     }
     return { results };
   }

@@ -2,7 +2,9 @@
  * The egress service: consumes the deliver stream (consumers.egress) with
  * egress.concurrency parts in flight, and delivers each (deliver.ts) by SMTP
  * or LMTP to its route's next hop. It holds no inbound port; it is the only
- * service that opens outbound SMTP connections.
+ * service that opens outbound SMTP connections, and it keeps them open per
+ * destination for the next message (session-pool.ts: egress.destinationConcurrency,
+ * egress.sessionIdleTimeout).
  *
  * createEgressService takes the seams tests need (a DNS lookup, the MX port);
  * `egressService` is the production definition with the configured DNS
@@ -13,6 +15,7 @@ import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { deliverPart } from './deliver.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
+import { SessionPool } from './session-pool.ts';
 
 export interface EgressServiceOptions {
   /** DNS for MX lookups (default: node:dns with config.dns). */
@@ -32,12 +35,16 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         );
       }
       const dns = opts.dns ?? createDnsLookup(ctx.config.dns);
+      const sessions = new SessionPool({
+        maxPerDestination: ctx.config.egress.destinationConcurrency,
+        idleTimeoutMs: ctx.config.egress.sessionIdleTimeout * 1000,
+      });
       const consumer = ctx.bus.consumeEnvelopes(
         consumers.egress,
         { concurrency: ctx.config.egress.concurrency },
         async (d) => {
           const t0 = performance.now();
-          const disposition = await deliverPart(d, { ...ctx, dns, mxPort: opts.mxPort });
+          const disposition = await deliverPart(d, { ...ctx, dns, mxPort: opts.mxPort, sessions });
           ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
           ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
           if (disposition.kind === 'dead') ctx.metrics.deadLettered.inc({ stage: 'egress' });
@@ -46,8 +53,15 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       );
       return {
         name: 'egress',
-        stop: () => consumer.stop(),
-        info: () => ({ concurrency: ctx.config.egress.concurrency, heloName }),
+        async stop() {
+          await consumer.stop();
+          sessions.close(); // QUIT the idle sessions
+        },
+        info: () => ({
+          concurrency: ctx.config.egress.concurrency,
+          heloName,
+          destinationConcurrency: ctx.config.egress.destinationConcurrency,
+        }),
       };
     },
   };

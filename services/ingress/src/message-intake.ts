@@ -6,7 +6,7 @@
  *     a large body streams into the object store while it is read
  *   the free-space guard: 452 4.3.1 while the store is almost full
  *   store a small body (it travels inline)
- *   record 'received' on the timeline
+ *   record 'received' on the timeline (not awaited: event-log.ts)
  *   ask the filter for the before-queue verdict (request/reply, bounded wait)
  *   prepend our Received header, then the filter's headers
  *   publish to the resolve stream and wait for the PubAck
@@ -82,24 +82,27 @@ export async function receiveMessage(
     'smtp.rcpt_count': tx.recipients.length,
   };
   return runInSpan('ingress receive', { kind: SpanKind.SERVER, attributes }, async (span) => {
-    const result = await intake(deps, tx, stream, queueId, span).catch((err: unknown): IntakeResult => {
-      if ((err as { code?: string }).code === 'ECONNECTION') {
-        // smtp-server ends the data stream this way when the client disconnects mid-DATA.
-        deps.log.info({ queueId }, 'client went away during DATA');
+    // One message path of the ingress: its NATS round trips are counted (docs/decisions/0010).
+    const result = await deps.bus
+      .messagePath(() => intake(deps, tx, stream, queueId, span))
+      .catch((err: unknown): IntakeResult => {
+        if ((err as { code?: string }).code === 'ECONNECTION') {
+          // smtp-server ends the data stream this way when the client disconnects mid-DATA.
+          deps.log.info({ queueId }, 'client went away during DATA');
+          return {
+            ok: false,
+            error: smtpError('localError', undefined, { cause: err }),
+            reason: 'client-gone',
+          };
+        }
+        deps.log.error({ err, queueId }, 'message intake failed');
         return {
           ok: false,
           error: smtpError('localError', undefined, { cause: err }),
-          reason: 'client-gone',
+          reason: 'internal',
+          queueId,
         };
-      }
-      deps.log.error({ err, queueId }, 'message intake failed');
-      return {
-        ok: false,
-        error: smtpError('localError', undefined, { cause: err }),
-        reason: 'internal',
-        queueId,
-      };
-    });
+      });
     span.setAttribute('smtp.reply_code', result.ok ? 250 : result.error.code);
     if (!result.ok) span.setAttribute('sluice.refusal', result.reason);
     return { ...result, trace: activeTraceFields() };

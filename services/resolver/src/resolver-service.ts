@@ -136,13 +136,17 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
       source: expansion.sources.length > 0 ? expansion.sources.join(', ') : 'address itself',
     });
   }
-  for (const part of parts) {
-    // A full rewrite stream holds this message until it has room (backpressure), never a dead letter.
-    await deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, {
-      msgId: dedupIds.rewrite(part.partId!),
-      whileFull: d.hold,
-    });
-  }
+  // The parts are independent: published together, their PubAcks awaited together (one round
+  // trip). A full rewrite stream holds this message until it has room (backpressure), never a
+  // dead letter.
+  await Promise.all(
+    parts.map((part) =>
+      deps.bus.publishEnvelope(subjects.rewrite, part, d.inlineBody, {
+        msgId: dedupIds.rewrite(part.partId!),
+        whileFull: d.hold,
+      }),
+    ),
+  );
   for (const branch of failed) {
     const reason = deadReason(branch.error);
     const dead = deadEnvelope(env, branch, reason, hop);

@@ -27,6 +27,8 @@ export interface SinkMessage {
   rcptDsn: Array<{ address: string; notify?: string[]; orcpt?: string }>;
   /** The session used TLS (STARTTLS). */
   secure: boolean;
+  /** The SMTP session it came in (smtp-server's session id): equal for messages sent on one connection. */
+  session: string;
   receivedAt: Date;
 }
 
@@ -100,6 +102,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         mailParams: (env.mailFrom ? env.mailFrom.args : false) || {},
         rcptDsn: env.rcptTo.map((r) => ({ address: r.address, notify: r.dsn?.notify, orcpt: r.dsn?.orcpt })),
         secure: session.secure,
+        session: session.id,
         receivedAt: new Date(),
       };
       const reply = () => {

@@ -1,0 +1,153 @@
+/**
+ * The bus as one service sees it: the same connection and guarantees as the
+ * Bus it wraps, with every NATS operation counted under the service's stage
+ * (sluice_nats_operations_total{stage}). The runtime hands each service its
+ * own view (`bus.forStage(name)`), so the services' code does not change to
+ * be measured.
+ */
+
+import type { Readable } from 'node:stream';
+import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
+import type { Bus } from './bus.ts';
+import type { StoredSnapshot } from './ldap-snapshot-store.ts';
+import type { LedgerHold } from './ledger.ts';
+import type { StoreRoom } from './store-guard.ts';
+import type {
+  BusClient,
+  EnvelopeHandler,
+  LedgerEntry,
+  PublishHold,
+  RpcRequest,
+  RpcServer,
+  StageConsumer,
+  StoredBody,
+} from './types.ts';
+
+export class StageBus implements BusClient {
+  readonly #bus: Bus;
+  readonly stage: StageName;
+
+  constructor(bus: Bus, stage: StageName) {
+    this.#bus = bus;
+    this.stage = stage;
+  }
+
+  get maxPayload(): number {
+    return this.#bus.maxPayload;
+  }
+
+  storeBody(queueId: string, body: Uint8Array): Promise<StoredBody> {
+    return this.#bus.storeBody(queueId, body, this.stage);
+  }
+
+  get inlineLimit(): number {
+    return this.#bus.inlineLimit;
+  }
+
+  storeBodyStream(queueId: string, chunks: AsyncIterable<Uint8Array>): Promise<StoredBody> {
+    return this.#bus.storeBodyStream(queueId, chunks, this.stage);
+  }
+
+  loadBody(env: Envelope, inline?: Uint8Array): Promise<Uint8Array> {
+    return this.#bus.loadBody(env, inline, this.stage);
+  }
+
+  openBody(env: Envelope, inline?: Uint8Array): Promise<Readable> {
+    return this.#bus.openBody(env, inline, this.stage);
+  }
+
+  deleteBody(ref: BodyRef): Promise<void> {
+    return this.#bus.deleteBody(ref, this.stage);
+  }
+
+  publishEnvelope(
+    subject: string,
+    env: Envelope,
+    inline: Uint8Array | undefined,
+    opts: { msgId: string; whileFull?: PublishHold },
+  ): Promise<{ seq: number; duplicate: boolean }> {
+    return this.#bus.publishEnvelope(subject, env, inline, { ...opts, stage: this.stage });
+  }
+
+  consumeEnvelopes(
+    spec: ConsumerSpec,
+    opts: { concurrency: number },
+    handler: EnvelopeHandler,
+  ): StageConsumer {
+    return this.#bus.consumeEnvelopes(spec, opts, handler);
+  }
+
+  serve(
+    subject: string,
+    queue: string,
+    opts: { concurrency: number },
+    handler: (req: RpcRequest) => Promise<Uint8Array>,
+  ): RpcServer {
+    return this.#bus.serve(subject, queue, { ...opts, stage: this.stage }, handler);
+  }
+
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return this.#bus.request(subject, data, timeoutMs, this.stage);
+  }
+
+  recordEvent(event: SluiceEvent): Promise<void> {
+    return this.#bus.recordEvent(event);
+  }
+
+  messagePath<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#bus.inPath(this.stage, fn);
+  }
+
+  deadLetter(
+    stage: StageName,
+    reason: string,
+    data: Uint8Array,
+    headers?: Record<string, string>,
+  ): Promise<void> {
+    return this.#bus.deadLetter(stage, reason, data, headers);
+  }
+
+  ledgerGet(key: string): Promise<LedgerEntry | null> {
+    return this.#bus.ledgerGet(key, this.stage);
+  }
+
+  ledgerPut(key: string, entry: LedgerEntry, opts: { hold?: LedgerHold } = {}): Promise<LedgerEntry | null> {
+    return this.#bus.ledgerPut(key, entry, { ...opts, stage: this.stage });
+  }
+
+  noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void {
+    this.#bus.noteDedupId(msgId, entry, this.stage);
+  }
+
+  firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined> {
+    return this.#bus.firstQueueIdOf(msgId, queueId, this.stage);
+  }
+
+  storeRoom(): Promise<StoreRoom> {
+    return this.#bus.storeRoom();
+  }
+
+  greylistGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return this.#bus.greylistGet(key);
+  }
+
+  greylistCreate(key: string, value: string): Promise<boolean> {
+    return this.#bus.greylistCreate(key, value);
+  }
+
+  greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return this.#bus.greylistUpdate(key, value, revision);
+  }
+
+  ldapSnapshotGet(): Promise<StoredSnapshot | null> {
+    return this.#bus.ldapSnapshotGet(this.stage);
+  }
+
+  ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null> {
+    return this.#bus.ldapSnapshotPut(value, expectedRevision, this.stage);
+  }
+
+  ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void> {
+    return this.#bus.ldapSnapshotWatch(onSnapshot, this.stage);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The NATS budget of one message (docs/decisions/0010): every stage in one
+ * process like `sluice run`, a real nats-server, a real SMTP sink; one message
+ * to one recipient that the resolver forwards. The bus counts every NATS
+ * operation by kind and stage and the round trips each stage waited on one
+ * after another; after a warm-up message, the second message must cost
+ * exactly the budget below. A change in what a message costs fails here and
+ * has to be argued in the decision record.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { NatsOperationsSnapshot } from '@sluice/bus';
+import { parseConfig } from '@sluice/config';
+import { type Runtime, startRuntime } from '@sluice/runtime';
+import {
+  type DnsServer,
+  type NatsTestServer,
+  type SmtpSink,
+  sendMail,
+  startDnsServer,
+  startNats,
+  startSmtpSink,
+  waitUntil,
+} from '@sluice/test-harness';
+import { allServices } from '../../cli/src/services.ts';
+import { devNull, ingressPort } from './helpers.ts';
+
+/** NATS operations of one 1-recipient forwarded message, per stage and kind. */
+const BUDGET: Record<string, Record<string, number>> = {
+  // RCPT lookup and the filter's verdict (requests), 'received', the dedup index note (one-way),
+  // the resolve stream (awaited).
+  ingress: { request: 2, publish_event: 1, publish_note: 1, publish_durable: 1 },
+  filter: { reply: 1, publish_event: 1 },
+  // The RCPT lookup's answer comes from the resolver too.
+  resolver: { reply: 1, publish_event: 1, publish_durable: 1, ack: 1 },
+  rewriter: { publish_event: 1, publish_durable: 1, ack: 1 },
+  egress: { kv_get: 1, kv_put: 1, publish_event: 1, ack: 1 },
+};
+const BUDGET_TOTAL = 18;
+/** Round trips each stage waits on one after another (RCPT lookup, verdict, PubAck; PubAck; PubAck; ledger read, ledger write). */
+const ROUND_TRIPS: Record<string, number> = { ingress: 3, resolver: 1, rewriter: 1, egress: 2 };
+const ROUND_TRIPS_TOTAL = 7;
+
+const STAGES = Object.keys(BUDGET);
+
+let nats: NatsTestServer;
+let sink: SmtpSink;
+let dns: DnsServer;
+let rt: Runtime;
+let port: number;
+
+before(async () => {
+  nats = await startNats();
+  sink = await startSmtpSink({ port: 0 });
+  dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }]);
+  const config = parseConfig(
+    {
+      hostname: 'mx.example.org',
+      domains: { primary: 'example.org' },
+      routing: { forwards: { 'alice@example.org': ['alice@forward.test'] } },
+      transports: { 'forward.test': { host: '127.0.0.1', port: sink.port } },
+      nats: { servers: [nats.url] },
+      ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
+      dns: { servers: [dns.address], timeout: 2 },
+      log: { level: 'warn' },
+    },
+    'budget',
+  );
+  rt = await startRuntime({ config, services: allServices, logDestination: devNull() });
+  port = ingressPort(rt);
+});
+
+after(async () => {
+  await rt?.stop();
+  await Promise.all([sink?.stop(), dns?.stop()]);
+  await nats?.stop();
+});
+
+type Counts = Record<string, Record<string, number>>;
+
+function put(c: Counts, stage: string, kind: string, n: number): void {
+  c[stage] = { ...c[stage], [kind]: n };
+}
+
+/** Operations per stage and kind, pipeline stages only. */
+function byStage(s: NatsOperationsSnapshot): Counts {
+  const out: Counts = {};
+  for (const o of s.operations) {
+    if (!STAGES.includes(o.stage)) continue;
+    put(out, o.stage, o.kind, o.count);
+  }
+  return out;
+}
+
+function minus(a: Counts, b: Counts): Counts {
+  const out: Counts = {};
+  for (const [stage, kinds] of Object.entries(a)) {
+    for (const [kind, n] of Object.entries(kinds)) {
+      const d = n - (b[stage]?.[kind] ?? 0);
+      if (d !== 0) put(out, stage, kind, d);
+    }
+  }
+  return out;
+}
+
+function roundTrips(s: NatsOperationsSnapshot): Record<string, number> {
+  return Object.fromEntries(
+    s.roundTrips.filter((r) => STAGES.includes(r.stage)).map((r) => [r.stage, r.count]),
+  );
+}
+
+const sum = (xs: Iterable<number>) => [...xs].reduce((a, b) => a + b, 0);
+
+/** Send one forwarded message and wait until the egress has acked it (its last NATS operation). */
+async function forwardOne(tag: string): Promise<void> {
+  const acksBefore = byStage(rt.bus.operations.snapshot()).egress?.ack ?? 0;
+  const raw = Buffer.from(
+    `From: <sender@sender.test>\r\nTo: <alice@example.org>\r\nSubject: ${tag}\r\nMessage-ID: <${tag}@sender.test>\r\n\r\nbody of ${tag}\r\n`,
+  );
+  await sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw });
+  await sink.waitFor((m) => m.raw.includes(Buffer.from(`Subject: ${tag}`)), 20_000);
+  await waitUntil(
+    'the egress to ack the message',
+    () => (byStage(rt.bus.operations.snapshot()).egress?.ack ?? 0) > acksBefore,
+  );
+}
+
+test('one forwarded message costs exactly the NATS budget', async () => {
+  await forwardOne('warm-up'); // consumers bound, buckets opened, pull requests outstanding
+  const before = rt.bus.operations.snapshot();
+  await forwardOne('measured');
+  const after = rt.bus.operations.snapshot();
+
+  const spent = minus(byStage(after), byStage(before));
+  assert.deepEqual(spent, BUDGET, `NATS operations of one message by stage: ${JSON.stringify(spent)}`);
+  const total = sum(Object.values(spent).flatMap((k) => Object.values(k)));
+  assert.equal(total, BUDGET_TOTAL);
+  // None of the operations that hold the message path for a confirmation of an ack.
+  assert.ok(!Object.values(spent).some((k) => 'ack_confirmed' in k));
+
+  const trips = Object.fromEntries(
+    Object.entries(roundTrips(after))
+      .map(([stage, n]) => [stage, n - (roundTrips(before)[stage] ?? 0)] as const)
+      .filter(([, n]) => n > 0),
+  );
+  assert.deepEqual(trips, ROUND_TRIPS, `round trips by stage: ${JSON.stringify(trips)}`);
+  assert.equal(sum(Object.values(trips)), ROUND_TRIPS_TOTAL);
+});
+
+test('the counts are exported on /metrics-style Prometheus counters', async () => {
+  const text = await rt.metrics.registry.metrics();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('sluice_nats_operations_total{kind="publish_durable",stage="resolver"}'));
+  assert.ok(line, 'a publish_durable counter for the resolver');
+  const exported = Number(line.split(' ').at(-1));
+  const counted = rt.bus.operations
+    .snapshot()
+    .operations.find((o) => o.kind === 'publish_durable' && o.stage === 'resolver')?.count;
+  assert.equal(exported, counted);
+  assert.ok(exported >= 2, 'both messages of the budget test were counted');
+  assert.match(text, /^sluice_nats_round_trips_total\{stage="egress"\} \d+/m);
+});
