@@ -49,6 +49,29 @@ export const dedupIds = {
   },
 
   /**
+   * The egress' delivery status notification about some recipients of one
+   * message (RFC 3464): named by the queue id and the reported (action,
+   * recipient) set, so a redelivered part that fails the same recipients
+   * again publishes the same DSN and the resolve stream keeps one.
+   */
+  dsn(queueId: string, reported: ReadonlyArray<{ action: string; address: string }>): string {
+    return `${queueId}:dsn:${dsnDigest(queueId, reported)}`;
+  },
+
+  /**
+   * The queue id of that DSN: the original's time prefix and 16 characters of
+   * the same digest, so a republish carries the same id (and body key).
+   */
+  dsnQueueId(queueId: string, reported: ReadonlyArray<{ action: string; address: string }>): string {
+    return `${queueId.slice(0, 10)}${dsnDigest(queueId, reported).slice(0, 16)}`;
+  },
+
+  /** A forward-failure notice to the owner of a forward about one message. */
+  forwardNotice(queueId: string, owner: string): string {
+    return `${queueId}:forward-notice:${contentHash(['forward-notice', queueId, owner.toLowerCase()])}`;
+  },
+
+  /**
    * A stage giving up on a stream message (invalid, or failed too often): the
    * stream sequence names it, so a crash between the dead-letter publish and
    * the ack does not store it twice.
@@ -57,3 +80,8 @@ export const dedupIds = {
     return `dead:${stream}:${seq}`;
   },
 } as const;
+
+function dsnDigest(queueId: string, reported: ReadonlyArray<{ action: string; address: string }>): string {
+  const set = reported.map((r) => `${r.action}:${r.address.toLowerCase()}`).sort();
+  return contentHash(['dsn', queueId, set]);
+}

@@ -41,8 +41,10 @@ test('/healthz fails after the bus is down longer than healthBusGrace, and recov
   rt = await startRuntime({ config, services: [], logDestination: devNull() });
   assert.equal((await probe('/healthz')).status, 200);
 
-  await nats.nodes[0]!.stop();
+  // Taken before the stop: the client may see the connection close before stop() resolves,
+  // and the grace counts from that moment, never before this one.
   const downAt = Date.now();
+  await nats.nodes[0]!.stop();
   await waitUntil('/readyz to fail while NATS is down', async () => (await probe('/readyz')).status === 503);
   // Within the grace, liveness still holds (the probe ran before the grace ran out).
   const early = await probe('/healthz');

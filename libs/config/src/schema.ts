@@ -206,6 +206,64 @@ const ldapSchema = z
   })
   .strict();
 
+/** RFC 3464 delivery status notifications the egress sends (services/egress/src/notify-sender.ts). */
+const EGRESS_DSN_DEFAULTS = {
+  enabled: true,
+  delayWarningAfter: 0,
+  returnContentMaxBytes: 256 * 1024,
+};
+const egressDsnSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Send failure DSNs (and success/delay DSNs the sender asked for) to the envelope sender.'),
+    delayWarningAfter: z
+      .number()
+      .nonnegative()
+      .default(0)
+      .describe(
+        'Send one delay warning (Action: delayed) per recipient still deferred this many seconds after arrival; 0: never (e.g. 14400 for 4 h).',
+      ),
+    returnContentMaxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(256 * 1024)
+      .describe(
+        'RET=FULL returns the original message up to this size in bytes; a larger one is returned as its headers only (text/rfc822-headers).',
+      ),
+    from: z
+      .string()
+      .optional()
+      .describe('From: and Reporting-MTA address of DSNs (default: MAILER-DAEMON@<domains.primary>).'),
+  })
+  .strict()
+  .default(EGRESS_DSN_DEFAULTS)
+  .describe('Delivery status notifications (RFC 3461, RFC 3464): bounces, delay warnings, success notices.');
+
+/** The notice to a forward's owner when the forward target refuses the mail for good. */
+const FORWARD_FAILURE_NOTICE_DEFAULTS = { enabled: true, maxPerDay: 1 };
+const forwardFailureNoticeSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Tell the owner of a forward when its target refuses forwarded mail permanently (e.g. a DMARC refusal).',
+      ),
+    maxPerDay: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(1)
+      .describe('Notices per forward owner per UTC day, at most (the rest are only logged).'),
+  })
+  .strict()
+  .default(FORWARD_FAILURE_NOTICE_DEFAULTS)
+  .describe('Forward-failure notices to the owner of a forward (no DSN reaches them otherwise).');
+
 export const configSchema = z
   .object({
     hostname: hostname
@@ -715,9 +773,13 @@ export const configSchema = z
           .describe(
             'How long an idle session is kept for the next message to the same host, seconds (0: one per delivery).',
           ),
+        dsn: egressDsnSchema,
+        forwardFailureNotice: forwardFailureNoticeSchema,
       })
       .strict()
       .default({
+        dsn: EGRESS_DSN_DEFAULTS,
+        forwardFailureNotice: FORWARD_FAILURE_NOTICE_DEFAULTS,
         concurrency: 32,
         connectTimeout: 30,
         greetingTimeout: 300,

@@ -6,6 +6,7 @@ const SLUICE_METRICS = [
   'sluice_backpressure_waits_total',
   'sluice_deliveries_total',
   'sluice_delivery_repeats_total',
+  'sluice_dsns_queued_total',
   'sluice_ledger_restored_total',
   'sluice_store_free_bytes',
   'sluice_store_guard_tripped',

@@ -39,6 +39,8 @@ export interface Metrics {
   readonly deliveryRepeats: Counter<'reason'>;
   /** Ledger entries the server lost and the egress wrote again from memory (a duplicate avoided). */
   readonly ledgerRestored: Counter;
+  /** Delivery status notifications (and forward-failure notices) the egress queued, by action. */
+  readonly dsnsQueued: Counter<'action'>;
   /** Times a stage held a message because the next stream was full (backpressure), by stage. */
   readonly backpressureWaits: Counter<'stage'>;
   /** NATS operations of the bus by kind and stage, read from the bus at each scrape (observeNatsOperations). */
@@ -193,6 +195,12 @@ export function createMetrics(): Metrics {
     ledgerRestored: new Counter({
       name: 'sluice_ledger_restored_total',
       help: 'Ledger entries lost by the server and written again by the egress (duplicates avoided).',
+      registers,
+    }),
+    dsnsQueued: new Counter({
+      name: 'sluice_dsns_queued_total',
+      help: 'Recipients reported in DSNs (and forward-failure notices) the egress queued, by action.',
+      labelNames: ['action'],
       registers,
     }),
     backpressureWaits: new Counter({

@@ -28,7 +28,10 @@
  *   7. Deferred recipients left: retry after the scheduled delay; else ack.
  *
  * Permanent failures are recorded (ledger, timeline, a warning with the
- * queue id); the DSN to the sender is a later issue. The body is never
+ * queue id) and reported to the sender: the DSNs and forward-failure
+ * notices an attempt owes are queued by notify-sender.ts before the
+ * outcomes go to the ledger (a crash in between repeats the same,
+ * deduplicated DSN rather than losing it). The body is never
  * deleted here: the parts of a message share it, and the object store's TTL
  * removes it after the queue lifetime.
  */
@@ -42,6 +45,7 @@ import { type Candidate, type DnsLookup, destinationFor } from './destination.ts
 import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
+import { sendNotifications } from './notify-sender.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
@@ -133,6 +137,7 @@ async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutc
   // The part stays claimed (working) until its outcome is recorded and durable in the ledger.
   const claim = setInterval(() => d.working(), Math.max(500, (deps.config.bus.ackWait * 1000) / 3));
   try {
+    await sendNotifications(env, d, results, deps);
     await finish(env, d, results, nextAttemptAt, deps, held, log);
   } finally {
     clearInterval(claim);
@@ -389,10 +394,7 @@ async function record(
       deps.metrics.deliveryLatency.observe((now() - Date.parse(env.receivedAt)) / 1000);
     }
     if (r.outcome === 'failed') {
-      log.warn(
-        { recipient, reply, host: r.host },
-        'delivery failed permanently (no DSN yet: the sender is not told)',
-      );
+      log.warn({ recipient, reply, host: r.host }, 'delivery failed permanently');
     } else {
       log.info({ recipient, outcome: r.outcome, reply, host: r.host, tls: r.tls }, 'delivery attempt');
     }

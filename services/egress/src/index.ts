@@ -10,9 +10,18 @@ export {
   type MxRecord,
   SMTP_PORT,
 } from './destination.ts';
+export { buildDsn, type DsnInput, type DsnRecipient, diagnosticCode, fieldText, statusOf } from './dsn.ts';
 export { createEgressService, type EgressServiceOptions, egressService } from './egress-service.ts';
+export { buildForwardNotice } from './forward-notice.ts';
 export { ledgerEntries, ledgerKey } from './ledger.ts';
 export { localReplies } from './local-replies.ts';
+export {
+  type AttemptOutcome,
+  dsnSuppressed,
+  type NotifyDeps,
+  reportedAction,
+  sendNotifications,
+} from './notify-sender.ts';
 export { type Outcome, oneLine, outcomeOfCode, replyCode } from './outcome.ts';
 export { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 export {

@@ -362,6 +362,8 @@ describe('splitByRoute', () => {
         via: ['info@example.com', 'info@example.org', 'alice@example.org'],
         notify: ['FAILURE'],
         status: 'pending',
+        // The address of ours whose rule sent it to a foreign target: told when the target refuses.
+        forwardOwner: 'alice@example.org',
       },
       {
         address: 'bob@b.test',
@@ -369,6 +371,7 @@ describe('splitByRoute', () => {
         via: ['info@example.com', 'info@example.org'],
         notify: ['FAILURE'],
         status: 'pending',
+        forwardOwner: 'info@example.org',
       },
     ]);
     assert.deepEqual(

@@ -21,13 +21,19 @@ import { type Envelope, partIdOf, type Recipient, type Route } from '@sluice/pro
 import { parseAddress } from './address.ts';
 import { type Expansion, type ExpansionError, expandRecipient } from './expand.ts';
 import { routeFor, routeKey } from './route.ts';
-import type { RoutingTable } from './routing-table.ts';
+import { isOurDomain, type RoutingTable } from './routing-table.ts';
 import { reverseSrsRecipient } from './srs-reverse.ts';
 
 export interface RoutedTarget {
   address: string;
   via: string[];
   route: Route;
+  /**
+   * The address of ours whose alias/forward rule sent mail to this foreign
+   * target (the last step of `via`): the egress tells it when the target
+   * refuses the forwarded mail for good (egress forward-failure notice).
+   */
+  forwardOwner?: string;
 }
 
 export interface RecipientResolution {
@@ -41,10 +47,17 @@ export type Hop = Envelope['hops'][number];
 /** Expand every recipient of the envelope and route each target. */
 export function resolveRecipients(table: RoutingTable, envelope: Envelope): RecipientResolution[] {
   return envelope.recipients.map((recipient) => {
-    const expansion =
-      srsExpansion(table, recipient.address, envelope.mailFrom.address) ??
-      expandRecipient(table, recipient.address);
-    const targets = expansion.targets.map((t) => ({ ...t, route: routeFor(table, t.address) }));
+    const srs = srsExpansion(table, recipient.address, envelope.mailFrom.address);
+    const expansion = srs ?? expandRecipient(table, recipient.address);
+    const targets = expansion.targets.map((t) => {
+      const routed: RoutedTarget = { ...t, route: routeFor(table, t.address) };
+      const owner = t.via.at(-1);
+      const domain = parseAddress(t.address)?.domain;
+      // A reversed SRS bounce is not a forward: its target has no forward owner.
+      if (srs === null && owner !== undefined && domain !== undefined && !isOurDomain(table, domain))
+        routed.forwardOwner = owner;
+      return routed;
+    });
     return { recipient, expansion, targets };
   });
 }
@@ -90,6 +103,7 @@ function partRecipient(from: Recipient, t: RoutedTarget): Recipient {
   const { via: _via, lastReply: _lastReply, ...kept } = from;
   const r: Recipient = { ...kept, address: t.address, status: 'pending' };
   if (t.via.length > 0) r.via = t.via;
+  if (t.forwardOwner !== undefined && r.forwardOwner === undefined) r.forwardOwner = t.forwardOwner;
   return r;
 }
 

@@ -93,6 +93,8 @@ describe('SRS reverse in the resolve stage', () => {
       r!.targets.map((t) => [t.address, t.via, t.route.kind]),
       [['alice@sender.test', [a], 'mx']],
     );
+    // A reversed bounce is not a forward: nobody is told if it fails.
+    assert.equal(r!.targets[0]!.forwardOwner, undefined);
   });
 
   test('a refusal after acceptance is an unknown error with the reason', () => {

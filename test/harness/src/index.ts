@@ -1,3 +1,10 @@
+export {
+  DIRECTORY_REMOTE_DOMAINS,
+  directoryEntries,
+  directoryForwards,
+  forwardingIndex,
+  sampleIndex,
+} from './directory-entries.ts';
 export { DKIMPY_PYTHON, type DkimpyVerdict, dkimpyVerify } from './dkimpy.ts';
 export {
   type DnsQueryLog,
