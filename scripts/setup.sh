@@ -18,6 +18,10 @@ purpose="${1:-run}"
 declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm [openssl]=openssl )
 if [ "$purpose" = "test" ]; then
   want[swaks]=swaks
+  # The filter's engines (test/harness starts its own instances on loopback; the
+  # system services are never used — see the note after the install).
+  want[rspamd]=rspamd
+  want[clamd]=clamav-daemon
   want[postsrsd]=postsrsd want[dkimverify]=python3-dkim want[arcverify]=python3-dkim
   # LDAP source tests (test/harness slapd.ts): the server and ldapmodify/ldapdelete.
   want[slapd]=slapd
@@ -43,6 +47,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   # --no-install-recommends: keep the machine small; nats-server needs nothing else.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # rspamd's and clamav-daemon's postinst may start system daemons (where an init
+  # runs); the tests start their own on free ports, so stop any that came up.
+  for svc in rspamd clamav-daemon clamav-freshclam; do
+    $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
 fi
 
 # npm packages exactly as the committed lockfile says: `npm ci` never writes

@@ -223,6 +223,22 @@ export const headerSchema = z.looseObject({
 });
 export type PrependHeader = z.infer<typeof headerSchema>;
 
+/**
+ * A header field of the stored body that must not leave Sluice: the
+ * `index`-th (0-based, counted top down) field named `name`
+ * (case-insensitive) in the body's header block. The stored body is never
+ * rewritten (DESIGN: stages add, none rewrites), so removal is an instruction
+ * the egress' message assembly carries out when it writes the message. Used
+ * for Authentication-Results fields that claim our authserv-id (RFC 8601 §5).
+ */
+export const headerRemovalSchema = z.looseObject({
+  name: z.string().regex(/^[!-9;-~]+$/, 'header name must be printable ASCII without colon (RFC 5322 §2.2)'),
+  index: z.number().int().nonnegative(),
+  /** Why (for the timeline), e.g. "forged authserv-id". */
+  reason: z.string().optional(),
+});
+export type HeaderRemoval = z.infer<typeof headerRemovalSchema>;
+
 export const ruleHitSchema = z.looseObject({
   name: z.string(),
   score: z.number(),
@@ -316,6 +332,8 @@ export const envelopeSchema = z.looseObject({
   body: bodyRefSchema,
   /** Headers to prepend, in their final order (top first). A stage adding one puts it at the front. */
   prepend: z.array(headerSchema).default([]),
+  /** Header fields of the stored body the egress leaves out (optional, v1 addition; headerRemovalSchema). */
+  removeHeaders: z.array(headerRemovalSchema).optional(),
   verdict: verdictSchema.optional(),
   auth: authSummarySchema.optional(),
   /** The stages this envelope has passed, in order. */

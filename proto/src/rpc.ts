@@ -8,7 +8,7 @@
  *   and deliverable; answers LookupReply. Also used by `sluice lookup`.
  */
 import { z } from 'zod';
-import { authSummarySchema, headerSchema, verdictSchema } from './envelope.ts';
+import { authSummarySchema, headerRemovalSchema, headerSchema, verdictSchema } from './envelope.ts';
 
 export const filterReplySchema = z.object({
   v: z.literal(1),
@@ -16,6 +16,8 @@ export const filterReplySchema = z.object({
   auth: authSummarySchema.optional(),
   /** Headers to put at the top of the message (e.g. Authentication-Results), top first. */
   prepend: z.array(headerSchema).default([]),
+  /** Header fields of the body to leave out on the way out (forged Authentication-Results); copied to the envelope. */
+  removeHeaders: z.array(headerRemovalSchema).optional(),
 });
 export type FilterReply = z.infer<typeof filterReplySchema>;
 

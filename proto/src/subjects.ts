@@ -92,6 +92,8 @@ export const queueGroups = {
 export const buckets = {
   /** Egress ledger: one key per (queue id, final recipient) delivered or failed for good. */
   deliveryLedger: 'sluice_delivery_ledger',
+  /** Filter greylisting: one key per (client network, sender, recipient) triplet, shared by all replicas. */
+  greylist: 'sluice_greylist',
   /**
    * What the resolver last read from LDAP: one key (ldapSnapshotKey), a versioned,
    * gzip'd JSON snapshot every resolver replica serves from while LDAP is down.
@@ -120,4 +122,6 @@ export const headerNames = {
   deadReason: 'Sluice-Dead-Reason',
   deadStage: 'Sluice-Dead-Stage',
   contentType: 'Sluice-Content',
+  /** On an RPC request: the requester's deadline, epoch milliseconds; the server stops working after it. */
+  deadline: 'Sluice-Deadline',
 } as const;

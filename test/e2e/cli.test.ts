@@ -17,11 +17,21 @@ import {
   type SmtpSink,
   sendMail,
   sluiceCommand,
+  startDnsServer,
   startSluiceCommand,
   startSmtpSink,
   waitUntil,
 } from '@sluice/test-harness';
 import { queueIdFromReply, type SluiceProcess, sluiceBin, startSluiceProcess } from './helpers.ts';
+
+/** An empty DNS server (every name NXDOMAIN: SPF and DMARC none); a dead one would make the filter tempfail. */
+let deadEndDns: Awaited<ReturnType<typeof startDnsServer>>;
+before(async () => {
+  deadEndDns = await startDnsServer([]);
+});
+after(async () => {
+  await deadEndDns?.stop();
+});
 
 const root = join(import.meta.dirname, '..', '..');
 const node = process.execPath;
@@ -110,7 +120,7 @@ nats:
   embedded: { port: ${natsPort}, dataDir: ${join(dir, 'nats')} }
 ingress:
   listen: [{ host: 127.0.0.1, port: ${smtpPort} }]
-dns: { servers: ["127.0.0.1:9"], timeout: 1 }
+dns: { servers: ["${deadEndDns.address}"], timeout: 1 }
 `,
     );
     proc = await startSluiceProcess(['--config', configFile]);

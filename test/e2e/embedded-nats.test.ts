@@ -25,12 +25,22 @@ import {
   type SmtpSink,
   sendMail,
   sluiceCommand,
+  startDnsServer,
   startSluiceCommand,
   startSmtpSink,
   waitForDrainedQueues,
   waitUntil,
 } from '@sluice/test-harness';
 import { devNull } from './helpers.ts';
+
+/** An empty DNS server (every name NXDOMAIN: SPF and DMARC none); a dead one would make the filter tempfail. */
+let deadEndDns: Awaited<ReturnType<typeof startDnsServer>>;
+before(async () => {
+  deadEndDns = await startDnsServer([]);
+});
+after(async () => {
+  await deadEndDns?.stop();
+});
 
 interface Bed {
   dir: string;
@@ -54,7 +64,7 @@ routing: { forwards: { alice@example.org: [alice@example.net] } }
 transports: { example.net: { host: 127.0.0.1, port: ${sinkPort} } }
 nats: { embedded: { port: ${natsPort}, dataDir: ${dataDir}, syncAlways: false } }
 ingress: { listen: [{ host: 127.0.0.1, port: ${smtpPort} }] }
-dns: { servers: ["127.0.0.1:9"], timeout: 1 }
+dns: { servers: ["${deadEndDns.address}"], timeout: 1 }
 ${extraYaml}`,
   );
   return { dir, dataDir, configFile, smtpPort, natsPort };

@@ -31,12 +31,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  type DnsServer,
   freePort,
   type HashingSmtpSink,
   type NatsTestServer,
   type SluiceProcess,
   type StreamedMailResult,
   sendStreamedMail,
+  startDnsServer,
   startHashingSmtpSink,
   startNats,
   startSluiceProcess,
@@ -51,6 +53,8 @@ const TIMEOUT_MS = Number(process.env['LARGE_BODIES_TIMEOUT_S'] ?? 150) * 1000;
 let nats: NatsTestServer;
 let sink: HashingSmtpSink;
 let sluice: SluiceProcess;
+/** An empty DNS server (SPF/DMARC none); a dead one would make the filter answer 451. */
+let dns: DnsServer;
 let dir: string;
 let smtpPort: number;
 /** Sluice's /metrics: the longest event-loop block during the run (prom-client's eventloop lag max). */
@@ -59,6 +63,7 @@ let httpPort: number;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-large-'));
   nats = await startNats();
+  dns = await startDnsServer([]);
   sink = await startHashingSmtpSink();
   smtpPort = await freePort();
   httpPort = await freePort();
@@ -67,6 +72,7 @@ before(async () => {
     natsUrl: nats.url,
     sinkPort: sink.port,
     smtpPort,
+    dnsServers: [dns.address],
     extraYaml: `log: { level: info }\nhttp: { listen: { host: 127.0.0.1, port: ${httpPort} } }\n`,
   });
   sluice = await startSluiceProcess(['--config', configFile]);
@@ -79,6 +85,7 @@ after(async () => {
     await sluice.exited;
   }
   await sink?.stop();
+  await dns?.stop();
   await nats?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

@@ -11,11 +11,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  type DnsServer,
   freePort,
   type NatsTestServer,
   type SluiceConfigOptions,
   type SmtpSink,
   type SmtpSinkOptions,
+  startDnsServer,
   startNats,
   startSmtpSink,
   writeSluiceConfig,
@@ -25,6 +27,8 @@ import type { SluiceProcess } from './helpers.ts';
 export interface ProcessBed {
   nats: NatsTestServer;
   sink: SmtpSink;
+  /** An empty DNS server on loopback: every name NXDOMAIN, so SPF/DMARC say none (a dead DNS would tempfail). */
+  dns: DnsServer;
   dir: string;
   /** Processes the test started: stop() kills the ones still running. */
   procs: SluiceProcess[];
@@ -44,20 +48,23 @@ export async function startProcessBed(
   const procs: SluiceProcess[] = [];
   let nats: NatsTestServer | undefined;
   let sink: SmtpSink | undefined;
+  let dns: DnsServer | undefined;
   const stop = async () => {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await sink?.stop();
+    await dns?.stop();
     await nats?.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     nats = await startNats();
     sink = await startSmtpSink({ port: 0, ...opts.sink });
+    dns = await startDnsServer([]);
   } catch (err) {
     await stop();
     throw err;
   }
-  const bed = { nats, sink };
+  const bed = { nats, sink, dns };
   return {
     ...bed,
     dir,
@@ -65,7 +72,13 @@ export async function startProcessBed(
     async writeConfig(opts = {}) {
       const smtpPort = await freePort();
       const configFile = join(dir, 'sluice.yaml');
-      writeSluiceConfig(configFile, { ...opts, natsUrl: bed.nats.url, sinkPort: bed.sink.port, smtpPort });
+      writeSluiceConfig(configFile, {
+        dnsServers: [bed.dns.address],
+        ...opts,
+        natsUrl: bed.nats.url,
+        sinkPort: bed.sink.port,
+        smtpPort,
+      });
       return { configFile, smtpPort };
     },
     stop,

@@ -24,6 +24,7 @@ import {
   type SinkFailure,
   type SmtpSink,
   sendMail,
+  startDnsServer,
   startNats,
   startSmtpSink,
   waitForDrainedQueues,
@@ -51,6 +52,9 @@ async function startBed(extra: Record<string, unknown>): Promise<Bed> {
   const bed = { onData: (_tag: string): SinkFailure | undefined => undefined } as Bed;
   const sink = await startSmtpSink({ port: 0, failData: (m) => bed.onData(tagOf(m.raw)) });
   cleanups.push(() => sink.stop());
+  // An empty DNS server (every name NXDOMAIN: SPF and DMARC none); a dead one would make the filter tempfail.
+  const dns = await startDnsServer([]);
+  cleanups.push(() => dns.stop());
   const config = parseConfig(
     {
       hostname: 'mx.example.org',
@@ -59,7 +63,7 @@ async function startBed(extra: Record<string, unknown>): Promise<Bed> {
       transports: { 'example.net': { host: '127.0.0.1', port: sink.port } },
       nats: { servers: [nats.url] },
       ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
-      dns: { servers: ['127.0.0.1:9'], timeout: 1 },
+      dns: { servers: [dns.address], timeout: 1 },
       log: { level: 'warn' },
       ...extra,
     },

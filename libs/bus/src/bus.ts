@@ -38,6 +38,7 @@ import { type ConsumeOptions, consumeEnvelopes } from './consume.ts';
 import { deadLetter } from './dead-letter.ts';
 import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { EventLog } from './event-log.ts';
+import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
 import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { NatsOperations, NO_STAGE } from './nats-operations.ts';
@@ -78,6 +79,7 @@ export class Bus implements BusClient {
   #jsm: Promise<JetStreamManager> | null = null;
   #bodies: Promise<ObjectStore> | null = null;
   #ledger: Promise<KV> | null = null;
+  #greylist: Promise<KV> | null = null;
   readonly #stoppables = new Set<{ stop(): Promise<void> }>();
   #closing: Promise<void> | null = null;
   /** The limits the topology was declared with (from the config until ensureTopology ran). */
@@ -336,6 +338,26 @@ export class Bus implements BusClient {
   ): Promise<string | undefined> {
     this.operations.count('api', stage);
     return firstQueueIdOf(await this.#manager(), msgId, queueId);
+  }
+
+  #greylistBucket(): Promise<KV> {
+    this.#greylist ??= new Kvm(this.js).open(buckets.greylist).catch((err) => {
+      this.#greylist = null;
+      throw err;
+    });
+    return this.#greylist;
+  }
+
+  async greylistGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return greylistGet(await this.#greylistBucket(), key);
+  }
+
+  async greylistCreate(key: string, value: string): Promise<boolean> {
+    return greylistCreate(await this.#greylistBucket(), key, value);
+  }
+
+  async greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return greylistUpdate(await this.#greylistBucket(), key, value, revision);
   }
 
   #ldapSnapshot: Promise<KV> | null = null;

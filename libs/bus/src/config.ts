@@ -29,6 +29,8 @@ export interface BusConfig {
   workMaxAgeMs: number;
   /** JetStream duplicate window for Nats-Msg-Id dedup. */
   duplicateWindowMs: number;
+  /** max_age of the filter's greylist bucket: how long a passed triplet stays allowed. */
+  greylistTtlMs: number;
   /** How long a stage may hold a message before JetStream redelivers it. */
   ackWaitMs: number;
   /** Deliveries of one message to a stage before the bus dead-letters it. */
@@ -68,6 +70,7 @@ export function busConfigFrom(config: SluiceConfig, name: string): BusConfig {
     inlineMaxBytes: bus.inlineMaxBytes,
     workMaxAgeMs: (bus.queueLifetime + bus.retentionMargin) * SECOND,
     duplicateWindowMs: bus.duplicateWindow * SECOND,
+    greylistTtlMs: config.filter.greylist.ttl * SECOND,
     ackWaitMs: bus.ackWait * SECOND,
     maxDeliver: bus.maxDeliver,
     publishTimeoutMs: bus.publishTimeout * SECOND,
@@ -91,6 +94,7 @@ export function defaultBusConfig(overrides: Partial<BusConfig> & Pick<BusConfig,
     inlineMaxBytes: 256 * 1024,
     workMaxAgeMs: 7 * 86_400_000,
     duplicateWindowMs: 1200 * SECOND,
+    greylistTtlMs: 36 * 86_400_000,
     ackWaitMs: 60 * SECOND,
     maxDeliver: 50,
     publishTimeoutMs: 10 * SECOND,

@@ -114,3 +114,17 @@ test('RPC stop() drains: a request already received is still answered', async ()
   const after = await a.request(subjects.resolverLookup, encoder.encode('x'), 1000).catch((e) => e);
   assert.equal((after as RpcError).code, 'no_responders');
 });
+
+test('a request carries its deadline (epoch ms) for the server to bound its work', async () => {
+  let seen = '';
+  const s = b.serve(subjects.resolverLookup, queueGroups.resolver, { concurrency: 1 }, async (req) => {
+    seen = req.headers[headerNames.deadline] ?? '';
+    return encoder.encode('ok');
+  });
+  await b.nc.flush();
+  const before = Date.now();
+  await a.request(subjects.resolverLookup, encoder.encode('q'), 3000);
+  const deadline = Number(seen);
+  assert.ok(deadline >= before + 3000 && deadline <= Date.now() + 3000, `deadline ${seen}`);
+  await s.stop();
+});

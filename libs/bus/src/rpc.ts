@@ -2,7 +2,8 @@
  * Request/reply over core NATS, for decisions the ingress needs inside the
  * SMTP session (the before-queue verdict, the RCPT-time lookup). Servers join
  * a queue group, so replicas share the load and a request goes to exactly one.
- * Requests carry W3C trace headers; the server runs its handler in a SERVER
+ * Requests carry W3C trace headers and the requester's deadline
+ * (headerNames.deadline, epoch ms); the server runs its handler in a SERVER
  * span under that context. A handler failure answers a small JSON error
  * (proto rpcErrorSchema) marked with the Sluice-Content header, which the
  * requesting side turns into an RpcError, as it does timeouts and "no
@@ -170,9 +171,10 @@ export function request(
       let reply: Msg;
       try {
         const timeout = Math.max(1, deadline - Date.now());
-        reply = await count(() =>
-          inbox.request(subject, data, { timeoutMs: timeout, headers: injectTraceHeaders() }),
-        );
+        // The server sees our deadline and can give up (or cut its own waits) instead of working for nobody.
+        const headers = injectTraceHeaders();
+        headers.set(headerNames.deadline, String(deadline));
+        reply = await count(() => inbox.request(subject, data, { timeoutMs: timeout, headers }));
       } catch (err) {
         throw toRpcError(err, subject, timeoutMs);
       }

@@ -127,6 +127,18 @@ export class StageBus implements BusClient {
     return this.#bus.storeRoom();
   }
 
+  greylistGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return this.#bus.greylistGet(key);
+  }
+
+  greylistCreate(key: string, value: string): Promise<boolean> {
+    return this.#bus.greylistCreate(key, value);
+  }
+
+  greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return this.#bus.greylistUpdate(key, value, revision);
+  }
+
   ldapSnapshotGet(): Promise<StoredSnapshot | null> {
     return this.#bus.ldapSnapshotGet(this.stage);
   }

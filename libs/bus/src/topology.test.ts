@@ -95,8 +95,13 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
       [streams.events.name, limits.events],
       [streams.dead.name, limits.dead],
       [`KV_${buckets.deliveryLedger}`, limits.ledger],
+      [`KV_${buckets.greylist}`, limits.greylist],
       [`OBJ_${objectStores.bodies}`, limits.bodies],
     ];
+    // The filter's greylist: one value per triplet, gone greylistTtlMs after its last write.
+    const grey = (await jsm.streams.info(`KV_${buckets.greylist}`)).config;
+    assert.equal(grey.max_msgs_per_subject, 1);
+    assert.equal(grey.max_age, nanos(cfg.greylistTtlMs));
     for (const [name, want] of declared) {
       const c = (await jsm.streams.info(name)).config;
       assert.equal(c.max_msgs, want.maxMsgs, `${name} max_msgs`);

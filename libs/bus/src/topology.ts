@@ -353,6 +353,36 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     log,
   );
 
+  // Greylist triplets (filter): an entry lives greylistTtlMs after its last write (auto-allow
+  // window). Its share of the store budget; when full it forgets its oldest triplets (discard
+  // old), which only means greylisting those senders again.
+  const greyStream = `KV_${buckets.greylist}`;
+  if (!(await streamExists(jsm, greyStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.greylist, {
+        history: 1,
+        ttl: cfg.greylistTtlMs,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.greylist}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    greyStream,
+    {
+      max_age: nanos(cfg.greylistTtlMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.greylist.maxBytes,
+      max_msgs: limits.greylist.maxMsgs,
+    },
+    report,
+    log,
+  );
+
   // LDAP snapshot (resolver): a few versions kept for an operator to compare; no age limit,
   // since the snapshot is what keeps mail flowing while LDAP is down.
   const snapStream = `KV_${buckets.ldapSnapshot}`;

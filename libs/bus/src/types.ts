@@ -154,6 +154,10 @@ export interface BusClient {
   noteDedupId(msgId: string, entry: { queueId: string; duplicateOf?: string }): void;
   /** The queue id the first copy under `msgId` was queued as, seen from the duplicate `queueId`. */
   firstQueueIdOf(msgId: string, queueId: string): Promise<string | undefined>;
+  /** Greylist triplets (filter), compare-and-set: get null when absent; create false when present; update false on a lost race. */
+  greylistGet(key: string): Promise<{ value: string; revision: number } | null>;
+  greylistCreate(key: string, value: string): Promise<boolean>;
+  greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
   /** The shared LDAP snapshot (resolver): get, compare-and-set put (null: lost the race), watch. */

@@ -15,6 +15,92 @@ const port = z.number().int().min(1).max(65535);
 const listenPort = z.number().int().min(0).max(65535);
 /** A duration in seconds. Zero is refused: to timers and to NATS it means "no timeout" or "the default". */
 const seconds = z.number().positive();
+/**
+ * Weights of the filter's named rules (docs/filter.md describes each). A
+ * message's score is the sum of the weights of the rules it hits; negative
+ * weights are credit.
+ */
+const weight = (def: number, what: string) => z.number().default(def).describe(what);
+const ruleWeightShape = {
+  AUTH_SPF_PASS: weight(-0.5, 'SPF pass for MAIL FROM (RFC 7208 §2.6.3).'),
+  AUTH_SPF_FAIL: weight(3, 'SPF fail: the client IP is not authorized (RFC 7208 §2.6.4).'),
+  AUTH_SPF_SOFTFAIL: weight(1, 'SPF softfail (RFC 7208 §2.6.5).'),
+  AUTH_SPF_PERMERROR: weight(1, 'SPF record broken (RFC 7208 §2.6.7).'),
+  AUTH_DKIM_PASS: weight(-0.5, 'At least one DKIM signature verifies (RFC 6376 §6.1).'),
+  AUTH_DKIM_FAIL: weight(1, 'A DKIM signature does not verify (fail, neutral or permerror).'),
+  AUTH_DKIM_PARTIAL_BODY: weight(
+    1,
+    'A passing DKIM signature covers only part of the body (l=, RFC 6376 §8.2).',
+  ),
+  AUTH_DMARC_PASS: weight(-1, 'DMARC pass: an aligned SPF or DKIM pass (RFC 9989).'),
+  AUTH_DMARC_FAIL: weight(3, 'DMARC fail, whatever the policy (RFC 9989).'),
+  AUTH_DMARC_POLICY_QUARANTINE: weight(
+    2,
+    'DMARC fail and the domain publishes p=quarantine (added to AUTH_DMARC_FAIL).',
+  ),
+  AUTH_DMARC_POLICY_REJECT: weight(
+    4,
+    'DMARC fail and the domain publishes p=reject (added to AUTH_DMARC_FAIL).',
+  ),
+  AUTH_DMARC_FROM_UNEVALUABLE: weight(
+    3,
+    'The author cannot be evaluated: several From fields or addresses, no domain (counted as DMARC fail too).',
+  ),
+  AUTH_ARC_PASS_DMARC_FAIL: weight(
+    -4,
+    'DMARC fails but a valid ARC chain vouches for an indirect flow (RFC 9989: do not reject on p=reject alone).',
+  ),
+  AUTH_ARC_FAIL: weight(1, 'The ARC chain is broken (RFC 8617 §5.2).'),
+  FROM_OURS_UNAUTHENTICATED: weight(
+    20,
+    'From: one of our domains, from the MX door, without DMARC pass (used when antiSpoofing.action is score).',
+  ),
+  DNSBL_LISTED: weight(0, 'Base weight of a DNSBL listing of the client IP; each zone adds its own weight.'),
+  URIBL_LISTED: weight(0, 'Base weight of a URIBL listing of a link; each zone adds its own weight.'),
+  HDR_MISSING_DATE: weight(1, 'No Date header (RFC 5322 §3.6: required).'),
+  HDR_MISSING_MESSAGE_ID: weight(1, 'No Message-ID header (RFC 5322 §3.6.4: should be present).'),
+  HDR_MULTIPLE_FROM: weight(3, 'More than one From header (RFC 5322 §3.6: at most one).'),
+  HDR_NUL: weight(3, 'A NUL byte in the message (RFC 5322 §2.1: not allowed).'),
+  HDR_LINE_TOO_LONG: weight(1, 'A line longer than 998 characters (RFC 5322 §2.1.1).'),
+  MIME_MALFORMED: weight(
+    2,
+    'multipart without a boundary, or its boundary never occurs / never closes (RFC 2046 §5.1.1).',
+  ),
+  RSPAMD_SCORE: weight(1, 'Multiplier for the score rspamd reports (its symbols are listed as hits).'),
+} as const;
+const ruleWeights = z
+  .object(ruleWeightShape)
+  .strict()
+  .default(
+    () =>
+      Object.fromEntries(Object.entries(ruleWeightShape).map(([k, v]) => [k, v.parse(undefined)])) as never,
+  )
+  .describe('Weight of each named filter rule (docs/filter.md).');
+const filterActions = z
+  .object({
+    reject: z.number().default(15).describe('Score at or above which the message is refused, 550 5.7.1.'),
+    greylist: z
+      .number()
+      .default(6)
+      .describe('Score at or above which an unknown triplet is greylisted, 451 4.7.1 (if greylist.enabled).'),
+    tag: z.number().default(4).describe('Score at or above which X-Spam-Status says Yes.'),
+  })
+  .strict()
+  .default({ reject: 15, greylist: 6, tag: 4 })
+  .describe("Score thresholds of the filter's actions.");
+const dnsZoneWeight = z
+  .object({
+    zone: z.string().min(1).describe("The list's DNS zone, e.g. zen.spamhaus.org."),
+    weight: z.number().default(5).describe('Added to the score when the zone lists the IP or host.'),
+  })
+  .strict();
+const engineFailure = z
+  .enum(['tempfail', 'skip'])
+  .default('tempfail')
+  .describe(
+    'When the engine fails or times out: tempfail (451, the client retries) or skip (accept, tagged ENGINE_SKIPPED).',
+  );
+
 const hostname = z
   .string()
   .min(1)
@@ -566,10 +652,97 @@ export const configSchema = z
           .optional()
           .describe('authserv-id in Authentication-Results (default: hostname).'),
         concurrency: z.number().int().min(1).default(32).describe('Verdicts computed at once per process.'),
+        weights: ruleWeights,
+        actions: filterActions,
+        antiSpoofing: z
+          .object({
+            action: z
+              .enum(['reject', 'score'])
+              .default('reject')
+              .describe(
+                'A From: in one of our domains, from the MX door, without DMARC pass: reject outright, or add the FROM_OURS_UNAUTHENTICATED weight.',
+              ),
+          })
+          .strict()
+          .default({ action: 'reject' })
+          .describe('Spoofing of our own domains (docs/filter.md).'),
+        dnsbl: z
+          .object({
+            ipZones: z
+              .array(dnsZoneWeight)
+              .default([])
+              .describe(
+                'DNSBLs queried with the client IP (RFC 5782 §2.1), each with the weight of a listing.',
+              ),
+            uriZones: z
+              .array(dnsZoneWeight)
+              .default([])
+              .describe('URIBLs queried with the host names of links in the message (RFC 5782 §2.2).'),
+            timeout: seconds
+              .default(2)
+              .describe('Wait for all list answers, seconds; then the lists are skipped.'),
+            cacheSeconds: seconds.default(300).describe('How long a list answer is reused, seconds.'),
+            maxUris: z.number().int().min(0).default(20).describe('Link host names looked up per message.'),
+          })
+          .strict()
+          .default({ ipZones: [], uriZones: [], timeout: 2, cacheSeconds: 300, maxUris: 20 })
+          .describe('DNS block lists for the client IP and for links.'),
+        greylist: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(false)
+              .describe('Greylist messages scoring at or above actions.greylist.'),
+            delay: seconds
+              .default(300)
+              .describe('A retry earlier than this, seconds after the first attempt, is greylisted again.'),
+            retryWindow: seconds
+              .default(4 * 3600)
+              .describe('A retry later than delay + retryWindow starts over, seconds.'),
+            ttl: seconds
+              .default(36 * 86400)
+              .describe('How long a triplet that passed stays allowed (KV bucket max age), seconds.'),
+            goodSenders: z
+              .array(z.string().min(1))
+              .default([])
+              .describe('Senders never greylisted: "user@domain" or "domain" (MAIL FROM).'),
+          })
+          .strict()
+          .default({ enabled: false, delay: 300, retryWindow: 4 * 3600, ttl: 36 * 86400, goodSenders: [] })
+          .describe('Greylisting of (client network, sender, recipient) triplets in a JetStream KV.'),
+        rspamd: z
+          .object({
+            url: z
+              .string()
+              .url()
+              .describe("Base URL of rspamd's normal worker, e.g. http://127.0.0.1:11333."),
+            timeout: seconds.default(10).describe('Wait for rspamd, seconds.'),
+            onFailure: engineFailure,
+          })
+          .strict()
+          .optional()
+          .describe('rspamd (HTTP /checkv2): its score and symbols are added to ours. Absent: not used.'),
+        clamd: z
+          .object({
+            host: z.string().min(1).default('127.0.0.1').describe('clamd TCP host.'),
+            port: z.number().int().min(1).max(65535).describe('clamd TCP port (TCPSocket).'),
+            timeout: seconds.default(30).describe('Wait for clamd, seconds.'),
+            onFailure: engineFailure,
+          })
+          .strict()
+          .optional()
+          .describe('clamd (INSTREAM) virus scanning; a virus is always rejected. Absent: not used.'),
       })
       .strict()
-      .default({ concurrency: 32 })
-      .describe('The before-queue filter: SPF, DKIM, DMARC, ARC and the verdict.'),
+      .default({
+        concurrency: 32,
+        weights: ruleWeights.parse(undefined),
+        actions: filterActions.parse(undefined),
+        antiSpoofing: { action: 'reject' },
+        dnsbl: { ipZones: [], uriZones: [], timeout: 2, cacheSeconds: 300, maxUris: 20 },
+        greylist: { enabled: false, delay: 300, retryWindow: 4 * 3600, ttl: 36 * 86400, goodSenders: [] },
+      })
+      .describe('The before-queue filter: authentication, scoring, greylisting, engines (docs/filter.md).'),
     resolver: z
       .object({
         concurrency: z.number().int().min(1).default(32).describe('Envelopes resolved at once per process.'),

@@ -64,6 +64,46 @@ describe('a body without a header section (issue 10)', () => {
   });
 });
 
+describe('removeHeaders (envelope instruction, RFC 8601 §5)', () => {
+  const raw = Buffer.from(
+    'Authentication-Results: mx.example.org;\r\n\tdkim=pass (forged)\r\n' +
+      'From: a@example.org\r\n' +
+      'authentication-results: other.example; spf=pass\r\n' +
+      'Subject: hi\r\n\r\n' +
+      'Authentication-Results: in the body stays\r\n',
+  );
+
+  test('drops the named occurrence with its folded lines; the rest byte for byte', () => {
+    const out = assembleMessage([{ name: 'Received', value: 'x' }], raw, [
+      { name: 'Authentication-Results', index: 0 },
+    ]);
+    assert.equal(
+      out.toString('utf8'),
+      'Received: x\r\nFrom: a@example.org\r\nauthentication-results: other.example; spf=pass\r\nSubject: hi\r\n\r\n' +
+        'Authentication-Results: in the body stays\r\n',
+    );
+  });
+
+  test('the index counts per name, case-insensitively; an index past the end removes nothing', () => {
+    const out = assembleMessage([], raw, [
+      { name: 'AUTHENTICATION-RESULTS', index: 1 },
+      { name: 'Subject', index: 3 },
+    ]);
+    assert.doesNotMatch(out.toString('utf8'), /other\.example/);
+    assert.match(
+      out.toString('utf8'),
+      /forged[\s\S]*Subject: hi\r\n\r\nAuthentication-Results: in the body stays/,
+    );
+  });
+
+  test('a message with no body separator and one without headers', () => {
+    const noBody = Buffer.from('X-A: 1\r\nX-B: 2\r\n');
+    assert.equal(assembleMessage([], noBody, [{ name: 'X-A', index: 0 }]).toString(), 'X-B: 2\r\n');
+    const noHeaders = Buffer.from('\r\nX-A: 1\r\n');
+    assert.ok(assembleMessage([], noHeaders, [{ name: 'X-A', index: 0 }]).equals(noHeaders));
+  });
+});
+
 describe('messageStream', () => {
   test('yields the headers, then the body chunks as they are', async () => {
     const body = Readable.from([Buffer.from('Subject: s\r\n\r\n'), Buffer.from('line\r\n')]);
@@ -86,6 +126,21 @@ describe('messageStream', () => {
         /* read on */
       }
     }, /sha256 mismatch/);
+  });
+
+  test('leaves out removeHeaders fields even when the header block spans chunks', async () => {
+    const body = Readable.from([
+      Buffer.from('Authentication-Results: mx.example.org; dkim=pa'),
+      Buffer.from('ss\r\nFrom: a@x\r\n'),
+      Buffer.from('\r\nbody\r\n'),
+    ]);
+    const out: Buffer[] = [];
+    for await (const c of messageStream(Buffer.from('H: v\r\n'), body, [
+      { name: 'Authentication-Results', index: 0 },
+    ])) {
+      out.push(c as Buffer);
+    }
+    assert.equal(Buffer.concat(out).toString(), 'H: v\r\nFrom: a@x\r\n\r\nbody\r\n');
   });
 });
 

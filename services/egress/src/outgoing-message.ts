@@ -10,6 +10,10 @@
  * anyone is contacted; a part with more than 100 recipients needs several
  * transactions and opens the body again for each.
  *
+ * Header fields the filter asked to drop (env.removeHeaders, e.g. forged
+ * Authentication-Results) are left out as the body streams; SIZE= then
+ * overstates by their length, which RFC 1870 allows (an estimate, §4).
+ *
  * BODY=8BITMIME (RFC 6152) is declared when the headers or the body carry a
  * byte with the high bit set: for an inline body that is a native scan
  * (buffer.isAscii), for an object body the flag the ingress recorded while
@@ -45,7 +49,7 @@ export async function outgoingMessage(
     async open() {
       const body = opened ?? (await bus.openBody(env, inline));
       opened = undefined;
-      return messageStream(head, body);
+      return messageStream(head, body, env.removeHeaders);
     },
   };
 }

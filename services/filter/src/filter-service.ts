@@ -8,12 +8,14 @@
  * changes the body: what it wants added (Authentication-Results) goes back as
  * prepend headers for the ingress to put on the envelope.
  *
- * STANDARDS: RFC 7208 (SPF), RFC 6376 (DKIM), RFC 7489 (DMARC), RFC 8617
- * (ARC), RFC 8601 (Authentication-Results).
+ * STANDARDS: RFC 7208 (SPF), RFC 6376 (DKIM), RFC 9989 (DMARC), RFC 8617
+ * (ARC), RFC 8601 (Authentication-Results), RFC 5782 (DNS lists), RFC 6647
+ * (greylisting). Policy: docs/filter.md.
  */
 import { queueGroups, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { createDnsResolver } from './dns-resolver.ts';
+import { filterPolicyFrom } from './policy.ts';
 import { handleVerdictRequest } from './verdict-handler.ts';
 
 /** An authserv-id is written unquoted: it must be a host name (RFC 8601 §2.5 suggests one). */
@@ -41,6 +43,7 @@ export const filterService: ServiceDefinition = {
     const deps = {
       authservId,
       resolver,
+      policy: filterPolicyFrom(ctx.config, ctx.bus),
       // SPF may take up to 10 lookups (RFC 7208 §4.6.4); keep it well inside the ingress' wait.
       spfTimeLimitMs: (ctx.config.ingress.filterTimeout * 1000) / 2,
       bus: ctx.bus,

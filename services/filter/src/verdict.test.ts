@@ -15,6 +15,7 @@ import { authenticationResultsHeader, describeAuthentication } from './authentic
 import { createDnsResolver } from './dns-resolver.ts';
 import { authenticationSource } from './message-source.ts';
 import { computeVerdict } from './verdict.ts';
+import { requestDeadline } from './verdict-handler.ts';
 
 const AUTHSERV = 'mx.example.org';
 let dns: DnsServer;
@@ -92,7 +93,9 @@ describe('computeVerdict', () => {
     assert.equal(reply.verdict.action, 'accept');
     assert.equal(reply.verdict.score, 0);
     assert.equal(reply.auth?.spf, 'pass');
-    assert.deepEqual(reply.auth?.dkim, [{ domain: 'sender.test', result: 'pass', selector: 'sel' }]);
+    assert.deepEqual(reply.auth?.dkim, [
+      { domain: 'sender.test', result: 'pass', selector: 'sel', aligned: true },
+    ]);
     assert.equal(reply.auth?.dmarc, 'pass');
     const names = reply.verdict.rules.map((r) => r.name);
     for (const n of ['AUTH_SPF_PASS', 'AUTH_DKIM_PASS', 'AUTH_DMARC_PASS']) assert.ok(names.includes(n), n);
@@ -112,7 +115,11 @@ describe('computeVerdict', () => {
   test('unsigned message from an IP the SPF record excludes: spf fail, dmarc fail (p=reject)', async () => {
     const body = message();
     const reply = await computeVerdict(envelope(body, '192.0.2.9'), body, deps());
-    assert.equal(reply.verdict.action, 'accept', 'policy comes later; the results are reported');
+    assert.equal(
+      reply.verdict.action,
+      'accept',
+      'without a policy every weight is 0; the results are reported',
+    );
     assert.equal(reply.auth?.spf, 'fail');
     assert.equal(reply.auth?.dmarc, 'fail');
     assert.deepEqual(reply.auth?.dkim, []);
@@ -143,7 +150,9 @@ describe('computeVerdict', () => {
       body.subarray(i * 65536, (i + 1) * 65536),
     );
     const reply = await computeVerdict(envelope(body, '127.0.0.1'), Readable.from(chunks), deps());
-    assert.deepEqual(reply.auth?.dkim, [{ domain: 'sender.test', result: 'pass', selector: 'sel' }]);
+    assert.deepEqual(reply.auth?.dkim, [
+      { domain: 'sender.test', result: 'pass', selector: 'sel', aligned: true },
+    ]);
     assert.equal(reply.auth?.dmarc, 'pass');
 
     // The same through authenticationSource: signed, so the whole body streams (replayed head + rest).
@@ -181,7 +190,7 @@ describe('computeVerdict', () => {
     assert.equal(headersOnly.prepend[0]!.value, whole.prepend[0]!.value);
   });
 
-  test('DNS that does not answer gives temperror results, not a crash', async () => {
+  test('DNS that does not answer gives temperror results and tempfail, not a crash', async () => {
     const dead = await startDnsServer([]);
     await dead.stop(); // nothing listens on this port any more
     const body = await signed(message());
@@ -189,7 +198,7 @@ describe('computeVerdict', () => {
       authservId: AUTHSERV,
       resolver: createDnsResolver({ servers: [dead.address], timeoutSeconds: 1 }),
     });
-    assert.equal(reply.verdict.action, 'accept');
+    assert.equal(reply.verdict.action, 'tempfail', 'temperror is never pass or fail: 451');
     assert.equal(reply.auth?.spf, 'temperror');
     assert.match(reply.prepend[0]!.value, /spf=temperror/);
   });
@@ -228,5 +237,13 @@ describe('describeAuthentication', () => {
     const header = authenticationResultsHeader(AUTHSERV, ['spf=pass\r\nX-Injected: 1', 'dkim=none']);
     assert.equal(header.value, 'mx.example.org;\r\n\tspf=pass X-Injected: 1;\r\n\tdkim=none');
     assert.throws(() => authenticationResultsHeader('mx.example.org\r\nX-Injected: 1', []), HeaderFieldError);
+  });
+});
+
+describe('requestDeadline', () => {
+  test('reads the Sluice-Deadline header; absent or garbled means no limit', () => {
+    assert.equal(requestDeadline({ 'Sluice-Deadline': '1780000000000' }), 1780000000000);
+    assert.equal(requestDeadline({}), Number.POSITIVE_INFINITY);
+    assert.equal(requestDeadline({ 'Sluice-Deadline': 'soon' }), Number.POSITIVE_INFINITY);
   });
 });

@@ -300,7 +300,7 @@ describe('SMTP smuggling', () => {
 });
 
 describe('accepted mail', () => {
-  test('is in SLUICE_RESOLVE with our Received on top, then Authentication-Results; 250 names the queue id', async () => {
+  test('is in SLUICE_RESOLVE with our Received on top, then Authentication-Results and X-Spam-*; 250 names the queue id', async () => {
     exporter.reset();
     const raw = message('accepted');
     const reply = await sendMail({
@@ -335,6 +335,8 @@ describe('accepted mail', () => {
       [
         ['Received', 'ingress'],
         ['Authentication-Results', 'filter'],
+        ['X-Spam-Score', 'filter'],
+        ['X-Spam-Status', 'filter'],
       ],
     );
     const received = env.prepend[0]!.value;

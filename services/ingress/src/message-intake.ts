@@ -270,6 +270,8 @@ async function afterRead(
   ];
   env.verdict = verdict.verdict;
   if (verdict.auth) env.auth = verdict.auth;
+  // Header fields of the body the egress leaves out (forged Authentication-Results, RFC 8601 §5).
+  if (verdict.removeHeaders?.length) env.removeHeaders = verdict.removeHeaders;
 
   const msgId = dedupIds.accepted(env);
   // Before the publish, so a resend after a lost 250 can name this queue id (dedup-index.ts).

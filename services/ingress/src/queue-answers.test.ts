@@ -35,6 +35,23 @@ describe('filterOutcome', () => {
     }
   });
 
+  test("greylist says so; tempfail carries the filter's reason; removeHeaders are passed on", () => {
+    const g = filterOutcome(reply({ action: 'greylist' }));
+    if (g.kind === 'refuse') assert.equal(g.error.line, '451 4.7.1 Greylisted, please try again later');
+    const t = filterOutcome(
+      reply({ action: 'tempfail', reason: 'Sender authentication temporarily unavailable (DNS)' }),
+    );
+    if (t.kind === 'refuse') {
+      assert.equal(
+        t.error.line,
+        '451 4.7.1 Message deferred: Sender authentication temporarily unavailable (DNS)',
+      );
+    }
+    const removeHeaders = [{ name: 'Authentication-Results', index: 0 }];
+    const a = filterOutcome(reply({ action: 'accept' }, { removeHeaders }));
+    assert.ok(a.kind === 'accept' && a.reply.removeHeaders?.[0]?.index === 0);
+  });
+
   test('no answer, a failed filter or an answer we cannot read: 451 4.3.0, never accept', () => {
     for (const answer of [
       { error: new Error('no reply within 30000 ms') },

@@ -5,7 +5,10 @@
  * refusal the client can act on, and none is a silent accept.
  *
  *   filter reject                  -> 550 5.7.1 (+ the filter's short reason)
- *   filter tempfail / greylist     -> 451 4.7.1
+ *   filter greylist                -> 451 4.7.1 Greylisted
+ *   filter tempfail                -> 451 4.7.1 (+ the filter's short reason)
+ *   filter accept / tag            -> queued, with the filter's prepend headers
+ *                                     and removeHeaders copied to the envelope
  *   filter silent, failed, garbled -> 451 4.3.0
  *   queue full                     -> 452 4.3.1
  *   no PubAck (timeout, no quorum) -> 451 4.3.0
@@ -43,14 +46,20 @@ export function filterOutcome(answer: { data: Uint8Array } | { error: unknown })
       const text = why ? `Message rejected: ${why}` : undefined;
       return { kind: 'refuse', error: smtpError('policyReject', text), reason: 'filter-reject', reply };
     }
-    case 'tempfail':
     case 'greylist':
+      // RFC 6647 §2.1: a temporary failure the sender's retry gets past; 4.7.1 is the common code.
       return {
         kind: 'refuse',
-        error: smtpError('policyTempfail'),
-        reason: `filter-${reply.verdict.action}`,
+        error: smtpError('policyTempfail', 'Greylisted, please try again later'),
+        reason: 'filter-greylist',
         reply,
       };
+    case 'tempfail': {
+      // DNS temperror (RFC 7208 §2.6.6, RFC 9989) or a content scanner down: 451, the client retries.
+      const why = reply.verdict.reason ? safeReplyText(reply.verdict.reason) : '';
+      const text = why ? `Message deferred: ${why}` : undefined;
+      return { kind: 'refuse', error: smtpError('policyTempfail', text), reason: 'filter-tempfail', reply };
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * DKIM signing and ARC sealing of a part, over the message as it will leave
- * (the prepended headers, then the stored body, unchanged: assembleMessage).
+ * (the prepended headers, then the stored body, unchanged except for the
+ * envelope's removeHeaders, which the egress leaves out too: assembleMessage).
  * Both add headers at the front of `prepend`; the body is never rewritten.
  *
  * DKIM (docs/dkim.md): mail whose header From is one of our domains is
@@ -30,7 +31,7 @@
 import type { DkimKey, DkimKeyring } from '@sluice/dkim';
 import { arcSeal, authorDomain, dkimSignature, type HeaderField, splitMessage } from '@sluice/dkim';
 import type { Envelope, PrependHeader } from '@sluice/proto';
-import { assembleMessage, formatPrependHeaders, headerField } from '@sluice/smtp';
+import { assembleMessage, formatPrependHeaders, headerField, withoutHeaderFields } from '@sluice/smtp';
 import { isExternalRoute } from './rewrite.ts';
 
 export interface SigningContext {
@@ -82,13 +83,16 @@ export function needsWholeBody(env: Envelope, ctx: Pick<SigningContext, 'arcKey'
 function signingInput(
   prepend: Envelope['prepend'],
   body: Uint8Array | StreamedBody,
+  remove: Envelope['removeHeaders'],
 ): { headers: HeaderField[]; bodyPart: Uint8Array | { bodyHash: string } } {
   if (body instanceof Uint8Array) {
-    const { headers, body: bodyPart } = splitMessage(assembleMessage(prepend, body));
+    const { headers, body: bodyPart } = splitMessage(assembleMessage(prepend, body, remove));
     return { headers, bodyPart };
   }
+  // The fields the egress leaves out (removeHeaders) are left out of what DKIM signs too.
+  const head = remove?.length ? Buffer.from(withoutHeaderFields(body.head, remove)) : body.head;
   const { headers } = splitMessage(
-    Buffer.concat([formatPrependHeaders(prepend), body.head, Buffer.from('\r\n\r\n')]),
+    Buffer.concat([formatPrependHeaders(prepend), head, Buffer.from('\r\n\r\n')]),
   );
   return { headers, bodyPart: { bodyHash: body.bodyHash } };
 }
@@ -105,7 +109,7 @@ export async function signAndSeal(
 
   // DKIM.
   let dkim: DkimOutcome = 'not-ours';
-  const { headers, bodyPart } = signingInput(prepend, body);
+  const { headers, bodyPart } = signingInput(prepend, body, env.removeHeaders);
   const author = authorDomain(headers);
   if (!author.ok) {
     // Say so only when a From of ours is involved; foreign mail with a broken From is not ours to sign.
@@ -168,7 +172,12 @@ export async function signAndSeal(
         : summaryResults(env);
       const chain = env.auth?.arcChain?.result ?? env.auth?.arc ?? 'none';
       const cv = (CV.has(chain) ? chain : 'fail') as 'none' | 'pass' | 'fail';
-      const r = await arcSeal(assembleMessage(prepend, body), { key: ctx.arcKey, authResults, cv, now });
+      const r = await arcSeal(assembleMessage(prepend, body, env.removeHeaders), {
+        key: ctx.arcKey,
+        authResults,
+        cv,
+        now,
+      });
       if (r.ok) {
         const set: PrependHeader[] = r.headers.map((h) => headerField(h.name, h.value, 'rewriter'));
         prepend = [...set, ...prepend];

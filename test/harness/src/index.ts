@@ -23,6 +23,16 @@ export {
   UNBOUND_BIN,
 } from './dnssec-resolver.ts';
 export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
+export {
+  CLAMD_BIN,
+  clamdAvailable,
+  EICAR,
+  type EngineProcess,
+  RSPAMD_BIN,
+  rspamdAvailable,
+  startClamd,
+  startRspamd,
+} from './engines.ts';
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';

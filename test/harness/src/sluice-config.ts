@@ -15,7 +15,7 @@ export interface SluiceConfigOptions {
   smtpPort: number;
   /** The SMTP sink that receives example.net's mail. */
   sinkPort: number;
-  /** DNS servers (default 127.0.0.1:9: nothing listens, lookups fail at once). */
+  /** DNS servers (default 127.0.0.1:9: nothing listens, lookups fail at once, so the filter answers MX mail 451 — give a loopback DNS server for mail to go through). */
   dnsServers?: string[];
   /** DNS timeout in seconds (default 1). */
   dnsTimeout?: number;
