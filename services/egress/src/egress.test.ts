@@ -507,9 +507,10 @@ describe('the egress service on the deliver stream', () => {
       /^451 4\.4\.1 \(sluice\) could not open an SMTP session: 127\.0\.0\.1:\d+: /,
     );
     assert.equal(deferred.attempt, 1);
-    // The retry schedule ([0.2] s) decides when the next attempt is due.
+    // The retry schedule ([0.2] s) decides when the next attempt is due. The event's `at` is
+    // taken a moment after the due time was computed, so allow a few ms of skew under load.
     const due = Date.parse(deferred.nextAttemptAt!) - Date.parse(deferred.at);
-    assert.ok(due >= 200 && due < 300, `next attempt ${due} ms after this one`);
+    assert.ok(due >= 190 && due < 300, `next attempt ${due} ms after this one`);
 
     const s = await sink({ port });
     const [msg] = await s.waitFor(1, 15_000);

@@ -89,6 +89,8 @@ function configFor(maxStaleness: number, refreshInterval = 1800): SluiceConfig {
 async function startResolver(config: SluiceConfig, name: string) {
   const sc = await startServiceContext(config, name);
   const svc: RunningService = await createResolverService().start(sc.ctx);
+  // The lookup subscription is at the server before any test asks (else: "no responders" under load).
+  await sc.bus.nc.flush();
   return {
     ...sc,
     svc,
