@@ -6,9 +6,11 @@
  *
  *   - Postfix: a throwaway instance (bench/compare/postfix-side.ts), bare and
  *     with postsrsd (SRS), OpenDKIM (RSA-2048) and both.
- *   - Sluice: `sluice run` with its embedded nats-server (sluice-side.ts).
- *     Sluice has no SRS or DKIM signing yet (the rewriter issue): its column
- *     for those variants is pending.
+ *   - Sluice: `sluice run` with its embedded nats-server (sluice-side.ts),
+ *     bare and with SRS + DKIM signing on every forward: RSA-2048 alone (as
+ *     OpenDKIM) and RSA-2048 + Ed25519 (target: 2x Postfix + postsrsd +
+ *     OpenDKIM). In every DKIM variant, both sides, the message's From is
+ *     one of our domains (signed-mail.ts): signing applies only to our From.
  *   - Load: Postfix's smtp-source, 20 sessions, 5 KB, 1 and 5 recipients, a
  *     new connection per message; destination: Postfix's smtp-sink; a
  *     light-load probe (~20 msg/s offered) for p50/p99 accept -> delivery.
@@ -27,15 +29,25 @@
  * smoke run (300 messages, 1 round, 40 probes), written as compare-<date>-quick.
  */
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
+import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
 import { startDnsServer } from '@sluice/test-harness';
-import { latencyProbe, runSmtpSource, type Sink, startSink } from './compare/load.ts';
+import {
+  latencyProbe,
+  runSignedSource,
+  runSmtpSource,
+  type Sink,
+  type SourceRun,
+  startSink,
+} from './compare/load.ts';
 import { type PostfixVariant, startPostfix } from './compare/postfix-side.ts';
 import { cpuSecondsOf, sampleMemory } from './compare/proc-usage.ts';
 import {
   type CompareResult,
+  isSluice,
   markdownTable,
   percentile,
   type SystemName,
@@ -43,7 +55,8 @@ import {
   svgChart,
   type ThroughputRun,
 } from './compare/report.ts';
-import { startSluice } from './compare/sluice-side.ts';
+import { SIGNED_FROM, SIGNED_SENDER, signedDumpProblems, signedMailRecords } from './compare/signed-mail.ts';
+import { type SluiceSigning, startSluice } from './compare/sluice-side.ts';
 
 const quick = process.argv.includes('--quick');
 const num = (name: string, full: number, smoke: number) =>
@@ -56,7 +69,15 @@ const PROBE = num('BENCH_PROBE', 200, 40);
 const PROBE_RATE = num('BENCH_PROBE_RATE', 20, 20);
 const WARMUP = num('BENCH_WARMUP', 200, 100);
 const RECIPIENTS = (process.env['BENCH_RECIPIENTS'] ?? '1,5').split(',').map(Number);
-const ALL: SystemName[] = ['postfix', 'sluice', 'postfix+srs', 'postfix+dkim', 'postfix+srs+dkim'];
+const ALL: SystemName[] = [
+  'postfix',
+  'sluice',
+  'postfix+srs',
+  'postfix+dkim',
+  'postfix+srs+dkim',
+  'sluice+srs+dkim',
+  'sluice+srs+dkim2',
+];
 const SYSTEMS = process.env['BENCH_SYSTEMS']
   ? (process.env['BENCH_SYSTEMS'].split(',') as SystemName[]).filter((s) => ALL.includes(s))
   : ALL;
@@ -85,15 +106,69 @@ function version(cmd: string, args: string[]): string {
   }
 }
 
+/** Sluice's DKIM keys for in.test (generated per run) and their published records. */
+const pem = (type: 'rsa' | 'ed25519') =>
+  (type === 'rsa'
+    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+    : generateKeyPairSync('ed25519')
+  ).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+const sluiceKeys = [
+  { selector: 'rsa1', privateKey: pem('rsa') },
+  { selector: 'ed1', privateKey: pem('ed25519') },
+];
+const signingOf = (system: SystemName): SluiceSigning | undefined =>
+  system === 'sluice+srs+dkim' || system === 'sluice+srs+dkim2'
+    ? {
+        srsSecret: randomBytes(24).toString('base64'),
+        keys: system === 'sluice+srs+dkim' ? sluiceKeys.slice(0, 1) : sluiceKeys,
+      }
+    : undefined;
+/** The DKIM variants send with our From (signed-mail.ts). */
+const isSigned = (system: SystemName) => system.includes('dkim');
+let signedSent = 0;
+
+/**
+ * The load of one run: smtp-source, or for the DKIM variants (both sides) the
+ * same load from a worker thread with our From (runSignedSource; smtp-source
+ * writes From = the envelope sender, which must stay foreign for SRS).
+ */
+function load(system: SystemName, port: number, run: SourceRun): Promise<void> {
+  if (!isSigned(system)) return runSmtpSource(port, run);
+  // Numbered over the whole benchmark: a message must not repeat one of an earlier run.
+  const first = signedSent;
+  signedSent += run.messages;
+  return runSignedSource({ ...run, port, sender: SIGNED_SENDER, first });
+}
+
+/**
+ * A signing variant must have rewritten and signed: 50 of its messages at the
+ * sink tell. None right: the run measures something else, stop. Some wrong:
+ * logged (e.g. Sluice leaves our From unsigned when DMARC was a temperror).
+ */
+function checkSigned(system: SystemName, sink: Sink) {
+  if (!isSigned(system) || !system.includes('srs')) return;
+  const dumps = sink.someDumps(50);
+  const signatures = system === 'sluice+srs+dkim2' ? 2 : 1;
+  const problems = dumps.map((d) => signedDumpProblems(d, { signatures })).filter((p) => p.length > 0);
+  if (dumps.length === 0 || problems.length === dumps.length)
+    throw new Error(`${system}: ${problems[0]?.join('; ') ?? 'no message at the sink'}`);
+  if (problems.length)
+    log(`  ${problems.length} of ${dumps.length} sampled not as expected: ${problems[0]!.join('; ')}`);
+}
+
 async function startSide(system: SystemName, sink: Sink, dnsServer: string): Promise<Side> {
   const recipients = Math.max(...RECIPIENTS);
-  if (system === 'sluice') return startSluice({ sinkPort: sink.port, dnsServer, recipients });
+  if (isSluice(system)) {
+    const signing = signingOf(system);
+    return startSluice({ sinkPort: sink.port, dnsServer, recipients, ...(signing ? { signing } : {}) });
+  }
   const variant = (system === 'postfix' ? 'plain' : system.slice('postfix+'.length)) as PostfixVariant;
   return startPostfix({ variant, sinkPort: sink.port, recipients });
 }
 
 /** smtp-source through `side` until every message is at the sink; the run's figures. */
 async function throughput(
+  system: SystemName,
   side: Side,
   sink: Sink,
   recipients: number,
@@ -104,7 +179,7 @@ async function throughput(
   const cpu0 = cpuSecondsOf(side.pids());
   const queue0 = natsPid ? cpuSecondsOf([natsPid]) : 0;
   const t0 = performance.now();
-  await runSmtpSource(side.smtpPort, { sessions: SESSIONS, messages, bytes: BYTES, recipients });
+  await load(system, side.smtpPort, { sessions: SESSIONS, messages, bytes: BYTES, recipients });
   const accepted = performance.now();
   await sink.waitForCount(before + messages, Math.max(120_000, messages * 200));
   const delivered = performance.now();
@@ -132,7 +207,20 @@ const versions = {
 };
 const loadAtStart = loadavg();
 const sink = await startSink();
-const dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }]);
+const dns = await startDnsServer([
+  { name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
+  ...signedMailRecords(),
+  ...sluiceKeys.map((k) => ({
+    name: `${k.selector}._domainkey.in.test`,
+    type: 'TXT' as const,
+    data: dkimTxtRecord(
+      loadDkimKey(
+        { domain: 'in.test', selector: k.selector, privateKey: k.privateKey, active: true },
+        k.selector,
+      ),
+    ),
+  })),
+]);
 const results = new Map<
   SystemName,
   { runs: ThroughputRun[]; latencies: number[]; rss: number; pss: number; procs: number }
@@ -151,7 +239,7 @@ try {
       results.set(system, acc);
       try {
         const warm = sink.count();
-        await runSmtpSource(side.smtpPort, {
+        await load(system, side.smtpPort, {
           sessions: SESSIONS,
           messages: WARMUP,
           bytes: BYTES,
@@ -159,18 +247,20 @@ try {
         });
         await sink.waitForCount(warm + WARMUP, 120_000);
         for (const n of RECIPIENTS) {
-          const run = await throughput(side, sink, n, MESSAGES);
+          const run = await throughput(system, side, sink, n, MESSAGES);
           acc.runs.push(run);
           log(
             `  ${n} rcpt: ${run.messagesPerSecond.toFixed(1)} msg/s (accepted in ${run.acceptSeconds.toFixed(1)} s, ` +
               `delivered in ${run.deliverSeconds.toFixed(1)} s), CPU ${((run.cpuSeconds * 1000) / run.messages).toFixed(2)} s/1000`,
           );
         }
+        checkSigned(system, sink);
         const lat = await latencyProbe(side.smtpPort, sink, {
           count: PROBE,
           rate: PROBE_RATE,
           bytes: BYTES,
           tag: `${system}-${round}`,
+          ...(isSigned(system) ? { sender: SIGNED_SENDER, from: SIGNED_FROM } : {}),
         });
         acc.latencies.push(...lat);
         log(`  probe: p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms`);
@@ -221,7 +311,7 @@ const result: CompareResult = {
     'CPU: user + system of each process tree (reaped children included) over the run from smtp-source start to the last message at the sink; Sluice includes nats-server.',
     'Memory: peak of the summed VmRSS (and PSS) of each tree, sampled every 250 ms over the instance life.',
     'Latency: 250 after the final dot -> modification time of smtp-sink dump file (kernel coarse clock, a few ms resolution).',
-    'Sluice with SRS and DKIM signing: pending the rewriter issue.',
+    "SRS + DKIM variants, both sides: envelope sender sender@mail.in.test (SRS-rewritten by postsrsd / Sluice), header From sender@in.test (our domain: OpenDKIM and Sluice both sign, d=in.test, relaxed canonicalization; OpenDKIM relaxed/simple, Sluice relaxed/relaxed); the message is a fixed file of about the same size (smtp-source -F). Sluice: RSA-2048 alone, or RSA-2048 + Ed25519 (two signatures); ARC sealing off (OpenDKIM does not seal). The rewriter cost per message is the signing variant's CPU per message minus bare Sluice's.",
   ],
   systems,
 };

@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { freePort, smtpConversation } from '@sluice/test-harness';
 import { sourceRecipient } from './postfix-config.ts';
 
@@ -38,6 +39,8 @@ export interface Sink {
   watchArrivals(): () => Map<string, number>;
   /** Remove the dump files so far. */
   clearDumps(): void;
+  /** The first 16 KB of up to `limit` dump files (smtp-sink's X-Mail-Args etc., then the message). */
+  someDumps(limit: number): string[];
   stop(): Promise<void>;
 }
 
@@ -130,6 +133,17 @@ export async function startSink(): Promise<Sink> {
         return out;
       };
     },
+    someDumps(limit) {
+      const buf = Buffer.alloc(16_384);
+      return readdirSync(dumpDir)
+        .slice(0, limit)
+        .map((name) => {
+          const fd = openSync(join(dumpDir, name), 'r');
+          const n = readSync(fd, buf, 0, buf.length, 0);
+          closeSync(fd);
+          return buf.toString('latin1', 0, n);
+        });
+    },
     clearDumps() {
       for (const name of readdirSync(dumpDir)) rmSync(join(dumpDir, name), { force: true });
     },
@@ -179,10 +193,64 @@ export function runSmtpSource(port: number, run: SourceRun): Promise<void> {
   });
 }
 
-function probeMessage(id: string, bytes: number): string {
+/**
+ * The same load as runSmtpSource (`sessions` at once, a new connection per
+ * message, `recipients` per message) from this process, for messages
+ * smtp-source cannot write: `message(n)` is message number n (CRLF lines,
+ * dot-stuffed already). Rejects if any message is refused.
+ */
+export async function runMessageSource(
+  port: number,
+  run: {
+    sessions: number;
+    messages: number;
+    recipients: number;
+    sender: string;
+    message: (n: number) => string;
+  },
+): Promise<void> {
+  let next = 0;
+  const rcpts = Array.from({ length: run.recipients }, (_, i) => `RCPT TO:<${sourceRecipient(i + 1)}>`);
+  const worker = async () => {
+    for (let n = next++; n < run.messages; n = next++) {
+      const replies = await smtpConversation(
+        port,
+        [
+          'EHLO client.sender.test',
+          `MAIL FROM:<${run.sender}>`,
+          ...rcpts,
+          'DATA',
+          { raw: `${run.message(n)}.\r\n` },
+          'QUIT',
+        ],
+        { timeoutMs: 120_000 },
+      );
+      const final = replies[rcpts.length + 4];
+      if (!final?.startsWith('250')) throw new Error(`message ${n} not accepted: ${replies.join(' | ')}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(run.sessions, run.messages) }, worker));
+}
+
+/** runMessageSource in a worker thread (message-source-worker.ts) with the signing variants' messages. */
+export function runSignedSource(job: import('./message-source-worker.ts').MessageSourceJob): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./message-source-worker.ts', import.meta.url), { workerData: job });
+    let done = false;
+    worker.once('message', () => {
+      done = true;
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) =>
+      done ? resolve() : reject(new Error(`message source worker exited ${code} before it was done`)),
+    );
+  });
+}
+
+function probeMessage(id: string, bytes: number, from: string): string {
   const line = `${'y'.repeat(76)}\r\n`;
   return (
-    `From: <${SENDER}>\r\nTo: <${sourceRecipient(1)}>\r\nSubject: probe ${id}\r\n` +
+    `From: <${from}>\r\nTo: <${sourceRecipient(1)}>\r\nSubject: probe ${id}\r\n` +
     `Message-ID: <${id}@sender.test>\r\nX-Bench-Probe: ${id}\r\n\r\n${line.repeat(Math.ceil(bytes / line.length))}`
   );
 }
@@ -195,7 +263,7 @@ function probeMessage(id: string, bytes: number): string {
 export async function latencyProbe(
   port: number,
   sink: Sink,
-  o: { count: number; rate: number; bytes: number; tag: string },
+  o: { count: number; rate: number; bytes: number; tag: string; sender?: string; from?: string },
 ): Promise<number[]> {
   sink.clearDumps();
   const before = sink.count();
@@ -211,10 +279,10 @@ export async function latencyProbe(
     sends.push(
       smtpConversation(port, [
         'EHLO client.sender.test',
-        `MAIL FROM:<${SENDER}>`,
+        `MAIL FROM:<${o.sender ?? SENDER}>`,
         `RCPT TO:<${sourceRecipient(1)}>`,
         'DATA',
-        { raw: `${probeMessage(id, o.bytes)}.\r\n` },
+        { raw: `${probeMessage(id, o.bytes, o.from ?? SENDER)}.\r\n` },
         { action: () => void accepted.set(id, now()) },
         'QUIT',
       ]).then((replies) => {

@@ -5,10 +5,19 @@
  * `<!-- bench:compare -->` markers), and a hand-built SVG bar chart.
  */
 
-export type SystemName = 'sluice' | 'postfix' | 'postfix+srs' | 'postfix+dkim' | 'postfix+srs+dkim';
+export type SystemName =
+  | 'sluice'
+  | 'sluice+srs+dkim'
+  | 'sluice+srs+dkim2'
+  | 'postfix'
+  | 'postfix+srs'
+  | 'postfix+dkim'
+  | 'postfix+srs+dkim';
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   sluice: 'Sluice',
+  'sluice+srs+dkim': 'Sluice + SRS + DKIM (RSA-2048)',
+  'sluice+srs+dkim2': 'Sluice + SRS + DKIM (RSA-2048 + Ed25519)',
   postfix: 'Postfix',
   'postfix+srs': 'Postfix + postsrsd',
   'postfix+dkim': 'Postfix + OpenDKIM',
@@ -130,6 +139,48 @@ export function ratios(result: CompareResult): Ratios | undefined {
   };
 }
 
+/** Is this one of Sluice's variants (the blue bars)? */
+export const isSluice = (system: SystemName) => system.startsWith('sluice');
+
+export interface SigningRatios {
+  /** Sluice + SRS + DKIM (RSA-2048) over Postfix + postsrsd + OpenDKIM, msg/s per recipient count (target >= 2.0). */
+  throughput: Record<number, number>;
+  /** CPU per message, same pair (lower is better). */
+  cpu: number;
+  /**
+   * What SRS + DKIM signing adds to Sluice's CPU per message, ms: the signing
+   * variant's CPU per message minus bare Sluice's in the same run, per
+   * signing variant present.
+   */
+  rewriterCpuMs: Partial<Record<'sluice+srs+dkim' | 'sluice+srs+dkim2', number>>;
+}
+
+export function signingRatios(result: CompareResult): SigningRatios | undefined {
+  const find = (n: SystemName) => {
+    const s = result.systems.find((x) => x.system === n);
+    return s ? summarize(s) : undefined;
+  };
+  const s = find('sluice+srs+dkim');
+  const p = find('postfix+srs+dkim');
+  if (!s || !p) return undefined;
+  const bare = find('sluice');
+  const rewriterCpuMs: SigningRatios['rewriterCpuMs'] = {};
+  for (const v of ['sluice+srs+dkim', 'sluice+srs+dkim2'] as const) {
+    const signed = find(v);
+    if (bare && signed) rewriterCpuMs[v] = signed.cpuSecondsPer1000 - bare.cpuSecondsPer1000;
+  }
+  return {
+    throughput: Object.fromEntries(
+      Object.keys(s.messagesPerSecond).map((k) => [
+        Number(k),
+        s.messagesPerSecond[Number(k)]! / p.messagesPerSecond[Number(k)]!,
+      ]),
+    ),
+    cpu: s.cpuSecondsPer1000 / p.cpuSecondsPer1000,
+    rewriterCpuMs,
+  };
+}
+
 export interface TargetCheck {
   target: string;
   measured: string;
@@ -143,6 +194,19 @@ export function targetChecks(result: CompareResult): TargetCheck[] {
   const ss = summarize(s);
   const rcpts = Object.keys(r.throughput).map(Number);
   const minRatio = Math.min(...rcpts.map((n) => r.throughput[n]!));
+  const sr = signingRatios(result);
+  const signing: TargetCheck[] = sr
+    ? [
+        {
+          target: 'forwarding with SRS + DKIM >= 2.0x Postfix + postsrsd + OpenDKIM (same run)',
+          measured: Object.keys(sr.throughput)
+            .map(Number)
+            .map((n) => `${fmt(sr.throughput[n]!, 2)}x (${n} rcpt)`)
+            .join(', '),
+          met: Math.min(...Object.values(sr.throughput)) >= 2,
+        },
+      ]
+    : [];
   return [
     {
       target: 'forwarding >= 1.0x bare Postfix (same run)',
@@ -164,6 +228,7 @@ export function targetChecks(result: CompareResult): TargetCheck[] {
       measured: `${fmt(ss.peakRssMB, 0)} MB`,
       met: ss.peakRssMB < 300,
     },
+    ...signing,
   ];
 }
 
@@ -198,11 +263,6 @@ export function markdownTable(result: CompareResult): string {
       : fmt(s.cpuSecondsPer1000, 2),
     `${fmt(s.peakRssMB, 0)} (${fmt(s.peakPssMB, 0)})`,
   ]);
-  if (!result.systems.some((s) => s.system === 'sluice')) {
-    // nothing to compare
-  } else {
-    rows.push(['Sluice + SRS / DKIM', ...rcpts.map(() => 'pending'), 'pending', 'pending', 'pending']);
-  }
   const r = ratios(result);
   if (r) {
     rows.push([
@@ -211,6 +271,16 @@ export function markdownTable(result: CompareResult): string {
       '',
       `**${fmt(r.cpu, 2)}x**`,
       `**${fmt(r.pss, 2)}x** (PSS)`,
+    ]);
+  }
+  const sr = signingRatios(result);
+  if (sr) {
+    rows.push([
+      '**Sluice + SRS + DKIM / Postfix + postsrsd + OpenDKIM**',
+      ...rcpts.map((n) => (sr.throughput[n] !== undefined ? `**${fmt(sr.throughput[n], 2)}x**` : '')),
+      '',
+      `**${fmt(sr.cpu, 2)}x**`,
+      '',
     ]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
@@ -228,7 +298,11 @@ export function markdownTable(result: CompareResult): string {
     ...out,
     '',
     ...checks.map((c) => `- ${c.met ? 'met' : 'not met'}: ${c.target}: ${c.measured}`),
-    '- Sluice + SRS / DKIM: pending the rewriter issue (its target: 2x Postfix + postsrsd + OpenDKIM).',
+    ...Object.entries(sr?.rewriterCpuMs ?? {}).map(
+      ([v, ms]) =>
+        `- the rewriter's cost per message (SRS + DKIM signing, ${SYSTEM_LABELS[v as SystemName].replace(/^.*\((.*)\)$/, '$1')}): ` +
+        `${fmt(ms, 2)} ms CPU over bare Sluice`,
+    ),
   ].join('\n');
 }
 
@@ -268,7 +342,7 @@ export function svgChart(result: CompareResult): string {
       bars: sums.map((s) => ({
         label: SYSTEM_LABELS[s.system],
         value: s.messagesPerSecond[n] ?? 0,
-        sluice: s.system === 'sluice',
+        sluice: isSluice(s.system),
       })),
     })),
     {
@@ -277,7 +351,7 @@ export function svgChart(result: CompareResult): string {
       bars: sums.map((s) => ({
         label: SYSTEM_LABELS[s.system],
         value: s.cpuSecondsPer1000,
-        sluice: s.system === 'sluice',
+        sluice: isSluice(s.system),
       })),
     },
     {
@@ -286,7 +360,7 @@ export function svgChart(result: CompareResult): string {
       bars: sums.map((s) => ({
         label: SYSTEM_LABELS[s.system],
         value: s.p99,
-        sluice: s.system === 'sluice',
+        sluice: isSluice(s.system),
       })),
     },
   ];

@@ -11,10 +11,16 @@
  * it asks the benchmark's loopback DNS server (sender.test has an SPF
  * record), which Postfix, with no such checks configured, does not.
  *
+ * The signing variants (SluiceSigning) add SRS (srs.secrets, the SRS domain
+ * srs.in.test) and DKIM keys of in.test: RSA-2048 alone (as OpenDKIM signs)
+ * or RSA-2048 + Ed25519 (two signatures per message). ARC sealing is off in
+ * them: Postfix + OpenDKIM does not seal, and an ARC set is two more RSA
+ * signatures per forward (measured apart by bench/rewriter-signing.ts).
+ *
  * `pids()` is the root of the system under test: the `sluice run` process,
  * whose tree includes the nats-server child.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, type SluiceProcess, startSluiceProcess } from '@sluice/test-harness';
 import { forwards, IN_DOMAIN, OUT_DOMAIN } from './postfix-config.ts';
@@ -29,6 +35,12 @@ export interface SluiceSide {
   stop(): Promise<void>;
 }
 
+/** What a signing variant adds to the config: SRS and these DKIM keys (PEM). */
+export interface SluiceSigning {
+  srsSecret: string;
+  keys: Array<{ selector: string; privateKey: string }>;
+}
+
 export function sluiceCompareConfig(o: {
   smtpPort: number;
   sinkPort: number;
@@ -37,6 +49,7 @@ export function sluiceCompareConfig(o: {
   dnsServer: string;
   recipients: number;
   natsBinary?: string;
+  signing?: SluiceSigning;
 }): string {
   const fwd = forwards(o.recipients)
     .map(([from, to]) => `    ${JSON.stringify(from)}: [${JSON.stringify(to)}]`)
@@ -54,6 +67,21 @@ nats:
 ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }] }
 dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 2 }
 log: { level: info }
+${o.signing ? signingConfig(o.signing) : ''}`;
+}
+
+function signingConfig(s: SluiceSigning): string {
+  const keys = s.keys
+    .map(
+      (k) =>
+        `    - { domain: ${IN_DOMAIN}, selector: ${k.selector}, privateKey: ${JSON.stringify(k.privateKey)} }`,
+    )
+    .join('\n');
+  return `srs: { secrets: [${JSON.stringify(s.srsSecret)}] }
+dkim:
+  keys:
+${keys}
+arc: { enabled: false }
 `;
 }
 
@@ -61,6 +89,7 @@ export async function startSluice(opts: {
   sinkPort: number;
   dnsServer: string;
   recipients: number;
+  signing?: SluiceSigning;
 }): Promise<SluiceSide> {
   const dir = mkdtempSync(join(benchDataRoot(), 'sluice-'));
   const smtpPort = await freePort();
@@ -76,9 +105,12 @@ export async function startSluice(opts: {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  // The logs are not kept: a long run would pile them up in this process.
+  // The logs are not kept in this process (a long run would pile them up); BENCH_SLUICE_LOG=DIR
+  // writes each instance's log there instead, to see why a run stalls.
   proc.child.stdout!.removeAllListeners('data');
-  proc.child.stdout!.resume();
+  const logDir = process.env['BENCH_SLUICE_LOG'];
+  if (logDir) proc.child.stdout!.pipe(createWriteStream(join(logDir, `sluice-${smtpPort}.log`)));
+  else proc.child.stdout!.resume();
   const pid = proc.child.pid!;
   return {
     smtpPort,

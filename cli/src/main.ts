@@ -9,6 +9,7 @@
  *   sluice sink [--port 2526] [--dir DIR]     a development SMTP sink
  *   sluice srs forward|reverse ADDRESS        SRS by hand (srs-command.ts)
  *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
+ *   sluice dkim rotate --domain D --selector NEW  the next key and the rotation steps
  *
  * Wiring only: each command's logic lives in its own module or library, and
  * is imported when that command runs, so `sluice --help` (and a typo) answer

@@ -85,3 +85,74 @@ describe('sluice dkim keygen', () => {
     assert.equal(await runDkimCommand(['keygen', '--domain', 'example.org'], capture().io), 2);
   });
 });
+
+describe('sluice dkim rotate', () => {
+  test('makes the next key and prints generate, publish, wait, activate, retire with its record', async () => {
+    const out = join(dir, '2027a.private');
+    const c = capture();
+    assert.equal(
+      await runDkimCommand(
+        [
+          'rotate',
+          '--domain',
+          'example.org',
+          '--selector',
+          '2027a',
+          '--old',
+          '2026a',
+          '--type',
+          'ed25519',
+          '--ttl',
+          '7200',
+          '--out',
+          out,
+        ],
+        c.io,
+      ),
+      0,
+    );
+    const text = c.out.join('\n');
+    const steps = c.out.filter((l) => /^\d\. /.test(l)).map((l) => l.slice(3).split(/[: ]/)[0]);
+    assert.deepEqual(steps, ['generate', 'publish', 'wait', 'activate', 'retire']);
+    assert.match(text, /2026a -> 2027a/);
+    assert.match(text, /publish this record at 2027a\._domainkey\.example\.org \(TTL 7200\)/);
+    assert.match(text, /at least its TTL \(2 h\)/);
+    assert.match(text, /set 2026a to active: false/);
+    assert.match(text, /2026a\._domainkey\.example\.org as "v=DKIM1; p=" \(revoked/);
+    // The printed record is the new key's: it verifies a signature made with the written key.
+    const record = [...text.matchAll(/"(v=DKIM1; k=ed25519[^"]*)"/g)].map((m) => m[1]).join('');
+    const ring = buildKeyring([
+      { domain: 'example.org', selector: '2027a', privateKey: readFileSync(out, 'utf8'), active: true },
+    ]);
+    const msg = Buffer.from('From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n');
+    const { headers, body } = splitMessage(msg);
+    const signed = Buffer.concat([
+      Buffer.from(`DKIM-Signature: ${dkimSignature(headers, body, ring.keys[0]!)}\r\n`),
+      msg,
+    ]);
+    const v = await dkimVerify(signed, {
+      resolver: async (name: string) => {
+        if (name !== '2027a._domainkey.example.org')
+          throw Object.assign(new Error('nx'), { code: 'ENOTFOUND' });
+        return [[record]];
+      },
+    });
+    assert.equal(v.results[0]?.status.result, 'pass');
+  });
+
+  test('refuses the old selector as the new one and a bad TTL', async () => {
+    const base = [
+      'rotate',
+      '--domain',
+      'example.org',
+      '--selector',
+      's1',
+      '--out',
+      join(dir, 'never.private'),
+    ];
+    const same = capture();
+    assert.equal(await runDkimCommand([...base, '--old', 's1'], same.io), 2);
+    assert.match(same.err[0]!, /--old must name the selector in use now/);
+    assert.equal(await runDkimCommand([...base, '--ttl', 'soon'], capture().io), 2);
+  });
+});

@@ -18,6 +18,7 @@ export const USAGE = `usage:
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
   sluice srs forward|reverse ADDRESS [--config FILE | --domain D --secret-file F]
   sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
+  sluice dkim rotate --domain D --selector NEW [--old OLD]   the next key and the rotation steps
   sluice COMMAND --help                          help on one command
 Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
 

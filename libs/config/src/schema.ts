@@ -677,9 +677,30 @@ export const configSchema = z
           .enum(['=', '+', '-'])
           .default('=')
           .describe('Character after SRS0/SRS1 (postsrsd -a, default "=").'),
+        bounceLimit: z
+          .object({
+            perDomain: z
+              .number()
+              .int()
+              .min(0)
+              .default(100)
+              .describe('Bounces accepted per original-sender domain per window; 0: no limit.'),
+            windowSeconds: z.number().int().min(1).default(60).describe('The window, seconds.'),
+          })
+          .strict()
+          .default({ perDomain: 100, windowSeconds: 60 })
+          .describe(
+            'Rate limit on bounces to our SRS addresses, per original-sender domain, in memory per resolver replica (R replicas: up to R x perDomain); over it RCPT gets 451 4.3.0.',
+          ),
       })
       .strict()
-      .default({ secrets: [], maxAgeDays: 21, hashLength: 4, separator: '=' })
+      .default({
+        secrets: [],
+        maxAgeDays: 21,
+        hashLength: 4,
+        separator: '=',
+        bounceLimit: { perDomain: 100, windowSeconds: 60 },
+      })
       .describe(
         'Sender Rewriting Scheme for forwards (postsrsd-compatible); the resolver reverses bounces to SRS addresses.',
       ),

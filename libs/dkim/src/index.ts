@@ -21,3 +21,4 @@ export {
   type SignOptions,
   selectHeaders,
 } from './sign.ts';
+export { RelaxedBodyHash, streamedBodyHash, streamedMessageParts } from './streaming-body-hash.ts';

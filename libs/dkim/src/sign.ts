@@ -100,10 +100,14 @@ export function selectHeaders(
   return { h, canonical };
 }
 
-/** One DKIM-Signature value (without "DKIM-Signature:") for `key` over headers+body. */
+/**
+ * One DKIM-Signature value (without "DKIM-Signature:") for `key` over
+ * headers+body. The body may be given as its relaxed body hash instead
+ * (`{ bodyHash }`, streaming-body-hash.ts) when it is too large to hold.
+ */
 export function dkimSignature(
   headers: readonly HeaderField[],
-  body: Uint8Array,
+  body: Uint8Array | { bodyHash: string },
   key: Pick<DkimKey, 'domain' | 'selector' | 'type' | 'key'>,
   opts: SignOptions = {},
 ): string {
@@ -119,7 +123,7 @@ export function dkimSignature(
     `t=${now}`,
     ...(opts.expiresInSeconds ? [`x=${now + opts.expiresInSeconds}`] : []),
     `h=${h.join(':')}`,
-    `bh=${bodyHash(body)}`,
+    `bh=${body instanceof Uint8Array ? bodyHash(body) : body.bodyHash}`,
     'b=',
   ];
   const unsigned = foldTags(tags);

@@ -21,7 +21,8 @@
  *
  * An address of the SRS domain is answered by its reversal (srs-reverse.ts):
  * ok with the original sender for a bounce (null sender), unknown with the
- * reason (forged, expired, not a bounce) otherwise.
+ * reason (forged, expired, not a bounce) otherwise; tempfail when bounces
+ * to the original sender's domain are over srs.bounceLimit (srs-bounce-limit.ts).
  *
  * `reason` is short and safe to show an SMTP client (no internal addresses);
  * the trail has the detail.
@@ -31,15 +32,16 @@ import { decidedBy } from './decided-by.ts';
 import { expandRecipient } from './expand.ts';
 import { describeRoute, routeFor } from './route.ts';
 import type { RoutingTable } from './routing-table.ts';
+import type { SrsBounceLimiter } from './srs-bounce-limit.ts';
 import { reverseSrsRecipient } from './srs-reverse.ts';
 
 export function lookupAddress(
   table: RoutingTable,
   address: string,
-  opts: { mailFrom?: string; now?: Date } = {},
+  opts: { mailFrom?: string; now?: Date; srsBounceLimiter?: SrsBounceLimiter } = {},
 ): LookupReply {
   const now = opts.now?.getTime() ?? Date.now();
-  const reply = lookupAnswer(table, address, opts.mailFrom, now);
+  const reply = lookupAnswer(table, address, opts.mailFrom, now, opts.srsBounceLimiter);
   return { ...reply, decidedBy: decidedBy(table, reply.decidedBy ?? [], now) };
 }
 
@@ -48,6 +50,7 @@ function lookupAnswer(
   address: string,
   mailFrom: string | undefined,
   now: number,
+  srsBounceLimiter: SrsBounceLimiter | undefined,
 ): LookupReply {
   // RFC 5321 §4.5.1: "Postmaster" without a domain must be accepted.
   const full = /^postmaster$/i.test(address) ? `${address}@${table.primary}` : address;
@@ -63,6 +66,17 @@ function lookupAnswer(
       decidedBy: [{ source: 'srs' }],
     };
   if (srs.kind === 'reversed') {
+    const domain = srs.address.slice(srs.address.lastIndexOf('@') + 1);
+    // Only a real bounce at RCPT counts (null sender); `sluice lookup` gives no sender.
+    if (mailFrom === '' && srsBounceLimiter && !srsBounceLimiter.take(domain, now))
+      return {
+        v: 1,
+        result: 'tempfail',
+        targets: [],
+        trail: [srs.trail, `over srs.bounceLimit for ${domain}: try later`],
+        reason: 'too many bounces for this sender domain, try later',
+        decidedBy: [{ source: 'srs' }],
+      };
     return {
       v: 1,
       result: 'ok',

@@ -60,6 +60,7 @@ import { routeKey } from './route.ts';
 import { RoutingState } from './routing-state.ts';
 import type { RoutingTable } from './routing-table.ts';
 import { type FailedBranch, failedBranches, resolveRecipients, splitByRoute } from './split.ts';
+import { SrsBounceLimiter } from './srs-bounce-limit.ts';
 
 const encoder = new TextEncoder();
 /**
@@ -240,6 +241,8 @@ export function createResolverService(): ServiceDefinition {
       const sourceMetrics = routingSourceMetrics(ctx.metrics.registry);
       const concurrency = ctx.config.resolver.concurrency;
       const ldapCfg = ctx.config.routing.ldap;
+      // Per replica, kept over config reloads (srs-bounce-limit.ts).
+      const srsBounceLimiter = new SrsBounceLimiter(ctx.config.srs.bounceLimit);
       const keeper = ldapCfg
         ? new LdapKeeper({
             bus: ctx.bus,
@@ -279,7 +282,10 @@ export function createResolverService(): ServiceDefinition {
         async (req) => {
           const table = state.table;
           const request = parseLookupRequest(req.data);
-          const reply = lookupAddress(table, request.address, { mailFrom: request.mailFrom });
+          const reply = lookupAddress(table, request.address, {
+            mailFrom: request.mailFrom,
+            srsBounceLimiter,
+          });
           if (ldapCfg && request.live) {
             const directory = { domains: [table.primary, ...table.aliasDomains] };
             reply.trail.push(...(await liveTrail(ldapCfg, directory, table, request.address)));

@@ -14,6 +14,7 @@ import { Srs } from '@sluice/srs';
 import { lookupAddress } from './lookup.ts';
 import { buildRoutingTable } from './routing-table.ts';
 import { resolveRecipients } from './split.ts';
+import { SrsBounceLimiter } from './srs-bounce-limit.ts';
 
 const config = parseConfig(
   {
@@ -69,6 +70,39 @@ describe('SRS reverse in the lookup', () => {
   test('without SRS configured, the SRS domain is foreign', () => {
     const plain = buildRoutingTable(parseConfig({ domains: { primary: 'example.org' } }, 'test'));
     assert.equal(lookupAddress(plain, srs.forward('a@b.test').address, { mailFrom: '' }).result, 'foreign');
+  });
+});
+
+describe('rate limit on bounces to SRS addresses (srs.bounceLimit)', () => {
+  test('defaults to 100 per original-sender domain per minute', () => {
+    assert.deepEqual(config.srs.bounceLimit, { perDomain: 100, windowSeconds: 60 });
+  });
+
+  test('over the limit for one sender domain: tempfail (451 at RCPT); other domains and the next window pass', () => {
+    const limiter = new SrsBounceLimiter({ perDomain: 2, windowSeconds: 60 });
+    const t0 = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 1000);
+    const toAlice = srs.forward('alice@sender.test', t0).address;
+    const toBob = srs.forward('bob@SENDER.test', t0).address;
+    const toCarol = srs.forward('carol@other.test', t0).address;
+    const bounce = (a: string, now = t0) =>
+      lookupAddress(table, a, { mailFrom: '', now, srsBounceLimiter: limiter });
+    assert.equal(bounce(toAlice).result, 'ok');
+    assert.equal(bounce(toBob).result, 'ok');
+    // The third bounce to sender.test in this window, whatever the local part or case.
+    const over = bounce(toAlice);
+    assert.equal(over.result, 'tempfail');
+    assert.match(over.reason!, /too many bounces/);
+    assert.match(over.trail.at(-1)!, /over srs\.bounceLimit for sender\.test/);
+    assert.equal(bounce(toCarol).result, 'ok', 'another domain has its own count');
+    // `sluice lookup` (no sender) and non-bounces are not counted and not limited.
+    assert.equal(lookupAddress(table, toAlice, { now: t0, srsBounceLimiter: limiter }).result, 'ok');
+    assert.equal(bounce(toAlice, new Date(t0.getTime() + 60_000)).result, 'ok', 'the next window');
+  });
+
+  test('perDomain 0 is no limit', () => {
+    const limiter = new SrsBounceLimiter({ perDomain: 0, windowSeconds: 60 });
+    for (let i = 0; i < 500; i++) assert.equal(limiter.take('sender.test', 1000), true);
+    assert.equal(limiter.size, 0);
   });
 });
 

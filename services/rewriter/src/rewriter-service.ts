@@ -13,13 +13,14 @@
  * rewrite stream and writes only to the deliver stream and the timeline.
  */
 import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
+import { streamedMessageParts } from '@sluice/dkim';
 import { activeTraceFields } from '@sluice/log';
 import { consumers, dedupIds, envelopeKey, eventBase, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { monitorPublishedKeys, txtResolver } from './published-keys.ts';
 import { rewriteEnvelope } from './rewrite.ts';
 import { type RewriterSetup, rewriterSetup } from './rewriter-setup.ts';
-import { signAndSeal } from './signing.ts';
+import { needsWholeBody, signAndSeal } from './signing.ts';
 
 export type RewriterDeps = Pick<ServiceContext, 'bus' | 'log' | 'instance' | 'metrics'> &
   Partial<Pick<ServiceContext, 'redact'>> & {
@@ -43,7 +44,11 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
   deps.metrics.rewrites.inc({ step: 'srs', outcome: rewritten.srs });
   const log = deps.log.child({ queueId: envelope.id, partId: envelopeKey(envelope) });
   if (setup.signing.keyring.keys.length > 0 || setup.signing.arcKey) {
-    const body = await deps.bus.loadBody(envelope, d.inlineBody);
+    // A large body that will not be sealed is hashed as it streams, never held whole (signing.ts).
+    const body =
+      envelope.body.kind === 'object' && !needsWholeBody(envelope, setup.signing)
+        ? await streamedMessageParts(await deps.bus.openBody(envelope, d.inlineBody))
+        : await deps.bus.loadBody(envelope, d.inlineBody);
     const signed = await signAndSeal(envelope, body, { ...setup.signing, now });
     envelope = signed.envelope;
     changes.push(...signed.changes);

@@ -8,14 +8,15 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { parseConfig } from '@sluice/config';
-import { dkimTxtRecord } from '@sluice/dkim';
+import { dkimTxtRecord, streamedMessageParts } from '@sluice/dkim';
 import { type Envelope, newQueueId, parseEnvelope, partIdOf, sha256Hex } from '@sluice/proto';
 import { assembleMessage } from '@sluice/smtp';
 import { authenticate } from 'mailauth';
 import { rewriterSetup } from './rewriter-setup.ts';
-import { signAndSeal } from './signing.ts';
+import { needsWholeBody, signAndSeal } from './signing.ts';
 
 const pem = (t: 'rsa' | 'ed25519') =>
   (t === 'rsa'
@@ -198,5 +199,40 @@ describe('start-up checks', () => {
         ),
       /other\.test is not one of our domains/,
     );
+  });
+});
+
+describe('a streamed body (large, object store)', () => {
+  test('is signed over its streamed hash exactly as the loaded body would be; mailauth verifies it', async () => {
+    const at = new Date('2026-11-30T04:00:00Z');
+    const ctx = { ...setup.signing, arcKey: undefined, now: () => at };
+    const e = envelope('From: A <a@example.org>');
+    const big = Buffer.concat([
+      e.body,
+      Buffer.from(`${'a line  with\ttabs and trailing space \r\n'.repeat(20_000)}\r\n \r\n\r\n`),
+    ]);
+    assert.equal(needsWholeBody(e.env, ctx), false);
+    // Chunks cut inside CRLFs and whitespace, as an object store's reads fall.
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < big.length; at += 65_537) chunks.push(big.subarray(at, at + 65_537));
+    const streamed = await signAndSeal(e.env, await streamedMessageParts(Readable.from(chunks)), ctx);
+    const loaded = await signAndSeal(e.env, big, ctx);
+    assert.equal(streamed.dkim, 'signed');
+    assert.deepEqual(streamed.envelope.prepend, loaded.envelope.prepend);
+    const res = (await authenticate(assembleMessage(streamed.envelope.prepend, big), {
+      resolver,
+      ip: '192.0.2.10',
+      helo: 'mx.example.org',
+      sender: 'a@example.org',
+      disableBimi: true,
+    } as never)) as unknown as { dkim: { results: Array<{ status: { result: string } }> } };
+    assert.deepEqual(
+      res.dkim.results.map((x) => x.status.result),
+      ['pass', 'pass'],
+    );
+  });
+
+  test('a forward that will be sealed needs the whole body (ARC)', () => {
+    assert.equal(needsWholeBody(envelope('From: a@example.org').env, setup.signing), true);
   });
 });

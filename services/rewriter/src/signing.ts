@@ -21,11 +21,17 @@
  * domain's active RSA key). AAR = the filter's Authentication-Results; cv =
  * the chain as the filter validated it at receipt (envelope.auth.arc).
  * Sealing failures forward unsealed, logged and counted.
+ *
+ * A large body (in the object store) that will not be sealed is not loaded:
+ * the caller streams it (bus.openBody) through streamedMessageParts
+ * (libs/dkim), and DKIM signs over its header block and streamed body hash
+ * (`StreamedBody`). ARC sealing (mailauth) needs the whole message, so a part
+ * that will be sealed is loaded whole (needsWholeBody).
  */
 import type { DkimKey, DkimKeyring } from '@sluice/dkim';
-import { arcSeal, authorDomain, dkimSignature, splitMessage } from '@sluice/dkim';
+import { arcSeal, authorDomain, dkimSignature, type HeaderField, splitMessage } from '@sluice/dkim';
 import type { Envelope, PrependHeader } from '@sluice/proto';
-import { assembleMessage, headerField } from '@sluice/smtp';
+import { assembleMessage, formatPrependHeaders, headerField, withoutHeaderFields } from '@sluice/smtp';
 import { isExternalRoute } from './rewrite.ts';
 
 export interface SigningContext {
@@ -62,9 +68,38 @@ export interface SigningResult {
 
 const CV = new Set(['none', 'pass', 'fail']);
 
+/** A stored message read as a stream: its header block and the relaxed hash of its body (streamedMessageParts). */
+export interface StreamedBody {
+  head: Buffer;
+  bodyHash: string;
+}
+
+/** Will signAndSeal seal this part (ARC: mailauth needs the whole message)? */
+export function needsWholeBody(env: Envelope, ctx: Pick<SigningContext, 'arcKey' | 'ourDomains'>): boolean {
+  return ctx.arcKey !== undefined && env.source === 'mx' && isExternalRoute(env.route, ctx.ourDomains);
+}
+
+/** The header fields as the message will leave (prepended, then stored) and what DKIM hashes of the body. */
+function signingInput(
+  prepend: Envelope['prepend'],
+  body: Uint8Array | StreamedBody,
+  remove: Envelope['removeHeaders'],
+): { headers: HeaderField[]; bodyPart: Uint8Array | { bodyHash: string } } {
+  if (body instanceof Uint8Array) {
+    const { headers, body: bodyPart } = splitMessage(assembleMessage(prepend, body, remove));
+    return { headers, bodyPart };
+  }
+  // The fields the egress leaves out (removeHeaders) are left out of what DKIM signs too.
+  const head = remove?.length ? Buffer.from(withoutHeaderFields(body.head, remove)) : body.head;
+  const { headers } = splitMessage(
+    Buffer.concat([formatPrependHeaders(prepend), head, Buffer.from('\r\n\r\n')]),
+  );
+  return { headers, bodyPart: { bodyHash: body.bodyHash } };
+}
+
 export async function signAndSeal(
   env: Envelope,
-  body: Uint8Array,
+  body: Uint8Array | StreamedBody,
   ctx: SigningContext,
 ): Promise<SigningResult> {
   const changes: string[] = [];
@@ -74,7 +109,7 @@ export async function signAndSeal(
 
   // DKIM.
   let dkim: DkimOutcome = 'not-ours';
-  const { headers, body: bodyPart } = splitMessage(assembleMessage(prepend, body, env.removeHeaders));
+  const { headers, bodyPart } = signingInput(prepend, body, env.removeHeaders);
   const author = authorDomain(headers);
   if (!author.ok) {
     // Say so only when a From of ours is involved; foreign mail with a broken From is not ours to sign.
@@ -125,7 +160,12 @@ export async function signAndSeal(
   let arc: ArcOutcome = 'not-forward';
   if (env.source === 'mx' && isExternalRoute(env.route, ctx.ourDomains)) {
     if (!ctx.arcKey) arc = 'off';
-    else {
+    else if (!(body instanceof Uint8Array)) {
+      // The caller streams only what needsWholeBody says will not be sealed.
+      arc = 'unsealed';
+      warnings.push('not ARC-sealed: the body was streamed');
+      changes.push('arc: not sealed (body streamed)');
+    } else {
       const ar = prepend.find((h) => h.name.toLowerCase() === 'authentication-results');
       const authResults = ar
         ? ar.value.replace(/\r\n/g, '').replace(/\s+/g, ' ').trim()
