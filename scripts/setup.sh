@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 purpose="${1:-run}"
-declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm )
+# openssl: the MX generates its self-signed STARTTLS certificate with it (ingress.tls.selfSigned).
+declare -A want=( [nats-server]=nats-server [node]=nodejs [npm]=npm [openssl]=openssl )
 if [ "$purpose" = "test" ]; then
   want[swaks]=swaks
   # The filter's engines (test/harness starts its own instances on loopback; the
@@ -25,12 +26,15 @@ if [ "$purpose" = "test" ]; then
   # LDAP source tests (test/harness slapd.ts): the server and ldapmodify/ldapdelete.
   want[slapd]=slapd
   want[ldapmodify]=ldap-utils
+  want[knotd]=knot want[keymgr]=knot want[unbound]=unbound
 fi
 
 missing=()
 for bin in "${!want[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("${want[$bin]}")
 done
+# swaks -tls (the MX's STARTTLS tests) needs Net::SSLeay.
+if [ "$purpose" = "test" ] && ! perl -MNet::SSLeay -e1 2>/dev/null; then missing+=(libnet-ssleay-perl); fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"

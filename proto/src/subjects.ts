@@ -99,6 +99,11 @@ export const buckets = {
    * gzip'd JSON snapshot every resolver replica serves from while LDAP is down.
    */
   ldapSnapshot: 'sluice_ldap_snapshot',
+  /**
+   * The egress' MTA-STS policy cache (RFC 8461 §5): one key per policy domain,
+   * the policy with its id and expiry (max_age), shared by every replica.
+   */
+  mtaStsPolicies: 'sluice_mta_sts_policies',
 } as const;
 
 /** The one key of buckets.ldapSnapshot. */

@@ -392,6 +392,28 @@ export class Bus implements BusClient {
     return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
   }
 
+  #mtaSts: Promise<KV> | null = null;
+
+  #mtaStsBucket(): Promise<KV> {
+    this.#mtaSts ??= new Kvm(this.js).open(buckets.mtaStsPolicies).catch((err) => {
+      this.#mtaSts = null;
+      throw err;
+    });
+    return this.#mtaSts;
+  }
+
+  /** The cached MTA-STS policy record of a domain (egress mta-sts-source.ts), or null. */
+  async mtaStsPolicyGet(domain: string, stage: string = NO_STAGE): Promise<Uint8Array | null> {
+    const kv = await this.#mtaStsBucket();
+    const e = await this.operations.awaited('kv_get', stage, () => kv.get(domain));
+    return e?.operation === 'PUT' ? e.value : null;
+  }
+
+  async mtaStsPolicyPut(domain: string, value: Uint8Array, stage: string = NO_STAGE): Promise<void> {
+    const kv = await this.#mtaStsBucket();
+    await this.operations.awaited('kv_put', stage, () => kv.put(domain, value));
+  }
+
   /** Whether the connection is up now (readiness). */
   isConnected(): boolean {
     return this.connection.connected && !this.nc.isClosed();

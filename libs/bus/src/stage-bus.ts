@@ -150,4 +150,12 @@ export class StageBus implements BusClient {
   ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void> {
     return this.#bus.ldapSnapshotWatch(onSnapshot, this.stage);
   }
+
+  mtaStsPolicyGet(domain: string): Promise<Uint8Array | null> {
+    return this.#bus.mtaStsPolicyGet(domain, this.stage);
+  }
+
+  mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void> {
+    return this.#bus.mtaStsPolicyPut(domain, value, this.stage);
+  }
 }

@@ -407,6 +407,29 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     log,
   );
 
+  // MTA-STS policy cache (egress): the last policy per domain; when full, the oldest go
+  // first (a dropped policy is fetched again: RFC 8461 §5.1 allows refetching at any time).
+  const stsStream = `KV_${buckets.mtaStsPolicies}`;
+  if (!(await streamExists(jsm, stsStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.mtaStsPolicies, { history: 1, replicas: cfg.replicas, storage: 'file' }),
+    );
+    if (created) report.created.push(`kv ${buckets.mtaStsPolicies}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    stsStream,
+    {
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.mtaStsPolicies.maxBytes,
+      max_msgs: limits.mtaStsPolicies.maxMsgs,
+    },
+    report,
+    log,
+  );
+
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {

@@ -164,6 +164,9 @@ export interface BusClient {
   ldapSnapshotGet(): Promise<StoredSnapshot | null>;
   ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null>;
   ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void>;
+  /** The egress' MTA-STS policy cache (buckets.mtaStsPolicies), one key per policy domain. */
+  mtaStsPolicyGet(domain: string): Promise<Uint8Array | null>;
+  mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void>;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
   storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
 }

@@ -511,6 +511,104 @@ export const configSchema = z
           .default(300)
           .describe('Idle timeout of an SMTP session, seconds (RFC 5321 §4.5.3.2).'),
         maxClients: z.number().int().min(1).default(1000).describe('Concurrent SMTP sessions per process.'),
+        greetDelay: z
+          .number()
+          .min(0)
+          .max(30)
+          .default(0)
+          .describe(
+            'Seconds to wait before the greeting; a client talking before it gets 421 (early-talker check). 0: greet at once (trusted networks always are).',
+          ),
+        trustedNetworks: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'CIDRs exempt from the greeting delay and the per-client connection limits (e.g. 10.0.0.0/8).',
+          ),
+        proxyFrom: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'CIDRs of load balancers whose connections start with a PROXY protocol v1 or v2 header; from anywhere else a PROXY header is refused.',
+          ),
+        tls: z
+          .object({
+            certFile: z
+              .string()
+              .optional()
+              .describe('PEM certificate chain for STARTTLS; reloaded when the file changes.'),
+            keyFile: z
+              .string()
+              .optional()
+              .describe('PEM private key for STARTTLS; reloaded when the file changes.'),
+            selfSigned: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Without certFile/keyFile: generate a self-signed certificate at first start in generatedDir.',
+              ),
+            generatedDir: z
+              .string()
+              .default('.sluice/tls')
+              .describe('Where the self-signed certificate is kept.'),
+          })
+          .strict()
+          .default({ selfSigned: false, generatedDir: '.sluice/tls' })
+          .describe('STARTTLS (RFC 3207), TLS 1.2 or later. Without a certificate STARTTLS is not offered.'),
+        limits: z
+          .object({
+            perIp: z.number().int().min(1).default(20).describe('Concurrent sessions per client IP address.'),
+            perNet: z
+              .number()
+              .int()
+              .min(1)
+              .default(60)
+              .describe('Concurrent sessions per client IPv4 /24 or IPv6 /64.'),
+            softErrors: z
+              .number()
+              .int()
+              .min(1)
+              .default(3)
+              .describe(
+                'Errors in a session after which every further error reply is delayed (1 s, growing).',
+              ),
+            hardErrors: z
+              .number()
+              .int()
+              .min(1)
+              .default(20)
+              .describe('Errors in a session before 421 4.7.0 and disconnect.'),
+            unknownRecipients: z
+              .number()
+              .int()
+              .min(1)
+              .default(20)
+              .describe('Unknown recipients in a session before 421 4.7.0 and disconnect.'),
+            commandTimeout: seconds
+              .default(300)
+              .describe(
+                'A whole command must arrive within this many seconds of our last reply (trickling does not reset it).',
+              ),
+            dataTimeout: seconds
+              .default(600)
+              .describe('The whole message content must arrive within this many seconds.'),
+            maxSessionTime: seconds.default(1800).describe('Longest SMTP session, seconds; then 421 4.4.2.'),
+          })
+          .strict()
+          .default({
+            perIp: 20,
+            perNet: 60,
+            softErrors: 3,
+            hardErrors: 20,
+            unknownRecipients: 20,
+            commandTimeout: 300,
+            dataTimeout: 600,
+            maxSessionTime: 1800,
+          })
+          .describe('Per-client and per-session limits of the MX (per replica).'),
+        drainTimeout: seconds
+          .default(30)
+          .describe('On SIGTERM: how long sessions in a transaction may take to finish before they are cut.'),
         maxBodyBytesInFlight: z
           .number()
           .int()
@@ -529,6 +627,21 @@ export const configSchema = z
         lookupTimeout: 5,
         socketTimeout: 300,
         maxClients: 1000,
+        greetDelay: 0,
+        trustedNetworks: [],
+        proxyFrom: [],
+        tls: { selfSigned: false, generatedDir: '.sluice/tls' },
+        limits: {
+          perIp: 20,
+          perNet: 60,
+          softErrors: 3,
+          hardErrors: 20,
+          unknownRecipients: 20,
+          commandTimeout: 300,
+          dataTimeout: 600,
+          maxSessionTime: 1800,
+        },
+        drainTimeout: 30,
         maxBodyBytesInFlight: 256 * 1024 * 1024,
       })
       .describe('The MX: SMTP from the internet.'),
@@ -814,6 +927,42 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe('Opportunistic STARTTLS: an unverifiable certificate still beats cleartext (RFC 7435).'),
+        dnsResolver: z
+          .string()
+          .regex(
+            /^(\[[0-9a-fA-F:]+\]|[0-9.]+)(:\d{1,5})?$/,
+            'an IP address with an optional :port, e.g. 127.0.0.1:53',
+          )
+          .optional()
+          .describe(
+            'Validating DNSSEC resolver (ip or ip:port) whose AD bit the egress trusts for DANE (RFC 7672) and MTA-STS discovery. Must be local or on a trusted path. Without it outbound TLS stays opportunistic (no DANE, no MTA-STS).',
+          ),
+        mtaSts: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(true)
+              .describe('Apply MTA-STS policies (RFC 8461) where there is no DANE.'),
+            caFile: z
+              .string()
+              .optional()
+              .describe(
+                'Extra CA certificates (PEM) for MTA-STS policy fetches and SMTP PKIX checks (tests, private CAs).',
+              ),
+            policyPort: z
+              .number()
+              .int()
+              .min(1)
+              .max(65535)
+              .optional()
+              .describe('TESTS ONLY: port of the policy host instead of 443.'),
+            fetchTimeout: seconds
+              .default(10)
+              .describe('Policy fetch timeout, seconds (RFC 8461 §3.3 suggests 60 at most).'),
+          })
+          .strict()
+          .default({ enabled: true, fetchTimeout: 10 })
+          .describe('MTA-STS (RFC 8461): needs egress.dnsResolver for the _mta-sts TXT record.'),
         destinationConcurrency: z
           .number()
           .int()
@@ -843,6 +992,7 @@ export const configSchema = z
         retrySchedule: [60, 300, 900, 1800, 3600, 7200, 14400],
         requireTls: false,
         ignoreTlsErrors: true,
+        mtaSts: { enabled: true, fetchTimeout: 10 },
         destinationConcurrency: 20,
         sessionIdleTimeout: 5,
       })

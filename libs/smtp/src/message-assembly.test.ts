@@ -82,6 +82,28 @@ describe('removeHeaders (envelope instruction, RFC 8601 §5)', () => {
   });
 });
 
+describe('a body without a header section (issue 10)', () => {
+  const received = [{ name: 'Received', value: 'from a by b' }];
+  test('gets an empty line after our headers, never glued to its first line', () => {
+    const out = assembleMessage(received, Buffer.from('just text, no headers\r\n')).toString();
+    assert.equal(out, 'Received: from a by b\r\n\r\njust text, no headers\r\n');
+  });
+  test('a broken first line (no colon) counts as no header section', () => {
+    const out = assembleMessage(received, Buffer.from('Subject without colon\r\n\r\nx\r\n')).toString();
+    assert.equal(out, 'Received: from a by b\r\n\r\nSubject without colon\r\n\r\nx\r\n');
+  });
+  test('a normal header section and an empty one (leading CRLF) are left alone', () => {
+    assert.equal(
+      assembleMessage(received, Buffer.from('Subject: x\r\n\r\nb\r\n')).toString(),
+      'Received: from a by b\r\nSubject: x\r\n\r\nb\r\n',
+    );
+    assert.equal(
+      assembleMessage(received, Buffer.from('\r\nb\r\n')).toString(),
+      'Received: from a by b\r\n\r\nb\r\n',
+    );
+  });
+});
+
 describe('messageStream', () => {
   test('yields the headers, then the body chunks as they are', async () => {
     const body = Readable.from([Buffer.from('Subject: s\r\n\r\n'), Buffer.from('line\r\n')]);
@@ -119,5 +141,20 @@ describe('messageStream', () => {
       out.push(c as Buffer);
     }
     assert.equal(Buffer.concat(out).toString(), 'H: v\r\nFrom: a@x\r\n\r\nbody\r\n');
+  });
+});
+
+describe('messageStream: a body without a header section', () => {
+  const collect = async (chunks: string[]) => {
+    const out: Buffer[] = [];
+    const head = formatPrependHeaders([{ name: 'Received', value: 'x' }]);
+    for await (const c of messageStream(head, Readable.from(chunks.map((c) => Buffer.from(c)))))
+      out.push(Buffer.from(c));
+    return Buffer.concat(out).toString();
+  };
+  test('the empty line is added, decided on the first line even when it spans chunks', async () => {
+    assert.equal(await collect(['just ', 'text\r\nmore\r\n']), 'Received: x\r\n\r\njust text\r\nmore\r\n');
+    assert.equal(await collect(['Subj', 'ect: a\r\n\r\nb\r\n']), 'Received: x\r\nSubject: a\r\n\r\nb\r\n');
+    assert.equal(await collect(['no newline at all']), 'Received: x\r\n\r\nno newline at all');
   });
 });

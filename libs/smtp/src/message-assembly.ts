@@ -11,9 +11,16 @@
  * headerField (header-field.ts), which refuses them where they are made, and
  * the envelope schema refuses bare CR/LF too.
  *
+ * A body that does not begin with a header field (no header section, or a
+ * broken one: RFC 5322 §2.2 field-name ":") gets an empty line after the
+ * prepended headers, so our Received is never glued to the body's first line
+ * and that line is never read as a header (issue 10). A body beginning with
+ * CRLF already has its empty header section and is left alone.
+ *
  * messageStream does the same for a body that is a stream (a large body read
  * from the object store), so the egress never holds a whole large message:
- * the headers, then the body's chunks as they come, never concatenated.
+ * the headers, then the body's chunks as they come, never concatenated
+ * (with the same empty line, decided on the body's first line).
  */
 import { Readable } from 'node:stream';
 import type { HeaderRemoval, PrependHeader } from '@sluice/proto';
@@ -34,11 +41,25 @@ export function formatPrependHeaders(prepend: readonly Pick<PrependHeader, 'name
   return Buffer.from(text, 'utf8');
 }
 
+/** RFC 5322 §2.2 / §4.5 (obs: WSP before the colon): printable ASCII but ":", then ":". */
+const HEADER_START = /^[\x21-\x39\x3b-\x7e]+[ \t]*:/;
+
+/** Whether the body needs an empty line before it: it starts neither with a header field nor with CRLF. */
+export function needsHeaderSeparation(body: Uint8Array): boolean {
+  if (body.length === 0) return false;
+  if (body[0] === 0x0d && body[1] === 0x0a) return false;
+  const start = Buffer.from(body.buffer, body.byteOffset, Math.min(body.length, 1000)).toString('latin1');
+  return !HEADER_START.test(start);
+}
+
+const CRLF = Buffer.from('\r\n');
+
 /**
- * The full message: prepended headers (top first), then the body — unchanged
- * except for the header fields `remove` names (envelope removeHeaders: e.g.
- * forged Authentication-Results, RFC 8601 §5), which are left out. The stored
- * body itself is never modified.
+ * The full message: prepended headers (top first), an empty line if the body
+ * has no header section, then the body — unchanged except for the header
+ * fields `remove` names (envelope removeHeaders: e.g. forged
+ * Authentication-Results, RFC 8601 §5, or a rewritten From), which are left
+ * out. The stored body itself is never modified.
  */
 export function assembleMessage(
   prepend: readonly Pick<PrependHeader, 'name' | 'value'>[],
@@ -47,7 +68,7 @@ export function assembleMessage(
 ): Buffer {
   const head = formatPrependHeaders(prepend);
   const rest = remove.length > 0 ? withoutHeaderFields(body, remove) : body;
-  return Buffer.concat([head, rest], head.length + rest.length);
+  return Buffer.concat(needsHeaderSeparation(rest) && head.length > 0 ? [head, CRLF, rest] : [head, rest]);
 }
 
 /**
@@ -108,9 +129,38 @@ export function messageStream(
   remove: readonly Pick<HeaderRemoval, 'name' | 'index'>[] = [],
 ): Readable {
   async function* chunks(): AsyncGenerator<Uint8Array> {
-    if (head.length > 0) yield head;
-    if (remove.length === 0) yield* body as AsyncIterable<Uint8Array>;
-    else yield* withoutHeaderFieldsStreamed(body as AsyncIterable<Uint8Array>, remove);
+    const source =
+      remove.length === 0
+        ? (body as AsyncIterable<Uint8Array>)
+        : withoutHeaderFieldsStreamed(body as AsyncIterable<Uint8Array>, remove);
+    if (head.length === 0) {
+      yield* source;
+      return;
+    }
+    yield head;
+    // Hold the body's start until its first line is seen (or 1000 octets): header or not.
+    const held: Buffer[] = [];
+    let heldBytes = 0;
+    let decided = false;
+    for await (const chunk of source) {
+      if (decided) {
+        yield chunk;
+        continue;
+      }
+      const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      held.push(b);
+      heldBytes += b.length;
+      if (heldBytes < 1000 && !b.includes(0x0a)) continue;
+      decided = true;
+      const start = Buffer.concat(held);
+      if (needsHeaderSeparation(start)) yield CRLF;
+      yield start;
+    }
+    if (!decided && heldBytes > 0) {
+      const start = Buffer.concat(held);
+      if (needsHeaderSeparation(start)) yield CRLF;
+      yield start;
+    }
   }
   const out = Readable.from(chunks(), { objectMode: false });
   // Whoever stops reading (a refused transaction) releases the body too.

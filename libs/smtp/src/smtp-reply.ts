@@ -136,6 +136,23 @@ export const replies = {
   bareCr: reply(550, '5.5.2', 'Error: bare <CR> received'),
   /** Graceful shutdown: RFC 5321 §3.8 421; RFC 3463 X.3.2 system not accepting network messages. */
   shuttingDown: reply(421, '4.3.2', 'Service shutting down, try again later'),
+  /** A NUL octet in the message: RFC 5322 §2.1 / RFC 5321 §4.5.2 forbid it; it is a smuggling tool. X.6.0. */
+  nulInBody: reply(550, '5.6.0', 'Message content rejected: NUL character'),
+  /** A message line over 998 octets (RFC 5322 §2.1.1, RFC 5321 §4.5.3.1.6). X.6.0 media error. */
+  lineTooLong: reply(550, '5.6.0', 'Message content rejected: line longer than 998 characters'),
+  /** RFC 5321 §4.1.1.11: a MAIL/RCPT parameter we do not know; RFC 3463 X.5.4. */
+  unknownParameter: reply(555, '5.5.4', 'Unsupported MAIL/RCPT parameter'),
+  /** Admission: too many sessions from this client, its network or in total. RFC 3463 X.7.0 / X.3.2. */
+  tooManyFromYou: reply(421, '4.7.0', 'Too many connections from your address, try again later'),
+  tooManyConnections: reply(421, '4.3.2', 'Too many connections, try again later'),
+  /** Postfix smtpd_hard_error_limit: 421 4.7.0 and disconnect. */
+  tooManyErrors: reply(421, '4.7.0', 'Too many errors, closing connection'),
+  /** Recipient harvesting: too many unknown recipients in one session. */
+  tooManyUnknown: reply(421, '4.7.0', 'Too many unknown recipients, closing connection'),
+  /** A command, DATA or the session took too long (RFC 5321 §4.5.3.2; X.4.2 bad connection). */
+  timedOut: reply(421, '4.4.2', 'Timeout exceeded, closing connection'),
+  /** RFC 2920 §3.1 violated; Postfix smtpd_forbid_unauth_pipelining answers 554 5.5.0 and disconnects. */
+  unauthPipelining: reply(554, '5.5.0', 'Error: SMTP protocol synchronization'),
 } as const satisfies Record<string, SmtpReply>;
 
 export type ReplyName = keyof typeof replies;

@@ -22,6 +22,7 @@ const SLUICE_METRICS = [
   'sluice_stage_duration_seconds',
   'sluice_stage_processed_total',
   'sluice_timeline_events_lost_total',
+  'sluice_tls_results_total',
   'sluice_verdicts_total',
 ];
 

@@ -43,6 +43,8 @@ export interface Metrics {
   readonly dsnsQueued: Counter<'action'>;
   /** Times a stage held a message because the next stream was full (backpressure), by stage. */
   readonly backpressureWaits: Counter<'stage'>;
+  /** Outbound TLS sessions by policy (dane, mta-sts, none) and result (success or a TLS-RPT failure type, RFC 8460 §4.3). */
+  readonly tlsResults: Counter<'policy' | 'result'>;
   /** NATS operations of the bus by kind and stage, read from the bus at each scrape (observeNatsOperations). */
   readonly natsOperations: Counter<'kind' | 'stage'>;
   /** NATS round trips messages waited on one after another, by stage (same source). */
@@ -190,6 +192,12 @@ export function createMetrics(): Metrics {
       name: 'sluice_delivery_repeats_total',
       help: 'Deliveries to a recipient that had already been delivered (duplicates), by reason.',
       labelNames: ['reason'],
+      registers,
+    }),
+    tlsResults: new Counter({
+      name: 'sluice_tls_results_total',
+      help: 'Outbound TLS policy results (RFC 8460 TLS-RPT result types), by policy and result.',
+      labelNames: ['policy', 'result'],
       registers,
     }),
     ledgerRestored: new Counter({

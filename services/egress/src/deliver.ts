@@ -36,10 +36,12 @@
  * removes it after the queue lifetime.
  */
 import type { Disposition, EnvelopeDelivery, LedgerEntry, LedgerHold } from '@sluice/bus';
+import type { SecureDns } from '@sluice/dns';
 import { activeTraceFields } from '@sluice/log';
-import { type Envelope, envelopeKey, eventBase } from '@sluice/proto';
+import { type Envelope, envelopeKey, eventBase, type TlsOutcome } from '@sluice/proto';
 import type { ServiceContext } from '@sluice/runtime';
 import { HeaderAssemblyError } from '@sluice/smtp';
+import { runInSpan } from '@sluice/telemetry';
 import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
 import { HeldOutcomes } from './held-outcomes.ts';
@@ -50,7 +52,9 @@ import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 import type { SessionPool } from './session-pool.ts';
-import { type RecipientReply, SessionOpenError, SmtpSession } from './smtp-session.ts';
+import { type RecipientReply, SessionOpenError, type SessionOptions, SmtpSession } from './smtp-session.ts';
+import { type DestinationTls, destinationTls, type MtaStsSource } from './tls-policy.ts';
+import { failureResultOf, recordTlsResult } from './tls-report.ts';
 
 /** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
 export const RECIPIENTS_PER_TRANSACTION = 100;
@@ -67,6 +71,11 @@ export type EgressDeps = Pick<
   now?: () => number;
   /** This process' held ledger writes and recent deliveries (default: one per process). */
   held?: HeldOutcomes;
+  /** The DNSSEC-aware client of egress.dnsResolver: DANE and MTA-STS discovery (tls-policy.ts). */
+  secureDns?: SecureDns;
+  mtaSts?: MtaStsSource;
+  /** Extra PKIX CAs for MTA-STS sessions (egress.mtaSts.caFile). */
+  tlsCa?: Buffer;
 };
 
 const processHeldOutcomes = new HeldOutcomes();
@@ -76,7 +85,7 @@ interface RecipientResult {
   outcome: Outcome;
   reply: string;
   host?: string;
-  tls: 'none' | 'tls';
+  tls: TlsOutcome;
 }
 
 /** What cannot go inside `<...>` in MAIL FROM / RCPT TO: line breaks, NUL, angle brackets, edge spaces. */
@@ -219,7 +228,7 @@ async function attempt(
     const reply = localReplies.connectFailed((err as Error).message);
     return { results: [...results, ...sendable.map((a) => none(a, 'deferred', reply))] };
   }
-  const sessionOptions = {
+  const sessionOptions: SessionOptions = {
     heloName,
     connectTimeoutMs: e.connectTimeout * 1000,
     greetingTimeoutMs: e.greetingTimeout * 1000,
@@ -230,12 +239,22 @@ async function attempt(
     dnsTimeoutMs: deps.config.dns.timeout * 1000,
     clientCert,
   };
+  const tlsPlan = await destinationTls(env.route!, {
+    defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
+    secureDns: deps.secureDns,
+    mtaSts: deps.config.egress.mtaSts.enabled ? deps.mtaSts : undefined,
+    ca: deps.tlsCa,
+  });
+  if (tlsPlan.kind === 'defer') {
+    recordTlsResult(deps.metrics, log, { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply });
+    return { results: [...results, ...sendable.map((a) => none(a, 'deferred', tlsPlan.reply))] };
+  }
   let lastOpenError = localReplies.connectFailed('no candidate host');
   for (const candidate of plan.candidates) {
     let session: SmtpSession;
+    let tlsOutcome: TlsOutcome;
     try {
-      session = await (deps.sessions?.acquire(candidate, sessionOptions) ??
-        SmtpSession.open(candidate, sessionOptions));
+      ({ session, tlsOutcome } = await openUnderPolicy(candidate, sessionOptions, tlsPlan.tls, deps, log));
     } catch (err) {
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
       log.info(
@@ -254,7 +273,7 @@ async function attempt(
           outcome: outcomeOfCode(r.code),
           reply: r.reply,
           host: candidate.label,
-          tls: session.tls,
+          tls: tlsOutcome,
         });
       }
     } finally {
@@ -264,6 +283,64 @@ async function attempt(
     return { results };
   }
   return { results: [...results, ...sendable.map((a) => unreached(a, plan.candidates, lastOpenError))] };
+}
+
+/**
+ * Open a session with one candidate under its TLS policy (tls-policy.ts),
+ * in a span carrying the policy and outcome; the result counts for TLS-RPT.
+ */
+async function openUnderPolicy(
+  candidate: Candidate,
+  base: SessionOptions,
+  plan: DestinationTls,
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
+  return runInSpan('egress.session', { attributes: { 'server.address': candidate.label } }, async (span) => {
+    const decision = await plan.forHost(candidate);
+    const host = candidate.label;
+    if (decision.kind === 'skip') {
+      span.setAttribute('sluice.tls.policy', decision.policy);
+      recordTlsResult(deps.metrics, log, {
+        policy: decision.policy,
+        result: decision.result,
+        host,
+        detail: decision.reply,
+      });
+      throw new SessionOpenError(decision.reply);
+    }
+    const { tls } = decision;
+    span.setAttribute('sluice.tls.policy', tls.policy);
+    let session: SmtpSession;
+    try {
+      const options: SessionOptions = {
+        ...base,
+        ...tls.session,
+        requireTls: base.requireTls || tls.session.requireTls,
+        // A pooled session is reused only under the same TLS policy (session-pool.ts key).
+        policyKey: tls.policyKey ?? tls.policy,
+      };
+      session = await (deps.sessions?.acquire(candidate, options) ?? SmtpSession.open(candidate, options));
+    } catch (err) {
+      if (tls.policy !== 'none' && err instanceof SessionOpenError) {
+        const result = failureResultOf(err.reply, tls.policy);
+        recordTlsResult(deps.metrics, log, { policy: tls.policy, result, host, detail: err.reply });
+      }
+      throw err;
+    }
+    const tlsOutcome: TlsOutcome = session.tls === 'tls' ? tls.outcome : 'none';
+    span.setAttribute('sluice.tls.outcome', tlsOutcome);
+    recordTlsResult(deps.metrics, log, {
+      policy: tls.policy,
+      result:
+        tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
+          ? 'validation-failure'
+          : 'success',
+      host,
+      detail: tls.note,
+    });
+    return { session, tlsOutcome };
+  });
 }
 
 function unreached(address: string, candidates: Candidate[], reply: string): RecipientResult {

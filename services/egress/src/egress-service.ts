@@ -11,10 +11,12 @@
  * servers and port 25.
  */
 
+import { createSecureDns } from '@sluice/dns';
 import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { deliverPart } from './deliver.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
+import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
 import { SessionPool } from './session-pool.ts';
 
 export interface EgressServiceOptions {
@@ -35,6 +37,26 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         );
       }
       const dns = opts.dns ?? createDnsLookup(ctx.config.dns);
+      const resolver = ctx.config.egress.dnsResolver;
+      const secureDns = resolver
+        ? createSecureDns({ resolver, timeoutMs: ctx.config.dns.timeout * 1000 })
+        : undefined;
+      const sts = ctx.config.egress.mtaSts;
+      const tlsCa = caFromFile(sts.caFile);
+      const mtaSts =
+        secureDns && sts.enabled
+          ? createMtaStsSource({
+              dns: secureDns,
+              store: ctx.bus,
+              ca: tlsCa,
+              port: sts.policyPort,
+              fetchTimeoutMs: sts.fetchTimeout * 1000,
+              log: ctx.log,
+            })
+          : undefined;
+      if (!secureDns) {
+        ctx.log.warn('egress.dnsResolver is not set: no DANE and no MTA-STS, outbound TLS is opportunistic');
+      }
       const sessions = new SessionPool({
         maxPerDestination: ctx.config.egress.destinationConcurrency,
         idleTimeoutMs: ctx.config.egress.sessionIdleTimeout * 1000,
@@ -44,7 +66,15 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         { concurrency: ctx.config.egress.concurrency },
         async (d) => {
           const t0 = performance.now();
-          const disposition = await deliverPart(d, { ...ctx, dns, mxPort: opts.mxPort, sessions });
+          const disposition = await deliverPart(d, {
+            ...ctx,
+            dns,
+            secureDns,
+            mtaSts,
+            tlsCa,
+            mxPort: opts.mxPort,
+            sessions,
+          });
           ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
           ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
           if (disposition.kind === 'dead') ctx.metrics.deadLettered.inc({ stage: 'egress' });

@@ -31,6 +31,10 @@ export const localReplies = {
   bodyUnavailable: (detail: string) => local(451, '4.3.0', `message body could not be read: ${detail}`),
   /** egress.requireTls and the server offers no working STARTTLS: RFC 3463 X.7.10 encryption needed. */
   tlsRequired: (detail: string) => local(451, '4.7.10', `TLS required but not available: ${detail}`),
+  /** DANE or MTA-STS could not authenticate the server (RFC 3463 X.7.5 cryptographic failure; temporary: the key may be rolling). */
+  tlsAuthFailed: (detail: string) => local(451, '4.7.5', `TLS authentication failed: ${detail}`),
+  /** The destination's TLS policy cannot be determined or forbids this host (RFC 7672 §2.2, RFC 8461 §5). */
+  tlsPolicy: (detail: string) => local(451, '4.7.5', `TLS policy: ${detail}`),
   /** The server's SIZE (RFC 1870 §6.2) is smaller than the message: permanent, RFC 3463 X.3.4. */
   tooBig: (detail: string) => local(552, '5.3.4', `message too big for the destination: ${detail}`),
   /** The message outlived bus.queueLifetime: RFC 3463 X.4.7 delivery time expired. */

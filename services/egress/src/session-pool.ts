@@ -204,5 +204,7 @@ function keyOf(c: Candidate, o: SessionOptions): string {
     o.heloName,
     o.requireTls,
     o.ignoreTlsErrors,
+    o.policyKey ?? '',
+    o.ca ? 'ca' : '',
   ]);
 }

@@ -32,6 +32,7 @@
  * transaction completes only with the dot).
  */
 import type { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Candidate } from './destination.ts';
 import { localReplies } from './local-replies.ts';
@@ -48,6 +49,19 @@ export interface SessionOptions {
   dnsTimeoutMs?: number;
   /** A TLS client certificate to present (client-cert.ts); TLS is then required. */
   clientCert?: { cert: Buffer; key: Buffer };
+  /** Extra CA certificates for PKIX verification (MTA-STS with a private CA in tests). */
+  ca?: Buffer;
+  /**
+   * Authenticate the peer after STARTTLS, before anything else is sent
+   * (DANE: dane-verify.ts): a reason string fails the session. Requires TLS.
+   */
+  verifyPeer?: (socket: TLSSocket) => string | undefined;
+  /**
+   * Names the TLS policy the session is opened under (tls-policy.ts), e.g. the
+   * TLSA records it was authenticated with: the session pool reuses a session
+   * only for the same policy, never an unauthenticated one for DANE.
+   */
+  policyKey?: string;
 }
 
 export interface RecipientReply {
@@ -108,6 +122,7 @@ export class SmtpSession {
 
   /** Open a session with one candidate host, per the TLS policy. Rejects with SessionOpenError. */
   static async open(candidate: Candidate, opts: SessionOptions): Promise<SmtpSession> {
+    if (opts.verifyPeer) return SmtpSession.#openVerified(candidate, opts, opts.verifyPeer);
     try {
       return new SmtpSession(candidate, await connect(candidate, opts, false));
     } catch (err) {
@@ -122,6 +137,34 @@ export class SmtpSession {
       }
       throw openError(candidate, e, opts);
     }
+  }
+
+  /**
+   * TLS mandatory, then the peer checked by `verify` before any mail command:
+   * a failure closes the session, never falls back to cleartext (RFC 7672 §2.2).
+   */
+  static async #openVerified(
+    candidate: Candidate,
+    opts: SessionOptions,
+    verify: (socket: TLSSocket) => string | undefined,
+  ): Promise<SmtpSession> {
+    const strict = { ...opts, requireTls: true };
+    let conn: SMTPConnection;
+    try {
+      conn = await connect(candidate, strict, false);
+    } catch (err) {
+      throw openError(candidate, err as NodemailerErrorLike, strict);
+    }
+    const socket = (conn as unknown as { _socket?: TLSSocket })._socket;
+    const problem =
+      conn.secure && socket && typeof socket.getPeerCertificate === 'function'
+        ? verify(socket)
+        : 'the session is not encrypted';
+    if (problem) {
+      conn.close();
+      throw new SessionOpenError(localReplies.tlsAuthFailed(`${candidate.label}: ${problem}`));
+    }
+    return new SmtpSession(candidate, conn);
   }
 
   /** 'tls' when the session runs over STARTTLS, else 'none'. */
@@ -266,7 +309,11 @@ function connect(candidate: Candidate, opts: SessionOptions, cleartext: boolean)
       ignoreTLS: cleartext,
       requireTLS: opts.requireTls,
       opportunisticTLS: !opts.requireTls,
-      tls: { rejectUnauthorized: !opts.ignoreTlsErrors, ...(opts.clientCert ?? {}) },
+      tls: {
+        rejectUnauthorized: !opts.ignoreTlsErrors,
+        ...(opts.clientCert ?? {}),
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      },
       connectionTimeout: opts.connectTimeoutMs,
       greetingTimeout: opts.greetingTimeoutMs,
       socketTimeout: opts.socketTimeoutMs,

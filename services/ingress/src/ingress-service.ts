@@ -15,9 +15,13 @@
  * codes), RFC 3461 (DSN parameters carried for the egress), RFC 3848
  * (Received protocol keywords).
  *
- * Not yet: STARTTLS (needs certificate config), PROXY protocol, per-IP limits.
+ * Hardening (issue 10, decision 0020): our own listener in front of
+ * smtp-server (smtp-front.ts: PROXY v1/v2, per-IP limits, drain, greeting
+ * delay), a guard per session (session-guard.ts: pipelining, error and
+ * unknown-recipient limits, timeouts), STARTTLS from reloaded files
+ * (tls-certificate.ts), content checks in message-reader.ts.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
@@ -30,8 +34,10 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import { BodyBudget } from './body-budget.ts';
-import { connectionOf, type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
+import { ConnectionLimits, cidrMatcher } from './connection-limits.ts';
+import { type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
 import { type IntakeDeps, receiveMessage, type TransactionContext } from './message-intake.ts';
+import { acceptQuotedLocalParts } from './quoted-paths.ts';
 import {
   checkRecipient,
   encodeLookupRequest,
@@ -39,6 +45,19 @@ import {
   type OurDomains,
   ourDomains,
 } from './recipient-policy.ts';
+import { SessionGuard } from './session-guard.ts';
+import { createFront, plainIp } from './smtp-front.ts';
+import { certificateFiles, watchCertificate } from './tls-certificate.ts';
+
+/**
+ * The MAIL and RCPT parameters of the extensions we advertise: SIZE (RFC 1870),
+ * BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID and NOTIFY/ORCPT (RFC 3461).
+ * Anything else: 555 5.5.4 (RFC 5321 §4.1.1.11).
+ */
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
+const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
+const unknownParam = (args: false | Record<string, unknown> | undefined, known: Set<string>) =>
+  args ? Object.keys(args).find((k) => !known.has(k.toUpperCase())) : undefined;
 
 /** RFC 3461 §4.4: ENVID is at most 100 characters; §4.2: ORCPT at most 500. */
 const MAX_ENVID = 100;
@@ -48,14 +67,14 @@ const MAX_SOCKET_READ = 64 * 1024;
 
 interface SessionState {
   conn?: SmtpConnectionHandle;
+  guard?: SessionGuard;
   /** DATA is being received or processed. */
   inData: boolean;
 }
 
 /** The client IP as written in envelopes and headers (IPv4-mapped IPv6 becomes IPv4). */
 export function clientIpOf(remoteAddress: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress);
-  return m ? m[1]! : remoteAddress;
+  return plainIp(remoteAddress);
 }
 
 /** What a DATA handler needs from the smtp-server session, in envelope terms. */
@@ -133,36 +152,104 @@ export const ingressService: ServiceDefinition = {
       cb(error);
     };
 
+    const tlsFiles = certificateFiles(ing.tls, config.hostname);
+    const certificate = tlsFiles
+      ? watchCertificate(
+          tlsFiles,
+          (pair) => {
+            for (const s of servers) s.updateSecureContext({ ...pair });
+            log.info({ certFile: tlsFiles.certFile }, 'STARTTLS certificate reloaded');
+          },
+          (err) => log.warn({ err, certFile: tlsFiles.certFile }, 'STARTTLS certificate not reloaded'),
+        )
+      : undefined;
+    const trusted = cidrMatcher(ing.trustedNetworks, 'ingress.trustedNetworks');
+    const proxyFrom = cidrMatcher(ing.proxyFrom, 'ingress.proxyFrom');
+    const limits = new ConnectionLimits(
+      { total: ing.maxClients, perIp: ing.limits.perIp, perNet: ing.limits.perNet },
+      trusted,
+    );
+    const sessionLimits = {
+      softErrors: ing.limits.softErrors,
+      hardErrors: ing.limits.hardErrors,
+      unknownRecipients: ing.limits.unknownRecipients,
+      commandTimeoutMs: ing.limits.commandTimeout * 1000,
+      dataTimeoutMs: (ing.limits.dataTimeout + ing.filterTimeout + config.bus.publishTimeout) * 1000,
+      maxSessionMs: ing.limits.maxSessionTime * 1000,
+    };
+    /** smtp-server's connection of a session, set up by the front before onConnect. */
+    const pendingConns = new Map<string, SmtpConnectionHandle>();
+    /** Admission slots by session id: freed when smtp-server closes the session (after STARTTLS the raw socket may never report its close). */
+    const slots = new Map<string, () => void>();
+
     const makeServer = (): SMTPServer => {
       const server: SMTPServer = new SMTPServer({
         name: config.hostname,
         banner: 'Sluice',
         logger: false,
-        // MX: no AUTH here (submission is a separate service); STARTTLS needs certificates (not configured yet).
-        disabledCommands: ['AUTH', 'STARTTLS'],
+        // MX: no AUTH here (submission is a separate service); STARTTLS only with a certificate.
+        disabledCommands: tlsFiles ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+        ...(certificate ? { ...certificate.current(), minVersion: 'TLSv1.2' as const } : {}),
         authOptional: true,
         hideENHANCEDSTATUSCODES: false,
         hideDSN: false,
         size: ing.maxMessageBytes,
         maxRecipients: ing.maxRecipients,
-        maxClients: ing.maxClients,
+        // Admission is the front's (smtp-front.ts): total, per IP, per network.
+        maxClients: ing.maxClients + 1,
         socketTimeout: ing.socketTimeout * 1000,
         // In-flight transactions may need the filter's wait plus a PubAck before they can answer.
         closeTimeout: (ing.filterTimeout + config.bus.publishTimeout + 5) * 1000,
         disableReverseLookup: true,
 
         onConnect(session, cb) {
-          const conn = connectionOf(server, session);
-          if (conn) useOwnEnhancedCodes(conn);
-          sessions.set(session, { conn, inData: false });
+          const conn = pendingConns.get(session.id);
+          pendingConns.delete(session.id);
+          const state: SessionState = { conn, inData: false };
+          if (conn) {
+            useOwnEnhancedCodes(conn);
+            acceptQuotedLocalParts(conn);
+            state.guard = new SessionGuard(conn, sessionLimits, (event) => {
+              metrics.rejected.inc({ stage: 'ingress', reason: event });
+              log.info(
+                { session: session.id, client: redact.ip(clientIpOf(session.remoteAddress)), reason: event },
+                'session ended by policy',
+              );
+            });
+          }
+          sessions.set(session, state);
           metrics.smtpSessions.inc({ service: 'ingress' });
           log.debug({ client: redact.ip(clientIpOf(session.remoteAddress)), session: session.id }, 'connect');
+          cb();
+        },
+
+        onClose(session) {
+          slots.get(session.id)?.();
+          slots.delete(session.id);
+          pendingConns.delete(session.id);
+          sessions.get(session)?.guard?.stop();
+        },
+
+        onSecure(_socket, session, cb) {
+          // After STARTTLS the guard watches the TLS socket (the session starts over).
+          const state = sessions.get(session);
+          const conn = state?.conn as (SmtpConnectionHandle & { _socket?: Socket }) | undefined;
+          if (state?.guard && conn?._socket) state.guard.secured(conn._socket);
           cb();
         },
 
         onMailFrom(address: SMTPServerAddress, session, cb) {
           const from = parseReversePath(address.address, { smtputf8: session.envelope.smtpUtf8 === true });
           const detail = { session: session.id, mailFrom: redact.address(address.address) };
+          const unknownMail = unknownParam(address.args, MAIL_PARAMS);
+          if (unknownMail) {
+            return refuse(
+              cb,
+              smtpError('unknownParameter', `Unsupported parameter ${unknownMail.slice(0, 32)}`),
+              'unknown-parameter',
+              detail,
+            );
+          }
           if (!from.ok) return refuse(cb, smtpError('badSenderSyntax'), 'sender-syntax', detail);
           const envid = address.args ? address.args['ENVID'] : undefined;
           if (typeof envid === 'string' && envid.length > MAX_ENVID) {
@@ -188,6 +275,15 @@ export const ingressService: ServiceDefinition = {
           const check = checkRecipient(address.address, rcptDomains, {
             smtputf8: session.envelope.smtpUtf8 === true,
           });
+          const unknownRcpt = unknownParam(address.args, RCPT_PARAMS);
+          if (unknownRcpt) {
+            return refuse(
+              cb,
+              smtpError('unknownParameter', `Unsupported parameter ${unknownRcpt.slice(0, 32)}`),
+              'unknown-parameter',
+              detail,
+            );
+          }
           if (check.kind === 'refuse') return refuse(cb, check.error, check.reason, detail);
           if ((address.dsn?.orcpt?.length ?? 0) > MAX_ORCPT) {
             return refuse(
@@ -214,8 +310,10 @@ export const ingressService: ServiceDefinition = {
               },
             )
             .then((decision) => {
-              if (decision.kind === 'refuse') refuse(cb, decision.error, decision.reason, detail);
-              else cb();
+              if (decision.kind === 'refuse') {
+                if (decision.error.code >= 500) sessions.get(session)?.guard?.noteUnknownRecipient();
+                refuse(cb, decision.error, decision.reason, detail);
+              } else cb();
             });
         },
 
@@ -256,46 +354,73 @@ export const ingressService: ServiceDefinition = {
     };
 
     const servers: SMTPServer[] = [];
+    const fronts: Server[] = [];
     const bound: Array<{ host: string; port: number }> = [];
+    const closeFronts = () => Promise.all(fronts.map((f) => new Promise<void>((r) => f.close(() => r()))));
     try {
       for (const l of ing.listen) {
         const server = makeServer();
+        servers.push(server);
+        const front = createFront(server, {
+          hostname: config.hostname,
+          limits,
+          greetDelayMs: ing.greetDelay * 1000,
+          trusted,
+          proxyFrom,
+          proxyTimeoutMs: 10_000,
+          draining: () => stopping,
+          onRefused: (reason, ip) => {
+            metrics.rejected.inc({ stage: 'ingress', reason });
+            log.info({ client: redact.ip(ip), reason }, 'connection refused');
+          },
+          onSession: (conn, release) => {
+            const c = conn as SmtpConnectionHandle & { id: string };
+            pendingConns.set(c.id, c);
+            slots.set(c.id, release);
+          },
+        });
         await new Promise<void>((resolve, reject) => {
           const onError = (err: Error) =>
             reject(new Error(`ingress cannot listen on ${l.host}:${l.port}: ${err.message}`));
-          server.server.once('error', onError);
-          server.listen(l.port, l.host, () => {
-            server.server.off('error', onError);
+          front.once('error', onError);
+          front.listen(l.port, l.host, () => {
+            front.off('error', onError);
             resolve();
           });
         });
-        servers.push(server);
-        bound.push({ host: l.host, port: (server.server.address() as AddressInfo).port });
+        fronts.push(front);
+        bound.push({ host: l.host, port: (front.address() as AddressInfo).port });
       }
     } catch (err) {
-      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await closeFronts();
+      certificate?.close();
       throw err;
     }
+    const allConnections = () =>
+      servers.flatMap((s) => [...(s.connections as Set<unknown> as Set<SmtpConnectionHandle>)]);
 
     return {
       name: 'ingress',
       info: () => ({ ports: bound.map((b) => b.port), listen: bound, bodyBytesInFlight: budget.used }),
       async stop() {
-        // Stop accepting; idle sessions get 421 now; sessions in a transaction finish it and
-        // get 421 after their reply (or from smtp-server at closeTimeout, if the client stalls).
+        // Drain (RFC 5321 §3.8): new sessions get 421 4.3.2 from the front, idle sessions
+        // now; sessions in a transaction finish it and get 421 after their reply. After
+        // ingress.drainTimeout the rest are cut.
         stopping = true;
-        await Promise.all(
-          servers.map(
-            (server) =>
-              new Promise<void>((resolve) => {
-                server.close(() => resolve());
-                for (const c of server.connections as Set<unknown> as Set<SmtpConnectionHandle>) {
-                  const busy = c.session.envelope?.mailFrom || sessions.get(c.session)?.inData;
-                  if (!busy) say421(c);
-                }
-              }),
-          ),
-        );
+        for (const c of allConnections()) {
+          const busy = c.session.envelope?.mailFrom || sessions.get(c.session)?.inData;
+          if (!busy) say421(c);
+        }
+        const deadline = Date.now() + ing.drainTimeout * 1000;
+        while (allConnections().length > 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        for (const c of allConnections()) {
+          say421(c);
+          c.close();
+        }
+        certificate?.close();
+        await closeFronts();
       },
     };
   },

@@ -153,6 +153,11 @@ async function afterRead(
     const error = smtpError(read.found.kind === 'LF' ? 'bareLf' : 'bareCr');
     return { ok: false, error, reason: `bare-${read.found.kind.toLowerCase()}`, disconnect: true };
   }
+  if (read.kind === 'bad-content') {
+    noteSize(read.bytes);
+    const error = smtpError(read.found === 'nul' ? 'nulInBody' : 'lineTooLong');
+    return { ok: false, error, reason: read.found, disconnect: read.found === 'nul' };
+  }
   if (read.kind === 'over-budget') {
     noteSize(read.bytes);
     return { ok: false, error: smtpError('bodiesInFlightFull'), reason: 'over-budget' };

@@ -70,7 +70,7 @@ describe('readMessage', () => {
   test('a body over the inline limit streams chunk by chunk, holding only chunks in transit', async () => {
     const budget = new BodyBudget(64 * 1024);
     const { seen, storeStream } = collector(budget);
-    const line = Buffer.from(`${'x'.repeat(1022)}\r\n`);
+    const line = Buffer.from(`${'x'.repeat(510)}\r\n${'x'.repeat(510)}\r\n`); // lines under 998 (RFC 5322)
     const chunks = Array.from({ length: 3000 }, () => line); // 3 MB in 1 KiB chunks
     const reservation = budget.reserve();
     const r = await readMessage(stream(...chunks), {
@@ -97,7 +97,7 @@ describe('readMessage', () => {
   });
 
   test('a bare LF after the inline limit, or split across chunks, abandons the stream and drains DATA', async () => {
-    const body = Buffer.from(`${'a'.repeat(2000)}\r\nend\r`);
+    const body = Buffer.from(`${'a'.repeat(998)}\r\n${'a'.repeat(998)}\r\nend\r`);
     const budget = new BodyBudget(1024 * 1024);
     const { storeStream } = collector(budget);
     // The trailing CR is bare: found only at the end of the stream, after the last chunk.
@@ -109,11 +109,14 @@ describe('readMessage', () => {
     assert.equal(r.kind, 'bare-newline');
     if (r.kind === 'bare-newline') assert.deepEqual(r.found, { kind: 'CR', offset: body.length - 1 });
 
-    const late = await readMessage(stream('a'.repeat(1500), '\r', '\nok\r', '\n', 'x\n', 'y'.repeat(500)), {
-      ...options({ budget }),
-      maxBytes: 10_000,
-      storeStream,
-    });
+    const late = await readMessage(
+      stream(`${'a'.repeat(998)}\r\n${'a'.repeat(500)}`, '\r', '\nok\r', '\n', 'x\n', 'y'.repeat(500)),
+      {
+        ...options({ budget }),
+        maxBytes: 10_000,
+        storeStream,
+      },
+    );
     assert.equal(late.kind, 'bare-newline');
     if (late.kind === 'bare-newline') {
       assert.deepEqual(late.found, { kind: 'LF', offset: 1507 });
@@ -122,7 +125,7 @@ describe('readMessage', () => {
   });
 
   test('too big half way through a streamed body: too-big with the full byte count', async () => {
-    const r = await readMessage(stream(...Array.from({ length: 10 }, () => 'z'.repeat(1000))), {
+    const r = await readMessage(stream(...Array.from({ length: 10 }, () => `${'z'.repeat(998)}\r\n`)), {
       ...options(),
       maxBytes: 5000,
       inlineLimit: 2000,
@@ -148,14 +151,17 @@ describe('readMessage', () => {
 
   test('a store that fails: store-failed with the error, DATA drained', async () => {
     const broken = new Error('JetStream said no');
-    const r = await readMessage(stream('a'.repeat(1500), 'b'.repeat(1500)), {
-      ...options(),
-      maxBytes: 10_000,
-      storeStream: async (chunks) => {
-        for await (const _ of chunks) throw broken;
-        throw new Error('unreachable');
+    const r = await readMessage(
+      stream(`${'a'.repeat(998)}\r\n${'a'.repeat(500)}`, `${'b'.repeat(998)}\r\n${'b'.repeat(500)}`),
+      {
+        ...options(),
+        maxBytes: 10_000,
+        storeStream: async (chunks) => {
+          for await (const _ of chunks) throw broken;
+          throw new Error('unreachable');
+        },
       },
-    });
+    );
     assert.deepEqual(r, { kind: 'store-failed', error: broken, bytes: 3000 });
   });
 
@@ -200,5 +206,30 @@ describe('readMessage', () => {
       storeStream,
     });
     assert.deepEqual(tight, { kind: 'over-budget', bytes: 30_000 });
+  });
+});
+
+describe('readMessage: content the MX refuses', () => {
+  const big = () => options({ maxBytes: 10_000, inlineLimit: 10_000 });
+  test('a NUL anywhere, the \\r\\n\\0.\\r\\n smuggling form included', async () => {
+    const r = await readMessage(stream('Subject: a\r\n\r\nx\r\n\0.\r\nMAIL FROM:<a@b>\r\n'), big());
+    assert.equal(r.kind, 'bad-content');
+    if (r.kind === 'bad-content') assert.equal(r.found, 'nul');
+  });
+
+  test('998 octets per line pass; 999 are refused, also when split across chunks', async () => {
+    const ok = await readMessage(stream('a\r\n\r\n', 'x'.repeat(500), 'x'.repeat(498), '\r\n'), big());
+    assert.equal(ok.kind, 'buffered');
+    const long = await readMessage(stream('a\r\n\r\n', 'x'.repeat(500), 'x'.repeat(499), '\r\n'), big());
+    assert.equal(long.kind, 'bad-content');
+    if (long.kind === 'bad-content') assert.equal(long.found, 'long-line');
+  });
+
+  test('a 1,000,000-octet line is refused without keeping it', async () => {
+    const r = await readMessage(
+      stream('a\r\n\r\n', 'y'.repeat(1_000_000), '\r\n'),
+      options({ maxBytes: 2_000_000, inlineLimit: 2_000_000 }),
+    );
+    assert.equal(r.kind, 'bad-content');
   });
 });

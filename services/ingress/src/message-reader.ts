@@ -13,6 +13,10 @@
  *   treats "\n.\n" as end-of-data can ever see a second, smuggled message.
  *   The scanner carries its state from chunk to chunk (a CRLF split across
  *   two chunks is fine).
+ * - NUL octets and lines over 998 octets (RFC 5322 §2.1.1, RFC 5321
+ *   §4.5.3.1.6): smtp-server passes both. NUL is a smuggling tool
+ *   ("\r\n\0.\r\n" ends DATA for some C servers) and downstream MTAs
+ *   truncate or split long lines differently; the message is refused whole.
  * - Memory (ingress.maxBodyBytesInFlight): every byte held counts against the
  *   process' body budget (body-budget.ts), and so does, for a body that
  *   streams, the object-store client's buffer (streamBufferBytes); what the
@@ -60,10 +64,42 @@ export type MessageRead =
   | { kind: 'stored'; stored: StoredBody; bytes: number; head: Buffer }
   | { kind: 'too-big'; bytes: number }
   | { kind: 'bare-newline'; found: BareNewline; bytes: number }
+  | { kind: 'bad-content'; found: 'nul' | 'long-line'; bytes: number }
   | { kind: 'over-budget'; bytes: number }
   | { kind: 'store-failed'; error: unknown; bytes: number };
 
-type Refusal = Extract<MessageRead, { kind: 'too-big' | 'bare-newline' | 'over-budget' }>;
+type Refusal = Extract<MessageRead, { kind: 'too-big' | 'bare-newline' | 'bad-content' | 'over-budget' }>;
+
+/** RFC 5322 §2.1.1: at most 998 characters per line, excluding the CRLF. */
+export const MAX_LINE_OCTETS = 998;
+
+/** Finds the first NUL or over-long line across chunk boundaries. */
+export class ContentScanner {
+  private lineLength = 0;
+  found: 'nul' | 'long-line' | undefined;
+
+  push(chunk: Buffer): boolean {
+    if (this.found) return true;
+    if (chunk.includes(0)) {
+      this.found = 'nul';
+      return true;
+    }
+    let start = 0;
+    for (;;) {
+      const lf = chunk.indexOf(0x0a, start);
+      const end = lf < 0 ? chunk.length : lf;
+      this.lineLength += end - start;
+      // The CR of the CRLF is still counted here (a bare CR is the other scanner's refusal).
+      if (this.lineLength > MAX_LINE_OCTETS + 1) {
+        this.found = 'long-line';
+        return true;
+      }
+      if (lf < 0) return false;
+      this.lineLength = 0;
+      start = lf + 1;
+    }
+  }
+}
 
 /** Thrown into the object-store put to abandon it; the refusal itself is kept aside. */
 class BodyRefused extends Error {
@@ -78,6 +114,7 @@ export async function readMessage(
   // A manual iterator, never return()ed: leaving a for-await early would destroy the DATA stream.
   const source = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const scanner = new BareNewlineScanner();
+  const content = new ContentScanner();
   let bytes = 0;
 
   const check = (chunk: Buffer): Refusal | undefined => {
@@ -85,6 +122,7 @@ export async function readMessage(
     if (bytes > opts.maxBytes || stream.sizeExceeded) return { kind: 'too-big', bytes };
     const found = scanner.push(chunk);
     if (found) return { kind: 'bare-newline', found, bytes };
+    if (content.push(chunk)) return { kind: 'bad-content', found: content.found!, bytes };
     if (!opts.reservation.grow(chunk.length)) return { kind: 'over-budget', bytes };
     return undefined;
   };

@@ -14,6 +14,14 @@ export {
   splitTxt,
   startDnsServer,
 } from './dns-server.ts';
+export {
+  type DnssecResolver,
+  KEYMGR_BIN,
+  KNOTD_BIN,
+  startDnssecResolver,
+  type TestZone,
+  UNBOUND_BIN,
+} from './dnssec-resolver.ts';
 export { type QueueLagSource, waitForDrainedQueues } from './drained-queues.ts';
 export {
   CLAMD_BIN,

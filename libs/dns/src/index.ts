@@ -1,0 +1,10 @@
+export {
+  type AddressAnswer,
+  createSecureDns,
+  type DnsAnswer,
+  type DnsRcode,
+  type MxAnswer,
+  type SecureDns,
+  type TlsaAnswer,
+  type TlsaRecord,
+} from './secure-dns.ts';

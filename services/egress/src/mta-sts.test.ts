@@ -1,0 +1,321 @@
+/**
+ * MTA-STS (RFC 8461) end to end: the _mta-sts TXT records and MX hosts in a
+ * real zone (Knot behind Unbound, test/harness dnssec-resolver.ts, unsigned
+ * here so DANE does not apply), the policies on a real HTTPS server on
+ * loopback with a test CA, the MX hosts real SMTP sinks with STARTTLS, the
+ * policy cache in the real JetStream KV bucket.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Bus, EnvelopeDelivery } from '@sluice/bus';
+import { parseConfig } from '@sluice/config';
+import { createSecureDns } from '@sluice/dns';
+import { type Envelope, newQueueId, parseEnvelope, partIdOf, type SluiceEvent } from '@sluice/proto';
+import {
+  type DnssecResolver,
+  type NatsTestServer,
+  type SmtpSink,
+  startDnssecResolver,
+  startNats,
+  startServiceContext,
+  startSmtpSink,
+} from '@sluice/test-harness';
+import { deliverPart, type EgressDeps } from './deliver.ts';
+import { createDnsLookup } from './destination.ts';
+import { mxMatches, parsePolicy, parseStsTxt } from './mta-sts-policy.ts';
+import { createMtaStsSource } from './mta-sts-source.ts';
+
+let nats: NatsTestServer;
+let dnssec: DnssecResolver;
+let bus: Bus;
+let deps: EgressDeps;
+let events: SluiceEvent[];
+let dir: string;
+let https: Server;
+let ca: Buffer;
+let mxCert: { key: Buffer; cert: Buffer };
+let selfSigned: { key: Buffer; cert: Buffer };
+const fetches: string[] = [];
+const toStop: Array<() => Promise<void>> = [];
+
+const POLICIES: Record<string, string> = {
+  'mta-sts.enforce.sts.test':
+    'version: STSv1\r\nmode: enforce\r\nmx: mx.enforce.sts.test\r\nmax_age: 86400\r\n',
+  'mta-sts.badcert.sts.test': 'version: STSv1\nmode: enforce\nmx: *.badcert.sts.test\nmax_age: 86400\n',
+  'mta-sts.nomatch.sts.test': 'version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n',
+  'mta-sts.testing.sts.test': 'version: STSv1\nmode: testing\nmx: *.elsewhere.test\nmax_age: 86400\n',
+};
+
+function openssl(args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+}
+
+function issue(name: string, sans: string[]): { key: Buffer; cert: Buffer } {
+  writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\n`);
+  openssl([
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    `/CN=${sans[0]}`,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+  ]);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+    ].concat(['-extfile', `${name}.ext`, '-out', `${name}.pem`]),
+  );
+  return { key: readFileSync(join(dir, `${name}.key`)), cert: readFileSync(join(dir, `${name}.pem`)) };
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-mta-sts-'));
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Sluice MTA-STS test CA',
+    ].concat(['-addext', 'basicConstraints=critical,CA:TRUE', '-keyout', 'ca.key', '-out', 'ca.pem']),
+  );
+  ca = readFileSync(join(dir, 'ca.pem'));
+  const web = issue('web', Object.keys(POLICIES));
+  mxCert = issue('mx', ['mx.enforce.sts.test', 'mx.nomatch.sts.test', 'mx.testing.sts.test']);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=mx.badcert.sts.test',
+    '-keyout',
+    'self.key',
+    '-out',
+    'self.pem',
+  ]);
+  selfSigned = { key: readFileSync(join(dir, 'self.key')), cert: readFileSync(join(dir, 'self.pem')) };
+
+  https = createServer(web, (req, res) => {
+    const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
+    fetches.push(host);
+    const policy = POLICIES[host];
+    if (req.url !== '/.well-known/mta-sts.txt' || !policy) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(policy);
+  });
+  await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+  const policyPort = (https.address() as AddressInfo).port;
+
+  const domain = (label: string) => [
+    `${label} MX 10 mx.${label}`,
+    `mx.${label} A 127.0.0.1`,
+    `mta-sts.${label} A 127.0.0.1`,
+    `_mta-sts.${label} TXT "v=STSv1; id=20261130a;"`,
+  ];
+  dnssec = await startDnssecResolver([
+    {
+      name: 'sts.test',
+      kind: 'unsigned',
+      records: [...domain('enforce'), ...domain('badcert'), ...domain('nomatch'), ...domain('testing')],
+    },
+  ]);
+  nats = await startNats();
+  const config = parseConfig(
+    {
+      hostname: 'mx.example.org',
+      domains: { primary: 'example.org' },
+      nats: { servers: [nats.url] },
+      egress: {
+        retrySchedule: [0.2],
+        connectTimeout: 2,
+        greetingTimeout: 5,
+        socketTimeout: 10,
+        dnsResolver: dnssec.address,
+      },
+      bus: { queueLifetime: 86400, maxDeliver: 500_000 },
+      dns: { servers: [dnssec.address], timeout: 2 },
+      log: { level: 'warn' },
+    },
+    'mta-sts-test',
+  );
+  const started = await startServiceContext(config, 'mta-sts-test');
+  ({ bus, events } = started);
+  const secureDns = createSecureDns({ resolver: dnssec.address, timeoutMs: 2000 });
+  deps = {
+    ...started.ctx,
+    dns: createDnsLookup(config.dns),
+    secureDns,
+    mtaSts: createMtaStsSource({ dns: secureDns, store: bus, ca, port: policyPort, fetchTimeoutMs: 2000 }),
+    tlsCa: ca,
+  };
+});
+
+after(async () => {
+  for (const stop of toStop.reverse()) await stop();
+  await bus?.close();
+  await nats?.stop();
+  await dnssec?.stop();
+  await new Promise((r) => https?.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function sinkWith(tls?: { key: Buffer; cert: Buffer }): Promise<SmtpSink> {
+  const s = await startSmtpSink(tls ? { tls } : {});
+  toStop.push(() => s.stop());
+  return s;
+}
+
+async function attemptTo(domain: string, s: SmtpSink) {
+  const id = newQueueId();
+  const stored = await bus.storeBody(id, Buffer.from('Subject: sts\r\n\r\nHello.\r\n'));
+  const rcpt = `user@${domain}`;
+  const envelope: Envelope = parseEnvelope({
+    v: 1,
+    id,
+    partId: partIdOf(id, `mx:${domain}`, [rcpt]),
+    receivedAt: new Date().toISOString(),
+    source: 'mx',
+    receivedBy: 'mx.example.org',
+    client: { ip: '192.0.2.1', helo: 'client.test' },
+    mailFrom: { address: 'sender@example.org' },
+    recipients: [{ address: rcpt, original: rcpt }],
+    route: { kind: 'mx', domain },
+    body: stored.ref,
+    prepend: [],
+  });
+  const d: EnvelopeDelivery = {
+    envelope,
+    inlineBody: stored.inline,
+    deliveryCount: 1,
+    streamSeq: 0,
+    working: () => {},
+  };
+  const disposition = await deliverPart(d, { ...deps, mxPort: s.port });
+  const event = events.find(
+    (e): e is Extract<SluiceEvent, { kind: 'delivery' }> =>
+      e.kind === 'delivery' && e.partId === envelope.partId,
+  );
+  return { disposition, event };
+}
+
+const tlsResults = async () =>
+  (await deps.metrics.tlsResults.get()).values.map((v) => `${v.labels.policy}/${v.labels.result}=${v.value}`);
+
+describe('MTA-STS delivery', () => {
+  test('enforce, MX matches, PKIX-valid certificate: delivered with outcome "mta-sts"; the policy is cached', async () => {
+    const s = await sinkWith(mxCert);
+    const { disposition, event } = await attemptTo('enforce.sts.test', s);
+    assert.deepEqual(disposition, { kind: 'ack' });
+    assert.equal(s.messages[0]?.secure, true);
+    assert.equal(event?.tls, 'mta-sts');
+    const cached = JSON.parse(new TextDecoder().decode((await bus.mtaStsPolicyGet('enforce.sts.test'))!));
+    assert.equal(cached.id, '20261130a');
+    assert.equal(cached.mode, 'enforce');
+    assert.equal(cached.expiresAt - cached.fetchedAt, 86_400_000);
+    // Same TXT id, policy unexpired: served from the KV cache, not fetched again (RFC 8461 §5.1).
+    const before = fetches.filter((h) => h === 'mta-sts.enforce.sts.test').length;
+    const again = await attemptTo('enforce.sts.test', s);
+    assert.equal(again.event?.tls, 'mta-sts');
+    assert.equal(fetches.filter((h) => h === 'mta-sts.enforce.sts.test').length, before);
+    assert.equal(before, 1);
+  });
+
+  test('enforce, MX not matching the policy: deferred, nothing sent', async () => {
+    const s = await sinkWith(mxCert);
+    const { disposition, event } = await attemptTo('nomatch.sts.test', s);
+    assert.equal(disposition.kind, 'retry');
+    assert.equal(s.messages.length, 0);
+    assert.match(event!.reply, /not an MX allowed by the MTA-STS policy of nomatch\.sts\.test/);
+    assert.ok((await tlsResults()).some((r) => r.startsWith('mta-sts/validation-failure=')));
+  });
+
+  test('enforce, certificate not PKIX-valid: deferred, nothing sent', async () => {
+    const s = await sinkWith(selfSigned);
+    const { disposition } = await attemptTo('badcert.sts.test', s);
+    assert.equal(disposition.kind, 'retry');
+    assert.equal(s.messages.length, 0);
+  });
+
+  test('enforce, STARTTLS not offered: deferred, never cleartext', async () => {
+    const s = await sinkWith(undefined);
+    const { disposition, event } = await attemptTo('enforce.sts.test', s);
+    assert.equal(disposition.kind, 'retry');
+    assert.equal(s.messages.length, 0);
+    assert.match(event!.reply, /4\.7\.10 /);
+  });
+
+  test('testing, MX not matching: delivered as usual (outcome "tls"), the failure recorded', async () => {
+    const s = await sinkWith(mxCert);
+    const { disposition, event } = await attemptTo('testing.sts.test', s);
+    assert.deepEqual(disposition, { kind: 'ack' });
+    assert.equal(event?.tls, 'tls');
+    assert.ok((await tlsResults()).some((r) => r.startsWith('mta-sts/validation-failure=')));
+  });
+});
+
+describe('MTA-STS policy and TXT parsing (RFC 8461 §3.1, §3.2, §4.1)', () => {
+  test('TXT: exactly one v=STSv1 record with an id', () => {
+    assert.equal(parseStsTxt(['v=STSv1; id=abc123;']), 'abc123');
+    assert.equal(parseStsTxt(['v=spf1 -all', 'v=STSv1; id=x1']), 'x1');
+    assert.equal(parseStsTxt(['v=STSv1; id=a;', 'v=STSv1; id=b;']), undefined);
+    assert.equal(parseStsTxt(['v=STSv1; id=not-alnum!;']), undefined);
+    assert.equal(parseStsTxt([]), undefined);
+  });
+
+  test('policy: fields, max_age capped, bad ones refused', () => {
+    assert.deepEqual(
+      parsePolicy(
+        'version: STSv1\nmode: testing\nmx: A.example.\nmx: *.b.example\nmax_age: 99999999\nx: y\n',
+      ),
+      {
+        mode: 'testing',
+        mx: ['a.example', '*.b.example'],
+        maxAge: 31_557_600,
+      },
+    );
+    assert.throws(() => parsePolicy('version: STSv2\nmode: enforce\nmx: a\nmax_age: 1\n'), /STSv1/);
+    assert.throws(() => parsePolicy('version: STSv1\nmode: strict\nmx: a\nmax_age: 1\n'), /mode/);
+    assert.throws(() => parsePolicy('version: STSv1\nmode: enforce\nmax_age: 1\n'), /no mx/);
+    assert.throws(() => parsePolicy('version: STSv1\nmode: enforce\nmx: a\n'), /max_age/);
+  });
+
+  test('mx wildcards match exactly one leftmost label', () => {
+    const p = { mx: ['*.example.com', 'mail.example.net'] };
+    assert.equal(mxMatches(p, 'mx1.example.com'), true);
+    assert.equal(mxMatches(p, 'MX1.Example.COM.'), true);
+    assert.equal(mxMatches(p, 'example.com'), false);
+    assert.equal(mxMatches(p, 'a.b.example.com'), false);
+    assert.equal(mxMatches(p, 'mail.example.net'), true);
+    assert.equal(mxMatches(p, 'x.mail.example.net'), false);
+  });
+});

@@ -1,0 +1,233 @@
+/**
+ * The outbound TLS policy of one delivery attempt: for each candidate host,
+ * how the session must be secured and what its TLS outcome is called.
+ *
+ * Order (RFC 8461 §2: DANE wins where both are published):
+ *   1. DANE (RFC 7672) for MX routes, when egress.dnsResolver is set:
+ *      - the MX RRset must be DNSSEC-secure (§2.2.1); a bogus or failed MX
+ *        answer defers the whole destination (we cannot tell whether DANE
+ *        applies, and must not downgrade);
+ *      - the host's address records must be secure (§2.2.2), else no DANE;
+ *      - TLSA at _25._tcp.<mx host> (§2.2.3): a failed/bogus lookup skips
+ *        the host; secure usable records make TLS mandatory and authenticated
+ *        (dane-verify.ts); secure records that are all unusable make TLS
+ *        mandatory but unauthenticated (§2.2, outcome "tls"); none or
+ *        insecure: not DANE.
+ *   2. MTA-STS (RFC 8461) for the next-hop domain (mta-sts.ts): enforce
+ *      skips hosts not matching the policy's mx patterns and requires
+ *      PKIX-valid TLS for the MX name (§5, §4.2); testing delivers as
+ *      usual and records the mismatch (§5).
+ *   3. Otherwise the configured default (egress.requireTls/ignoreTlsErrors).
+ * Transport and relay routes (kind "smtp") use the configured default only.
+ */
+import { checkServerIdentity, type TLSSocket } from 'node:tls';
+import type { SecureDns, TlsaRecord } from '@sluice/dns';
+import type { Route, TlsOutcome } from '@sluice/proto';
+import { isUsableTlsa, peerChain, verifyDaneChain } from './dane-verify.ts';
+import type { Candidate } from './destination.ts';
+import { localReplies } from './local-replies.ts';
+import type { SessionOptions } from './smtp-session.ts';
+
+/** What a TLS-RPT report (RFC 8460 §4.4) would call the policy. */
+export type PolicyKind = 'dane' | 'mta-sts' | 'none';
+
+export interface HostTls {
+  policy: PolicyKind;
+  /** The outcome recorded when the session runs over TLS. */
+  outcome: TlsOutcome;
+  session: Pick<SessionOptions, 'requireTls' | 'ignoreTlsErrors' | 'verifyPeer' | 'ca'>;
+  /** MTA-STS testing mode: a failure is recorded, not enforced. */
+  note?: string;
+  /** What the session pool keys on besides `policy` (the TLSA records for DANE). */
+  policyKey?: string;
+}
+
+export type HostDecision =
+  | { kind: 'use'; tls: HostTls }
+  /** Do not deliver to this host; `result` is the RFC 8460 §4.3 result type. */
+  | { kind: 'skip'; policy: PolicyKind; result: string; reply: string };
+
+export interface MtaStsPolicyView {
+  mode: 'enforce' | 'testing' | 'none';
+  matches(host: string): boolean;
+}
+
+export interface MtaStsSource {
+  /** The domain's policy, or undefined when it has none; throws only for transient failures. */
+  policyFor(domain: string): Promise<MtaStsPolicyView | undefined>;
+}
+
+export interface DestinationTls {
+  forHost(candidate: Candidate): Promise<HostDecision>;
+}
+
+export interface TlsPolicyDeps {
+  defaults: Pick<SessionOptions, 'requireTls' | 'ignoreTlsErrors'>;
+  secureDns?: SecureDns;
+  mtaSts?: MtaStsSource;
+  /** PKIX CA certificates added for MTA-STS (egress.mtaSts.caFile). */
+  ca?: Buffer;
+}
+
+const failed = (rcode: string) => rcode === 'servfail' || rcode === 'timeout' || rcode === 'error';
+
+export async function destinationTls(
+  route: Route,
+  deps: TlsPolicyDeps,
+): Promise<{ kind: 'defer'; reply: string; result: string } | { kind: 'plan'; tls: DestinationTls }> {
+  const fallback: HostTls = { policy: 'none', outcome: 'tls', session: { ...deps.defaults } };
+  if (route.kind !== 'mx' || !deps.secureDns) {
+    return { kind: 'plan', tls: { forHost: async () => ({ kind: 'use', tls: fallback }) } };
+  }
+  const dns = deps.secureDns;
+  const domain = route.domain;
+  const mx = await dns.mx(domain);
+  if (failed(mx.rcode)) {
+    // RFC 7672 §2.2.1: a bogus or indeterminate MX answer: no delivery, no downgrade.
+    return {
+      kind: 'defer',
+      result: 'dnssec-invalid',
+      reply: localReplies.tlsPolicy(`MX of ${domain} could not be validated (${mx.detail ?? mx.rcode})`),
+    };
+  }
+  const mxSecure = mx.secure;
+  let sts: MtaStsPolicyView | undefined;
+  let stsError: string | undefined;
+  let stsLoaded = false;
+  const stsPolicy = async () => {
+    if (!stsLoaded && deps.mtaSts) {
+      stsLoaded = true;
+      try {
+        sts = await deps.mtaSts.policyFor(domain);
+      } catch (err) {
+        stsError = (err as Error).message;
+      }
+    }
+    return sts;
+  };
+
+  const forHost = async (candidate: Candidate): Promise<HostDecision> => {
+    const host = candidate.servername;
+    if (mxSecure && host) {
+      const dane = await daneFor(dns, host, domain);
+      if (dane.kind === 'skip' || dane.kind === 'use') return dane;
+    }
+    const policy = host ? await stsPolicy() : undefined;
+    if (!policy && stsError) {
+      // A cached policy would have answered; with none, RFC 8461 §3.3 treats fetch failure as "no policy".
+      return { kind: 'use', tls: { ...fallback, note: `MTA-STS unavailable: ${stsError}` } };
+    }
+    if (!policy || policy.mode === 'none' || !host) return { kind: 'use', tls: fallback };
+    const matches = policy.matches(host);
+    if (policy.mode === 'testing') {
+      return {
+        kind: 'use',
+        tls: {
+          ...fallback,
+          policy: 'mta-sts',
+          note: matches ? 'mta-sts testing' : `mta-sts testing: ${host} does not match the policy's mx`,
+        },
+      };
+    }
+    if (!matches) {
+      // RFC 8461 §4.1: a host not matching the policy's mx patterns is not a valid MX.
+      return {
+        kind: 'skip',
+        policy: 'mta-sts',
+        result: 'validation-failure',
+        reply: localReplies.tlsPolicy(`${host} is not an MX allowed by the MTA-STS policy of ${domain}`),
+      };
+    }
+    // RFC 8461 §4.2: TLS with a PKIX-valid certificate for the MX host name (Node checks the name via SNI).
+    return {
+      kind: 'use',
+      tls: {
+        policy: 'mta-sts',
+        outcome: 'mta-sts',
+        policyKey: `mta-sts:${host}`,
+        session: {
+          requireTls: true,
+          ignoreTlsErrors: false,
+          ...(deps.ca ? { ca: deps.ca } : {}),
+          // Node verified the chain and the name (rejectUnauthorized); checked again explicitly here.
+          verifyPeer: (socket) => pkixProblem(socket, host),
+        },
+      },
+    };
+  };
+  return { kind: 'plan', tls: { forHost } };
+}
+
+/** RFC 7672 §2.2.2-2.2.3 for one MX host: DANE, no DANE ('none'), or skip the host. */
+async function daneFor(
+  dns: SecureDns,
+  host: string,
+  domain: string,
+): Promise<HostDecision | { kind: 'none' }> {
+  const addresses = await dns.addresses(host);
+  if (failed(addresses.rcode)) {
+    return {
+      kind: 'skip',
+      policy: 'dane',
+      result: 'dnssec-invalid',
+      reply: localReplies.tlsPolicy(`address of ${host} could not be validated (${addresses.detail})`),
+    };
+  }
+  if (!addresses.secure) return { kind: 'none' };
+  const tlsa = await dns.tlsa(`_25._tcp.${host}`);
+  if (failed(tlsa.rcode)) {
+    return {
+      kind: 'skip',
+      policy: 'dane',
+      result: 'tlsa-invalid',
+      reply: localReplies.tlsPolicy(`TLSA of ${host} could not be validated (${tlsa.detail})`),
+    };
+  }
+  if (!tlsa.secure || tlsa.records.length === 0) return { kind: 'none' };
+  const usable = tlsa.records.filter(isUsableTlsa);
+  if (usable.length === 0) {
+    // RFC 7672 §2.2: only unusable TLSA records: TLS is still mandatory, unauthenticated.
+    return {
+      kind: 'use',
+      tls: {
+        policy: 'dane',
+        outcome: 'tls',
+        policyKey: 'dane-unusable',
+        session: { requireTls: true, ignoreTlsErrors: true },
+      },
+    };
+  }
+  return {
+    kind: 'use',
+    tls: {
+      policy: 'dane',
+      outcome: 'dane',
+      policyKey: `dane:${usable
+        .map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)
+        .sort()
+        .join(',')}`,
+      session: {
+        requireTls: true,
+        // Node's PKIX check is off; dane-verify.ts is the authentication (names included for DANE-TA).
+        ignoreTlsErrors: true,
+        verifyPeer: (socket) => daneVerifier(socket, usable, [host, domain]),
+      },
+    },
+  };
+}
+
+/** RFC 8461 §4.2: a PKIX-valid chain and the MX host name in the certificate (RFC 6125). */
+function pkixProblem(socket: TLSSocket, host: string): string | undefined {
+  if (!socket.authorized) return `certificate not trusted: ${String(socket.authorizationError)}`;
+  const err = checkServerIdentity(host, socket.getPeerCertificate());
+  return err ? err.message : undefined;
+}
+
+function daneVerifier(
+  socket: Parameters<NonNullable<SessionOptions['verifyPeer']>>[0],
+  tlsa: TlsaRecord[],
+  names: string[],
+): string | undefined {
+  const { chain, leafDetail } = peerChain(socket);
+  return verifyDaneChain(chain, leafDetail, { tlsa, names });
+}
