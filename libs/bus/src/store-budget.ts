@@ -10,8 +10,8 @@
  *
  * Shares of B (every object gets max_bytes AND max_msgs):
  *   bodies (object store) 35%   deliver 14%   resolve 8%   rewrite 8%
- *   events 8.5%   dead letters 5%   ledger 8%   LDAP snapshot 1%   greylist 2%
- *   MTA-STS policy cache 0.5%
+ *   events 8.5%   dead letters 5%   ledger 8%   LDAP snapshot 1%
+ *   MTA-STS policy cache 0.5%   greylist 2%
  *   unallocated reserve 10%
  * max_msgs = max_bytes / 256 (bytes per message, the smallest envelope or
  * ledger entry with its headers), so the message index is bounded too.
@@ -39,10 +39,10 @@ export const STORE_SHARES = {
   ledger: 0.08,
   /** The resolver's LDAP snapshot bucket (a few versions of ~60 KB per 10,000 entries). */
   ldapSnapshot: 0.01,
-  /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
-  greylist: 0.02,
   /** The egress' MTA-STS policy cache (one small policy per destination domain; taken from events). */
   mtaStsPolicies: 0.005,
+  /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
+  greylist: 0.02,
 } as const;
 
 export type StoreObject = keyof typeof STORE_SHARES;

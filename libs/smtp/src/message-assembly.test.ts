@@ -42,6 +42,28 @@ describe('assembleMessage', () => {
   });
 });
 
+describe('a body without a header section (issue 10)', () => {
+  const received = [{ name: 'Received', value: 'from a by b' }];
+  test('gets an empty line after our headers, never glued to its first line', () => {
+    const out = assembleMessage(received, Buffer.from('just text, no headers\r\n')).toString();
+    assert.equal(out, 'Received: from a by b\r\n\r\njust text, no headers\r\n');
+  });
+  test('a broken first line (no colon) counts as no header section', () => {
+    const out = assembleMessage(received, Buffer.from('Subject without colon\r\n\r\nx\r\n')).toString();
+    assert.equal(out, 'Received: from a by b\r\n\r\nSubject without colon\r\n\r\nx\r\n');
+  });
+  test('a normal header section and an empty one (leading CRLF) are left alone', () => {
+    assert.equal(
+      assembleMessage(received, Buffer.from('Subject: x\r\n\r\nb\r\n')).toString(),
+      'Received: from a by b\r\nSubject: x\r\n\r\nb\r\n',
+    );
+    assert.equal(
+      assembleMessage(received, Buffer.from('\r\nb\r\n')).toString(),
+      'Received: from a by b\r\n\r\nb\r\n',
+    );
+  });
+});
+
 describe('removeHeaders (envelope instruction, RFC 8601 §5)', () => {
   const raw = Buffer.from(
     'Authentication-Results: mx.example.org;\r\n\tdkim=pass (forged)\r\n' +
@@ -79,28 +101,6 @@ describe('removeHeaders (envelope instruction, RFC 8601 §5)', () => {
     assert.equal(assembleMessage([], noBody, [{ name: 'X-A', index: 0 }]).toString(), 'X-B: 2\r\n');
     const noHeaders = Buffer.from('\r\nX-A: 1\r\n');
     assert.ok(assembleMessage([], noHeaders, [{ name: 'X-A', index: 0 }]).equals(noHeaders));
-  });
-});
-
-describe('a body without a header section (issue 10)', () => {
-  const received = [{ name: 'Received', value: 'from a by b' }];
-  test('gets an empty line after our headers, never glued to its first line', () => {
-    const out = assembleMessage(received, Buffer.from('just text, no headers\r\n')).toString();
-    assert.equal(out, 'Received: from a by b\r\n\r\njust text, no headers\r\n');
-  });
-  test('a broken first line (no colon) counts as no header section', () => {
-    const out = assembleMessage(received, Buffer.from('Subject without colon\r\n\r\nx\r\n')).toString();
-    assert.equal(out, 'Received: from a by b\r\n\r\nSubject without colon\r\n\r\nx\r\n');
-  });
-  test('a normal header section and an empty one (leading CRLF) are left alone', () => {
-    assert.equal(
-      assembleMessage(received, Buffer.from('Subject: x\r\n\r\nb\r\n')).toString(),
-      'Received: from a by b\r\nSubject: x\r\n\r\nb\r\n',
-    );
-    assert.equal(
-      assembleMessage(received, Buffer.from('\r\nb\r\n')).toString(),
-      'Received: from a by b\r\n\r\nb\r\n',
-    );
   });
 });
 

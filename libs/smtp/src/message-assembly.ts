@@ -52,14 +52,12 @@ export function needsHeaderSeparation(body: Uint8Array): boolean {
   return !HEADER_START.test(start);
 }
 
-const CRLF = Buffer.from('\r\n');
-
 /**
  * The full message: prepended headers (top first), an empty line if the body
  * has no header section, then the body — unchanged except for the header
  * fields `remove` names (envelope removeHeaders: e.g. forged
- * Authentication-Results, RFC 8601 §5, or a rewritten From), which are left
- * out. The stored body itself is never modified.
+ * Authentication-Results, RFC 8601 §5), which are left out. The stored body
+ * itself is never modified.
  */
 export function assembleMessage(
   prepend: readonly Pick<PrependHeader, 'name' | 'value'>[],
@@ -68,8 +66,11 @@ export function assembleMessage(
 ): Buffer {
   const head = formatPrependHeaders(prepend);
   const rest = remove.length > 0 ? withoutHeaderFields(body, remove) : body;
-  return Buffer.concat(needsHeaderSeparation(rest) && head.length > 0 ? [head, CRLF, rest] : [head, rest]);
+  const parts = needsHeaderSeparation(rest) && head.length > 0 ? [head, CRLF, rest] : [head, rest];
+  return Buffer.concat(parts);
 }
+
+const CRLF = Buffer.from('\r\n');
 
 /**
  * The body with the named header fields left out. A field is its first line
@@ -121,7 +122,8 @@ function headerBlockEnd(buf: Buffer): number {
  * body's chunks unchanged — except for the header fields `remove` names
  * (envelope removeHeaders), left out of the body's header block, which is
  * gathered first (at most MAX_FILTERED_HEADER_BLOCK; a longer one is passed
- * through untouched).
+ * through untouched) — with the same empty line as assembleMessage, decided
+ * on the body's first line.
  */
 export function messageStream(
   head: Uint8Array,
@@ -129,7 +131,7 @@ export function messageStream(
   remove: readonly Pick<HeaderRemoval, 'name' | 'index'>[] = [],
 ): Readable {
   async function* chunks(): AsyncGenerator<Uint8Array> {
-    const source =
+    const source: AsyncIterable<Uint8Array> =
       remove.length === 0
         ? (body as AsyncIterable<Uint8Array>)
         : withoutHeaderFieldsStreamed(body as AsyncIterable<Uint8Array>, remove);
