@@ -279,4 +279,29 @@ describe('parseConfig', () => {
           'invalid configuration in e2e (1 problem):\ndomains.primary: missing — expected a DNS hostname',
     );
   });
+
+  test('rewriter.fromRewrite: off by default; an address outside our domains is refused, naming the key', () => {
+    const base = { domains: { primary: 'example.org', aliases: ['example.com'] } };
+    assert.equal(parseConfig(base, 't').rewriter.fromRewrite.enabled, false);
+    const ok = parseConfig(
+      {
+        ...base,
+        rewriter: { fromRewrite: { enabled: true, forwards: ['*'], address: 'noreply@example.com' } },
+      },
+      't',
+    );
+    assert.equal(ok.rewriter.fromRewrite.displayName, '{name} via {domain}');
+    assert.throws(
+      () =>
+        parseConfig(
+          { ...base, rewriter: { fromRewrite: { enabled: true, address: 'noreply@gmail.test' } } },
+          't',
+        ),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        /rewriter\.fromRewrite\.address: gmail\.test is not one of domains\.primary\/aliases/.test(
+          err.message,
+        ),
+    );
+  });
 });

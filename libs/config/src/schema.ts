@@ -753,9 +753,44 @@ export const configSchema = z
     rewriter: z
       .object({
         concurrency: z.number().int().min(1).default(32).describe('Envelopes rewritten at once per process.'),
+        fromRewrite: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Rewrite the From of forwarded mail from p=reject/quarantine domains (docs/srs.md). Off by default.',
+              ),
+            forwards: z
+              .array(z.string().regex(/^(\*|[^@\s]+@[^@\s]+)$/, 'a forwarding address of ours, or "*"'))
+              .default([])
+              .describe(
+                'Forward owners (addresses of ours whose forwards produced the recipients) that opt in; "*": all forwards.',
+              ),
+            address: z
+              .string()
+              .regex(/^[^@\s"<>]+@[a-z0-9.-]+$/i, 'an address of ours like noreply@example.org')
+              .optional()
+              .describe(
+                "The new From address (one of our domains). Default: the forward owner's own address.",
+              ),
+            displayName: z
+              .string()
+              .regex(/^[^\r\n]*$/, 'one line')
+              .default('{name} via {domain}')
+              .describe(
+                'Display name of the new From: {name} = original display name (or address), {domain} = our primary domain.',
+              ),
+          })
+          .strict()
+          .default({ enabled: false, forwards: [], displayName: '{name} via {domain}' })
+          .describe('Optional From rewriting of forwards, as mailing lists do (RFC 7960 §4.1.3.1).'),
       })
       .strict()
-      .default({ concurrency: 32 })
+      .default({
+        concurrency: 32,
+        fromRewrite: { enabled: false, forwards: [], displayName: '{name} via {domain}' },
+      })
       .describe('The rewriter: SRS, DKIM signing, ARC sealing.'),
     srs: z
       .object({
@@ -1094,6 +1129,23 @@ export const configSchema = z
             `${bus.duplicateWindow} s is not longer than bus.ackWait (${bus.ackWait} s): a redelivered message's ` +
             'republish would not be deduplicated — make the duplicate window longer than ackWait',
         });
+      }
+      // A rewritten From must be of one of our domains, or DMARC cannot align it with our signature.
+      const fromRewrite = (c.rewriter as { fromRewrite?: { address?: unknown } } | undefined)?.fromRewrite;
+      const ourDomainsCfg = c.domains as { primary?: unknown; aliases?: unknown } | undefined;
+      if (typeof fromRewrite?.address === 'string' && typeof ourDomainsCfg?.primary === 'string') {
+        const ours = [
+          ourDomainsCfg.primary,
+          ...(Array.isArray(ourDomainsCfg.aliases) ? ourDomainsCfg.aliases : []),
+        ].map((d) => String(d).toLowerCase());
+        const domain = fromRewrite.address.slice(fromRewrite.address.lastIndexOf('@') + 1).toLowerCase();
+        if (!ours.includes(domain)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rewriter', 'fromRewrite', 'address'],
+            message: `${domain} is not one of domains.primary/aliases — use an address of ours (DMARC must align with our DKIM)`,
+          });
+        }
       }
       // A client certificate needs its key, and a key its certificate.
       const hops: [string[], unknown][] = Object.entries((c.transports ?? {}) as Record<string, unknown>).map(

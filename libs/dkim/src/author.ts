@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { fieldValue, type HeaderField } from './message-headers.ts';
 
 const require = createRequire(import.meta.url);
-type Mailbox = { address?: string; group?: Mailbox[] };
+type Mailbox = { address?: string; name?: string; group?: Mailbox[] };
 const addressparser = require('nodemailer/lib/addressparser') as (s: string) => Mailbox[];
 const { getAuthorDomain } = require('mailauth/lib/dmarc/author-domain.js') as {
   getAuthorDomain: (
@@ -43,4 +43,15 @@ export function authorDomain(headers: readonly HeaderField[]): AuthorDomain {
   if (r.domain) return { ok: true, domain: r.domain.toLowerCase() };
   const reason = (r.reason ?? 'no-author-domain') as Exclude<AuthorDomain, { ok: true }>['reason'];
   return { ok: false, reason };
+}
+
+/** The mailboxes of a From (or any address) field value, parsed as authorDomain parses them (groups flattened). */
+export function parseMailboxes(value: string): { name: string; address: string }[] {
+  const out: { name: string; address: string }[] = [];
+  for (const m of addressparser(value.trim())) {
+    for (const box of m.group ?? [m]) {
+      if (box.address) out.push({ name: box.name ?? '', address: box.address });
+    }
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 /** @sluice/dkim: DKIM keys and signing (rsa-sha256, ed25519-sha256), author domain, ARC sealing. */
 export { type ArcSealInput, type ArcSealResult, arcSeal } from './arc-seal.ts';
-export { type AuthorDomain, authorDomain } from './author.ts';
+export { type AuthorDomain, authorDomain, parseMailboxes } from './author.ts';
 export { bodyHash, relaxedBody, relaxedHeader } from './canonical.ts';
 export {
   buildKeyring,

@@ -1,6 +1,7 @@
 /**
  * The rewriter service: consumes the rewrite stream (consumers.rewriter),
  * applies rewriteEnvelope (rewrite.ts: SRS, header hygiene, the hop), then
+ * the optional From rewrite of forwards (from-rewrite.ts), then
  * signAndSeal (signing.ts: DKIM for our From, ARC for forwards) and
  * publishes the part to subjects.deliver with the deterministic Nats-Msg-Id
  * dedupIds.deliver(partId) BEFORE acking its input. The 'rewritten' event
@@ -13,10 +14,11 @@
  * rewrite stream and writes only to the deliver stream and the timeline.
  */
 import type { Disposition, EnvelopeDelivery } from '@sluice/bus';
-import { streamedMessageParts } from '@sluice/dkim';
+import { splitMessage, streamedMessageParts } from '@sluice/dkim';
 import { activeTraceFields } from '@sluice/log';
 import { consumers, dedupIds, envelopeKey, eventBase, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { fromRewriteCandidate, planFromRewrite } from './from-rewrite.ts';
 import { monitorPublishedKeys, txtResolver } from './published-keys.ts';
 import { rewriteEnvelope } from './rewrite.ts';
 import { type RewriterSetup, rewriterSetup } from './rewriter-setup.ts';
@@ -43,18 +45,38 @@ export async function rewritePart(d: EnvelopeDelivery, deps: RewriterDeps): Prom
   const changes = [...rewritten.changes];
   deps.metrics.rewrites.inc({ step: 'srs', outcome: rewritten.srs });
   const log = deps.log.child({ queueId: envelope.id, partId: envelopeKey(envelope) });
-  if (setup.signing.keyring.keys.length > 0 || setup.signing.arcKey) {
+  const signing = setup.signing.keyring.keys.length > 0 || setup.signing.arcKey !== undefined;
+  const fromCandidate = fromRewriteCandidate(envelope, setup.fromRewrite);
+  if (signing || fromCandidate.ok) {
     // A large body that will not be sealed is hashed as it streams, never held whole (signing.ts).
     const body =
       envelope.body.kind === 'object' && !needsWholeBody(envelope, setup.signing)
         ? await streamedMessageParts(await deps.bus.openBody(envelope, d.inlineBody))
         : await deps.bus.loadBody(envelope, d.inlineBody);
-    const signed = await signAndSeal(envelope, body, { ...setup.signing, now });
-    envelope = signed.envelope;
-    changes.push(...signed.changes);
-    deps.metrics.rewrites.inc({ step: 'dkim', outcome: signed.dkim });
-    deps.metrics.rewrites.inc({ step: 'arc', outcome: signed.arc });
-    for (const w of signed.warnings) log.warn({ dkim: signed.dkim, arc: signed.arc }, w);
+    // From rewriting first (from-rewrite.ts), so DKIM and ARC sign the From that leaves.
+    let fromRewritten = false;
+    if (fromCandidate.ok) {
+      const head = body instanceof Uint8Array ? body : Buffer.concat([body.head, Buffer.from('\r\n\r\n')]);
+      const plan = planFromRewrite(envelope, splitMessage(head).headers, setup.fromRewrite);
+      if (plan.rewrite) {
+        envelope = {
+          ...envelope,
+          prepend: [...plan.prepend, ...envelope.prepend],
+          removeHeaders: [...(envelope.removeHeaders ?? []), ...plan.removeHeaders],
+        };
+        changes.push(plan.change);
+        fromRewritten = true;
+      }
+      deps.metrics.rewrites.inc({ step: 'from', outcome: plan.rewrite ? 'rewritten' : plan.skip });
+    }
+    if (signing) {
+      const signed = await signAndSeal(envelope, body, { ...setup.signing, now, fromRewritten });
+      envelope = signed.envelope;
+      changes.push(...signed.changes);
+      deps.metrics.rewrites.inc({ step: 'dkim', outcome: signed.dkim });
+      deps.metrics.rewrites.inc({ step: 'arc', outcome: signed.arc });
+      for (const w of signed.warnings) log.warn({ dkim: signed.dkim, arc: signed.arc }, w);
+    }
   }
   const key = envelopeKey(envelope);
   await deps.bus.recordEvent({

@@ -9,12 +9,15 @@
 import { type SluiceConfig, srsDomainOf } from '@sluice/config';
 import { buildKeyring, type DkimKey } from '@sluice/dkim';
 import { Srs } from '@sluice/srs';
+import type { FromRewriteContext } from './from-rewrite.ts';
 import type { SigningContext } from './signing.ts';
 
 export interface RewriterSetup {
   srs?: Srs;
   ourDomains: ReadonlySet<string>;
   signing: Omit<SigningContext, 'now'>;
+  /** rewriter.fromRewrite (from-rewrite.ts). */
+  fromRewrite: FromRewriteContext;
   /** For the service's info(): what is on. */
   summary: Record<string, unknown>;
 }
@@ -23,7 +26,9 @@ export class RewriterConfigError extends Error {
   override name = 'RewriterConfigError';
 }
 
-export function rewriterSetup(config: Pick<SluiceConfig, 'srs' | 'dkim' | 'arc' | 'domains'>): RewriterSetup {
+export function rewriterSetup(
+  config: Pick<SluiceConfig, 'srs' | 'dkim' | 'arc' | 'domains'> & Partial<Pick<SluiceConfig, 'rewriter'>>,
+): RewriterSetup {
   const ourDomains = new Set([config.domains.primary, ...config.domains.aliases].map((d) => d.toLowerCase()));
   const srsDomain = srsDomainOf(config);
   const srs = srsDomain
@@ -60,7 +65,17 @@ export function rewriterSetup(config: Pick<SluiceConfig, 'srs' | 'dkim' | 'arc' 
       arcKey,
       ourDomains,
     },
+    fromRewrite: {
+      config: config.rewriter?.fromRewrite ?? {
+        enabled: false,
+        forwards: [],
+        displayName: '{name} via {domain}',
+      },
+      ourDomains,
+      primaryDomain: config.domains.primary.toLowerCase(),
+    },
     summary: {
+      fromRewrite: config.rewriter?.fromRewrite.enabled ? config.rewriter.fromRewrite.forwards : null,
       srsDomain: srsDomain ?? null,
       dkim: keyring.keys
         .filter((k) => k.active)

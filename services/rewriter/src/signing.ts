@@ -8,7 +8,9 @@
  * signed with that domain's active keys (RSA and Ed25519: two signatures).
  * Mail that came in by the MX with our From is signed only when the filter
  * found it DMARC-aligned (auth.dmarc = pass): otherwise signing would give
- * a forged "From: ceo@ours" our signature. Outcomes that leave a message
+ * a forged "From: ceo@ours" our signature — or when the From is ours because
+ * this stage just rewrote it (from-rewrite.ts, ctx.fromRewritten), which runs
+ * first, so DKIM and then ARC's AMS cover the new From. Outcomes that leave a message
  * unsigned are logged and counted (sluice_rewrites_total{step="dkim"}) and
  * the message is still sent — a missing signature is not worth a bounce:
  *   several From fields / several author domains / a From without a domain;
@@ -44,6 +46,11 @@ export interface SigningContext {
   arcKey?: DkimKey;
   ourDomains: ReadonlySet<string>;
   now: () => Date;
+  /**
+   * The From was rewritten to ours by this stage (from-rewrite.ts): the author
+   * is us, so MX mail is signed without the DMARC-pass requirement below.
+   */
+  fromRewritten?: boolean;
   /** Active keys whose published record is missing or different (published-keys.ts): not used. */
   setAside?: ReadonlySet<DkimKey>;
 }
@@ -126,7 +133,7 @@ export async function signAndSeal(
   } else if (ctx.ourDomains.has(author.domain)) {
     const configured = ctx.keyring.activeFor(author.domain);
     const keys = configured.filter((k) => !ctx.setAside?.has(k));
-    if (env.source === 'mx' && env.auth?.dmarc !== 'pass') {
+    if (env.source === 'mx' && env.auth?.dmarc !== 'pass' && !ctx.fromRewritten) {
       dkim = 'unsigned-unauthenticated';
       warnings.push(`not DKIM-signed: From ${author.domain} via the MX without DMARC pass`);
       changes.push('dkim: not signed (our From, but not authenticated as ours)');
