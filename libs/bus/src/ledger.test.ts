@@ -16,7 +16,7 @@ let bus: Bus;
 
 before(async () => {
   nats = await startNats();
-  bus = await connectTestBus([nats.url], { publishTimeoutMs: 1000, ackWaitMs: 600 }, recordingLog());
+  bus = await connectTestBus([nats.url], { publishTimeoutMs: 2000, ackWaitMs: 600 }, recordingLog());
 });
 after(async () => {
   await bus?.close();
