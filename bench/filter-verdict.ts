@@ -5,7 +5,10 @@
  * as `sluice run` starts it (default policy: SPF, both DKIM signatures, DMARC,
  * ARC, header sanity, anti-spoofing), DNS answered by the harness' loopback
  * DNS server, requests sent by a Bus client with the envelope's body inline.
- * Run once; prints a summary and writes bench/results/filter-verdict-<date>.json.
+ * With BENCH_RSPAMD=1 a real rspamd (Debian's, started by the harness on a
+ * loopback port) is asked too, and its score merged: the "with rspamd" figure.
+ * Run once; prints a summary and writes bench/results/filter-verdict-<date>.json
+ * (filter-verdict-rspamd-<date>.json with rspamd).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +16,7 @@ import { Bus, busConfigFrom } from '@sluice/bus';
 import { parseConfig } from '@sluice/config';
 import { filterService } from '@sluice/filter';
 import { encodeEnvelope, subjects } from '@sluice/proto';
-import { startDnsServer, startNats, startServiceContext } from '@sluice/test-harness';
+import { startDnsServer, startNats, startRspamd, startServiceContext } from '@sluice/test-harness';
 import { envelope, message, sign, testKey } from '../services/filter/src/test-messages.ts';
 
 const TOTAL = 400;
@@ -28,6 +31,8 @@ const dns = await startDnsServer([
   { name: '_dmarc.sender.test', type: 'TXT', data: 'v=DMARC1; p=reject' },
 ]);
 const nats = await startNats();
+const withRspamd = process.env['BENCH_RSPAMD'] === '1';
+const rspamd = withRspamd ? await startRspamd({ dnsServer: dns.address }) : undefined;
 const config = parseConfig(
   {
     hostname: 'mx.example.org',
@@ -35,6 +40,13 @@ const config = parseConfig(
     nats: { servers: [nats.url] },
     dns: { servers: [dns.address], timeout: 2 },
     log: { level: 'warn' },
+    ...(rspamd
+      ? {
+          filter: {
+            rspamd: { url: `http://${rspamd.host}:${rspamd.port}`, timeout: 10, onFailure: 'tempfail' },
+          },
+        }
+      : {}),
   },
   'bench',
 );
@@ -72,6 +84,7 @@ const pct = (p: number) =>
   latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
 const result = {
   at: new Date().toISOString(),
+  rspamd: withRspamd,
   messageBytes: body.length,
   dkimSignatures: 2,
   verdicts: latencies.length,
@@ -85,7 +98,7 @@ console.log(JSON.stringify(result, null, 2));
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(
-  join(dir, `filter-verdict-${result.at.slice(0, 10)}.json`),
+  join(dir, `filter-verdict-${withRspamd ? 'rspamd-' : ''}${result.at.slice(0, 10)}.json`),
   `${JSON.stringify(result, null, 2)}\n`,
 );
 
@@ -93,4 +106,5 @@ await client.close();
 await running.stop();
 await svc.close();
 await nats.stop();
+await rspamd?.stop();
 await dns.stop();

@@ -54,6 +54,8 @@ export function sluiceCompareConfig(o: {
   const fwd = forwards(o.recipients)
     .map(([from, to]) => `    ${JSON.stringify(from)}: [${JSON.stringify(to)}]`)
     .join('\n');
+  // ingress.limits.perIp: 50 is Postfix's own default (smtpd_client_connection_count_limit), so
+  // both MXs allow the load generator's 20 sessions plus connections still closing.
   return `hostname: mx.${IN_DOMAIN}
 domains: { primary: ${IN_DOMAIN} }
 routing:
@@ -64,7 +66,7 @@ transports:
 nats:
   servers: []
   embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }
-ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }] }
+ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }], limits: { perIp: 50 } }
 dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 2 }
 log: { level: info }
 ${o.signing ? signingConfig(o.signing) : ''}`;
