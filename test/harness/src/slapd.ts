@@ -130,6 +130,9 @@ export async function startSlapd(entries: LdapTestEntry[]): Promise<SlapdServer>
   let exited: Promise<void> = Promise.resolve();
 
   const start = async () => {
+    // Already running: a second slapd would fail to bind while the port still answers (the first
+    // one's), and the first would then be orphaned, never stopped by close().
+    if (child && child.exitCode === null && child.signalCode === null) return;
     const c = spawn(SLAPD, ['-f', conf, '-h', `${url}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     c.stderr?.on('data', (b: Buffer) => {
