@@ -6,44 +6,30 @@
  * deliverPart against a real nats-server (ledger, bodies, timeline).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Bus, EnvelopeDelivery } from '@sluice/bus';
-import { parseConfig, type SluiceConfig } from '@sluice/config';
 import { createSecureDns } from '@sluice/dns';
-import { type Envelope, newQueueId, parseEnvelope, partIdOf, type SluiceEvent } from '@sluice/proto';
-import {
-  type DnssecResolver,
-  type NatsTestServer,
-  type SmtpSink,
-  startDnssecResolver,
-  startNats,
-  startServiceContext,
-  startSmtpSink,
-} from '@sluice/test-harness';
+import { type DnssecResolver, type SmtpSink, startDnssecResolver } from '@sluice/test-harness';
 import { verifyDaneChain } from './dane-verify.ts';
-import { deliverPart, type EgressDeps } from './deliver.ts';
-import { createDnsLookup } from './destination.ts';
 import { SessionPool } from './session-pool.ts';
 import { SmtpSession } from './smtp-session.ts';
+import {
+  type CertWorkshop,
+  createCertWorkshop,
+  type EgressTlsBed,
+  type KeyAndCert,
+  startEgressTlsBed,
+} from './tls-test-bed.ts';
 
-let nats: NatsTestServer;
 let dnssec: DnssecResolver;
-let bus: Bus;
-let config: SluiceConfig;
-let deps: EgressDeps;
-let events: SluiceEvent[];
-let dir: string;
-const toStop: Array<() => Promise<void>> = [];
+let bed: EgressTlsBed;
+let certs: CertWorkshop;
 
 /** A self-signed leaf for DANE-EE (its name is deliberately NOT the MX name), and a CA-issued one for DANE-TA. */
-let ee: { key: Buffer; cert: Buffer };
-let ta: { key: Buffer; cert: Buffer };
-let taOtherName: { key: Buffer; cert: Buffer };
+let ee: KeyAndCert;
+let ta: KeyAndCert;
+let taOtherName: KeyAndCert;
+let caPem: Buffer;
 let caDer: Buffer;
 
 const BODY = Buffer.from('From: a@sender.test\r\nSubject: dane\r\n\r\nHello.\r\n');
@@ -51,79 +37,17 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const spki = (pem: Buffer) =>
   new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
 
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-function leafSignedByCa(name: string, san: string): { key: Buffer; cert: Buffer } {
-  writeFileSync(join(dir, `${name}.ext`), `subjectAltName=DNS:${san}\n`);
-  openssl([
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    `/CN=${san}`,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-  ]);
-  openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-    ].concat(['-extfile', `${name}.ext`, '-out', `${name}.pem`]),
-  );
-  const leaf = readFileSync(join(dir, `${name}.pem`));
+function leafSignedByCa(name: string, san: string): KeyAndCert {
+  const leaf = certs.issue(name, [san]);
   // The server sends its chain: leaf, then the CA (the DANE-TA trust anchor).
-  return {
-    key: readFileSync(join(dir, `${name}.key`)),
-    cert: Buffer.concat([leaf, readFileSync(join(dir, 'ca.pem'))]),
-  };
+  return { key: leaf.key, cert: Buffer.concat([leaf.cert, caPem]) };
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'sluice-dane-'));
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=not-the-mx-name',
-    '-keyout',
-    'ee.key',
-    '-out',
-    'ee.pem',
-  ]);
-  ee = { key: readFileSync(join(dir, 'ee.key')), cert: readFileSync(join(dir, 'ee.pem')) };
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=Sluice DANE test CA',
-    ].concat(['-addext', 'basicConstraints=critical,CA:TRUE', '-keyout', 'ca.key', '-out', 'ca.pem']),
-  );
-  caDer = new X509Certificate(readFileSync(join(dir, 'ca.pem'))).raw;
+  certs = createCertWorkshop('sluice-dane-');
+  ee = certs.selfSigned('ee', 'not-the-mx-name');
+  caPem = certs.createCa('Sluice DANE test CA');
+  caDer = new X509Certificate(caPem).raw;
   ta = leafSignedByCa('ta', 'mx-ta.dane.test');
   taOtherName = leafSignedByCa('taother', 'somewhere-else.test');
 
@@ -160,84 +84,19 @@ before(async () => {
       records: ['@ MX 10 mx', 'mx A 127.0.0.1', `_25._tcp.mx TLSA 3 1 1 ${'ab'.repeat(32)}`],
     },
   ]);
-  nats = await startNats();
-  config = parseConfig(
-    {
-      hostname: 'mx.example.org',
-      domains: { primary: 'example.org' },
-      nats: { servers: [nats.url] },
-      egress: {
-        retrySchedule: [0.2],
-        connectTimeout: 2,
-        greetingTimeout: 5,
-        socketTimeout: 10,
-        dnsResolver: dnssec.address,
-      },
-      bus: { queueLifetime: 86400, maxDeliver: 500_000 },
-      // MX and address lookups through the validating resolver too.
-      dns: { servers: [dnssec.address], timeout: 2 },
-      log: { level: 'warn' },
-    },
-    'dane-test',
-  );
-  const started = await startServiceContext(config, 'dane-test');
-  ({ bus, events } = started);
-  deps = {
-    ...started.ctx,
-    dns: createDnsLookup(config.dns),
-    secureDns: createSecureDns({ resolver: dnssec.address, timeoutMs: 2000 }),
-  };
+  // Egress with MX and address lookups through the validating resolver too.
+  bed = await startEgressTlsBed('dane-test', dnssec.address);
 });
 
 after(async () => {
-  for (const stop of toStop.reverse()) await stop();
-  await bus?.close();
-  await nats?.stop();
+  await bed?.stop();
   await dnssec?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  certs?.remove();
 });
 
-async function sinkWith(tls?: { key: Buffer; cert: Buffer }): Promise<SmtpSink> {
-  const s = await startSmtpSink(tls ? { tls } : {});
-  toStop.push(() => s.stop());
-  return s;
-}
-
-async function attemptTo(domain: string, s: SmtpSink) {
-  const id = newQueueId();
-  const stored = await bus.storeBody(id, BODY);
-  const rcpt = `user@${domain}`;
-  const envelope: Envelope = parseEnvelope({
-    v: 1,
-    id,
-    partId: partIdOf(id, `mx:${domain}`, [rcpt]),
-    receivedAt: new Date().toISOString(),
-    source: 'mx',
-    receivedBy: 'mx.example.org',
-    client: { ip: '192.0.2.1', helo: 'client.test' },
-    mailFrom: { address: 'sender@example.org' },
-    recipients: [{ address: rcpt, original: rcpt }],
-    route: { kind: 'mx', domain },
-    body: stored.ref,
-    prepend: [],
-  });
-  const d: EnvelopeDelivery = {
-    envelope,
-    inlineBody: stored.inline,
-    deliveryCount: 1,
-    streamSeq: 0,
-    working: () => {},
-  };
-  const disposition = await deliverPart(d, { ...deps, mxPort: s.port });
-  const event = events.find(
-    (e): e is Extract<SluiceEvent, { kind: 'delivery' }> =>
-      e.kind === 'delivery' && e.partId === envelope.partId,
-  );
-  return { disposition, event };
-}
-
-const tlsResults = async () =>
-  (await deps.metrics.tlsResults.get()).values.map((v) => `${v.labels.policy}/${v.labels.result}=${v.value}`);
+const sinkWith = (tls?: KeyAndCert): Promise<SmtpSink> => bed.sinkWith(tls);
+const attemptTo = (domain: string, s: SmtpSink) => bed.attemptTo(domain, s, BODY);
+const tlsResults = () => bed.tlsResults();
 
 describe('DANE with a DNSSEC-validating resolver (knot + unbound)', () => {
   test('matching DANE-EE 3 1 1: delivered over TLS, outcome "dane", though the certificate names another host', async () => {
@@ -325,11 +184,10 @@ describe('DANE with the session pool', () => {
       opened++;
       return SmtpSession.open(c, o);
     });
-    toStop.push(async () => pool.close());
+    bed.onStop(async () => pool.close());
     const s = await sinkWith(ee);
-    const withPool = { ...deps, sessions: pool };
-    const saved = deps;
-    deps = withPool;
+    const saved = bed.deps;
+    bed.deps = { ...saved, sessions: pool };
     try {
       const first = await attemptTo('good.dane.test', s);
       const second = await attemptTo('good.dane.test', s);
@@ -356,7 +214,7 @@ describe('DANE with the session pool', () => {
       assert.equal(pool.stats(candidate, dane).idle, 1);
       assert.equal(pool.stats(candidate, opportunistic).idle, 0);
     } finally {
-      deps = saved;
+      bed.deps = saved;
     }
   });
 });

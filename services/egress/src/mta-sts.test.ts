@@ -6,43 +6,28 @@
  * policy cache in the real JetStream KV bucket.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Bus, EnvelopeDelivery } from '@sluice/bus';
-import { parseConfig } from '@sluice/config';
-import { createSecureDns } from '@sluice/dns';
-import { type Envelope, newQueueId, parseEnvelope, partIdOf, type SluiceEvent } from '@sluice/proto';
-import {
-  type DnssecResolver,
-  type NatsTestServer,
-  type SmtpSink,
-  startDnssecResolver,
-  startNats,
-  startServiceContext,
-  startSmtpSink,
-} from '@sluice/test-harness';
-import { deliverPart, type EgressDeps } from './deliver.ts';
-import { createDnsLookup } from './destination.ts';
+import { type DnssecResolver, type SmtpSink, startDnssecResolver } from '@sluice/test-harness';
 import { mxMatches, parsePolicy, parseStsTxt } from './mta-sts-policy.ts';
 import { createMtaStsSource } from './mta-sts-source.ts';
+import {
+  type CertWorkshop,
+  createCertWorkshop,
+  type EgressTlsBed,
+  type KeyAndCert,
+  startEgressTlsBed,
+} from './tls-test-bed.ts';
 
-let nats: NatsTestServer;
 let dnssec: DnssecResolver;
-let bus: Bus;
-let deps: EgressDeps;
-let events: SluiceEvent[];
-let dir: string;
+let bed: EgressTlsBed;
+let certs: CertWorkshop;
 let https: Server;
 let ca: Buffer;
-let mxCert: { key: Buffer; cert: Buffer };
-let selfSigned: { key: Buffer; cert: Buffer };
+let mxCert: KeyAndCert;
+let selfSigned: KeyAndCert;
 const fetches: string[] = [];
-const toStop: Array<() => Promise<void>> = [];
 
 const POLICIES: Record<string, string> = {
   'mta-sts.enforce.sts.test':
@@ -52,76 +37,12 @@ const POLICIES: Record<string, string> = {
   'mta-sts.testing.sts.test': 'version: STSv1\nmode: testing\nmx: *.elsewhere.test\nmax_age: 86400\n',
 };
 
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-}
-
-function issue(name: string, sans: string[]): { key: Buffer; cert: Buffer } {
-  writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\n`);
-  openssl([
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    `/CN=${sans[0]}`,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-  ]);
-  openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-    ].concat(['-extfile', `${name}.ext`, '-out', `${name}.pem`]),
-  );
-  return { key: readFileSync(join(dir, `${name}.key`)), cert: readFileSync(join(dir, `${name}.pem`)) };
-}
-
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'sluice-mta-sts-'));
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=Sluice MTA-STS test CA',
-    ].concat(['-addext', 'basicConstraints=critical,CA:TRUE', '-keyout', 'ca.key', '-out', 'ca.pem']),
-  );
-  ca = readFileSync(join(dir, 'ca.pem'));
-  const web = issue('web', Object.keys(POLICIES));
-  mxCert = issue('mx', ['mx.enforce.sts.test', 'mx.nomatch.sts.test', 'mx.testing.sts.test']);
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=mx.badcert.sts.test',
-    '-keyout',
-    'self.key',
-    '-out',
-    'self.pem',
-  ]);
-  selfSigned = { key: readFileSync(join(dir, 'self.key')), cert: readFileSync(join(dir, 'self.pem')) };
+  certs = createCertWorkshop('sluice-mta-sts-');
+  ca = certs.createCa('Sluice MTA-STS test CA');
+  const web = certs.issue('web', Object.keys(POLICIES));
+  mxCert = certs.issue('mx', ['mx.enforce.sts.test', 'mx.nomatch.sts.test', 'mx.testing.sts.test']);
+  selfSigned = certs.selfSigned('self', 'mx.badcert.sts.test');
 
   https = createServer(web, (req, res) => {
     const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
@@ -149,87 +70,31 @@ before(async () => {
       records: [...domain('enforce'), ...domain('badcert'), ...domain('nomatch'), ...domain('testing')],
     },
   ]);
-  nats = await startNats();
-  const config = parseConfig(
-    {
-      hostname: 'mx.example.org',
-      domains: { primary: 'example.org' },
-      nats: { servers: [nats.url] },
-      egress: {
-        retrySchedule: [0.2],
-        connectTimeout: 2,
-        greetingTimeout: 5,
-        socketTimeout: 10,
-        dnsResolver: dnssec.address,
-      },
-      bus: { queueLifetime: 86400, maxDeliver: 500_000 },
-      dns: { servers: [dnssec.address], timeout: 2 },
-      log: { level: 'warn' },
-    },
-    'mta-sts-test',
-  );
-  const started = await startServiceContext(config, 'mta-sts-test');
-  ({ bus, events } = started);
-  const secureDns = createSecureDns({ resolver: dnssec.address, timeoutMs: 2000 });
-  deps = {
-    ...started.ctx,
-    dns: createDnsLookup(config.dns),
-    secureDns,
-    mtaSts: createMtaStsSource({ dns: secureDns, store: bus, ca, port: policyPort, fetchTimeoutMs: 2000 }),
+  bed = await startEgressTlsBed('mta-sts-test', dnssec.address);
+  bed.deps = {
+    ...bed.deps,
+    mtaSts: createMtaStsSource({
+      dns: bed.secureDns,
+      store: bed.bus,
+      ca,
+      port: policyPort,
+      fetchTimeoutMs: 2000,
+    }),
     tlsCa: ca,
   };
 });
 
 after(async () => {
-  for (const stop of toStop.reverse()) await stop();
-  await bus?.close();
-  await nats?.stop();
+  await bed?.stop();
   await dnssec?.stop();
   await new Promise((r) => https?.close(r));
-  rmSync(dir, { recursive: true, force: true });
+  certs?.remove();
 });
 
-async function sinkWith(tls?: { key: Buffer; cert: Buffer }): Promise<SmtpSink> {
-  const s = await startSmtpSink(tls ? { tls } : {});
-  toStop.push(() => s.stop());
-  return s;
-}
-
-async function attemptTo(domain: string, s: SmtpSink) {
-  const id = newQueueId();
-  const stored = await bus.storeBody(id, Buffer.from('Subject: sts\r\n\r\nHello.\r\n'));
-  const rcpt = `user@${domain}`;
-  const envelope: Envelope = parseEnvelope({
-    v: 1,
-    id,
-    partId: partIdOf(id, `mx:${domain}`, [rcpt]),
-    receivedAt: new Date().toISOString(),
-    source: 'mx',
-    receivedBy: 'mx.example.org',
-    client: { ip: '192.0.2.1', helo: 'client.test' },
-    mailFrom: { address: 'sender@example.org' },
-    recipients: [{ address: rcpt, original: rcpt }],
-    route: { kind: 'mx', domain },
-    body: stored.ref,
-    prepend: [],
-  });
-  const d: EnvelopeDelivery = {
-    envelope,
-    inlineBody: stored.inline,
-    deliveryCount: 1,
-    streamSeq: 0,
-    working: () => {},
-  };
-  const disposition = await deliverPart(d, { ...deps, mxPort: s.port });
-  const event = events.find(
-    (e): e is Extract<SluiceEvent, { kind: 'delivery' }> =>
-      e.kind === 'delivery' && e.partId === envelope.partId,
-  );
-  return { disposition, event };
-}
-
-const tlsResults = async () =>
-  (await deps.metrics.tlsResults.get()).values.map((v) => `${v.labels.policy}/${v.labels.result}=${v.value}`);
+const BODY = Buffer.from('Subject: sts\r\n\r\nHello.\r\n');
+const sinkWith = (tls?: KeyAndCert): Promise<SmtpSink> => bed.sinkWith(tls);
+const attemptTo = (domain: string, s: SmtpSink) => bed.attemptTo(domain, s, BODY);
+const tlsResults = () => bed.tlsResults();
 
 describe('MTA-STS delivery', () => {
   test('enforce, MX matches, PKIX-valid certificate: delivered with outcome "mta-sts"; the policy is cached', async () => {
@@ -238,7 +103,7 @@ describe('MTA-STS delivery', () => {
     assert.deepEqual(disposition, { kind: 'ack' });
     assert.equal(s.messages[0]?.secure, true);
     assert.equal(event?.tls, 'mta-sts');
-    const cached = JSON.parse(new TextDecoder().decode((await bus.mtaStsPolicyGet('enforce.sts.test'))!));
+    const cached = JSON.parse(new TextDecoder().decode((await bed.bus.mtaStsPolicyGet('enforce.sts.test'))!));
     assert.equal(cached.id, '20261130a');
     assert.equal(cached.mode, 'enforce');
     assert.equal(cached.expiresAt - cached.fetchedAt, 86_400_000);
