@@ -9,56 +9,35 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '@sluice/config';
-import { type Runtime, startRuntime } from '@sluice/runtime';
-import {
-  type DnsServer,
-  type NatsTestServer,
-  type SmtpSink,
-  sendMail,
-  startDnsServer,
-  startNats,
-  startSmtpSink,
-} from '@sluice/test-harness';
-import { allServices } from '../../cli/src/services.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import { type SmtpSink, sendMail } from '@sluice/test-harness';
+import { type Pipeline, startPipeline } from './helpers.ts';
 
-let nats: NatsTestServer;
+let pipeline: Pipeline;
 let sink: SmtpSink;
-let dns: DnsServer;
-let rt: Runtime;
 let port: number;
 
 before(async () => {
-  nats = await startNats();
-  sink = await startSmtpSink({ port: 0 });
-  dns = await startDnsServer([
-    { name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
-    { name: '_dmarc.sender.test', type: 'TXT', data: 'v=DMARC1; p=reject' },
-    { name: '_dmarc.example.org', type: 'TXT', data: 'v=DMARC1; p=reject' },
-    { name: 'example.org', type: 'TXT', data: 'v=spf1 ip4:192.0.2.25 -all' },
-  ]);
-  const config = parseConfig(
-    {
-      hostname: 'mx.example.org',
+  pipeline = await startPipeline(
+    'e2e',
+    [
+      { name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' },
+      { name: '_dmarc.sender.test', type: 'TXT', data: 'v=DMARC1; p=reject' },
+      { name: '_dmarc.example.org', type: 'TXT', data: 'v=DMARC1; p=reject' },
+      { name: 'example.org', type: 'TXT', data: 'v=spf1 ip4:192.0.2.25 -all' },
+    ],
+    (sink) => ({
       domains: { primary: 'example.org' },
       routing: { forwards: { 'alice@example.org': ['alice@forward.test'] } },
       transports: { 'forward.test': { host: '127.0.0.1', port: sink.port } },
-      nats: { servers: [nats.url] },
-      ingress: { listen: [{ host: '127.0.0.1', port: 0 }], filterTimeout: 10 },
-      dns: { servers: [dns.address], timeout: 1 },
-      log: { level: 'warn' },
-    },
-    'e2e',
+      ingress: { filterTimeout: 10 },
+      dns: { timeout: 1 },
+    }),
   );
-  rt = await startRuntime({ config, services: allServices, logDestination: devNull() });
-  port = ingressPort(rt);
+  ({ sink, port } = pipeline);
 });
 
 after(async () => {
-  await rt?.stop();
-  await Promise.all([sink?.stop(), dns?.stop()]);
-  await nats?.stop();
+  await pipeline?.stop();
 });
 
 function message(from: string, subject: string, extra: string[] = []): Buffer {

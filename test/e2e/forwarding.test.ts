@@ -21,30 +21,22 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '@sluice/config';
 import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
-import { type Runtime, startRuntime } from '@sluice/runtime';
 import { Srs } from '@sluice/srs';
 import {
   DKIMPY_PYTHON,
   type DnsRecord,
-  type DnsServer,
   dkimpyVerify,
-  type NatsTestServer,
   POSTSRSD_BIN,
   type SmtpSink,
   sendMail,
   smtpConversation,
-  startDnsServer,
-  startNats,
   startPostsrsd,
-  startSmtpSink,
 } from '@sluice/test-harness';
 import { authenticate } from 'mailauth';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { spf } from 'mailauth/lib/spf/index.js';
-import { allServices } from '../../cli/src/services.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import { type Pipeline, startPipeline } from './helpers.ts';
 
 const pem = (type: 'rsa' | 'ed25519') =>
   (type === 'rsa'
@@ -76,57 +68,41 @@ const txt: Record<string, string> = {
   ),
 };
 
-let nats: NatsTestServer;
+let pipeline: Pipeline;
 let sink: SmtpSink;
-let dns: DnsServer;
-let rt: Runtime;
 let port: number;
 let lookup: (name: string, type: string) => Promise<unknown>;
 const srs = new Srs({ domain: 'srs.example.org', secrets: [srsSecret] });
 
 before(async () => {
-  nats = await startNats();
-  sink = await startSmtpSink({ port: 0 });
   const records: DnsRecord[] = Object.entries(txt).map(([name, data]) => ({ name, type: 'TXT', data }));
-  dns = await startDnsServer(records);
-  const resolver = new Resolver();
-  resolver.setServers([dns.address]);
-  lookup = (name, type) => resolver.resolve(name, type);
-  const config = parseConfig(
-    {
-      hostname: 'mx.example.org',
-      domains: { primary: 'example.org', aliases: ['example.com'] },
-      routing: {
-        aliases: { 'info@example.org': ['alice@example.org'] },
-        forwards: { 'alice@example.org': ['alice@forward.test'] },
-      },
-      // The outside world: forward.test (the forward's target) and sender.test (where bounces return).
-      transports: {
-        'forward.test': { host: '127.0.0.1', port: sink.port },
-        'sender.test': { host: '127.0.0.1', port: sink.port },
-      },
-      srs: { secrets: [srsSecret] },
-      dkim: {
-        keys: [
-          { domain: 'example.org', selector: 'r1', privateKey: ourRsa },
-          { domain: 'example.org', selector: 'e1', privateKey: ourEd },
-        ],
-      },
-      nats: { servers: [nats.url] },
-      ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
-      dns: { servers: [dns.address], timeout: 2 },
-      log: { level: 'warn' },
+  pipeline = await startPipeline('e2e-forwarding', records, (sink) => ({
+    domains: { primary: 'example.org', aliases: ['example.com'] },
+    routing: {
+      aliases: { 'info@example.org': ['alice@example.org'] },
+      forwards: { 'alice@example.org': ['alice@forward.test'] },
     },
-    'e2e-forwarding',
-  );
-  rt = await startRuntime({ config, services: allServices, logDestination: devNull() });
-  port = ingressPort(rt);
+    // The outside world: forward.test (the forward's target) and sender.test (where bounces return).
+    transports: {
+      'forward.test': { host: '127.0.0.1', port: sink.port },
+      'sender.test': { host: '127.0.0.1', port: sink.port },
+    },
+    srs: { secrets: [srsSecret] },
+    dkim: {
+      keys: [
+        { domain: 'example.org', selector: 'r1', privateKey: ourRsa },
+        { domain: 'example.org', selector: 'e1', privateKey: ourEd },
+      ],
+    },
+  }));
+  ({ sink, port } = pipeline);
+  const resolver = new Resolver();
+  resolver.setServers([pipeline.dns.address]);
+  lookup = (name, type) => resolver.resolve(name, type);
 });
 
 after(async () => {
-  await rt?.stop();
-  await Promise.all([sink?.stop(), dns?.stop()]);
-  await nats?.stop();
+  await pipeline?.stop();
 });
 
 function message(from: string, subject: string): Buffer {

@@ -20,24 +20,10 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { parseConfig } from '@sluice/config';
 import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
-import { type Runtime, startRuntime } from '@sluice/runtime';
-import {
-  DKIMPY_PYTHON,
-  type DnsRecord,
-  type DnsServer,
-  dkimpyVerify,
-  type NatsTestServer,
-  type SmtpSink,
-  sendMail,
-  startDnsServer,
-  startNats,
-  startSmtpSink,
-} from '@sluice/test-harness';
+import { DKIMPY_PYTHON, type DnsRecord, dkimpyVerify, type SmtpSink, sendMail } from '@sluice/test-harness';
 import { authenticate } from 'mailauth';
-import { allServices } from '../../cli/src/services.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import { type Pipeline, startPipeline } from './helpers.ts';
 
 const OUR_OUTBOUND_IP = '192.0.2.10';
 const ourRsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
@@ -56,47 +42,31 @@ const txt: Record<string, string> = {
   ),
 };
 
-let nats: NatsTestServer;
+let pipeline: Pipeline;
 let sink: SmtpSink;
-let dns: DnsServer;
-let rt: Runtime;
 let port: number;
 let lookup: (name: string, type: string) => Promise<unknown>;
 
 before(async () => {
-  nats = await startNats();
-  sink = await startSmtpSink({ port: 0 });
   const records: DnsRecord[] = Object.entries(txt).map(([name, data]) => ({ name, type: 'TXT', data }));
-  dns = await startDnsServer(records);
-  const resolver = new Resolver();
-  resolver.setServers([dns.address]);
-  lookup = (name, type) => resolver.resolve(name, type);
-  const config = parseConfig(
-    {
-      hostname: 'mx.example.org',
-      domains: { primary: 'example.org', aliases: ['example.com'] },
-      routing: {
-        forwards: { 'alice@example.org': ['alice@forward.test'], 'bob@example.org': ['bob@forward.test'] },
-      },
-      transports: { 'forward.test': { host: '127.0.0.1', port: sink.port } },
-      rewriter: { fromRewrite: { enabled: true, forwards: ['alice@example.org'] } },
-      srs: { secrets: [randomBytes(24).toString('base64')] },
-      dkim: { keys: [{ domain: 'example.org', selector: 'r1', privateKey: ourRsa }] },
-      nats: { servers: [nats.url] },
-      ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
-      dns: { servers: [dns.address], timeout: 2 },
-      log: { level: 'warn' },
+  pipeline = await startPipeline('e2e-from-rewrite', records, (sink) => ({
+    domains: { primary: 'example.org', aliases: ['example.com'] },
+    routing: {
+      forwards: { 'alice@example.org': ['alice@forward.test'], 'bob@example.org': ['bob@forward.test'] },
     },
-    'e2e-from-rewrite',
-  );
-  rt = await startRuntime({ config, services: allServices, logDestination: devNull() });
-  port = ingressPort(rt);
+    transports: { 'forward.test': { host: '127.0.0.1', port: sink.port } },
+    rewriter: { fromRewrite: { enabled: true, forwards: ['alice@example.org'] } },
+    srs: { secrets: [randomBytes(24).toString('base64')] },
+    dkim: { keys: [{ domain: 'example.org', selector: 'r1', privateKey: ourRsa }] },
+  }));
+  ({ sink, port } = pipeline);
+  const resolver = new Resolver();
+  resolver.setServers([pipeline.dns.address]);
+  lookup = (name, type) => resolver.resolve(name, type);
 });
 
 after(async () => {
-  await rt?.stop();
-  await Promise.all([sink?.stop(), dns?.stop()]);
-  await nats?.stop();
+  await pipeline?.stop();
 });
 
 function message(to: string, subject: string): Buffer {

@@ -1,9 +1,21 @@
 /**
  * Small helpers shared by the end-to-end tests: where the ingress listens,
- * the queue id in a 250 reply, and a log sink that keeps test output quiet.
+ * the queue id in a 250 reply, a log sink that keeps test output quiet, and
+ * the pipeline most e2e files start (every stage in one process).
  */
 import { Writable } from 'node:stream';
-import type { Runtime } from '@sluice/runtime';
+import { parseConfig } from '@sluice/config';
+import { type Runtime, startRuntime } from '@sluice/runtime';
+import {
+  type DnsRecord,
+  type DnsServer,
+  type NatsTestServer,
+  type SmtpSink,
+  startDnsServer,
+  startNats,
+  startSmtpSink,
+} from '@sluice/test-harness';
+import { allServices } from '../../cli/src/services.ts';
 
 export { type SluiceProcess, sluiceBin, startSluiceProcess } from '@sluice/test-harness';
 
@@ -23,4 +35,73 @@ export function queueIdFromReply(reply: string): string {
   const m = /queued as ([0-9A-Z]{10,40})/.exec(reply);
   if (!m) throw new Error(`no queue id in reply: ${reply}`);
   return m[1]!;
+}
+
+/** Every stage in one process, as `sluice run` starts them, and what it talks to. */
+export interface Pipeline {
+  nats: NatsTestServer;
+  /** The outside world: point transports at sink.port. */
+  sink: SmtpSink;
+  dns: DnsServer;
+  rt: Runtime;
+  /** Where the ingress listens. */
+  port: number;
+  /** Stops the runtime, then the sink and DNS, then nats. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real nats-server, an SMTP sink, loopback DNS serving `records`, and
+ * every stage with a config made of the shared part (hostname mx.example.org,
+ * that nats, ingress on a free loopback port, DNS on that server with a 2 s
+ * timeout, log level warn) and `settings(sink)`; `settings` may add to
+ * `ingress` and `dns` (merged one level deep) and sets everything else.
+ */
+export async function startPipeline(
+  name: string,
+  records: DnsRecord[],
+  settings: (sink: SmtpSink) => Record<string, unknown> & {
+    ingress?: Record<string, unknown>;
+    dns?: Record<string, unknown>;
+  },
+): Promise<Pipeline> {
+  const nats = await startNats();
+  const sink = await startSmtpSink({ port: 0 });
+  const dns = await startDnsServer(records);
+  const stopAround = async () => {
+    await Promise.all([sink.stop(), dns.stop()]);
+    await nats.stop();
+  };
+  let rt: Runtime | undefined;
+  try {
+    const own = settings(sink);
+    const config = parseConfig(
+      {
+        hostname: 'mx.example.org',
+        nats: { servers: [nats.url] },
+        log: { level: 'warn' },
+        ...own,
+        ingress: { listen: [{ host: '127.0.0.1', port: 0 }], ...own.ingress },
+        dns: { servers: [dns.address], timeout: 2, ...own.dns },
+      },
+      name,
+    );
+    const started = await startRuntime({ config, services: allServices, logDestination: devNull() });
+    rt = started;
+    return {
+      nats,
+      sink,
+      dns,
+      rt: started,
+      port: ingressPort(started),
+      async stop() {
+        await started.stop();
+        await stopAround();
+      },
+    };
+  } catch (err) {
+    await rt?.stop();
+    await stopAround();
+    throw err;
+  }
 }

@@ -10,20 +10,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { NatsOperationsSnapshot } from '@sluice/bus';
-import { parseConfig } from '@sluice/config';
-import { type Runtime, startRuntime } from '@sluice/runtime';
-import {
-  type DnsServer,
-  type NatsTestServer,
-  type SmtpSink,
-  sendMail,
-  startDnsServer,
-  startNats,
-  startSmtpSink,
-  waitUntil,
-} from '@sluice/test-harness';
-import { allServices } from '../../cli/src/services.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import type { Runtime } from '@sluice/runtime';
+import { type SmtpSink, sendMail, waitUntil } from '@sluice/test-harness';
+import { type Pipeline, startPipeline } from './helpers.ts';
 
 /** NATS operations of one 1-recipient forwarded message, per stage and kind. */
 const BUDGET: Record<string, Record<string, number>> = {
@@ -43,37 +32,26 @@ const ROUND_TRIPS_TOTAL = 7;
 
 const STAGES = Object.keys(BUDGET);
 
-let nats: NatsTestServer;
+let pipeline: Pipeline;
 let sink: SmtpSink;
-let dns: DnsServer;
 let rt: Runtime;
 let port: number;
 
 before(async () => {
-  nats = await startNats();
-  sink = await startSmtpSink({ port: 0 });
-  dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }]);
-  const config = parseConfig(
-    {
-      hostname: 'mx.example.org',
+  pipeline = await startPipeline(
+    'budget',
+    [{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }],
+    (sink) => ({
       domains: { primary: 'example.org' },
       routing: { forwards: { 'alice@example.org': ['alice@forward.test'] } },
       transports: { 'forward.test': { host: '127.0.0.1', port: sink.port } },
-      nats: { servers: [nats.url] },
-      ingress: { listen: [{ host: '127.0.0.1', port: 0 }] },
-      dns: { servers: [dns.address], timeout: 2 },
-      log: { level: 'warn' },
-    },
-    'budget',
+    }),
   );
-  rt = await startRuntime({ config, services: allServices, logDestination: devNull() });
-  port = ingressPort(rt);
+  ({ sink, rt, port } = pipeline);
 });
 
 after(async () => {
-  await rt?.stop();
-  await Promise.all([sink?.stop(), dns?.stop()]);
-  await nats?.stop();
+  await pipeline?.stop();
 });
 
 type Counts = Record<string, Record<string, number>>;
