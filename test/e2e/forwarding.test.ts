@@ -18,7 +18,6 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { Resolver } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
@@ -36,7 +35,7 @@ import {
 import { authenticate } from 'mailauth';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { spf } from 'mailauth/lib/spf/index.js';
-import { type Pipeline, startPipeline } from './helpers.ts';
+import { lookupVia, type Pipeline, plainTextMessage, startPipeline } from './helpers.ts';
 
 const pem = (type: 'rsa' | 'ed25519') =>
   (type === 'rsa'
@@ -96,31 +95,15 @@ before(async () => {
     },
   }));
   ({ sink, port } = pipeline);
-  const resolver = new Resolver();
-  resolver.setServers([pipeline.dns.address]);
-  lookup = (name, type) => resolver.resolve(name, type);
+  lookup = lookupVia(pipeline.dns);
 });
 
 after(async () => {
   await pipeline?.stop();
 });
 
-function message(from: string, subject: string): Buffer {
-  return Buffer.from(
-    [
-      `From: ${from}`,
-      'To: info@example.org',
-      `Subject: ${subject}`,
-      `Message-ID: <${randomBytes(8).toString('hex')}@e2e.test>`,
-      `Date: ${new Date().toUTCString()}`,
-      'MIME-Version: 1.0',
-      'Content-Type: text/plain; charset=utf-8',
-      '',
-      `body of ${subject}`,
-      '',
-    ].join('\r\n'),
-  );
-}
+const message = (from: string, subject: string): Buffer =>
+  plainTextMessage(from, 'info@example.org', subject);
 
 const haveDkimpy = existsSync(DKIMPY_PYTHON) && existsSync('/usr/lib/python3/dist-packages/dkim');
 

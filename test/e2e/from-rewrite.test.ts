@@ -17,13 +17,12 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { Resolver } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
 import { DKIMPY_PYTHON, type DnsRecord, dkimpyVerify, type SmtpSink, sendMail } from '@sluice/test-harness';
 import { authenticate } from 'mailauth';
-import { type Pipeline, startPipeline } from './helpers.ts';
+import { lookupVia, type Pipeline, plainTextMessage, startPipeline } from './helpers.ts';
 
 const OUR_OUTBOUND_IP = '192.0.2.10';
 const ourRsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
@@ -60,31 +59,15 @@ before(async () => {
     dkim: { keys: [{ domain: 'example.org', selector: 'r1', privateKey: ourRsa }] },
   }));
   ({ sink, port } = pipeline);
-  const resolver = new Resolver();
-  resolver.setServers([pipeline.dns.address]);
-  lookup = (name, type) => resolver.resolve(name, type);
+  lookup = lookupVia(pipeline.dns);
 });
 
 after(async () => {
   await pipeline?.stop();
 });
 
-function message(to: string, subject: string): Buffer {
-  return Buffer.from(
-    [
-      'From: Sender <sender@sender.test>',
-      `To: ${to}`,
-      `Subject: ${subject}`,
-      `Message-ID: <${randomBytes(8).toString('hex')}@e2e.test>`,
-      `Date: ${new Date().toUTCString()}`,
-      'MIME-Version: 1.0',
-      'Content-Type: text/plain; charset=utf-8',
-      '',
-      `body of ${subject}`,
-      '',
-    ].join('\r\n'),
-  );
-}
+const message = (to: string, subject: string): Buffer =>
+  plainTextMessage('Sender <sender@sender.test>', to, subject);
 
 type Verdict = {
   arc: { status: { result: string } };

@@ -1,8 +1,11 @@
 /**
  * Small helpers shared by the end-to-end tests: where the ingress listens,
  * the queue id in a 250 reply, a log sink that keeps test output quiet, and
- * the pipeline most e2e files start (every stage in one process).
+ * the pipeline most e2e files start (every stage in one process), a lookup on
+ * its loopback DNS, and a plain-text test message.
  */
+import { randomBytes } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
 import { Writable } from 'node:stream';
 import { parseConfig } from '@sluice/config';
 import { type Runtime, startRuntime } from '@sluice/runtime';
@@ -104,4 +107,29 @@ export async function startPipeline(
     await stopAround();
     throw err;
   }
+}
+
+/** resolve(name, type) against the loopback DNS server: the `resolver` option of mailauth. */
+export function lookupVia(dns: DnsServer): (name: string, type: string) => Promise<unknown> {
+  const resolver = new Resolver();
+  resolver.setServers([dns.address]);
+  return (name, type) => resolver.resolve(name, type);
+}
+
+/** A short text/plain message with a fresh Message-ID; its body names the subject. */
+export function plainTextMessage(from: string, to: string, subject: string): Buffer {
+  return Buffer.from(
+    [
+      `From: ${from}`,
+      `To: ${to}`,
+      `Subject: ${subject}`,
+      `Message-ID: <${randomBytes(8).toString('hex')}@e2e.test>`,
+      `Date: ${new Date().toUTCString()}`,
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      `body of ${subject}`,
+      '',
+    ].join('\r\n'),
+  );
 }
