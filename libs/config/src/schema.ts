@@ -652,6 +652,14 @@ export const configSchema = z
           .optional()
           .describe('authserv-id in Authentication-Results (default: hostname).'),
         concurrency: z.number().int().min(1).default(32).describe('Verdicts computed at once per process.'),
+        maxQueued: z
+          .number()
+          .int()
+          .min(0)
+          .optional()
+          .describe(
+            'Verdict requests waiting for a free slot per process (default 2 × concurrency); one more is answered busy at once, and the ingress asks again once, then answers 451 4.3.2.',
+          ),
         weights: ruleWeights,
         actions: filterActions,
         antiSpoofing: z
