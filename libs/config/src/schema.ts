@@ -658,7 +658,7 @@ export const configSchema = z
           .min(0)
           .optional()
           .describe(
-            'Verdict requests waiting for a free slot per process (default 2 × concurrency); one more is answered busy at once, and the ingress asks again once, then answers 451 4.3.2.',
+            'Verdict requests waiting per process (default 2 × concurrency); more are answered busy (docs/filter.md).',
           ),
         weights: ruleWeights,
         actions: filterActions,
