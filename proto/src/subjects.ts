@@ -124,4 +124,6 @@ export const headerNames = {
   contentType: 'Sluice-Content',
   /** On an RPC request: the requester's deadline, epoch milliseconds; the server stops working after it. */
   deadline: 'Sluice-Deadline',
+  /** On an RPC reply (empty body): "1" when every handler slot and the wait queue were full; ask again. */
+  busy: 'Sluice-Busy',
 } as const;

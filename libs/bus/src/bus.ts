@@ -56,6 +56,7 @@ import type {
   LedgerEntry,
   PublishHold,
   RpcRequest,
+  RpcServeOptions,
   RpcServer,
   StageConsumer,
   StoredBody,
@@ -241,7 +242,7 @@ export class Bus implements BusClient {
   serve(
     subject: string,
     queue: string,
-    opts: { concurrency: number; stage?: string },
+    opts: RpcServeOptions,
     handler: (req: RpcRequest) => Promise<Uint8Array>,
   ): RpcServer {
     return this.#track(serve(this.nc, this.log, this.operations, subject, queue, opts, handler));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { headerNames, queueGroups, rpcErrorSchema, subjects } from '@sluice/proto';
-import { type NatsTestServer, startNats } from '@sluice/test-harness';
+import { type NatsTestServer, startNats, waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
 import { RpcError } from './rpc.ts';
 import { connectTestBus, encoder, recordingLog } from './test-fixtures.ts';
@@ -126,5 +126,44 @@ test('a request carries its deadline (epoch ms) for the server to bound its work
   await a.request(subjects.resolverLookup, encoder.encode('q'), 3000);
   const deadline = Number(seen);
   assert.ok(deadline >= before + 3000 && deadline <= Date.now() + 3000, `deadline ${seen}`);
+  await s.stop();
+});
+
+test('with maxQueued, a request beyond the slots and the wait queue is answered busy at once', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  let started = 0;
+  let shed = 0;
+  const lengths: number[] = [];
+  const s = b.serve(
+    subjects.resolverLookup,
+    queueGroups.resolver,
+    { concurrency: 1, maxQueued: 1, onShed: () => shed++, onQueueLength: (n) => lengths.push(n) },
+    async (req) => {
+      started++;
+      await gate;
+      return encoder.encode(`done:${decoder.decode(req.data)}`);
+    },
+  );
+  await b.nc.flush();
+  const first = a.request(subjects.resolverLookup, encoder.encode('1'), 10_000);
+  const second = a.request(subjects.resolverLookup, encoder.encode('2'), 10_000);
+  // The first holds the only slot, the second waits in the queue: then a third is one too many.
+  await waitUntil('one request running, one waiting', () => started === 1 && lengths.at(-1) === 1);
+  const t0 = Date.now();
+  const third = await a.request(subjects.resolverLookup, encoder.encode('3'), 10_000).catch((e) => e);
+  assert.ok(third instanceof RpcError, 'the third request fails');
+  assert.equal(third.code, 'busy');
+  assert.ok(Date.now() - t0 < 2000, `busy is answered at once, took ${Date.now() - t0} ms`);
+  assert.equal(shed, 1);
+  release();
+  assert.deepEqual(
+    [decoder.decode(await first), decoder.decode(await second)],
+    ['done:1', 'done:2'],
+    'the running and the waiting request both complete',
+  );
+  assert.equal(lengths.at(-1), 0, 'the wait queue is empty again');
   await s.stop();
 });

@@ -8,6 +8,11 @@
  * (proto rpcErrorSchema) marked with the Sluice-Content header, which the
  * requesting side turns into an RpcError, as it does timeouts and "no
  * responders", so the ingress can answer 451 with a clear log line.
+ * With opts.maxQueued, a request arriving while every handler slot is busy
+ * and maxQueued requests already wait is answered at once with an empty
+ * reply marked headerNames.busy (never queued without bound); the requester
+ * gets RpcError code 'busy' and may ask again, which a queue group routes to
+ * a random member, usually another replica (docs/filter.md "Load and shedding").
  * Requests go over the bus' shared reply inbox (reply-inbox.ts). Requests
  * and replies are counted (nats-operations.ts); each request a server
  * answers is one message path of its stage.
@@ -28,12 +33,12 @@ import { inSpan, SpanKind } from './messaging-spans.ts';
 import { type NatsOperations, NO_STAGE } from './nats-operations.ts';
 import type { ReplyInbox } from './reply-inbox.ts';
 import { extractTraceContext, headersToRecord, injectTraceHeaders } from './trace-headers.ts';
-import type { RpcRequest, RpcServer } from './types.ts';
+import type { RpcRequest, RpcServeOptions, RpcServer } from './types.ts';
 
 /** Sluice-Content of an error reply; its body matches proto rpcErrorSchema. */
 export const RPC_ERROR_CONTENT = 'rpc-error/v1';
 
-export type RpcErrorCode = 'timeout' | 'no_responders' | 'remote' | 'failed';
+export type RpcErrorCode = 'timeout' | 'no_responders' | 'remote' | 'failed' | 'busy';
 
 /** A request that got no usable answer. */
 export class RpcError extends Error {
@@ -56,7 +61,7 @@ export function serve(
   ops: NatsOperations,
   subject: string,
   queue: string,
-  opts: { concurrency: number; stage?: string },
+  opts: RpcServeOptions,
   handler: (req: RpcRequest) => Promise<Uint8Array>,
 ): RpcServer {
   const stage = opts.stage ?? NO_STAGE;
@@ -68,12 +73,46 @@ export function serve(
   const inFlight = new Set<Promise<void>>();
   const sub: Subscription = nc.subscribe(subject, { queue });
 
+  const maxQueued = opts.maxQueued;
+  let waiting = 0;
+  const setWaiting = (n: number) => {
+    waiting = n;
+    opts.onQueueLength?.(n);
+  };
+  const shed = (msg: Msg) => {
+    opts.onShed?.();
+    if (!msg.reply) return;
+    const hdrs = natsHeaders();
+    hdrs.set(headerNames.busy, '1');
+    respond(msg, new Uint8Array(0), hdrs);
+  };
   const loop = (async () => {
     for await (const msg of sub) {
-      await limit.acquire();
-      const p = ops
-        .path(stage, () => answer(msg, subject, queue, log, respond, handler))
-        .finally(() => limit.release());
+      if (maxQueued === undefined) {
+        await limit.acquire();
+      } else if (limit.active >= opts.concurrency && waiting >= maxQueued) {
+        shed(msg);
+        continue;
+      }
+      const run = async () => {
+        if (maxQueued !== undefined && limit.active >= opts.concurrency) {
+          // Every slot is busy: wait in the bounded queue (counted, so the next arrival can be shed).
+          setWaiting(waiting + 1);
+          try {
+            await limit.acquire();
+          } finally {
+            setWaiting(waiting - 1);
+          }
+        } else if (maxQueued !== undefined) {
+          await limit.acquire(); // a slot is free: taken synchronously
+        }
+        try {
+          await ops.path(stage, () => answer(msg, subject, queue, log, respond, handler));
+        } finally {
+          limit.release();
+        }
+      };
+      const p = run();
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p));
     }
@@ -177,6 +216,12 @@ export function request(
         reply = await count(() => inbox.request(subject, data, { timeoutMs: timeout, headers }));
       } catch (err) {
         throw toRpcError(err, subject, timeoutMs);
+      }
+      if (reply.headers?.get(headerNames.busy) === '1') {
+        throw new RpcError(`${subject} is busy (all handler slots and its wait queue full)`, {
+          code: 'busy',
+          subject,
+        });
       }
       if (reply.headers?.get(headerNames.contentType) === RPC_ERROR_CONTENT) {
         let message = 'unknown error';

@@ -18,6 +18,7 @@ import type {
   LedgerEntry,
   PublishHold,
   RpcRequest,
+  RpcServeOptions,
   RpcServer,
   StageConsumer,
   StoredBody,
@@ -80,7 +81,7 @@ export class StageBus implements BusClient {
   serve(
     subject: string,
     queue: string,
-    opts: { concurrency: number },
+    opts: Omit<RpcServeOptions, 'stage'>,
     handler: (req: RpcRequest) => Promise<Uint8Array>,
   ): RpcServer {
     return this.#bus.serve(subject, queue, { ...opts, stage: this.stage }, handler);

@@ -120,7 +120,7 @@ export interface BusClient {
   serve(
     subject: string,
     queue: string,
-    opts: { concurrency: number },
+    opts: Omit<RpcServeOptions, 'stage'>,
     handler: (req: RpcRequest) => Promise<Uint8Array>,
   ): RpcServer;
   /** Request/reply with trace headers injected from the active context. Rejects on timeout / no responders. */
@@ -179,4 +179,16 @@ export class BusPublishError extends Error {
     super(message, { cause: opts.cause });
     this.full = opts.full;
   }
+}
+
+/** How serve() runs handlers and how many requests may wait for a slot. */
+export interface RpcServeOptions {
+  concurrency: number;
+  stage?: string;
+  /** Requests waiting for a handler slot; one more is answered busy at once. Absent: unbounded. */
+  maxQueued?: number;
+  /** Called for each request answered busy. */
+  onShed?: () => void;
+  /** Called with the number of waiting requests whenever it changes. */
+  onQueueLength?: (waiting: number) => void;
 }

@@ -652,6 +652,14 @@ export const configSchema = z
           .optional()
           .describe('authserv-id in Authentication-Results (default: hostname).'),
         concurrency: z.number().int().min(1).default(32).describe('Verdicts computed at once per process.'),
+        maxQueued: z
+          .number()
+          .int()
+          .min(0)
+          .optional()
+          .describe(
+            'Verdict requests waiting per process (default 2 × concurrency); more are answered busy (docs/filter.md).',
+          ),
         weights: ruleWeights,
         actions: filterActions,
         antiSpoofing: z

@@ -121,6 +121,11 @@ export const replies = {
   localError: reply(451, '4.3.0', 'Local error in processing, try again later'),
   /** The before-queue filter did not answer in time: 451 4.3.0, never a silent accept. */
   filterUnavailable: reply(451, '4.3.0', 'Message checks temporarily unavailable, try again later'),
+  /**
+   * Every filter replica we asked was saturated (answered busy twice): RFC 3463 X.3.2
+   * "system not accepting network messages", a temporary condition; the client retries later.
+   */
+  filterBusy: reply(451, '4.3.2', 'Content filter busy, try again later'),
   /** The filter's verdict is reject. RFC 3463 X.7.1: delivery not authorized, message refused. */
   policyReject: reply(550, '5.7.1', 'Message rejected'),
   /** The filter's verdict is tempfail or greylist. 451 with X.7.1 (the common greylisting reply). */

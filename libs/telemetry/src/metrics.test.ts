@@ -7,6 +7,8 @@ const SLUICE_METRICS = [
   'sluice_deliveries_total',
   'sluice_delivery_repeats_total',
   'sluice_dsns_queued_total',
+  'sluice_filter_shed_total',
+  'sluice_filter_waiting_requests',
   'sluice_ledger_restored_total',
   'sluice_store_free_bytes',
   'sluice_store_guard_tripped',

@@ -43,6 +43,10 @@ export interface Metrics {
   readonly dsnsQueued: Counter<'action'>;
   /** Times a stage held a message because the next stream was full (backpressure), by stage. */
   readonly backpressureWaits: Counter<'stage'>;
+  /** Verdict requests the filter answered busy at once (handler slots and wait queue full). */
+  readonly filterShed: Counter;
+  /** Verdict requests waiting in this filter process for a handler slot. */
+  readonly filterWaiting: Gauge;
   /** Outbound TLS sessions by policy (dane, mta-sts, none) and result (success or a TLS-RPT failure type, RFC 8460 §4.3). */
   readonly tlsResults: Counter<'policy' | 'result'>;
   /** NATS operations of the bus by kind and stage, read from the bus at each scrape (observeNatsOperations). */
@@ -215,6 +219,16 @@ export function createMetrics(): Metrics {
       name: 'sluice_backpressure_waits_total',
       help: 'Times a stage held a message because the next stream was full, by stage.',
       labelNames: ['stage'],
+      registers,
+    }),
+    filterShed: new Counter({
+      name: 'sluice_filter_shed_total',
+      help: 'Verdict requests the filter answered busy at once (handler slots and wait queue full).',
+      registers,
+    }),
+    filterWaiting: new Gauge({
+      name: 'sluice_filter_waiting_requests',
+      help: 'Verdict requests waiting in this filter process for a handler slot.',
       registers,
     }),
   };

@@ -52,13 +52,23 @@ export const filterService: ServiceDefinition = {
       instance: ctx.instance,
     };
     const concurrency = ctx.config.filter.concurrency;
-    const server = ctx.bus.serve(subjects.filterVerdict, queueGroups.filter, { concurrency }, (req) =>
-      handleVerdictRequest(req, deps),
+    // Bounded wait: a saturated replica answers busy at once and the ingress asks again (docs/filter.md).
+    const maxQueued = ctx.config.filter.maxQueued ?? 2 * concurrency;
+    const server = ctx.bus.serve(
+      subjects.filterVerdict,
+      queueGroups.filter,
+      {
+        concurrency,
+        maxQueued,
+        onShed: () => ctx.metrics.filterShed.inc(),
+        onQueueLength: (waiting) => ctx.metrics.filterWaiting.set(waiting),
+      },
+      (req) => handleVerdictRequest(req, deps),
     );
     return {
       name: 'filter',
       stop: () => server.stop(),
-      info: () => ({ authservId, concurrency, dnsServers: ctx.config.dns.servers }),
+      info: () => ({ authservId, concurrency, maxQueued, dnsServers: ctx.config.dns.servers }),
     };
   },
 };

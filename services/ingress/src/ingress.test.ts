@@ -131,6 +131,12 @@ function devNull(): Writable {
   return new Writable({ write: (_c, _e, cb) => cb() });
 }
 
+/** sluice_messages_rejected_total{stage="ingress",reason} as the ingress counted it. */
+async function rejectedCount(reason: string): Promise<number> {
+  const { values } = await ctx.metrics.rejected.get();
+  return values.find((v) => v.labels.stage === 'ingress' && v.labels.reason === reason)?.value ?? 0;
+}
+
 async function resolveStreamCount(): Promise<number> {
   return (await jsm.streams.info(streams.resolve.name)).state.messages;
 }
@@ -626,6 +632,103 @@ describe('the filter decides before 250', () => {
       release();
       await silent.stop();
       filter = await filterService.start(ctx);
+    }
+  });
+
+  /** A filter replica that never finishes (concurrency 1, no wait queue), its one slot taken. */
+  async function saturatedFilter() {
+    let release: () => void = () => {};
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    let started = 0;
+    let shed = 0;
+    const server = bus.serve(
+      subjects.filterVerdict,
+      queueGroups.filter,
+      { concurrency: 1, maxQueued: 0, onShed: () => shed++ },
+      async () => {
+        started++;
+        await hold;
+        return encoder.encode('{}');
+      },
+    );
+    await bus.nc.flush();
+    // Take its only slot while it is the only replica (answered after release, never read).
+    const occupying = bus.request(subjects.filterVerdict, encoder.encode('{}'), 30_000).catch(() => {});
+    await waitUntil('the saturated filter holds its slot', () => started === 1);
+    return {
+      shedCount: () => shed,
+      stop: async () => {
+        release();
+        await occupying;
+        await server.stop();
+      },
+    };
+  }
+
+  test('every replica saturated: 451 4.3.2 at once (well before filterTimeout), counted and nothing queued', async () => {
+    await filter.stop();
+    const busy = await saturatedFilter();
+    try {
+      const queuedBefore = await resolveStreamCount();
+      const shedBefore = await rejectedCount('filter-busy');
+      const t0 = Date.now();
+      await assert.rejects(
+        sendMail({ port, from: 'sender@sender.test', to: ['alice@example.org'], raw: message('shed') }),
+        (err: { response?: string }) => {
+          assert.match(err.response ?? '', /^451 4\.3\.2 Content filter busy, try again later/);
+          return true;
+        },
+      );
+      const took = Date.now() - t0;
+      assert.ok(took < 900, `shed promptly (filterTimeout is 1000 ms), took ${took} ms`);
+      assert.equal(busy.shedCount(), 2, 'asked once, then once more');
+      assert.equal(await rejectedCount('filter-busy'), shedBefore + 1);
+      assert.equal(await resolveStreamCount(), queuedBefore);
+    } finally {
+      await busy.stop();
+      filter = await filterService.start(ctx);
+    }
+  });
+
+  test('one replica saturated, one free: a busy answer is asked again and the retry is accepted by the free one', async () => {
+    await filter.stop();
+    const busy = await saturatedFilter();
+    filter = await filterService.start(ctx);
+    try {
+      // The queue group picks a member at random, so each ask reaches the saturated replica half the
+      // time: a message is shed only when both asks do (1 in 4 here). Every message is either queued
+      // or shed with 451 4.3.2, and busy answers beyond two per shed message are retries that then
+      // reached the free replica and were queued.
+      let sent = 0;
+      let accepted = 0;
+      let shedMessages = 0;
+      const retriedAndAccepted = () => busy.shedCount() - 2 * shedMessages;
+      while (retriedAndAccepted() < 3 && sent < 60) {
+        sent++;
+        const outcome = await sendMail({
+          port,
+          from: 'sender@sender.test',
+          to: ['alice@example.org'],
+          raw: message(`spread ${sent}`),
+        }).then(
+          (reply) => reply.response,
+          (err: { response?: string }) => err.response ?? String(err),
+        );
+        if (/^250 2\.0\.0 Ok: queued as /.test(outcome)) accepted++;
+        else {
+          assert.match(outcome, /^451 4\.3\.2 /);
+          shedMessages++;
+        }
+      }
+      assert.ok(
+        retriedAndAccepted() >= 3,
+        `retries reached the free replica: ${retriedAndAccepted()} of ${sent}`,
+      );
+      assert.equal(accepted + shedMessages, sent, 'each message queued or shed, none lost or timed out');
+    } finally {
+      await busy.stop();
     }
   });
 

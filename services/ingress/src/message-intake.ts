@@ -21,7 +21,7 @@
  * PubAck can be lost after the stream stored the message.
  */
 import { type Span, SpanKind } from '@opentelemetry/api';
-import { type BusClient, STREAM_BUFFER_BYTES } from '@sluice/bus';
+import { type BusClient, RpcError, STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { activeTraceFields, type Logger, type Redactor } from '@sluice/log';
 import {
   type BodyRef,
@@ -134,6 +134,26 @@ async function intake(
   }
 }
 
+/**
+ * The verdict request. A busy answer (the replica's handler slots and wait queue were full, bus
+ * rpc.ts) is asked once more within the same deadline: the queue group hands the retry to a random
+ * member, usually another replica, which approximates "the least busy replica" without tracking load.
+ */
+async function askFilter(
+  deps: IntakeDeps,
+  data: Uint8Array,
+): Promise<{ data: Uint8Array } | { error: unknown }> {
+  const deadline = Date.now() + deps.filterTimeoutMs;
+  const ask = () =>
+    deps.bus.request(subjects.filterVerdict, data, Math.max(1, deadline - Date.now())).then(
+      (reply) => ({ data: reply }),
+      (error: unknown) => ({ error }),
+    );
+  const first = await ask();
+  if ('error' in first && first.error instanceof RpcError && first.error.code === 'busy') return ask();
+  return first;
+}
+
 /** Everything after the body is read: store a small body, verdict, headers, publish. */
 async function afterRead(
   deps: IntakeDeps,
@@ -239,15 +259,12 @@ async function afterRead(
   });
 
   // The before-queue verdict (RELIABILITY-NOTES §1 rule 5: refuse before 250, never bounce later).
-  const answer = await bus
-    .request(subjects.filterVerdict, encodeEnvelope(env, stored.inline), deps.filterTimeoutMs)
-    .then(
-      (data) => ({ data }),
-      (error: unknown) => ({ error }),
-    );
+  const answer = await askFilter(deps, encodeEnvelope(env, stored.inline));
   const outcome = filterOutcome(answer);
   if (outcome.kind === 'refuse') {
-    if ('error' in answer) qlog.warn({ err: answer.error }, 'no verdict from the filter');
+    if (outcome.reason === 'filter-busy')
+      qlog.warn({ asked: 2 }, 'filter busy: both replicas asked were saturated, message shed with 451 4.3.2');
+    else if ('error' in answer) qlog.warn({ err: answer.error }, 'no verdict from the filter');
     await forget();
     return { ok: false, error: outcome.error, reason: outcome.reason, queueId };
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BusPublishError } from '@sluice/bus';
+import { BusPublishError, RpcError } from '@sluice/bus';
 import { filterOutcome, publishFailure } from './queue-answers.ts';
 
 const reply = (verdict: object, extra: object = {}) => ({
@@ -72,4 +72,18 @@ describe('publishFailure', () => {
     assert.match(publishFailure(new BusPublishError('timeout', { full: false })).line, /^451 4\.3\.0 /);
     assert.match(publishFailure(new Error('other')).line, /^451 4\.3\.0 /);
   });
+});
+
+test('a filter busy on both asks: 451 4.3.2, reason filter-busy; another request failure stays 451 4.3.0', () => {
+  const busy = filterOutcome({
+    error: new RpcError('busy', { code: 'busy', subject: 'x' }),
+  });
+  assert.equal(busy.kind, 'refuse');
+  assert.ok(busy.kind === 'refuse');
+  assert.equal(busy.reason, 'filter-busy');
+  assert.equal(busy.error.line, '451 4.3.2 Content filter busy, try again later');
+  const timeout = filterOutcome({ error: new RpcError('late', { code: 'timeout', subject: 'x' }) });
+  assert.ok(timeout.kind === 'refuse');
+  assert.equal(timeout.reason, 'filter-unavailable');
+  assert.match(timeout.error.line, /^451 4\.3\.0 /);
 });

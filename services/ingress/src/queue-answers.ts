@@ -9,11 +9,12 @@
  *   filter tempfail                -> 451 4.7.1 (+ the filter's short reason)
  *   filter accept / tag            -> queued, with the filter's prepend headers
  *                                     and removeHeaders copied to the envelope
+ *   filter busy (asked twice)      -> 451 4.3.2
  *   filter silent, failed, garbled -> 451 4.3.0
  *   queue full                     -> 452 4.3.1
  *   no PubAck (timeout, no quorum) -> 451 4.3.0
  */
-import { BusPublishError } from '@sluice/bus';
+import { BusPublishError, RpcError } from '@sluice/bus';
 import { type FilterReply, filterReplySchema } from '@sluice/proto';
 import { type SmtpError, safeReplyText, smtpError } from '@sluice/smtp';
 
@@ -25,6 +26,8 @@ const decoder = new TextDecoder();
 
 /** Interpret the filter's answer (or the failure to get one). */
 export function filterOutcome(answer: { data: Uint8Array } | { error: unknown }): FilterOutcome {
+  if ('error' in answer && answer.error instanceof RpcError && answer.error.code === 'busy')
+    return { kind: 'refuse', error: smtpError('filterBusy'), reason: 'filter-busy' };
   if ('error' in answer)
     return { kind: 'refuse', error: smtpError('filterUnavailable'), reason: 'filter-unavailable' };
   let raw: unknown;
