@@ -239,8 +239,10 @@ test('store budget filled under load, then freed: every accepted message deliver
 
 test('nats-server killed as the sink answers 250: no second copy, the work queues drain to zero', async (t) => {
   const bed = await startBed({
-    bus: { ackWait: 2, publishTimeout: 3 },
-    egress: { concurrency: 4 },
+    // A delivery deferred by the outage (a session or a body read cut by the kill) is retried
+    // after 1 s, not the default schedule's minutes, so the queues can drain within the test.
+    bus: { ackWait: 2, publishTimeout: 3, maxDeliver: 400, queueLifetime: 300 },
+    egress: { concurrency: 4, retrySchedule: [1] },
     // A request lost in the outage is answered 451 after this, and the client sends again.
     ingress: { listen: [{ host: '127.0.0.1', port: 0 }], filterTimeout: 3 },
   });
