@@ -79,6 +79,8 @@ export async function startPostfix(opts: {
   variant: PostfixVariant;
   sinkPort: number;
   recipients: number;
+  /** main.cf lines after the MX's own (later lines win), e.g. process and client limits. */
+  extraMainCf?: string[];
 }): Promise<PostfixSide> {
   if (userInfo().uid !== 0) throw new Error('the Postfix side runs as root (postfix start, its own queue)');
   const dir = mkdtempSync(join(benchDataRoot(), 'postfix-'));
@@ -140,7 +142,7 @@ export async function startPostfix(opts: {
     postfix = await startPostfixInstance({
       dir,
       smtpPort,
-      mainCf: () => mxMainCfLines(o),
+      mainCf: () => [...mxMainCfLines(o), ...(opts.extraMainCf ?? [])],
       files: { virtual: virtualMap(opts.recipients), transport: transportMap(opts.sinkPort) },
     });
   } catch (err) {
