@@ -348,6 +348,42 @@ describe('smuggling and lines', () => {
   });
 });
 
+describe('command lines end in CRLF (RFC 5321 §2.3.8): 500 5.5.2 and disconnect', () => {
+  test('a bare LF ends MAIL FROM: refused, never run, the session closed', async () => {
+    const c = await session();
+    c.write('MAIL FROM:<s@sender.test>\n');
+    assert.equal(await c.reply(), '500 5.5.2 Error: bare <LF> received');
+    assert.equal(await c.reply(), 'CLOSED');
+  });
+  test('a bare LF on the first command (EHLO)', async () => {
+    const c = await RawSmtp.open(port);
+    assert.match(await c.reply(), /^220 /);
+    c.write('EHLO client.test\n');
+    assert.equal(await c.reply(), '500 5.5.2 Error: bare <LF> received');
+    await c.whenClosed;
+  });
+  test('a bare CR inside a line (two commands framed as one for a CR-splitting hop)', async () => {
+    const c = await session();
+    c.write('MAIL FROM:<s@sender.test>\rRCPT TO:<alice@example.org>\r\n');
+    assert.equal(await c.reply(), '500 5.5.2 Error: bare <CR> received');
+    assert.equal(await c.reply(), 'CLOSED');
+  });
+  test('a bare LF in a pipelined group after EHLO: the group is refused, the message never queued', async () => {
+    const c = await session();
+    c.write(`MAIL FROM:<s@sender.test>\r\nRCPT TO:<alice@example.org>\nDATA\r\n`);
+    const got: string[] = [];
+    for (let r = await c.reply(); r !== 'CLOSED'; r = await c.reply()) got.push(r);
+    assert.deepEqual(got, ['500 5.5.2 Error: bare <LF> received']);
+  });
+  test('CR and LF of one line end in two writes are a proper CRLF', async () => {
+    const c = await session();
+    c.write('MAIL FROM:<s@sender.test>\r');
+    c.write('\n');
+    assert.match(await c.reply(), /^250 /);
+    c.close();
+  });
+});
+
 describe('unauthorised pipelining (RFC 2920 §3.1): 554 5.5.0 and disconnect', () => {
   test('two whole transactions in one write (content sent before the 354)', async () => {
     const c = await session();
