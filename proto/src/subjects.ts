@@ -104,6 +104,11 @@ export const buckets = {
    * the policy with its id and expiry (max_age), shared by every replica.
    */
   mtaStsPolicies: 'sluice_mta_sts_policies',
+  /**
+   * The MX's sessions per client IP per minute (ingress.limits.sessionsPerMinute): one counter
+   * key per (client, minute), shared by every ingress replica; keys live two minutes.
+   */
+  ingressSessionRate: 'sluice_ingress_session_rate',
 } as const;
 
 /** The one key of buckets.ldapSnapshot. */

@@ -140,6 +140,10 @@ export class StageBus implements BusClient {
     return this.#bus.greylistUpdate(key, value, revision);
   }
 
+  countIngressSession(key: string): Promise<number> {
+    return this.#bus.countIngressSession(key, this.stage);
+  }
+
   ldapSnapshotGet(): Promise<StoredSnapshot | null> {
     return this.#bus.ldapSnapshotGet(this.stage);
   }

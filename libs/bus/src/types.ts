@@ -158,6 +158,8 @@ export interface BusClient {
   greylistGet(key: string): Promise<{ value: string; revision: number } | null>;
   greylistCreate(key: string, value: string): Promise<boolean>;
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
+  /** The MX's shared session counter (compare-and-set): add one session to `key`, the count after it. */
+  countIngressSession(key: string): Promise<number>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
   /** The shared LDAP snapshot (resolver): get, compare-and-set put (null: lost the race), watch. */

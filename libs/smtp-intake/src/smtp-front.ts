@@ -5,6 +5,9 @@
  *   1. the PROXY header (v1 or v2), only from ingress.proxyFrom;
  *   2. drain: while stopping, new sessions get 421 4.3.2 (RFC 5321 §3.8);
  *   3. admission: total, per-IP and per-network connection limits, 421;
+ *      then, when given, `admitRate` (an asynchronous check such as sessions
+ *      per IP per minute shared by replicas) with the reply it refuses with;
+ *      it is skipped for trusted networks, and a check that fails admits;
  *   4. the session is handed to smtp-server's SMTPConnection with the client
  *      address from step 1, greeted after `greetDelayMs` (0: at once; trusted
  *      networks always at once). smtp-server's own init() waits a fixed
@@ -29,6 +32,8 @@ export interface FrontOptions {
   proxyTimeoutMs: number;
   draining: () => boolean;
   onRefused: (reason: string, ip: string) => void;
+  /** After the connection limits: a reply to refuse the session with, or undefined to admit it. */
+  admitRate?: (ip: string) => Promise<SmtpReply | undefined>;
   onSession: (conn: unknown, release: () => void) => void;
 }
 
@@ -72,6 +77,20 @@ export function createFront(smtp: SMTPServer, opts: FrontOptions): Server {
       return refuseRaw(socket, opts.hostname, r);
     }
     socket.once('close', admission.release);
+    if (!opts.admitRate || opts.trusted(ip)) return handOver(socket, proxied, ip, admission.release);
+    opts.admitRate(ip).then(
+      (refusal) => {
+        if (socket.destroyed) return;
+        if (!refusal) return handOver(socket, proxied, ip, admission.release);
+        opts.onRefused('limit-rate', ip);
+        refuseRaw(socket, opts.hostname, refusal);
+      },
+      () => {
+        if (!socket.destroyed) handOver(socket, proxied, ip, admission.release);
+      },
+    );
+  };
+  const handOver = (socket: Socket, proxied: ProxiedAddress, ip: string, release: () => void) => {
     const conn = new SMTPConnection(smtp, socket, {
       remoteAddress: proxied.remoteAddress ?? socket.remoteAddress,
       remotePort: proxied.remotePort ?? socket.remotePort,
@@ -79,7 +98,7 @@ export function createFront(smtp: SMTPServer, opts: FrontOptions): Server {
     server.connections.add(conn);
     conn.on('error', (err: never) => server._onError(err));
     conn.on('connect', (data: never) => server._onClientConnect(data));
-    opts.onSession(conn, admission.release);
+    opts.onSession(conn, release);
     // As smtp-server's init(), with the pregreet pause ours to set.
     conn._setListeners(() => {
       const delay = opts.trusted(ip) ? 0 : opts.greetDelayMs;

@@ -19,7 +19,10 @@
  * smtp-server (smtp-front.ts: PROXY v1/v2, per-IP limits, drain, greeting
  * delay), a guard per session (session-guard.ts: pipelining, error and
  * unknown-recipient limits, timeouts), STARTTLS from reloaded files
- * (tls-certificate.ts), content checks in message-reader.ts.
+ * (tls-certificate.ts), content checks in message-reader.ts (all in
+ * libs/smtp-intake); sessions per IP per minute shared by replicas through
+ * JetStream KV (session-rate.ts, decision 0034) and the RCPT tarpit
+ * (tarpit.ts) here.
  */
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { STREAM_BUFFER_BYTES } from '@sluice/bus';
@@ -56,6 +59,8 @@ import {
   type OurDomains,
   ourDomains,
 } from './recipient-policy.ts';
+import { sessionRateCheck } from './session-rate.ts';
+import { tarpitDelay } from './tarpit.ts';
 
 /**
  * The MAIL and RCPT parameters of the extensions we advertise: SIZE (RFC 1870),
@@ -78,6 +83,8 @@ interface SessionState {
   guard?: SessionGuard;
   /** DATA is being received or processed. */
   inData: boolean;
+  /** Unknown recipients so far (550 from the lookup), for the tarpit. */
+  unknown?: number;
 }
 
 /** The client IP as written in envelopes and headers (IPv4-mapped IPv6 becomes IPv4). */
@@ -177,6 +184,13 @@ export const ingressService: ServiceDefinition = {
       { total: ing.maxClients, perIp: ing.limits.perIp, perNet: ing.limits.perNet },
       trusted,
     );
+    // Sessions per IP per minute, shared by replicas (decision 0034); off at 0.
+    const admitRate = sessionRateCheck({
+      limit: ing.limits.sessionsPerMinute,
+      count: (key) => bus.countIngressSession(key),
+      onError: (err) => log.warn({ err }, 'session rate not counted (KV error): session admitted'),
+    });
+    const tarpit = tarpitDelay(ing.tarpit);
     const sessionLimits = {
       softErrors: ing.limits.softErrors,
       hardErrors: ing.limits.hardErrors,
@@ -278,7 +292,11 @@ export const ingressService: ServiceDefinition = {
           cb();
         },
 
-        onRcptTo(address: SMTPServerAddress, session, cb) {
+        onRcptTo(address: SMTPServerAddress, session, done) {
+          const state = sessions.get(session);
+          const pause = tarpit({ ip: clientIpOf(session.remoteAddress), unknownBefore: state?.unknown ?? 0 });
+          const cb =
+            pause > 0 ? (err?: Error | null) => void setTimeout(() => done(err), pause).unref() : done;
           const detail = { session: session.id, rcpt: redact.address(address.address) };
           const check = checkRecipient(address.address, rcptDomains, {
             smtputf8: session.envelope.smtpUtf8 === true,
@@ -319,7 +337,10 @@ export const ingressService: ServiceDefinition = {
             )
             .then((decision) => {
               if (decision.kind === 'refuse') {
-                if (decision.error.code >= 500) sessions.get(session)?.guard?.noteUnknownRecipient();
+                if (decision.error.code >= 500 && state) {
+                  state.guard?.noteUnknownRecipient();
+                  state.unknown = (state.unknown ?? 0) + 1;
+                }
                 refuse(cb, decision.error, decision.reason, detail);
               } else cb();
             });
@@ -377,6 +398,7 @@ export const ingressService: ServiceDefinition = {
           proxyFrom,
           proxyTimeoutMs: 10_000,
           draining: () => stopping,
+          admitRate,
           onRefused: (reason, ip) => {
             metrics.rejected.inc({ stage: 'ingress', reason });
             log.info({ client: redact.ip(ip), reason }, 'connection refused');

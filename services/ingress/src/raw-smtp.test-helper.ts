@@ -14,6 +14,8 @@ export class RawSmtp {
   private readonly replies: string[] = [];
   private waiters: Array<() => void> = [];
   closed = false;
+  /** Every line of the reply reply() returned last (a multi-line EHLO reply, RFC 5321 §4.2.1). */
+  lastReplyLines: string[] = [];
   readonly whenClosed: Promise<void>;
 
   private constructor(socket: Socket) {
@@ -73,8 +75,8 @@ export class RawSmtp {
         });
       });
     }
-    const all = this.replies.shift()!;
-    return all.split('\n').at(-1)!;
+    this.lastReplyLines = this.replies.shift()!.split('\n');
+    return this.lastReplyLines.at(-1)!;
   }
 
   write(data: string | Buffer): void {
