@@ -9,6 +9,10 @@
  * counted per replica, as docs/ingress.md says: a client holds perIp
  * sessions on each replica, and the one it filled refuses it while the
  * other still serves it.
+ *
+ * Drain under load: replica a is stopped (SIGTERM's path) while clients send
+ * to both; sessions in flight finish, new ones are refused and the clients
+ * go to b, as MTAs retry; every message that got a 250 arrives exactly once.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -146,6 +150,57 @@ describe('two ingress replicas on one NATS', () => {
     await Promise.all(held);
     await waitUntil('a slot on replica a again', async () =>
       (await smtpConversation(a, ['QUIT']))[0]!.startsWith('220 '),
+    );
+  });
+
+  // Last: it stops replica a.
+  test('drain under load: replica a stops while 10 clients send; every message answered 250 arrives once', async () => {
+    const run = randomBytes(3).toString('hex');
+    const [a, b] = replicas.map(ingressPort) as [number, number];
+    let aRefuses = false;
+    const accepted = new Map<string, string>(); // subject -> sha256, for each message that got 250
+    let refusedByA = 0;
+    const client = async (c: number) => {
+      for (let i = 0; i < 6; i++) {
+        const tag = `drain-${run}-${c}-${i}`;
+        const raw = message(`${tag}-${randomBytes(1).toString('hex')}`);
+        for (let attempt = 1; ; attempt++) {
+          // Half the clients start on a; once a refuses (421 or closed port), everyone uses b.
+          const port = !aRefuses && c % 2 === 0 ? a : b;
+          try {
+            const res = await sendMail({ port, from: 's@sender.test', to: ['alice@example.org'], raw });
+            assert.match(res.response, /^250 /);
+            accepted.set(/Subject: (\S+)/.exec(raw.toString())![1]!, sha256(raw));
+            break;
+          } catch (err) {
+            // A 4xx or a closed port is "try again" to an MTA: the next attempt goes to b.
+            if (port !== a || attempt > 3) throw err;
+            aRefuses = true;
+            refusedByA++;
+          }
+        }
+      }
+    };
+    const load = Promise.all(Array.from({ length: 10 }, (_, c) => client(c)));
+    await waitUntil('the load is under way', () => accepted.size >= 8);
+    await replicas[0]!.stop();
+    await load;
+    assert.equal(accepted.size, 60, 'every message was accepted by one of the replicas');
+    assert.ok(refusedByA > 0, 'replica a refused new sessions once it drained');
+
+    const ours = () => sink.messages.filter((m) => m.raw.includes(`Subject: drain-${run}-`));
+    await sink.waitFor(() => ours().length >= 60, 60_000);
+    const seen = new Map<string, number>();
+    for (const m of ours()) {
+      const tag = /Subject: (drain-\S+)\r\n/.exec(m.raw.toString('latin1'))![1]!;
+      seen.set(tag, (seen.get(tag) ?? 0) + 1);
+      const original = m.raw.subarray(m.raw.indexOf(Buffer.from('\r\nFrom: s@sender.test\r\n')) + 2);
+      assert.equal(sha256(original), accepted.get(tag), `${tag} arrived altered`);
+    }
+    assert.equal(seen.size, 60);
+    assert.ok(
+      [...seen.values()].every((n) => n === 1),
+      'no duplicates',
     );
   });
 });

@@ -81,6 +81,7 @@ export function createFront(smtp: SMTPServer, opts: FrontOptions): Server {
     opts.admitRate(ip).then(
       (refusal) => {
         if (socket.destroyed) return;
+        if (opts.draining()) return refuseRaw(socket, opts.hostname, replies.shuttingDown); // began meanwhile
         if (!refusal) return handOver(socket, proxied, ip, admission.release);
         opts.onRefused('limit-rate', ip);
         refuseRaw(socket, opts.hostname, refusal);
