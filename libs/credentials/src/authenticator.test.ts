@@ -183,7 +183,7 @@ describe('authenticator (real slapd, real NATS)', () => {
     const stored = new Map<string, string[]>();
     for (const k of keys) {
       const e = await kv.credentials.get(k);
-      if (!e || e.operation !== 'PUT') continue;
+      if (e?.operation !== 'PUT') continue;
       const text = new TextDecoder().decode(e.value);
       for (const pw of [PASSWORD, 'alice-pw', 'bob-pw', 'carol-pw'])
         assert.ok(!text.includes(pw), `${k} holds a password`);
