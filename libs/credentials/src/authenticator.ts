@@ -27,6 +27,7 @@ import { clientNetwork } from './client-network.ts';
 import { CredentialCache } from './credential-cache.ts';
 import { refreshCredentials } from './credential-sync.ts';
 import { decoyHash } from './decoy-hash.ts';
+import { assertCredentialOptions } from './defaults.ts';
 import type { DirectoryUser, readUsers } from './ldap-users.ts';
 import type {
   Authenticator,
@@ -42,6 +43,7 @@ export async function startAuthenticator(
   deps: AuthenticatorDeps & { readUsers?: typeof readUsers },
   opts: CredentialOptions,
 ): Promise<Authenticator> {
+  assertCredentialOptions(opts);
   const { log, kv } = deps;
   const now = deps.now ?? Date.now;
   const metrics = authMetrics(deps.registry);
@@ -96,12 +98,16 @@ export async function startAuthenticator(
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
     if (stopped) return;
+    // Without any snapshot nobody can log in: try LDAP again soon, not a whole interval later.
+    const delaySeconds = cache.loaded
+      ? opts.refreshIntervalSeconds
+      : Math.min(opts.refreshIntervalSeconds, 15);
     timer = setTimeout(() => {
       // Another replica refreshed less than half an interval ago: LDAP need not be read again.
       const fetched = cache.meta?.fetchedAt ?? 0;
       const fresh = now() - fetched < (opts.refreshIntervalSeconds * 1000) / 2;
       void (fresh ? Promise.resolve() : refresh()).finally(schedule);
-    }, opts.refreshIntervalSeconds * 1000);
+    }, delaySeconds * 1000);
     timer.unref();
   };
   schedule();

@@ -7,6 +7,7 @@
  */
 export { startAuthenticator } from './authenticator.ts';
 export { clientNetwork } from './client-network.ts';
+export { assertCredentialOptions, DEFAULT_CREDENTIAL_OPTIONS, DEFAULT_THROTTLE } from './defaults.ts';
 export type {
   Authenticator,
   AuthenticatorDeps,

@@ -1,0 +1,50 @@
+/**
+ * Suggested defaults for the submission's `submission.auth` config (the
+ * submission service owns the schema and maps it to CredentialOptions), and
+ * the one check the library makes itself: limits that the throttle bucket
+ * cannot honour fail at start, naming the option.
+ */
+import { authThrottleTtlMs } from '@sluice/proto';
+import type { CredentialOptions, ThrottleOptions } from './types.ts';
+
+/** 5 failures per client network and 30 per user in 15 min; bans from 5 min, doubling to a day. */
+export const DEFAULT_THROTTLE: ThrottleOptions = {
+  maxFailuresPerIp: 5,
+  maxFailuresPerUser: 30,
+  windowSeconds: 900,
+  banSeconds: 300,
+  maxBanSeconds: 86_400,
+};
+
+export const DEFAULT_CREDENTIAL_OPTIONS = {
+  userAttribute: 'uid',
+  passwordAttribute: 'mailPassword',
+  loginAttributes: ['mail'],
+  refreshIntervalSeconds: 300,
+  throttle: DEFAULT_THROTTLE,
+} as const;
+
+/** Throw, naming the option and the fix, when the options cannot work. */
+export function assertCredentialOptions(o: CredentialOptions): void {
+  const t = o.throttle;
+  const positive: Array<[string, number]> = [
+    ['refreshIntervalSeconds', o.refreshIntervalSeconds],
+    ['throttle.maxFailuresPerIp', t.maxFailuresPerIp],
+    ['throttle.maxFailuresPerUser', t.maxFailuresPerUser],
+    ['throttle.windowSeconds', t.windowSeconds],
+    ['throttle.banSeconds', t.banSeconds],
+  ];
+  for (const [name, v] of positive) {
+    if (!(Number.isFinite(v) && v > 0))
+      throw new Error(`credentials: ${name} must be a positive number, got ${v}`);
+  }
+  const maxBan = authThrottleTtlMs / 1000;
+  if (!(t.maxBanSeconds >= t.banSeconds && t.maxBanSeconds <= maxBan)) {
+    throw new Error(
+      `credentials: throttle.maxBanSeconds must be between banSeconds (${t.banSeconds}) and ${maxBan} (the throttle bucket forgets a record a day after its last write), got ${t.maxBanSeconds}`,
+    );
+  }
+  if (t.windowSeconds * 1000 > authThrottleTtlMs) {
+    throw new Error(`credentials: throttle.windowSeconds must be at most ${maxBan}, got ${t.windowSeconds}`);
+  }
+}
