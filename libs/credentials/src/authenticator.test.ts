@@ -28,6 +28,7 @@ import {
   startSlapd,
   waitUntil,
 } from '@sluice/test-harness';
+import { throttleKey } from './auth-throttle.ts';
 import { startAuthenticator } from './authenticator.ts';
 import { decodeUser } from './credential-records.ts';
 import { FIXTURE_FORMATS, type FixtureFormat, makeHash } from './hash-fixtures.ts';
@@ -421,7 +422,7 @@ describe('brute-force protection shared by replicas', () => {
       (i % 2 ? a : b).authenticate({ username: `spray${i}`, password: 'guess', clientIp: client }),
     );
     for (const r of await Promise.all(attempts)) assert.deepEqual(r, { kind: 'refused' });
-    const rec = await kv.throttle.get(`ip.${Buffer.from(client).toString('base64url')}`);
+    const rec = await kv.throttle.get(throttleKey('ip', client));
     assert.equal(JSON.parse(new TextDecoder().decode(rec!.value)).n, limit - 1);
     assert.deepEqual(await a.authenticate({ username: 'spray-last', password: 'guess', clientIp: client }), {
       kind: 'refused',
@@ -430,6 +431,20 @@ describe('brute-force protection shared by replicas', () => {
       (await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: client })).kind,
       'banned',
     );
+  });
+
+  test('the throttle bucket holds no login name or address as typed', async () => {
+    const a = await authenticator({ throttle: STRICT });
+    await a.authenticate({ username: 'hunter2-typed-as-user', password: 'guess', clientIp: ip(99) });
+    const texts: string[] = [];
+    for await (const k of await kv.throttle.keys()) {
+      const e = await kv.throttle.get(k);
+      texts.push(k, e ? new TextDecoder().decode(e.value) : '');
+    }
+    const all = texts.join('\n');
+    assert.ok(texts.length > 0);
+    for (const typed of ['hunter2', 'alice', 'victim', '192.0.2', '2001:db8'])
+      assert.ok(!all.includes(typed), typed);
   });
 
   test('metrics count outcomes and bans', async () => {
