@@ -27,8 +27,8 @@ import { clientNetwork } from './client-network.ts';
 import { CredentialCache } from './credential-cache.ts';
 import { refreshCredentials } from './credential-sync.ts';
 import { decoyHash } from './decoy-hash.ts';
-import { assertCredentialOptions } from './defaults.ts';
 import type { DirectoryUser, readUsers } from './ldap-users.ts';
+import { assertCredentialOptions } from './option-check.ts';
 import type {
   Authenticator,
   AuthenticatorDeps,

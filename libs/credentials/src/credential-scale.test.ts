@@ -15,7 +15,6 @@ import { createMetrics } from '@sluice/telemetry';
 import { type NatsTestServer, type SlapdServer, startNats, startSlapd } from '@sluice/test-harness';
 import { startAuthenticator } from './authenticator.ts';
 import { USER_KEY_PREFIX } from './credential-records.ts';
-import { DEFAULT_THROTTLE } from './defaults.ts';
 
 const USERS = 3000;
 let nats: NatsTestServer;
@@ -74,7 +73,13 @@ test(`${USERS} users: sync, log in, unchanged re-read, a few removed`, async () 
       userAttribute: 'uid',
       passwordAttribute: 'mailPassword',
       refreshIntervalSeconds: 3600,
-      throttle: DEFAULT_THROTTLE,
+      throttle: {
+        maxFailuresPerIp: 20,
+        maxFailuresPerUser: 10,
+        windowSeconds: 900,
+        banSeconds: 300,
+        maxBanSeconds: 3600,
+      },
     },
   );
   const firstSyncMs = performance.now() - t0;

@@ -1,28 +1,10 @@
 /**
- * Suggested defaults for the submission's `submission.auth` config (the
- * submission service owns the schema and maps it to CredentialOptions), and
- * the one check the library makes itself: limits that the throttle bucket
- * cannot honour fail at start, naming the option.
+ * The one check of the options the library makes itself (the defaults and
+ * key names are the submission's `submission.auth` config schema): limits
+ * the throttle bucket cannot honour fail at start, naming the option.
  */
 import { authThrottleTtlMs } from '@sluice/proto';
-import type { CredentialOptions, ThrottleOptions } from './types.ts';
-
-/** 5 failures per client network and 30 per user in 15 min; bans from 5 min, doubling to a day. */
-export const DEFAULT_THROTTLE: ThrottleOptions = {
-  maxFailuresPerIp: 5,
-  maxFailuresPerUser: 30,
-  windowSeconds: 900,
-  banSeconds: 300,
-  maxBanSeconds: 86_400,
-};
-
-export const DEFAULT_CREDENTIAL_OPTIONS = {
-  userAttribute: 'uid',
-  passwordAttribute: 'mailPassword',
-  loginAttributes: ['mail'],
-  refreshIntervalSeconds: 300,
-  throttle: DEFAULT_THROTTLE,
-} as const;
+import type { CredentialOptions } from './types.ts';
 
 /** Throw, naming the option and the fix, when the options cannot work. */
 export function assertCredentialOptions(o: CredentialOptions): void {

@@ -2,8 +2,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '@sluice/config';
-import { assertCredentialOptions, DEFAULT_CREDENTIAL_OPTIONS, DEFAULT_THROTTLE } from './defaults.ts';
-import type { CredentialOptions } from './types.ts';
+import { assertCredentialOptions } from './option-check.ts';
+import type { CredentialOptions, ThrottleOptions } from './types.ts';
+
+const DEFAULT_THROTTLE: ThrottleOptions = {
+  maxFailuresPerIp: 20,
+  maxFailuresPerUser: 10,
+  windowSeconds: 900,
+  banSeconds: 300,
+  maxBanSeconds: 86_400,
+};
 
 const ldap = parseConfig(
   {
@@ -12,7 +20,13 @@ const ldap = parseConfig(
   },
   'defaults-test',
 ).routing.ldap!;
-const base: CredentialOptions = { ...DEFAULT_CREDENTIAL_OPTIONS, loginAttributes: ['mail'], ldap };
+const base: CredentialOptions = {
+  ldap,
+  userAttribute: 'uid',
+  passwordAttribute: 'mailPassword',
+  refreshIntervalSeconds: 300,
+  throttle: DEFAULT_THROTTLE,
+};
 
 test('the defaults pass; impossible limits fail naming the option', () => {
   assert.doesNotThrow(() => assertCredentialOptions(base));
