@@ -29,7 +29,7 @@ import {
   waitUntil,
 } from '@sluice/test-harness';
 import { throttleKey } from './auth-throttle.ts';
-import { startAuthenticator } from './authenticator.ts';
+import { startAuthenticator, THROTTLE_TIMEOUT_MS } from './authenticator.ts';
 import { decodeUser } from './credential-records.ts';
 import { FIXTURE_FORMATS, type FixtureFormat, makeHash } from './hash-fixtures.ts';
 import type { Authenticator, CredentialOptions, LdapConnection, ThrottleOptions } from './types.ts';
@@ -97,6 +97,8 @@ async function authenticator(
     options(over, deps.url),
   );
   started.push(a);
+  // Let the refresh a start runs in the background finish, so each test's own refreshes are its own.
+  await a.refresh();
   return a;
 }
 
@@ -261,6 +263,8 @@ describe('authenticator (real slapd, real NATS)', () => {
     } finally {
       await slapd.start();
     }
+    // Back: the next read reaches LDAP again (and the next test starts with slapd answering).
+    await waitUntil('LDAP read again after the restart', async () => (await a.refresh()) !== 'failed');
   });
 
   test('a user removed from LDAP is gone after the next refresh, on every replica', async () => {
@@ -307,6 +311,51 @@ describe('authenticator (real slapd, real NATS)', () => {
         kind: 'unavailable',
       });
       await a.close();
+    } finally {
+      await conn.bus.close();
+      await other.stop();
+    }
+  });
+});
+
+describe('NATS restarted', () => {
+  test('while NATS is down: unavailable, not refused; after: logins, bans and snapshot changes flow again', async () => {
+    const other = await startNats();
+    const conn = await connect(other.url);
+    try {
+      const a = await authenticator({}, { kv: conn.kv });
+      const b = await authenticator({}, { kv: conn.kv });
+      assert.equal(
+        (await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(40) })).kind,
+        'ok',
+      );
+      await other.nodes[0]!.kill();
+      const t0 = Date.now();
+      assert.deepEqual(await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(40) }), {
+        kind: 'unavailable',
+      });
+      assert.ok(
+        Date.now() - t0 < THROTTLE_TIMEOUT_MS + 2000,
+        'answered without waiting out the NATS timeout',
+      );
+      await other.nodes[0]!.restart();
+      await waitUntil(
+        'logins after the restart',
+        async () =>
+          (await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(40) })).kind === 'ok',
+      );
+      // The snapshot watch survived: a change written by one replica reaches the other.
+      await slapd.add([{ uid: 'erin', mailPassword: [await makeHash('CRYPT-5', 'erin-pw')] }]);
+      try {
+        await waitUntil('a refresh after the restart', async () => (await a.refresh()) === 'applied');
+        await waitUntil(
+          'erin known to the other replica',
+          async () =>
+            (await b.authenticate({ username: 'erin', password: 'erin-pw', clientIp: ip(40) })).kind === 'ok',
+        );
+      } finally {
+        await slapd.remove(['erin']);
+      }
     } finally {
       await conn.bus.close();
       await other.stop();

@@ -39,6 +39,21 @@ import type {
 } from './types.ts';
 import { checkPassword, hashFormat } from './verify-password.ts';
 
+/**
+ * How long an attempt waits for the throttle bucket. While NATS is away a KV
+ * read would wait for the whole request timeout (10 s by default) and the
+ * client with it; past this bound the answer is unavailable (454) at once.
+ */
+export const THROTTLE_TIMEOUT_MS = 3000;
+
+function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`auth throttle: ${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export async function startAuthenticator(
   deps: AuthenticatorDeps & { readUsers?: typeof readUsers },
   opts: CredentialOptions,
@@ -154,20 +169,24 @@ export async function startAuthenticator(
         ['user', userName],
       ];
       try {
-        const wait = await throttle.bannedFor(keys);
+        const wait = await withinMs(throttle.bannedFor(keys), THROTTLE_TIMEOUT_MS, 'ban check');
         if (wait > 0) return answer({ kind: 'banned', retryAfterSeconds: wait });
       } catch (err) {
         log.error({ err }, 'auth throttle bucket unreadable: answering unavailable');
         return answer({ kind: 'unavailable' });
       }
       if (await verify(user, req.password)) {
-        await throttle
-          .succeed(userName)
-          .catch((err) => log.warn({ err }, 'auth throttle: success not noted'));
+        await withinMs(throttle.succeed(userName), THROTTLE_TIMEOUT_MS, 'success note').catch((err) =>
+          log.warn({ err }, 'auth throttle: success not noted'),
+        );
         return answer({ kind: 'ok', user: user!.uid });
       }
       try {
-        const banned = await Promise.all(keys.map(([scope, name]) => throttle.fail(scope, name)));
+        const banned = await withinMs(
+          Promise.all(keys.map(([scope, name]) => throttle.fail(scope, name))),
+          THROTTLE_TIMEOUT_MS,
+          'failure count',
+        );
         banned.forEach((b, i) => {
           if (!b) return;
           const scope = keys[i]![0];
