@@ -13,7 +13,9 @@
  * (20 sessions, 5 KB, 1 recipient). Per run: CPU seconds per 1000 messages
  * of the sluice process and of its nats-server child (/proc), RSS after
  * start (idle) and the peak, sampled every 250 ms. BENCH_ROUNDS (default 2).
- * BENCH_PROFILE=DIR: `--cpu-prof` into DIR for every run.
+ * BENCH_PROFILE=DIR: `--cpu-prof` into DIR for every run. A DIR written
+ * `DIR::FLAG,FLAG` runs that checkout with those Node flags (e.g.
+ * `.::--max-semi-space-size=4`), to compare V8 settings on the same code.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,7 +25,7 @@ import { benchDataRoot } from './compare/postfix-side.ts';
 import { cpuSecondsOf, descendantsOf, sampleMemory } from './compare/proc-usage.ts';
 import { sluiceCompareConfig } from './compare/sluice-side.ts';
 
-const dirs = process.argv.slice(2).map((d) => resolve(d));
+const dirs = process.argv.slice(2);
 if (dirs.length === 0) dirs.push(resolve(import.meta.dirname, '..'));
 const MESSAGES = Number(process.env['BENCH_MESSAGES'] ?? 1000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
@@ -53,6 +55,7 @@ const sink = await startSink();
 const dns = await startDnsServer([{ name: 'sender.test', type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }]);
 
 async function runOnce(dir: string): Promise<Run> {
+  const [checkout, flags] = dir.split('::') as [string, string | undefined];
   const data = mkdtempSync(join(benchDataRoot(), 'sluice-ab-'));
   const configFile = join(data, 'sluice.yaml');
   const smtpPort = await freePort();
@@ -67,10 +70,16 @@ async function runOnce(dir: string): Promise<Run> {
       recipients: 1,
     }),
   );
-  const proc = await startNodeProcess([join(dir, 'cli/bin/sluice.js'), 'run', '--config', configFile], {
-    timeoutMs: 60_000,
-    nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
-  });
+  const proc = await startNodeProcess(
+    [join(resolve(checkout), 'cli/bin/sluice.js'), 'run', '--config', configFile],
+    {
+      timeoutMs: 60_000,
+      nodeArgs: [
+        ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+        ...(flags ? flags.split(',') : []),
+      ],
+    },
+  );
   proc.child.stdout!.removeAllListeners('data');
   proc.child.stdout!.resume();
   const pid = proc.child.pid!;

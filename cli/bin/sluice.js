@@ -4,11 +4,20 @@
 // is cli/bin/sluice, a sh script that execs the project's Node 24 (one
 // process, no wrapper to orphan Sluice: docs/decisions/0007). An older node
 // is refused rather than wrapped.
+import { readFileSync } from 'node:fs';
+
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   process.stderr.write(
     `sluice: needs Node 24 (this is ${process.version}); run cli/bin/sluice (after 'make setup'), which uses the project's own\n`,
   );
   process.exit(1);
+}
+// The V8 options of cli/bin/node-options (docs/decisions/0036): when this Node was started
+// without them, it replaces itself (execve: the same process, no wrapper) with one that has them.
+const wanted = readFileSync(new URL('node-options', import.meta.url), 'utf8').split(/\s+/).filter(Boolean);
+const missing = wanted.filter((o) => !process.execArgv.includes(o));
+if (missing.length > 0) {
+  process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)]);
 }
 await import('../src/main.ts');
