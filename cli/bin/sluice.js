@@ -15,9 +15,16 @@ if (major < 24) {
 }
 // The V8 options of cli/bin/node-options (docs/decisions/0036): when this Node was started
 // without them, it replaces itself (execve: the same process, no wrapper) with one that has them.
-const wanted = readFileSync(new URL('node-options', import.meta.url), 'utf8').split(/\s+/).filter(Boolean);
+const wanted = readFileSync(new URL('node-options', import.meta.url), 'utf8')
+  .split(/\s+/)
+  .filter(Boolean);
 const missing = wanted.filter((o) => !process.execArgv.includes(o));
 if (missing.length > 0) {
-  process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)]);
+  process.execve(process.execPath, [
+    process.execPath,
+    ...missing,
+    ...process.execArgv,
+    ...process.argv.slice(1),
+  ]);
 }
 await import('../src/main.ts');
