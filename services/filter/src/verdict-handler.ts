@@ -72,25 +72,19 @@ export async function handleVerdictRequest(req: RpcRequest, deps: VerdictHandler
       });
       deps.metrics.verdicts.inc({ action: verdict.action });
       deps.metrics.stageDuration.observe({ stage: 'filter' }, (performance.now() - started) / 1000);
-      // An accepted message's verdict is a debug line (its timeline event below has it, and the
-      // ingress logs the acceptance); anything else stays at info. Built only when written
-      // (decision 0036).
       const dkim = auth?.dkim.map((d) => `${d.domain}:${d.result}`).join(',') || 'none';
-      const level = verdict.action === 'accept' ? 'debug' : 'info';
-      if (deps.log.isLevelEnabled(level)) {
-        deps.log[level](
-          {
-            queueId: envelope.id,
-            action: verdict.action,
-            score: verdict.score,
-            spf: auth?.spf,
-            dkim,
-            dmarc: auth?.dmarc,
-            ms: Math.round(performance.now() - started),
-          },
-          'verdict',
-        );
-      }
+      deps.log.info(
+        {
+          queueId: envelope.id,
+          action: verdict.action,
+          score: verdict.score,
+          spf: auth?.spf,
+          dkim,
+          dmarc: auth?.dmarc,
+          ms: Math.round(performance.now() - started),
+        },
+        'verdict',
+      );
       // Engines and lists that did not answer are an operator's problem, not the sender's: say so.
       for (const r of verdict.rules) {
         if (/^(ENGINE_FAILED|ENGINE_SKIPPED|DNSBL_SKIPPED|GREYLIST_SKIPPED)$/.test(r.name)) {

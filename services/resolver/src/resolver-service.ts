@@ -176,15 +176,13 @@ export async function resolveEnvelope(d: EnvelopeDelivery, deps: ResolverDeps): 
     });
   }
 
-  // A debug line: the 'resolved' timeline event has the parts, and dead letters were logged above.
-  if (log.isLevelEnabled('debug'))
-    log.debug(
-      {
-        parts: parts.map((p) => ({ partId: p.partId, recipients: p.recipients.length })),
-        deadLettered: failed.length,
-      },
-      'resolved',
-    );
+  log.info(
+    {
+      parts: parts.map((p) => ({ partId: p.partId, recipients: p.recipients.length })),
+      deadLettered: failed.length,
+    },
+    'resolved',
+  );
   return { kind: 'ack' };
 }
 
