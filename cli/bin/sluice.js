@@ -5,6 +5,7 @@
 // process, no wrapper to orphan Sluice: docs/decisions/0007). An older node
 // is refused rather than wrapped.
 import { readFileSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
@@ -27,4 +28,9 @@ if (missing.length > 0) {
     ...process.argv.slice(1),
   ]);
 }
+// Node's compile cache (the directory NODE_COMPILE_CACHE names, else one in the temp dir): the
+// TypeScript sources are stripped once, not at every start, so the stripper (a WebAssembly module,
+// ~20 MB of RSS) is not even loaded, and start-up is faster (docs/decisions/0036). Entries are keyed
+// by content and Node version; a cache that cannot be written is skipped.
+enableCompileCache();
 await import('../src/main.ts');
