@@ -15,18 +15,23 @@ if (major < 24) {
   process.exit(1);
 }
 // The V8 options of cli/bin/node-options (docs/decisions/0036): when this Node was started
-// without them, it replaces itself (execve: the same process, no wrapper) with one that has them.
+// without them, it replaces itself (execve: the same process, no wrapper) with one that has them
+// (where execve exists: not on Windows, where Sluice then runs without them).
 const wanted = readFileSync(new URL('node-options', import.meta.url), 'utf8')
   .split(/\s+/)
   .filter(Boolean);
 const missing = wanted.filter((o) => !process.execArgv.includes(o));
-if (missing.length > 0) {
-  process.execve(process.execPath, [
-    process.execPath,
-    ...missing,
-    ...process.execArgv,
-    ...process.argv.slice(1),
-  ]);
+if (missing.length > 0 && typeof process.execve === 'function') {
+  try {
+    process.execve(process.execPath, [
+      process.execPath,
+      ...missing,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ]);
+  } catch (err) {
+    process.stderr.write(`sluice: running without ${missing.join(' ')}: ${err}\n`);
+  }
 }
 // Node's compile cache (the directory NODE_COMPILE_CACHE names, else one in the temp dir): the
 // TypeScript sources are stripped once, not at every start, so the stripper (a WebAssembly module,

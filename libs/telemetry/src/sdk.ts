@@ -97,7 +97,9 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
 async function startTracing(opts: TelemetryOptions): Promise<Tracing> {
   const env = opts.env ?? process.env;
   const url = exportUrl(opts, env);
-  if (url === undefined && !opts.spanProcessors?.length) {
+  // OTEL_SDK_DISABLED=true: the SDK registers nothing (no ids either), as before.
+  const sdkDisabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
+  if (url === undefined && !opts.spanProcessors?.length && !sdkDisabled) {
     const idOnly = startIdOnlyTracing();
     return { processors: [], shutdown: async () => idOnly.shutdown() };
   }
