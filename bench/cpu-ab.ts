@@ -1,5 +1,5 @@
 /**
- * CPU per message of Sluice alone, A against B in one run (`node bench/cpu-ab.ts
+ * CPU per message of Sluice alone, A against B in one run (`npm run bench:cpu --
  * [DIR_A [DIR_B]]`): for work on the message path's own cost, where the
  * Postfix comparison (compare.ts) would spend half the run on Postfix and
  * throughput moves with the machine's load more than with the change.
@@ -13,6 +13,8 @@
  * (20 sessions, 5 KB, 1 recipient). Per run: CPU seconds per 1000 messages
  * of the sluice process and of its nats-server child (/proc), RSS after
  * start (idle) and the peak, sampled every 250 ms. BENCH_ROUNDS (default 2).
+ * Needs Postfix's smtp-source and smtp-sink (bench/setup.sh installs them) and,
+ * like bench:compare, a writable /var/lib/sluice-bench (root).
  * BENCH_PROFILE=DIR: `--cpu-prof` into DIR for every run. A DIR written
  * `DIR::FLAG,FLAG` runs that checkout with those Node flags (e.g.
  * `.::--max-semi-space-size=4`), to compare V8 settings on the same code.
