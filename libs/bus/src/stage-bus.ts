@@ -13,6 +13,7 @@ import type { StoredSnapshot } from './ldap-snapshot-store.ts';
 import type { LedgerHold } from './ledger.ts';
 import type { StoreRoom } from './store-guard.ts';
 import type {
+  AuthBuckets,
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
@@ -142,6 +143,10 @@ export class StageBus implements BusClient {
 
   countIngressSession(key: string): Promise<number> {
     return this.#bus.countIngressSession(key, this.stage);
+  }
+
+  authBuckets(): Promise<AuthBuckets> {
+    return this.#bus.authBuckets(this.stage);
   }
 
   ldapSnapshotGet(): Promise<StoredSnapshot | null> {
