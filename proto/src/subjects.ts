@@ -104,7 +104,16 @@ export const buckets = {
    * the policy with its id and expiry (max_age), shared by every replica.
    */
   mtaStsPolicies: 'sluice_mta_sts_policies',
+  /**
+   * The submission service's sending-rate counters: one key per (rate class,
+   * user or relay client, window, window number), compare-and-set, shared by
+   * every replica; gone submissionRateTtlMs after the last write.
+   */
+  submissionRates: 'sluice_submission_rates',
 } as const;
+
+/** How long a rate counter of buckets.submissionRates lives (ms): the longest window (a day) and a margin. */
+export const submissionRateTtlMs = 25 * 3600 * 1000;
 
 /** The one key of buckets.ldapSnapshot. */
 export const ldapSnapshotKey = 'current';

@@ -11,7 +11,7 @@
  * Shares of B (every object gets max_bytes AND max_msgs):
  *   bodies (object store) 35%   deliver 14%   resolve 8%   rewrite 8%
  *   events 8.5%   dead letters 5%   ledger 8%   LDAP snapshot 1%
- *   MTA-STS policy cache 0.5%   greylist 2%
+ *   MTA-STS policy cache 0.5%   greylist 2%   submission rates 0.25% (dead letters 4.75%)
  *   unallocated reserve 10%
  * max_msgs = max_bytes / 256 (bytes per message, the smallest envelope or
  * ledger entry with its headers), so the message index is bounded too.
@@ -35,7 +35,7 @@ export const STORE_SHARES = {
   resolve: 0.08,
   rewrite: 0.08,
   events: 0.085,
-  dead: 0.05,
+  dead: 0.0475,
   ledger: 0.08,
   /** The resolver's LDAP snapshot bucket (a few versions of ~60 KB per 10,000 entries). */
   ldapSnapshot: 0.01,
@@ -43,6 +43,8 @@ export const STORE_SHARES = {
   mtaStsPolicies: 0.005,
   /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
   greylist: 0.02,
+  /** Submission sending-rate counters (KV, TTL'd, discard old; taken from dead letters). */
+  submissionRates: 0.0025,
 } as const;
 
 export type StoreObject = keyof typeof STORE_SHARES;

@@ -31,7 +31,15 @@ import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jet
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
-import { buckets, type ConsumerSpec, consumers, objectStores, type StreamSpec, streams } from '@sluice/proto';
+import {
+  buckets,
+  type ConsumerSpec,
+  consumers,
+  objectStores,
+  type StreamSpec,
+  streams,
+  submissionRateTtlMs,
+} from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
 import {
@@ -425,6 +433,35 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       discard: 'old',
       max_bytes: limits.mtaStsPolicies.maxBytes,
       max_msgs: limits.mtaStsPolicies.maxMsgs,
+    },
+    report,
+    log,
+  );
+
+  // Submission rate counters: forgotten a day after their window; when full the oldest go
+  // first (an old window's count is no longer consulted).
+  const rateStream = `KV_${buckets.submissionRates}`;
+  if (!(await streamExists(jsm, rateStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.submissionRates, {
+        history: 1,
+        ttl: submissionRateTtlMs,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.submissionRates}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    rateStream,
+    {
+      max_age: nanos(submissionRateTtlMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.submissionRates.maxBytes,
+      max_msgs: limits.submissionRates.maxMsgs,
     },
     report,
     log,

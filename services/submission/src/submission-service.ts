@@ -1,0 +1,575 @@
+/**
+ * The submission service (issue 13, docs/submission.md): authenticated
+ * sending for people and machines, joining the same pipeline as MX mail.
+ *
+ * Three kinds of listener ("doors"), all on the shared SMTP intake
+ * (@sluice/smtp-intake: our front, session guard, certificates, the message
+ * path into the resolve stream):
+ *
+ *   starttls  587, RFC 6409: STARTTLS before AUTH (530 5.7.0 before, RFC 3207 §4)
+ *   implicit  465, RFC 8314 §3.3: TLS from the first byte
+ *   relay     internal hosts, mutual TLS: a client certificate from
+ *             submission.relay.caFile, on the allow-list (relay-clients.ts)
+ *
+ * People authenticate with AUTH PLAIN or LOGIN (RFC 4954, RFC 4616) through
+ * @sluice/credentials; MAIL before AUTH gets 530 5.7.0. MAIL FROM and the
+ * From header must be theirs (sender-rules.ts), RCPT counts against their
+ * sending limits (rate-limiter.ts), and the message travels with envelope
+ * source `submission` (relay: `relay`) and client.auth, so the filter exempts
+ * it from anti-spoofing and the rewriter signs it. The Received header leaves
+ * the client out (submission.privacy); no X-Originating-IP is ever added.
+ *
+ * TRUST: the client is authenticated but may be compromised: limits and
+ * sender rules hold for every user. Passwords are never logged.
+ */
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { STREAM_BUFFER_BYTES } from '@sluice/bus';
+import type { SluiceConfig } from '@sluice/config';
+import { type Envelope, type PeerCertificate, subjects } from '@sluice/proto';
+import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import {
+  parseMailbox,
+  parseReversePath,
+  type SmtpError,
+  SmtpError as SmtpErrorClass,
+  smtpError,
+} from '@sluice/smtp';
+import {
+  acceptQuotedLocalParts,
+  BodyBudget,
+  ConnectionLimits,
+  certificateFiles,
+  cidrMatcher,
+  createFront,
+  type IntakeDeps,
+  plainIp,
+  receiveMessage,
+  SessionGuard,
+  type SmtpConnectionHandle,
+  type TransactionContext,
+  useOwnEnhancedCodes,
+  watchCertificate,
+} from '@sluice/smtp-intake';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
+import { authFailure } from './auth-replies.ts';
+import type { Authenticator } from './credential-port.ts';
+import { fromAddresses } from './header-from.ts';
+import { RateLimiter, type RateLimits } from './rate-limiter.ts';
+import { matchRelayClient, peerCertificateOf, type RelayClient } from './relay-clients.ts';
+import { checkRelaySender, checkUserSender, type SenderDecision, type SenderPolicy } from './sender-rules.ts';
+import { requireTlsForAuth } from './tls-before-auth.ts';
+
+export type DoorKind = 'starttls' | 'implicit' | 'relay';
+type SubmissionConfig = NonNullable<SluiceConfig['submission']>;
+
+/** MAIL and RCPT parameters of the extensions we advertise (as the MX); anything else 555 5.5.4. */
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
+const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
+const unknownParam = (args: false | Record<string, unknown> | undefined, known: Set<string>) =>
+  args ? Object.keys(args).find((k) => !known.has(k.toUpperCase())) : undefined;
+const MAX_SOCKET_READ = 64 * 1024;
+
+const relayNotAllowed = new SmtpErrorClass({
+  code: 554,
+  enhanced: '5.7.1',
+  text: 'Client certificate not allowed to relay',
+});
+const rateUnavailable = new SmtpErrorClass({
+  code: 451,
+  enhanced: '4.7.0',
+  text: 'Sending limits cannot be checked now, try again later',
+});
+
+interface SessionState {
+  kind: DoorKind;
+  conn?: SmtpConnectionHandle;
+  guard?: SessionGuard;
+  inData: boolean;
+  /** The relay client this mTLS session is (relay door). */
+  relay?: RelayClient;
+  peer?: PeerCertificate;
+  /** AUTH mechanism used (PLAIN, LOGIN). */
+  method?: string;
+}
+
+export interface SubmissionDeps {
+  /** The authenticator (tests may pass their own); default: @sluice/credentials. */
+  startAuthenticator?: (ctx: ServiceContext, sub: SubmissionConfig) => Promise<Authenticator>;
+}
+
+/** The 450 4.7.1 a recipient over a sending limit gets (RFC 3463 X.7.1), naming the limit. */
+export function rateLimitError(window: string, limit: number, who: string): SmtpError {
+  return new SmtpErrorClass({
+    code: 450,
+    enhanced: '4.7.1',
+    text: `Sending limit reached for ${who}: ${limit} recipients per ${window}, try again later`,
+  });
+}
+
+/** Rate class and limits of a session: the user's, or the relay client's class. */
+function rateOf(sub: SubmissionConfig, state: SessionState, user: string) {
+  if (state.relay && sub.relay) {
+    const cls = state.relay.rateClass;
+    return {
+      rateClass: `relay-${cls}`,
+      subject: state.relay.name,
+      limits: sub.relay.rateLimits[cls] as RateLimits,
+    };
+  }
+  return { rateClass: 'user', subject: user.toLowerCase(), limits: sub.rateLimits as RateLimits };
+}
+
+export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
+  return {
+    name: 'submission',
+    async start(ctx: ServiceContext): Promise<RunningService> {
+      const { config, bus, log, metrics, redact } = ctx;
+      const sub = config.submission;
+      if (!sub)
+        throw new Error('submission is not configured: add a submission: section (docs/submission.md)');
+      const smallestBudget = bus.inlineLimit + 2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES;
+      if (sub.maxBodyBytesInFlight < smallestBudget) {
+        throw new Error(
+          `submission.maxBodyBytesInFlight (${sub.maxBodyBytesInFlight}) is below ${smallestBudget} (bus.inlineMaxBytes plus the streaming buffers): raise submission.maxBodyBytesInFlight`,
+        );
+      }
+      const startAuth = deps.startAuthenticator;
+      if (!startAuth) throw new Error('submission: no authenticator');
+      const authenticator = await startAuth(ctx, sub);
+      const budget = new BodyBudget(sub.maxBodyBytesInFlight);
+      const intakeFor = (source: Envelope['source']): IntakeDeps => ({
+        bus,
+        log,
+        metrics,
+        redact,
+        instance: ctx.instance,
+        hostname: config.hostname,
+        maxMessageBytes: sub.maxMessageBytes,
+        filterTimeoutMs: sub.filterTimeout * 1000,
+        budget,
+        door: { source, stage: 'submission' },
+        received: { hideClient: sub.privacy.hideClient, hideTls: !sub.privacy.clientTlsDetails },
+        skipFilter: !sub.filter,
+      });
+      const intake = { submission: intakeFor('submission'), relay: intakeFor('relay') };
+      const limiter = new RateLimiter(bus);
+      const grants: Record<string, string[]> = {};
+      for (const [a, users] of Object.entries(sub.senderGrants))
+        grants[a] = users.map((u) => u.toLowerCase());
+      const senderPolicy: SenderPolicy = {
+        domains: [config.domains.primary, ...config.domains.aliases].map((d) => d.toLowerCase()),
+        plusSeparator: config.routing.plusSeparator,
+        grants,
+        lookup: (address) =>
+          bus.request(
+            subjects.resolverLookup,
+            new TextEncoder().encode(JSON.stringify({ v: 1, address })),
+            sub.lookupTimeout * 1000,
+          ),
+      };
+      const relayClients: RelayClient[] = (sub.relay?.clients ?? []).map((c) => ({ ...c }));
+      const relayCa = sub.relay
+        ? await import('node:fs').then((fs) => fs.readFileSync(sub.relay!.caFile))
+        : undefined;
+
+      const sessions = new WeakMap<SMTPServerSession, SessionState>();
+      let stopping = false;
+      const shuttingDown = smtpError('shuttingDown');
+      const say421 = (conn: SmtpConnectionHandle | undefined) =>
+        conn?.send(shuttingDown.code, shuttingDown.message);
+      const refuse = (cb: (err?: Error | null) => void, error: SmtpError, reason: string, detail: object) => {
+        metrics.rejected.inc({ stage: 'submission', reason });
+        log.info({ ...detail, reason, reply: error.line }, 'refused');
+        cb(error);
+      };
+
+      const tlsFiles = certificateFiles(sub.tls, config.hostname);
+      if (!tlsFiles) throw new Error('submission.tls: no certificate — set certFile and keyFile');
+      const servers: SMTPServer[] = [];
+      const certificate = watchCertificate(
+        tlsFiles,
+        (pair) => {
+          for (const s of servers) s.updateSecureContext({ ...pair });
+          log.info({ certFile: tlsFiles.certFile }, 'submission certificate reloaded');
+        },
+        (err) => log.warn({ err, certFile: tlsFiles.certFile }, 'submission certificate not reloaded'),
+      );
+      const noNetworks = cidrMatcher([], 'submission');
+      const limits = new ConnectionLimits(
+        { total: sub.maxClients, perIp: sub.limits.perIp, perNet: sub.maxClients },
+        noNetworks,
+      );
+      const sessionLimits = {
+        softErrors: sub.limits.softErrors,
+        hardErrors: sub.limits.hardErrors,
+        unknownRecipients: sub.maxRecipients + 1,
+        commandTimeoutMs: sub.limits.commandTimeout * 1000,
+        dataTimeoutMs: (sub.limits.dataTimeout + sub.filterTimeout + config.bus.publishTimeout) * 1000,
+        maxSessionMs: sub.limits.maxSessionTime * 1000,
+      };
+      const pendingConns = new Map<string, SmtpConnectionHandle>();
+      const slots = new Map<string, () => void>();
+
+      /** The sender check of this session: the relay client's domains, or the user's addresses. */
+      const checkSender = (
+        state: SessionState,
+        session: SMTPServerSession,
+        address: string,
+        where: 'mail-from' | 'header-from',
+      ): Promise<SenderDecision> =>
+        state.relay
+          ? Promise.resolve(checkRelaySender(state.relay, address, where))
+          : checkUserSender(String(session.user ?? ''), address, senderPolicy, where);
+
+      const transactionOf = (session: SMTPServerSession, state: SessionState): TransactionContext => {
+        const env = session.envelope;
+        const smtputf8 = env.smtpUtf8 === true;
+        const from = parseReversePath(env.mailFrom ? env.mailFrom.address : '', { smtputf8 });
+        const recipients = env.rcptTo.map((r) => {
+          const m = parseMailbox(r.address, { smtputf8 });
+          return {
+            address: m.ok ? m.mailbox.address : r.address,
+            original: r.address,
+            notify: r.dsn?.notify,
+            orcpt: r.dsn?.orcpt,
+          };
+        });
+        const tls = session.tlsOptions
+          ? {
+              protocol: session.tlsOptions.version,
+              cipher: session.tlsOptions.name,
+              ...(state.peer ? { clientCertificate: state.peer } : {}),
+            }
+          : undefined;
+        const auth = state.relay
+          ? { user: `relay:${state.relay.name}`, method: 'x509' }
+          : { user: String(session.user ?? ''), method: state.method ?? 'PLAIN' };
+        return {
+          client: {
+            ip: plainIp(session.remoteAddress),
+            port: session.remotePort,
+            helo: session.hostNameAppearsAs || '',
+            ...(tls ? { tls } : {}),
+          },
+          ehlo: session.openingCommand !== 'HELO',
+          mailFrom: from.ok && !from.nullSender ? from.mailbox.address : '',
+          mailParams: (env.mailFrom ? env.mailFrom.args : false) || {},
+          smtputf8,
+          recipients,
+          auth,
+          checkHead: async (head) => {
+            const authors = fromAddresses(head);
+            if (!authors.ok) {
+              const text =
+                authors.why === 'none' ? 'Message has no From header' : 'From header cannot be read';
+              return {
+                error: new SmtpErrorClass({ code: 550, enhanced: '5.7.1', text }),
+                reason: `from-${authors.why}`,
+              };
+            }
+            for (const a of authors.addresses) {
+              const d = await checkSender(state, session, a, 'header-from');
+              if (!d.ok) return { error: d.error, reason: d.reason };
+            }
+            return undefined;
+          },
+        };
+      };
+
+      const makeServer = (kind: DoorKind): SMTPServer => {
+        const tlsOptions: Partial<SMTPServerOptions> =
+          kind === 'relay'
+            ? { secure: true, requestCert: true, rejectUnauthorized: true, ca: relayCa }
+            : kind === 'implicit'
+              ? { secure: true }
+              : {};
+        const server: SMTPServer = new SMTPServer({
+          name: config.hostname,
+          banner: 'Sluice submission',
+          logger: false,
+          ...certificate.current(),
+          minVersion: 'TLSv1.2',
+          ...tlsOptions,
+          authMethods: ['PLAIN', 'LOGIN'],
+          // The relay door knows its clients by certificate: no AUTH there.
+          disabledCommands: kind === 'relay' ? ['AUTH', 'STARTTLS'] : kind === 'implicit' ? ['STARTTLS'] : [],
+          authOptional: kind === 'relay',
+          authRequiredMessage: '5.7.0 Authentication required',
+          hideENHANCEDSTATUSCODES: false,
+          hideDSN: false,
+          size: sub.maxMessageBytes,
+          maxRecipients: sub.maxRecipients,
+          maxClients: sub.maxClients + 1,
+          socketTimeout: sub.socketTimeout * 1000,
+          closeTimeout: (sub.filterTimeout + config.bus.publishTimeout + 5) * 1000,
+          disableReverseLookup: true,
+
+          onConnect(session, cb) {
+            const conn = pendingConns.get(session.id);
+            pendingConns.delete(session.id);
+            const state: SessionState = { kind, conn, inData: false };
+            sessions.set(session, state);
+            if (conn) {
+              useOwnEnhancedCodes(conn);
+              acceptQuotedLocalParts(conn);
+              if (kind === 'starttls') requireTlsForAuth(conn);
+              state.guard = new SessionGuard(conn, sessionLimits, (event) => {
+                metrics.rejected.inc({ stage: 'submission', reason: event });
+                log.info({ session: session.id, reason: event }, 'session ended by policy');
+              });
+            }
+            metrics.smtpSessions.inc({ service: 'submission' });
+            if (kind === 'relay') {
+              const socket = (conn as { _socket?: TLSSocket } | undefined)?._socket;
+              const peer = socket?.getPeerCertificate?.() ?? {};
+              state.relay = matchRelayClient(peer, relayClients);
+              state.peer = peerCertificateOf(peer);
+              if (!state.relay) {
+                return refuse(cb, relayNotAllowed, 'relay-client-unknown', {
+                  session: session.id,
+                  certificate: state.peer?.fingerprintSha256,
+                  subject: state.peer?.subject,
+                });
+              }
+              log.info({ session: session.id, relayClient: state.relay.name }, 'relay client connected');
+            }
+            cb();
+          },
+
+          onClose(session) {
+            slots.get(session.id)?.();
+            slots.delete(session.id);
+            pendingConns.delete(session.id);
+            sessions.get(session)?.guard?.stop();
+          },
+
+          onSecure(_socket, session, cb) {
+            const state = sessions.get(session);
+            const conn = state?.conn as (SmtpConnectionHandle & { _socket?: Socket }) | undefined;
+            if (state?.guard && conn?._socket) state.guard.secured(conn._socket);
+            cb();
+          },
+
+          onAuth(auth, session, cb) {
+            const state = sessions.get(session);
+            const clientIp = plainIp(session.remoteAddress);
+            const detail = { session: session.id, client: redact.ip(clientIp), method: auth.method };
+            authenticator
+              .authenticate({
+                username: auth.username ?? '',
+                password: auth.password ?? '',
+                ...(auth.method === 'PLAIN' && (auth as { authzid?: string }).authzid
+                  ? { authzid: (auth as { authzid?: string }).authzid }
+                  : {}),
+                clientIp,
+              })
+              .then(
+                (outcome) => outcome,
+                (err: unknown) => {
+                  log.error({ err, ...detail }, 'authenticator failed');
+                  return { kind: 'unavailable' as const };
+                },
+              )
+              .then((outcome) => {
+                const failure = authFailure(outcome, sub.auth.banReply);
+                if (failure || outcome.kind !== 'ok') {
+                  metrics.rejected.inc({ stage: 'submission', reason: `auth-${outcome.kind}` });
+                  // The login name is what the client typed; the password is never logged.
+                  log.info(
+                    { ...detail, login: redact.address(auth.username ?? ''), outcome: outcome.kind },
+                    'authentication failed',
+                  );
+                  return cb(
+                    failure ??
+                      new SmtpErrorClass({ code: 535, enhanced: '5.7.8', text: 'Authentication failed' }),
+                  );
+                }
+                if (state) state.method = auth.method;
+                log.info({ ...detail, user: outcome.user }, 'authenticated');
+                cb(null, { user: outcome.user });
+              });
+          },
+
+          onMailFrom(address: SMTPServerAddress, session, cb) {
+            const state = sessions.get(session) ?? { kind, inData: false };
+            const smtputf8 = session.envelope.smtpUtf8 === true;
+            const from = parseReversePath(address.address, { smtputf8 });
+            const detail = {
+              session: session.id,
+              user: session.user,
+              mailFrom: redact.address(address.address),
+            };
+            const unknown = unknownParam(address.args, MAIL_PARAMS);
+            if (unknown) {
+              return refuse(
+                cb,
+                smtpError('unknownParameter', `Unsupported parameter ${unknown.slice(0, 32)}`),
+                'unknown-parameter',
+                detail,
+              );
+            }
+            if (!from.ok) return refuse(cb, smtpError('badSenderSyntax'), 'sender-syntax', detail);
+            const declared = Number(address.args ? address.args['SIZE'] : undefined);
+            const needs = declared > bus.inlineLimit ? STREAM_BUFFER_BYTES : declared;
+            if (declared > 0 && needs > budget.available) {
+              return refuse(cb, smtpError('bodiesInFlightFull'), 'over-budget', detail);
+            }
+            const sender = from.nullSender ? '' : from.mailbox.address;
+            checkSender(state, session, sender, 'mail-from').then((d) =>
+              d.ok ? cb() : refuse(cb, d.error, d.reason, detail),
+            );
+          },
+
+          onRcptTo(address: SMTPServerAddress, session, cb) {
+            const state = sessions.get(session) ?? { kind, inData: false };
+            const detail = { session: session.id, user: session.user, rcpt: redact.address(address.address) };
+            const unknown = unknownParam(address.args, RCPT_PARAMS);
+            if (unknown) {
+              return refuse(
+                cb,
+                smtpError('unknownParameter', `Unsupported parameter ${unknown.slice(0, 32)}`),
+                'unknown-parameter',
+                detail,
+              );
+            }
+            const rcpt = parseMailbox(address.address, { smtputf8: session.envelope.smtpUtf8 === true });
+            if (!rcpt.ok || rcpt.mailbox.domainKind !== 'domain' || rcpt.mailbox.routingCharacters) {
+              return refuse(cb, smtpError('badRecipientSyntax'), 'recipient-syntax', detail);
+            }
+            const who = state.relay ? `relay client ${state.relay.name}` : String(session.user ?? '');
+            const rate = rateOf(sub, state, String(session.user ?? ''));
+            limiter.take(rate.rateClass, rate.subject, rate.limits, 1).then(
+              (d) =>
+                d.ok ? cb() : refuse(cb, rateLimitError(d.window, d.limit, who), `rate-${d.window}`, detail),
+              (err: unknown) => {
+                log.warn({ err, ...detail }, 'rate counters unavailable');
+                refuse(cb, rateUnavailable, 'rate-unavailable', detail);
+              },
+            );
+          },
+
+          onData(stream: SMTPServerDataStream, session, cb) {
+            const state = sessions.get(session) ?? { kind, inData: false };
+            state.inData = true;
+            const tx = transactionOf(session, state);
+            const source = state.relay ? 'relay' : 'submission';
+            const started = performance.now();
+            receiveMessage(intake[source], tx, stream).then((result) => {
+              state.inData = false;
+              metrics.stageDuration.observe({ stage: 'submission' }, (performance.now() - started) / 1000);
+              const detail = {
+                session: session.id,
+                user: tx.auth?.user,
+                mailFrom: redact.address(tx.mailFrom),
+                rcpts: tx.recipients.length,
+                ...result.trace,
+              };
+              if (result.ok) {
+                metrics.received.inc({ source });
+                log.info({ ...detail, queueId: result.queueId, duplicate: result.duplicate }, 'accepted');
+                cb(null, result.text);
+              } else {
+                refuse(cb, result.error, result.reason, { ...detail, queueId: result.queueId });
+              }
+              if (!result.ok && result.disconnect) state.conn?.close();
+              else if (stopping) say421(state.conn);
+            });
+          },
+        });
+        server.on('error', (err) => log.debug({ err }, 'smtp connection error'));
+        return server;
+      };
+
+      const doors: Array<{ kind: DoorKind; host: string; port: number }> = [
+        ...sub.listen.starttls.map((l) => ({ kind: 'starttls' as const, ...l })),
+        ...sub.listen.implicitTls.map((l) => ({ kind: 'implicit' as const, ...l })),
+        ...(sub.relay?.listen ?? []).map((l) => ({ kind: 'relay' as const, ...l })),
+      ];
+      const fronts: Server[] = [];
+      const bound: Array<{ kind: DoorKind; host: string; port: number }> = [];
+      const closeFronts = () => Promise.all(fronts.map((f) => new Promise<void>((r) => f.close(() => r()))));
+      try {
+        for (const door of doors) {
+          const server = makeServer(door.kind);
+          servers.push(server);
+          const front = createFront(server, {
+            hostname: config.hostname,
+            limits,
+            greetDelayMs: 0,
+            trusted: noNetworks,
+            proxyFrom: noNetworks,
+            proxyTimeoutMs: 10_000,
+            draining: () => stopping,
+            implicitTls: door.kind !== 'starttls',
+            onRefused: (reason, ip) => {
+              metrics.rejected.inc({ stage: 'submission', reason });
+              log.info({ client: redact.ip(ip), reason, door: door.kind }, 'connection refused');
+            },
+            onSession: (conn, release) => {
+              const c = conn as SmtpConnectionHandle & { id: string };
+              pendingConns.set(c.id, c);
+              slots.set(c.id, release);
+            },
+          });
+          await new Promise<void>((resolve, reject) => {
+            const onError = (err: Error) =>
+              reject(new Error(`submission cannot listen on ${door.host}:${door.port}: ${err.message}`));
+            front.once('error', onError);
+            front.listen(door.port, door.host, () => {
+              front.off('error', onError);
+              resolve();
+            });
+          });
+          fronts.push(front);
+          bound.push({ kind: door.kind, host: door.host, port: (front.address() as AddressInfo).port });
+        }
+      } catch (err) {
+        await closeFronts();
+        certificate.close();
+        await authenticator.close();
+        throw err;
+      }
+      const allConnections = () =>
+        servers.flatMap((s) => [...(s.connections as Set<unknown> as Set<SmtpConnectionHandle>)]);
+
+      return {
+        name: 'submission',
+        info: () => ({
+          listen: bound,
+          ports: Object.fromEntries(
+            (['starttls', 'implicit', 'relay'] as const).map((k) => [
+              k,
+              bound.filter((b) => b.kind === k).map((b) => b.port),
+            ]),
+          ),
+        }),
+        async stop() {
+          // Drain as the MX does (RFC 5321 §3.8): idle sessions get 421 now, busy ones after their reply.
+          stopping = true;
+          for (const c of allConnections()) {
+            const busy = c.session.envelope?.mailFrom || sessions.get(c.session)?.inData;
+            if (!busy) say421(c);
+          }
+          const deadline = Date.now() + sub.drainTimeout * 1000;
+          while (allConnections().length > 0 && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          for (const c of allConnections()) {
+            say421(c);
+            c.close();
+          }
+          certificate.close();
+          await closeFronts();
+          await authenticator.close();
+        },
+      };
+    },
+  };
+}
