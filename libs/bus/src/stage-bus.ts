@@ -13,6 +13,7 @@ import type { StoredSnapshot } from './ldap-snapshot-store.ts';
 import type { LedgerHold } from './ledger.ts';
 import type { StoreRoom } from './store-guard.ts';
 import type {
+  AuthBuckets,
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
@@ -150,6 +151,10 @@ export class StageBus implements BusClient {
 
   rateCounterUpdate(key: string, value: string, revision: number): Promise<boolean> {
     return this.#bus.rateCounterUpdate(key, value, revision, this.stage);
+  }
+
+  authBuckets(): Promise<AuthBuckets> {
+    return this.#bus.authBuckets(this.stage);
   }
 
   ldapSnapshotGet(): Promise<StoredSnapshot | null> {

@@ -32,6 +32,7 @@ import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import {
+  authThrottleTtlMs,
   buckets,
   type ConsumerSpec,
   consumers,
@@ -462,6 +463,59 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       discard: 'old',
       max_bytes: limits.submissionRates.maxBytes,
       max_msgs: limits.submissionRates.maxMsgs,
+    },
+    report,
+    log,
+  );
+
+  // Credential snapshot (submission, libs/credentials): one key per user, the last value only,
+  // no age limit (it is what authenticates while LDAP is down). Discard new: a full bucket
+  // refuses the refresh (logged) rather than silently dropping some user's hash.
+  const credStream = `KV_${buckets.credentials}`;
+  if (!(await streamExists(jsm, credStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.credentials, { history: 1, replicas: cfg.replicas, storage: 'file' }),
+    );
+    if (created) report.created.push(`kv ${buckets.credentials}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    credStream,
+    {
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'new',
+      max_bytes: bytesOf(limits.credentials),
+      max_msgs: limits.credentials.maxMsgs,
+    },
+    report,
+    log,
+  );
+
+  // Brute-force counters and bans (submission): forgotten a day after their last write; when
+  // full the oldest go first (an old counter lost only gives an attacker a few more tries).
+  const throttleStream = `KV_${buckets.authThrottle}`;
+  if (!(await streamExists(jsm, throttleStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.authThrottle, {
+        history: 1,
+        ttl: authThrottleTtlMs,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.authThrottle}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    throttleStream,
+    {
+      max_age: nanos(authThrottleTtlMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.authThrottle.maxBytes,
+      max_msgs: limits.authThrottle.maxMsgs,
     },
     report,
     log,
