@@ -421,7 +421,10 @@ const submissionSchema = z
             ban: seconds
               .default(THROTTLE_DEFAULTS.ban)
               .describe('First ban, seconds; each next ban doubles.'),
-            maxBan: seconds.default(THROTTLE_DEFAULTS.maxBan).describe('Longest ban, seconds.'),
+            maxBan: seconds
+              .max(86400)
+              .default(THROTTLE_DEFAULTS.maxBan)
+              .describe('Longest ban, seconds (at most a day: the throttle bucket forgets a key after one).'),
           })
           .strict()
           .default(THROTTLE_DEFAULTS)

@@ -10,8 +10,9 @@
  *   unavailable  454 4.7.0: neither the snapshot nor LDAP can answer; never
  *                535, which would make clients ask the user for a new password
  */
+
+import type { AuthOutcome } from '@sluice/credentials';
 import { SmtpError } from '@sluice/smtp';
-import type { AuthOutcome } from './credential-port.ts';
 
 export const authReplies = {
   refused: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },

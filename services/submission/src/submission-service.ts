@@ -26,6 +26,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { STREAM_BUFFER_BYTES } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
+import type { Authenticator } from '@sluice/credentials';
 import { type Envelope, type PeerCertificate, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import {
@@ -59,7 +60,6 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import { authFailure } from './auth-replies.ts';
-import type { Authenticator } from './credential-port.ts';
 import { fromAddresses } from './header-from.ts';
 import { RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { matchRelayClient, peerCertificateOf, type RelayClient } from './relay-clients.ts';
@@ -97,6 +97,8 @@ interface SessionState {
   peer?: PeerCertificate;
   /** AUTH mechanism used (PLAIN, LOGIN). */
   method?: string;
+  /** The socket the guard watches (implicit TLS: already the TLS socket at connect). */
+  watched?: Socket;
 }
 
 export interface SubmissionDeps {
@@ -132,8 +134,11 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
     async start(ctx: ServiceContext): Promise<RunningService> {
       const { config, bus, log, metrics, redact } = ctx;
       const sub = config.submission;
-      if (!sub)
-        throw new Error('submission is not configured: add a submission: section (docs/submission.md)');
+      // `sluice run` starts every service: without a submission section this one stays off.
+      if (!sub) {
+        log.info('submission is not configured (no submission: section): not started');
+        return { name: 'submission', stop: async () => undefined, info: () => ({ enabled: false }) };
+      }
       const smallestBudget = bus.inlineLimit + 2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES;
       if (sub.maxBodyBytesInFlight < smallestBudget) {
         throw new Error(
@@ -320,6 +325,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
               useOwnEnhancedCodes(conn);
               acceptQuotedLocalParts(conn);
               if (kind === 'starttls') requireTlsForAuth(conn);
+              state.watched = (conn as { _socket?: Socket })._socket;
               state.guard = new SessionGuard(conn, sessionLimits, (event) => {
                 metrics.rejected.inc({ stage: 'submission', reason: event });
                 log.info({ session: session.id, reason: event }, 'session ended by policy');
@@ -353,7 +359,11 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           onSecure(_socket, session, cb) {
             const state = sessions.get(session);
             const conn = state?.conn as (SmtpConnectionHandle & { _socket?: Socket }) | undefined;
-            if (state?.guard && conn?._socket) state.guard.secured(conn._socket);
+            // After STARTTLS the guard moves to the TLS socket; with implicit TLS it watches it already.
+            if (state?.guard && conn?._socket && conn._socket !== state.watched) {
+              state.watched = conn._socket;
+              state.guard.secured(conn._socket);
+            }
             cb();
           },
 
