@@ -61,7 +61,11 @@ let otherCa: TestCa;
 const certs: Record<string, TestClientCert> = {};
 
 function portsOf(s: RunningService): { starttls: number[]; implicit: number[]; relay: number[] } {
-  return (s.info?.() as { ports: { starttls: number[]; implicit: number[]; relay: number[] } }).ports;
+  const info = s.info?.() as
+    | { ports?: { starttls: number[]; implicit: number[]; relay: number[] } }
+    | undefined;
+  assert.ok(info?.ports, 'the submission service reports its ports');
+  return info.ports;
 }
 
 before(async () => {
