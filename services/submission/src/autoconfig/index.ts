@@ -12,6 +12,11 @@ export {
   type ServerEndpoint,
   type TlsMode,
 } from './autoconfig-options.ts';
+export {
+  type AutoconfigServer,
+  type AutoconfigServerOptions,
+  startAutoconfigServer,
+} from './autoconfig-server.ts';
 export { autodiscoverJson, autodiscoverXml } from './autodiscover.ts';
 export { type AutodiscoverRequest, parseAutodiscoverRequest } from './autodiscover-request.ts';
 export { AddressRefused, addressInDomains, type CheckedAddress } from './mail-address.ts';
