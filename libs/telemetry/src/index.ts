@@ -3,6 +3,7 @@
  * `runInSpan`), the Prometheus metrics of a process and the HTTP endpoint that
  * serves them with the health checks.
  */
+export { type AutoconfigMetrics, autoconfigMetrics } from './autoconfig-metrics.ts';
 export {
   type HealthCheck,
   type HealthReport,

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { createLogger } from '@sluice/log';
+import { createMetrics } from '@sluice/telemetry';
 import { waitUntil } from '@sluice/test-harness';
 import type { AutoconfigOptions } from './autoconfig-options.ts';
 import { type AutoconfigServer, MAX_BODY_BYTES, startAutoconfigServer } from './autoconfig-server.ts';
@@ -101,9 +102,15 @@ describe('autoconfig endpoint over HTTP', () => {
   let server: AutoconfigServer;
   let t: Target;
   const { logger, lines } = capturedLogger();
+  const metrics = createMetrics();
 
   before(async () => {
-    server = await startAutoconfigServer({ ...options, listen: { host: '127.0.0.1', port: 0 }, logger });
+    server = await startAutoconfigServer({
+      ...options,
+      listen: { host: '127.0.0.1', port: 0 },
+      logger,
+      metrics,
+    });
     t = { port: server.port };
   });
   after(() => server.close());
@@ -252,6 +259,19 @@ describe('autoconfig endpoint over HTTP', () => {
     const all = lines.join('\n');
     assert.doesNotMatch(all, /127\.0\.0\.1.*autoconfig request|"remote|jane@|elsewhere/);
     for (const l of requests) assert.ok(!JSON.stringify(l).includes('127.0.0.1'), JSON.stringify(l));
+  });
+
+  it('counts requests by document and status', async () => {
+    const counted = async (document: string, status: string) => {
+      const values = (await metrics.registry.getSingleMetric('sluice_autoconfig_requests_total')!.get())
+        .values;
+      return values.find((v) => v.labels.document === document && v.labels.status === status)?.value ?? 0;
+    };
+    const before = await counted('mozilla', '404');
+    await call(t, 'GET', '/mail/config-v1.1.xml?emailaddress=x%40foreign.example');
+    assert.equal(await counted('mozilla', '404'), before + 1);
+    assert.ok((await counted('autodiscover', '200')) >= 2);
+    assert.ok((await counted('none', '404')) >= 2);
   });
 });
 

@@ -22,6 +22,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from '@sluice/log';
+import { autoconfigMetrics, type Metrics } from '@sluice/telemetry';
 import { type AutoconfigOptions, resolveAutoconfig } from './autoconfig-options.ts';
 import { type AutoconfigAnswer, answerAutoconfig, routeOf } from './autoconfig-routes.ts';
 
@@ -40,6 +41,8 @@ export interface AutoconfigServerOptions extends AutoconfigOptions {
   /** PEM files; `pollIntervalMs` is how often they are checked for a renewal (default 5 s). */
   tls?: { certFile: string; keyFile: string; pollIntervalMs?: number };
   logger: Logger;
+  /** The process metrics: requests are counted as sluice_autoconfig_requests_total{document,status}. */
+  metrics?: Metrics;
 }
 
 export interface AutoconfigServer {
@@ -103,6 +106,7 @@ function plain(status: number, body: string, headers?: Record<string, string>): 
 export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise<AutoconfigServer> {
   const config = resolveAutoconfig(o);
   const log = o.logger.child({ component: 'autoconfig' });
+  const requests = o.metrics ? autoconfigMetrics(o.metrics.registry).requests : undefined;
 
   const handle = async (req: IncomingMessage): Promise<AutoconfigAnswer> => {
     const url = new URL(req.url ?? '/', 'http://autoconfig.invalid');
@@ -138,12 +142,14 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
           { route: answer.route, status: answer.status, domain: answer.domain },
           'autoconfig request',
         );
+        requests?.inc({ document: answer.route, status: String(answer.status) });
         // A refused body was not read: close the connection rather than drain it.
         if (answer.status === 413) res.setHeader('connection', 'close');
         send(res, answer);
       },
       (err: unknown) => {
         log.warn({ err }, 'autoconfig request failed');
+        requests?.inc({ document: 'none', status: '500' });
         if (!res.headersSent) send(res, plain(500, 'internal error'));
         else res.destroy();
       },
