@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +20,13 @@ import { createLogger } from '@sluice/log';
 import { createMetrics } from '@sluice/telemetry';
 import { waitUntil } from '@sluice/test-harness';
 import type { AutoconfigOptions } from './autoconfig-options.ts';
-import { type AutoconfigServer, MAX_BODY_BYTES, startAutoconfigServer } from './autoconfig-server.ts';
+import {
+  type AutoconfigServer,
+  HEADERS_TIMEOUT_MS,
+  MAX_BODY_BYTES,
+  MAX_HEADER_BYTES,
+  startAutoconfigServer,
+} from './autoconfig-server.ts';
 import { AUTODISCOVER_REQUEST_NS } from './autodiscover-request.ts';
 import { parseXml, plistToValue, readLikeThunderbird } from './client-readers.test-helper.ts';
 
@@ -207,6 +214,25 @@ describe('autoconfig endpoint over HTTP', () => {
     assert.deepEqual([put.status, put.headers.allow], [405, 'GET, HEAD']);
     assert.equal((await call(t, 'GET', '/etc/passwd')).status, 404);
     assert.equal((await call(t, 'GET', '/')).status, 404);
+  });
+
+  it('drops a client that never finishes its headers, and refuses oversized headers', async () => {
+    const started = Date.now();
+    const socket = connect(t.port, '127.0.0.1');
+    socket.write('GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.example.org\r\n');
+    let received = '';
+    socket.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const waited = Date.now() - started;
+    assert.ok(
+      waited >= HEADERS_TIMEOUT_MS - 100 && waited < HEADERS_TIMEOUT_MS + 3000,
+      `closed after ${waited} ms`,
+    );
+    assert.match(received, /^HTTP\/1\.1 408/);
+    const huge = await call(t, 'GET', `/mail/config-v1.1.xml?emailaddress=${'a'.repeat(MAX_HEADER_BYTES)}`);
+    assert.equal(huge.status, 431);
   });
 
   it('answers Autodiscover v2 (JSON) in both URL forms', async () => {

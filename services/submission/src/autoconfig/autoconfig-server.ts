@@ -29,10 +29,12 @@ import { type AutoconfigAnswer, answerAutoconfig, routeOf } from './autoconfig-r
 /** An Autodiscover request is a few hundred bytes; anything much larger is not one. */
 export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_HEADER_BYTES = 8 * 1024;
-const HEADERS_TIMEOUT_MS = 5_000;
+/** A client has this long to send its request headers (slow-loris guard). */
+export const HEADERS_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 15_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const TIMEOUT_CHECK_MS = 1_000;
 const MAX_CONNECTIONS = 512;
 const CERT_POLL_MS = 5_000;
 
@@ -57,6 +59,12 @@ function loadPair(tls: { certFile: string; keyFile: string }): SecureContextOpti
 }
 
 class BodyTooLarge extends Error {}
+
+/** The answer to a request Node's parser or timers refused before it reached the handler. */
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+};
 
 /** The body as UTF-8, or BodyTooLarge past `limit` bytes (checked on Content-Length first, then as it arrives). */
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
@@ -161,6 +169,8 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
     headersTimeout: HEADERS_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // How often Node checks the two timeouts above (default 30 s would let a slow client hold on 6x longer).
+    connectionsCheckingInterval: TIMEOUT_CHECK_MS,
   };
   let server: Server;
   let stopWatching = () => {};
@@ -199,9 +209,11 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
   }
   server.maxConnections = MAX_CONNECTIONS;
   server.setTimeout(IDLE_TIMEOUT_MS, (socket) => socket.destroy());
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    socket.end(
+      `HTTP/1.1 ${CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nconnection: close\r\n\r\n`,
+    );
   });
 
   try {
