@@ -117,12 +117,17 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
   const requests = o.metrics ? autoconfigMetrics(o.metrics.registry).requests : undefined;
 
   const handle = async (req: IncomingMessage): Promise<AutoconfigAnswer> => {
-    const url = new URL(req.url ?? '/', 'http://autoconfig.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://autoconfig.invalid');
+    } catch {
+      return plain(400, 'bad request target');
+    }
     const found = routeOf(url.pathname);
     if (!found) return plain(404, 'not found');
     const method = req.method ?? '';
     if (!found.methods.includes(method)) {
-      return plain(405, 'method not allowed', { allow: found.methods.join(', ') });
+      return { ...plain(405, 'method not allowed', { allow: found.methods.join(', ') }), route: found.route };
     }
     let body: string | undefined;
     if (method === 'POST') {
@@ -151,7 +156,7 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
           'autoconfig request',
         );
         requests?.inc({ document: answer.route, status: String(answer.status) });
-        // A refused body was not read: close the connection rather than drain it.
+        // The rest of a refused body is discarded, and the connection ends with this answer.
         if (answer.status === 413) res.setHeader('connection', 'close');
         send(res, answer);
       },
