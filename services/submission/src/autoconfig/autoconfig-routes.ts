@@ -30,6 +30,8 @@ export interface AutoconfigRequest {
   /** The path, without the query. */
   path: string;
   query: URLSearchParams;
+  /** The Host header (autoconfig.<domain> or <domain>), naming the domain when no address is given. */
+  host?: string;
   /** The request body (POST only), already size-capped. */
   body?: string;
 }
@@ -82,9 +84,18 @@ function check(c: ResolvedAutoconfig, route: string, raw: string | undefined): C
   return { ok: true, address: r.value };
 }
 
+/** The configured domain a Host header names (autoconfig.example.org or example.org), if any. */
+function domainOfHost(c: ResolvedAutoconfig, host: string | undefined): string | undefined {
+  const name = host
+    ?.toLowerCase()
+    .replace(/:\d+$/, '')
+    .replace(/^autoconfig\./, '');
+  return name !== undefined && c.domains.includes(name) ? name : undefined;
+}
+
 function mozilla(c: ResolvedAutoconfig, req: AutoconfigRequest): AutoconfigAnswer {
   const raw = param(req.query, 'emailaddress');
-  let domain: string | undefined;
+  let domain = domainOfHost(c, req.host);
   if (raw !== undefined && raw !== '') {
     const checked = check(c, 'mozilla', raw);
     if (!checked.ok) return checked.answer;

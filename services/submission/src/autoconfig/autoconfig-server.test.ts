@@ -50,19 +50,28 @@ interface Target {
   tls?: { ca: Buffer; servername: string };
 }
 
-function call(t: Target, method: string, path: string, body?: string, chunked = false): Promise<Reply> {
+function call(
+  t: Target,
+  method: string,
+  path: string,
+  body?: string,
+  extra: { chunked?: boolean; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  const { chunked = false } = extra;
   return new Promise((resolve, reject) => {
     const opts = {
       host: '127.0.0.1',
       port: t.port,
       method,
       path,
-      headers:
-        body === undefined
+      headers: {
+        ...extra.headers,
+        ...(body === undefined
           ? {}
           : chunked
             ? { 'content-type': 'text/xml', 'transfer-encoding': 'chunked' }
-            : { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body) },
+            : { 'content-type': 'text/xml', 'content-length': Buffer.byteLength(body) }),
+      },
       agent: false,
     } as const;
     const req = t.tls
@@ -135,7 +144,19 @@ describe('autoconfig endpoint over HTTP', () => {
       );
     }
     const plainGet = await call(t, 'GET', '/mail/config-v1.1.xml');
-    assert.equal(readLikeThunderbird(plainGet.body).id, 'example.org');
+    assert.equal(
+      readLikeThunderbird(plainGet.body).id,
+      'example.org',
+      'no address, unknown host: the primary',
+    );
+    const byHost = await call(t, 'GET', '/mail/config-v1.1.xml', undefined, {
+      headers: { host: 'autoconfig.alias.example:443' },
+    });
+    assert.deepEqual(
+      readLikeThunderbird(byHost.body).domains,
+      ['alias.example'],
+      'no address: the Host names it',
+    );
     const head = await call(t, 'HEAD', '/mail/config-v1.1.xml');
     assert.deepEqual([head.status, head.body], [200, '']);
   });
@@ -201,10 +222,14 @@ describe('autoconfig endpoint over HTTP', () => {
       `<Request>${' '.repeat(MAX_BODY_BYTES)}`,
     );
     assert.equal((await call(t, 'POST', '/autodiscover/autodiscover.xml', big)).status, 413);
-    assert.equal((await call(t, 'POST', '/autodiscover/autodiscover.xml', big, true)).status, 413, 'chunked');
+    assert.equal(
+      (await call(t, 'POST', '/autodiscover/autodiscover.xml', big, { chunked: true })).status,
+      413,
+      'chunked',
+    );
     const small = outlookRequest('jane@example.org');
     assert.equal(
-      (await call(t, 'POST', '/autodiscover/autodiscover.xml', small, true)).status,
+      (await call(t, 'POST', '/autodiscover/autodiscover.xml', small, { chunked: true })).status,
       200,
       'chunked',
     );

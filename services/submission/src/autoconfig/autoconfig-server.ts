@@ -144,6 +144,7 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
       method,
       path: url.pathname,
       query: url.searchParams,
+      ...(req.headers.host !== undefined ? { host: req.headers.host } : {}),
       ...(body !== undefined ? { body } : {}),
     });
   };

@@ -46,8 +46,13 @@ function serverLines(
   ];
 }
 
+/**
+ * The document for one domain (default: the primary). It names only that
+ * domain, not the organisation's other ones: whoever asks learns nothing
+ * about which domains belong together.
+ */
 export function mozillaAutoconfigXmlFor(c: ResolvedAutoconfig, domain?: string): string {
-  const domains = domain ? [domain, ...c.domains.filter((d) => d !== domain)] : c.domains;
+  const domains = [domain ?? c.domains[0]!];
   const user = c.username === 'local-part' ? '%EMAILLOCALPART%' : '%EMAILADDRESS%';
   const lines = [
     '<?xml version="1.0" encoding="UTF-8"?>',
@@ -65,9 +70,9 @@ export function mozillaAutoconfigXmlFor(c: ResolvedAutoconfig, domain?: string):
 }
 
 /**
- * The document for `email`'s domain (first among the domains), or for all
- * configured domains when no address is given. Throws AddressRefused for an
- * address outside them.
+ * The document for `email`'s domain, or for the primary domain when no
+ * address is given. Throws AddressRefused for an address outside the
+ * configured domains.
  */
 export function mozillaAutoconfigXml(o: AutoconfigOptions, email?: string): string {
   const c = resolveAutoconfig(o);
