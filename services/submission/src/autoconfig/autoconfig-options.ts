@@ -20,7 +20,7 @@ export interface AutoconfigOptions {
   ports: { submission?: number; submissions?: number };
   /** The organisation's IMAP server, when it has one (most mail is forwarded out). */
   imapHost?: string;
-  /** Its port (default 993, implicit TLS; 143 means STARTTLS). */
+  /** Its port (default 993, implicit TLS; 143 means STARTTLS); ignored without imapHost. */
   imapPort?: number;
   /** What clients log in with: the whole address (default) or its local part. */
   username?: 'email-address' | 'local-part';
@@ -99,9 +99,8 @@ export function resolveAutoconfig(o: AutoconfigOptions): ResolvedAutoconfig {
       port: imapPort,
       tls: imapPort === IMAP_STARTTLS_PORT ? 'starttls' : 'implicit',
     };
-  } else if (o.imapPort !== undefined) {
-    throw new Error(`${KEY}.imapPort: set imapHost too, or remove imapPort`);
   }
+  // imapPort alone (the schema gives it a default) means nothing without imapHost: ignored.
   const username = o.username ?? 'email-address';
   if (username !== 'email-address' && username !== 'local-part') {
     throw new Error(`${KEY}.username: "${String(username)}" is neither email-address nor local-part`);

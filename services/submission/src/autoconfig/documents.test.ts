@@ -270,7 +270,7 @@ describe('options', () => {
     assert.throws(() => resolveAutoconfig({ ...base, ports: {} }), /no submission port/);
     assert.throws(() => resolveAutoconfig({ ...base, ports: { submission: 70000 } }), /ports\.submission/);
     assert.throws(() => resolveAutoconfig({ ...base, submissionHost: 'smtp' }), /submissionHost/);
-    assert.throws(() => resolveAutoconfig({ ...base, imapPort: 993 }), /imapPort: set imapHost/);
+    assert.equal(resolveAutoconfig({ ...base, imapPort: 993 }).imap, undefined, 'a defaulted imapPort alone');
     assert.throws(() => resolveAutoconfig({ ...base, displayName: 'a\u0001b' }), /displayName/);
   });
 });
