@@ -60,6 +60,7 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import { authFailure } from './auth-replies.ts';
+import { type AutoconfigServer, startAutoconfigServer } from './autoconfig/index.ts';
 import { fromAddresses } from './header-from.ts';
 import { RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { matchRelayClient, peerCertificateOf, type RelayClient } from './relay-clients.ts';
@@ -546,6 +547,32 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         await authenticator.close();
         throw err;
       }
+      let autoconfig: AutoconfigServer | undefined;
+      if (sub.autoconfig) {
+        const ac = sub.autoconfig;
+        const portOf = (kind: DoorKind) => {
+          const door = doors.find((d) => d.kind === kind);
+          return door ? door.port || bound.find((b) => b.kind === kind)?.port : undefined;
+        };
+        try {
+          autoconfig = await startAutoconfigServer({
+            domains: [config.domains.primary, ...config.domains.aliases],
+            displayName: ac.displayName,
+            submissionHost: ac.submissionHost ?? config.hostname,
+            ports: { submission: portOf('starttls'), submissions: portOf('implicit') },
+            ...(ac.imapHost ? { imapHost: ac.imapHost, imapPort: ac.imapPort } : {}),
+            listen: ac.listen,
+            tls: ac.certFile && ac.keyFile ? { certFile: ac.certFile, keyFile: ac.keyFile } : tlsFiles,
+            logger: log,
+            metrics,
+          });
+        } catch (err) {
+          await closeFronts();
+          certificate.close();
+          await authenticator.close();
+          throw err;
+        }
+      }
       const allConnections = () =>
         servers.flatMap((s) => [...(s.connections as Set<unknown> as Set<SmtpConnectionHandle>)]);
 
@@ -553,6 +580,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         name: 'submission',
         info: () => ({
           listen: bound,
+          ...(autoconfig ? { autoconfigPort: autoconfig.port } : {}),
           ports: Object.fromEntries(
             (['starttls', 'implicit', 'relay'] as const).map((k) => [
               k,
@@ -576,7 +604,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
             c.close();
           }
           certificate.close();
-          await closeFronts();
+          await Promise.all([closeFronts(), autoconfig?.close()]);
           await authenticator.close();
         },
       };

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +56,7 @@ let a: TestServiceContext;
 let b: TestServiceContext;
 const running: RunningService[] = [];
 let collected: RunningService & { envelopes: Envelope[] };
-let ports: { starttls: number; implicit: number; relay: number; implicitB: number };
+let ports: { starttls: number; implicit: number; relay: number; implicitB: number; autoconfig: number };
 let ca: TestCa;
 let otherCa: TestCa;
 const certs: Record<string, TestClientCert> = {};
@@ -106,6 +107,7 @@ before(async () => {
         senderGrants: { 'info@sluice.test': ['bob'] },
         rateLimits: { perMinute: 50, perHour: 1000, perDay: 5000 },
         filter: false,
+        autoconfig: { listen: { host: '127.0.0.1', port: 0 }, displayName: 'Sluice Test Mail' },
         relay: {
           listen: loopback,
           caFile: ca.certFile,
@@ -144,6 +146,7 @@ before(async () => {
     implicit: pa.implicit[0]!,
     relay: pa.relay[0]!,
     implicitB: portsOf(subB).implicit[0]!,
+    autoconfig: (subA.info?.() as { autoconfigPort: number }).autoconfigPort,
   };
 });
 
@@ -423,5 +426,37 @@ describe('relay door (mutual TLS)', () => {
       assert.equal(err.responseCode, undefined, 'refused in the TLS handshake, before any SMTP reply');
       assert.ok(err.code, 'a connection error');
     }
+  });
+});
+
+describe('client autoconfiguration', () => {
+  test('the Mozilla autoconfig document names our host and the bound 465 and 587 ports', async () => {
+    const xml = await new Promise<string>((resolve, reject) => {
+      httpsGet(
+        {
+          host: '127.0.0.1',
+          port: ports.autoconfig,
+          path: '/mail/config-v1.1.xml?emailaddress=alice%40sluice.test',
+          rejectUnauthorized: false,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            body += c;
+          });
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}`)),
+          );
+        },
+      ).on('error', reject);
+    });
+    assert.match(xml, /<displayName>Sluice Test Mail<\/displayName>/);
+    const outgoing = [...xml.matchAll(/<outgoingServer type="smtp">([\s\S]*?)<\/outgoingServer>/g)].map(
+      (m) => m[1]!,
+    );
+    assert.ok(outgoing.some((o) => o.includes(`<port>${ports.implicit}</port>`) && o.includes('SSL')));
+    assert.ok(outgoing.some((o) => o.includes(`<port>${ports.starttls}</port>`) && o.includes('STARTTLS')));
+    assert.ok(outgoing.every((o) => o.includes('<hostname>submit.sluice.test</hostname>')));
   });
 });
