@@ -146,7 +146,7 @@ before(async () => {
     implicit: pa.implicit[0]!,
     relay: pa.relay[0]!,
     implicitB: portsOf(subB).implicit[0]!,
-    autoconfig: (subA.info?.() as { autoconfigPort: number }).autoconfigPort,
+    autoconfig: (subA.info?.() as { autoconfigPort?: number } | undefined)?.autoconfigPort ?? 0,
   };
 });
 
