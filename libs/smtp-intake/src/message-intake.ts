@@ -55,7 +55,9 @@ export interface IntakeDeps {
   door?: { source: Envelope['source']; stage: StageName };
   /**
    * Our Received header: `hideClient` leaves out the client's HELO, address and name
-   * (authenticated submission, privacy), `hideTls` the client's TLS protocol and cipher.
+   * (authenticated submission, privacy), and so are the filter's headers that name
+   * either (its Authentication-Results carries smtp.helo); `hideTls` leaves out the
+   * client's TLS protocol and cipher.
    */
   received?: { hideClient?: boolean; hideTls?: boolean };
   /** Do not ask the filter (submission.filter false): the message is accepted as it is. */
@@ -323,7 +325,9 @@ async function afterRead(
       date: receivedAt,
       addedBy: stage,
     }),
-    ...verdict.prepend,
+    ...(deps.received?.hideClient
+      ? verdict.prepend.filter((h) => !namesClient(h.value, tx.client))
+      : verdict.prepend),
   ];
   env.verdict = verdict.verdict;
   if (verdict.auth) env.auth = verdict.auth;
@@ -363,6 +367,12 @@ async function afterRead(
     await forget();
   }
   return { ok: true, queueId, text: queuedTextOf(queueId), duplicate: ack.duplicate };
+}
+
+/** Whether a header value names the client's address or its HELO (privacy of submission clients). */
+function namesClient(value: string, client: { ip: string; helo: string }): boolean {
+  const v = value.toLowerCase();
+  return v.includes(client.ip.toLowerCase()) || (client.helo !== '' && v.includes(client.helo.toLowerCase()));
 }
 
 /** The 250 text after DATA (smtp-server adds the code; the enhanced code leads the text). */
