@@ -73,7 +73,8 @@ const running: RunningService[] = [];
 if (values.filter) running.push(await filterService.start(ctx));
 const submission = await submissionService.start(ctx);
 running.push(submission);
-const port = (submission.info?.() as { ports: { implicit: number[] } }).ports.implicit[0]!;
+const port = (submission.info?.() as { ports?: { implicit?: number[] } } | undefined)?.ports?.implicit?.[0];
+if (!port) throw new Error('the submission service reported no 465 port');
 
 const message = (user: string, n: number) =>
   [
