@@ -22,9 +22,8 @@
  * TRUST: the client is authenticated but may be compromised: limits and
  * sender rules hold for every user. Passwords are never logged.
  */
-import type { AddressInfo, Server, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { STREAM_BUFFER_BYTES } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
 import type { Authenticator } from '@sluice/credentials';
 import { type Envelope, type PeerCertificate, subjects } from '@sluice/proto';
@@ -38,15 +37,24 @@ import {
 } from '@sluice/smtp';
 import {
   acceptQuotedLocalParts,
+  assertBodyBudget,
   BodyBudget,
   ConnectionLimits,
   certificateFiles,
   cidrMatcher,
+  connectionsOf,
   createFront,
+  drainSessions,
   type IntakeDeps,
+  type Listening,
+  listenAll,
+  mailFromRefusal,
+  orcptRefusal,
   plainIp,
+  rcptParameterRefusal,
   receiveMessage,
   SessionGuard,
+  SessionHandoff,
   type SmtpConnectionHandle,
   type TransactionContext,
   useOwnEnhancedCodes,
@@ -69,13 +77,6 @@ import { requireTlsForAuth } from './tls-before-auth.ts';
 
 export type DoorKind = 'starttls' | 'implicit' | 'relay';
 type SubmissionConfig = NonNullable<SluiceConfig['submission']>;
-
-/** MAIL and RCPT parameters of the extensions we advertise (as the MX); anything else 555 5.5.4. */
-const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
-const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
-const unknownParam = (args: false | Record<string, unknown> | undefined, known: Set<string>) =>
-  args ? Object.keys(args).find((k) => !known.has(k.toUpperCase())) : undefined;
-const MAX_SOCKET_READ = 64 * 1024;
 
 const relayNotAllowed = new SmtpErrorClass({
   code: 554,
@@ -140,12 +141,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         log.info('submission is not configured (no submission: section): not started');
         return { name: 'submission', stop: async () => undefined, info: () => ({ enabled: false }) };
       }
-      const smallestBudget = bus.inlineLimit + 2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES;
-      if (sub.maxBodyBytesInFlight < smallestBudget) {
-        throw new Error(
-          `submission.maxBodyBytesInFlight (${sub.maxBodyBytesInFlight}) is below ${smallestBudget} (bus.inlineMaxBytes plus the streaming buffers): raise submission.maxBodyBytesInFlight`,
-        );
-      }
+      assertBodyBudget('submission.maxBodyBytesInFlight', sub.maxBodyBytesInFlight, bus.inlineLimit);
       const startAuth = deps.startAuthenticator;
       if (!startAuth) throw new Error('submission: no authenticator');
       const authenticator = await startAuth(ctx, sub);
@@ -220,8 +216,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         dataTimeoutMs: (sub.limits.dataTimeout + sub.filterTimeout + config.bus.publishTimeout) * 1000,
         maxSessionMs: sub.limits.maxSessionTime * 1000,
       };
-      const pendingConns = new Map<string, SmtpConnectionHandle>();
-      const slots = new Map<string, () => void>();
+      const handoff = new SessionHandoff();
 
       /** The sender check of this session: the relay client's domains, or the user's addresses. */
       const checkSender = (
@@ -318,8 +313,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           disableReverseLookup: true,
 
           onConnect(session, cb) {
-            const conn = pendingConns.get(session.id);
-            pendingConns.delete(session.id);
+            const conn = handoff.take(session.id);
             const state: SessionState = { kind, conn, inData: false };
             sessions.set(session, state);
             if (conn) {
@@ -351,9 +345,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           },
 
           onClose(session) {
-            slots.get(session.id)?.();
-            slots.delete(session.id);
-            pendingConns.delete(session.id);
+            handoff.closed(session.id);
             sessions.get(session)?.guard?.stop();
           },
 
@@ -411,27 +403,15 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           onMailFrom(address: SMTPServerAddress, session, cb) {
             const state = sessions.get(session) ?? { kind, inData: false };
             const smtputf8 = session.envelope.smtpUtf8 === true;
-            const from = parseReversePath(address.address, { smtputf8 });
             const detail = {
               session: session.id,
               user: session.user,
               mailFrom: redact.address(address.address),
             };
-            const unknown = unknownParam(address.args, MAIL_PARAMS);
-            if (unknown) {
-              return refuse(
-                cb,
-                smtpError('unknownParameter', `Unsupported parameter ${unknown.slice(0, 32)}`),
-                'unknown-parameter',
-                detail,
-              );
-            }
+            const refusal = mailFromRefusal(address, { smtputf8, inlineLimit: bus.inlineLimit, budget });
+            if (refusal) return refuse(cb, refusal.error, refusal.reason, detail);
+            const from = parseReversePath(address.address, { smtputf8 });
             if (!from.ok) return refuse(cb, smtpError('badSenderSyntax'), 'sender-syntax', detail);
-            const declared = Number(address.args ? address.args['SIZE'] : undefined);
-            const needs = declared > bus.inlineLimit ? STREAM_BUFFER_BYTES : declared;
-            if (declared > 0 && needs > budget.available) {
-              return refuse(cb, smtpError('bodiesInFlightFull'), 'over-budget', detail);
-            }
             const sender = from.nullSender ? '' : from.mailbox.address;
             checkSender(state, session, sender, 'mail-from').then((d) =>
               d.ok ? cb() : refuse(cb, d.error, d.reason, detail),
@@ -441,15 +421,8 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           onRcptTo(address: SMTPServerAddress, session, cb) {
             const state = sessions.get(session) ?? { kind, inData: false };
             const detail = { session: session.id, user: session.user, rcpt: redact.address(address.address) };
-            const unknown = unknownParam(address.args, RCPT_PARAMS);
-            if (unknown) {
-              return refuse(
-                cb,
-                smtpError('unknownParameter', `Unsupported parameter ${unknown.slice(0, 32)}`),
-                'unknown-parameter',
-                detail,
-              );
-            }
+            const badParameter = rcptParameterRefusal(address) ?? orcptRefusal(address);
+            if (badParameter) return refuse(cb, badParameter.error, badParameter.reason, detail);
             const rcpt = parseMailbox(address.address, { smtputf8: session.envelope.smtpUtf8 === true });
             if (!rcpt.ok || rcpt.mailbox.domainKind !== 'domain' || rcpt.mailbox.routingCharacters) {
               return refuse(cb, smtpError('badRecipientSyntax'), 'recipient-syntax', detail);
@@ -503,14 +476,12 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         ...sub.listen.implicitTls.map((l) => ({ kind: 'implicit' as const, ...l })),
         ...(sub.relay?.listen ?? []).map((l) => ({ kind: 'relay' as const, ...l })),
       ];
-      const fronts: Server[] = [];
-      const bound: Array<{ kind: DoorKind; host: string; port: number }> = [];
-      const closeFronts = () => Promise.all(fronts.map((f) => new Promise<void>((r) => f.close(() => r()))));
+      let listening: Listening<{ kind: DoorKind; host: string; port: number }>;
       try {
-        for (const door of doors) {
+        listening = await listenAll('submission', doors, (door) => {
           const server = makeServer(door.kind);
           servers.push(server);
-          const front = createFront(server, {
+          return createFront(server, {
             hostname: config.hostname,
             limits,
             greetDelayMs: 0,
@@ -523,30 +494,16 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
               metrics.rejected.inc({ stage: 'submission', reason });
               log.info({ client: redact.ip(ip), reason, door: door.kind }, 'connection refused');
             },
-            onSession: (conn, release) => {
-              const c = conn as SmtpConnectionHandle & { id: string };
-              pendingConns.set(c.id, c);
-              slots.set(c.id, release);
-            },
+            onSession: handoff.onSession,
           });
-          await new Promise<void>((resolve, reject) => {
-            const onError = (err: Error) =>
-              reject(new Error(`submission cannot listen on ${door.host}:${door.port}: ${err.message}`));
-            front.once('error', onError);
-            front.listen(door.port, door.host, () => {
-              front.off('error', onError);
-              resolve();
-            });
-          });
-          fronts.push(front);
-          bound.push({ kind: door.kind, host: door.host, port: (front.address() as AddressInfo).port });
-        }
+        });
       } catch (err) {
-        await closeFronts();
         certificate.close();
         await authenticator.close();
         throw err;
       }
+      const bound = listening.bound;
+      const closeFronts = () => listening.close();
       let autoconfig: AutoconfigServer | undefined;
       if (sub.autoconfig) {
         const ac = sub.autoconfig;
@@ -573,8 +530,6 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           throw err;
         }
       }
-      const allConnections = () =>
-        servers.flatMap((s) => [...(s.connections as Set<unknown> as Set<SmtpConnectionHandle>)]);
 
       return {
         name: 'submission',
@@ -591,18 +546,12 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         async stop() {
           // Drain as the MX does (RFC 5321 §3.8): idle sessions get 421 now, busy ones after their reply.
           stopping = true;
-          for (const c of allConnections()) {
-            const busy = c.session.envelope?.mailFrom || sessions.get(c.session)?.inData;
-            if (!busy) say421(c);
-          }
-          const deadline = Date.now() + sub.drainTimeout * 1000;
-          while (allConnections().length > 0 && Date.now() < deadline) {
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          for (const c of allConnections()) {
-            say421(c);
-            c.close();
-          }
+          await drainSessions({
+            connections: () => connectionsOf(servers),
+            busy: (c) => Boolean(c.session.envelope?.mailFrom || sessions.get(c.session)?.inData),
+            say421,
+            timeoutMs: sub.drainTimeout * 1000,
+          });
           certificate.close();
           await Promise.all([closeFronts(), autoconfig?.close()]);
           await authenticator.close();
