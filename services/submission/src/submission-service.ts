@@ -69,10 +69,10 @@ import {
 } from 'smtp-server';
 import { authFailure } from './auth-replies.ts';
 import { type AutoconfigServer, startAutoconfigServer } from './autoconfig/index.ts';
-import { fromAddresses } from './header-from.ts';
 import { RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { matchRelayClient, peerCertificateOf, type RelayClient } from './relay-clients.ts';
 import { checkRelaySender, checkUserSender, type SenderDecision, type SenderPolicy } from './sender-rules.ts';
+import { submissionTransaction } from './submission-transaction.ts';
 import { requireTlsForAuth } from './tls-before-auth.ts';
 
 export type DoorKind = 'starttls' | 'implicit' | 'relay';
@@ -229,60 +229,10 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           ? Promise.resolve(checkRelaySender(state.relay, address, where))
           : checkUserSender(String(session.user ?? ''), address, senderPolicy, where);
 
-      const transactionOf = (session: SMTPServerSession, state: SessionState): TransactionContext => {
-        const env = session.envelope;
-        const smtputf8 = env.smtpUtf8 === true;
-        const from = parseReversePath(env.mailFrom ? env.mailFrom.address : '', { smtputf8 });
-        const recipients = env.rcptTo.map((r) => {
-          const m = parseMailbox(r.address, { smtputf8 });
-          return {
-            address: m.ok ? m.mailbox.address : r.address,
-            original: r.address,
-            notify: r.dsn?.notify,
-            orcpt: r.dsn?.orcpt,
-          };
-        });
-        const tls = session.tlsOptions
-          ? {
-              protocol: session.tlsOptions.version,
-              cipher: session.tlsOptions.name,
-              ...(state.peer ? { clientCertificate: state.peer } : {}),
-            }
-          : undefined;
-        const auth = state.relay
-          ? { user: `relay:${state.relay.name}`, method: 'x509' }
-          : { user: String(session.user ?? ''), method: state.method ?? 'PLAIN' };
-        return {
-          client: {
-            ip: plainIp(session.remoteAddress),
-            port: session.remotePort,
-            helo: session.hostNameAppearsAs || '',
-            ...(tls ? { tls } : {}),
-          },
-          ehlo: session.openingCommand !== 'HELO',
-          mailFrom: from.ok && !from.nullSender ? from.mailbox.address : '',
-          mailParams: (env.mailFrom ? env.mailFrom.args : false) || {},
-          smtputf8,
-          recipients,
-          auth,
-          checkHead: async (head) => {
-            const authors = fromAddresses(head);
-            if (!authors.ok) {
-              const text =
-                authors.why === 'none' ? 'Message has no From header' : 'From header cannot be read';
-              return {
-                error: new SmtpErrorClass({ code: 550, enhanced: '5.7.1', text }),
-                reason: `from-${authors.why}`,
-              };
-            }
-            for (const a of authors.addresses) {
-              const d = await checkSender(state, session, a, 'header-from');
-              if (!d.ok) return { error: d.error, reason: d.reason };
-            }
-            return undefined;
-          },
-        };
-      };
+      const transactionOf = (session: SMTPServerSession, state: SessionState): TransactionContext =>
+        submissionTransaction(session, state, (address) =>
+          checkSender(state, session, address, 'header-from'),
+        );
 
       const makeServer = (kind: DoorKind): SMTPServer => {
         const tlsOptions: Partial<SMTPServerOptions> =
