@@ -53,6 +53,6 @@ test('services - names select services; a typo lists the valid names', () => {
   assert.equal(selectServices([]).length, 6);
   assert.throws(
     () => selectServices(['ingres']),
-    /unknown service ingres: choose from ingress, filter, resolver, rewriter, egress/,
+    /unknown service ingres: choose from ingress, submission, filter, resolver, rewriter, egress/,
   );
 });
