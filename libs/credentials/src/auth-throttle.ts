@@ -11,6 +11,7 @@
  * history), and never the client's: one account's good password must not
  * buy its client more guesses at other accounts.
  */
+import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { ThrottleOptions } from './types.ts';
 
@@ -31,8 +32,15 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CAS_ATTEMPTS = 20;
 
-function keyOf(scope: ThrottleScope, name: string): string {
-  return `${scope}.${Buffer.from(name.toLowerCase(), 'utf8').toString('base64url') || '_'}`;
+/**
+ * The record key of a client network or user: "<scope>.<first 32 hex digits of
+ * sha256(lower-case name)>". Hashed because the name is whatever the client
+ * typed — often enough a password in the user field — and must not sit in
+ * the bucket readable. An operator finds a key with
+ * `printf %s jdoe | sha256sum | cut -c1-32`.
+ */
+export function throttleKey(scope: ThrottleScope, name: string): string {
+  return `${scope}.${createHash('sha256').update(name.toLowerCase(), 'utf8').digest('hex').slice(0, 32)}`;
 }
 
 function isConflict(err: unknown): boolean {
@@ -68,7 +76,7 @@ export class AuthThrottle {
   /** Seconds until every given key's ban is over (0: none banned). */
   async bannedFor(keys: Array<[ThrottleScope, string]>): Promise<number> {
     const now = this.#now();
-    const recs = await Promise.all(keys.map(([s, n]) => this.#read(keyOf(s, n))));
+    const recs = await Promise.all(keys.map(([s, n]) => this.#read(throttleKey(s, n))));
     const until = Math.max(0, ...recs.map((r) => r.rec?.until ?? 0));
     return until > now ? Math.ceil((until - now) / 1000) : 0;
   }
@@ -95,7 +103,7 @@ export class AuthThrottle {
   async fail(scope: ThrottleScope, name: string): Promise<boolean> {
     const max = scope === 'ip' ? this.#o.maxFailuresPerIp : this.#o.maxFailuresPerUser;
     let banned = false;
-    await this.#update(keyOf(scope, name), (r) => {
+    await this.#update(throttleKey(scope, name), (r) => {
       const now = this.#now();
       const rec: ThrottleRecord = r ? { ...r } : { n: 0, since: now, bans: 0, until: 0 };
       if (now - rec.since >= this.#o.windowSeconds * 1000) {
@@ -119,7 +127,7 @@ export class AuthThrottle {
 
   /** A successful login: the user's failure count starts again (its ban history stays). */
   async succeed(user: string): Promise<void> {
-    await this.#update(keyOf('user', user), (r) =>
+    await this.#update(throttleKey('user', user), (r) =>
       r && r.n > 0 ? { ...r, n: 0, since: this.#now() } : null,
     );
   }

@@ -28,7 +28,8 @@ import {
   startSlapd,
   waitUntil,
 } from '@sluice/test-harness';
-import { startAuthenticator } from './authenticator.ts';
+import { throttleKey } from './auth-throttle.ts';
+import { startAuthenticator, THROTTLE_TIMEOUT_MS } from './authenticator.ts';
 import { decodeUser } from './credential-records.ts';
 import { FIXTURE_FORMATS, type FixtureFormat, makeHash } from './hash-fixtures.ts';
 import type { Authenticator, CredentialOptions, LdapConnection, ThrottleOptions } from './types.ts';
@@ -96,6 +97,8 @@ async function authenticator(
     options(over, deps.url),
   );
   started.push(a);
+  // Let the refresh a start runs in the background finish, so each test's own refreshes are its own.
+  await a.refresh();
   return a;
 }
 
@@ -260,6 +263,8 @@ describe('authenticator (real slapd, real NATS)', () => {
     } finally {
       await slapd.start();
     }
+    // Back: the next read reaches LDAP again (and the next test starts with slapd answering).
+    await waitUntil('LDAP read again after the restart', async () => (await a.refresh()) !== 'failed');
   });
 
   test('a user removed from LDAP is gone after the next refresh, on every replica', async () => {
@@ -306,6 +311,51 @@ describe('authenticator (real slapd, real NATS)', () => {
         kind: 'unavailable',
       });
       await a.close();
+    } finally {
+      await conn.bus.close();
+      await other.stop();
+    }
+  });
+});
+
+describe('NATS restarted', () => {
+  test('while NATS is down: unavailable, not refused; after: logins, bans and snapshot changes flow again', async () => {
+    const other = await startNats();
+    const conn = await connect(other.url);
+    try {
+      const a = await authenticator({}, { kv: conn.kv });
+      const b = await authenticator({}, { kv: conn.kv });
+      assert.equal(
+        (await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(40) })).kind,
+        'ok',
+      );
+      await other.nodes[0]!.kill();
+      const t0 = Date.now();
+      assert.deepEqual(await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(40) }), {
+        kind: 'unavailable',
+      });
+      assert.ok(
+        Date.now() - t0 < THROTTLE_TIMEOUT_MS + 2000,
+        'answered without waiting out the NATS timeout',
+      );
+      await other.nodes[0]!.restart();
+      await waitUntil(
+        'logins after the restart',
+        async () =>
+          (await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(40) })).kind === 'ok',
+      );
+      // The snapshot watch survived: a change written by one replica reaches the other.
+      await slapd.add([{ uid: 'erin', mailPassword: [await makeHash('CRYPT-5', 'erin-pw')] }]);
+      try {
+        await waitUntil('a refresh after the restart', async () => (await a.refresh()) === 'applied');
+        await waitUntil(
+          'erin known to the other replica',
+          async () =>
+            (await b.authenticate({ username: 'erin', password: 'erin-pw', clientIp: ip(40) })).kind === 'ok',
+        );
+      } finally {
+        await slapd.remove(['erin']);
+      }
     } finally {
       await conn.bus.close();
       await other.stop();
@@ -421,7 +471,7 @@ describe('brute-force protection shared by replicas', () => {
       (i % 2 ? a : b).authenticate({ username: `spray${i}`, password: 'guess', clientIp: client }),
     );
     for (const r of await Promise.all(attempts)) assert.deepEqual(r, { kind: 'refused' });
-    const rec = await kv.throttle.get(`ip.${Buffer.from(client).toString('base64url')}`);
+    const rec = await kv.throttle.get(throttleKey('ip', client));
     assert.equal(JSON.parse(new TextDecoder().decode(rec!.value)).n, limit - 1);
     assert.deepEqual(await a.authenticate({ username: 'spray-last', password: 'guess', clientIp: client }), {
       kind: 'refused',
@@ -430,6 +480,20 @@ describe('brute-force protection shared by replicas', () => {
       (await b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: client })).kind,
       'banned',
     );
+  });
+
+  test('the throttle bucket holds no login name or address as typed', async () => {
+    const a = await authenticator({ throttle: STRICT });
+    await a.authenticate({ username: 'hunter2-typed-as-user', password: 'guess', clientIp: ip(99) });
+    const texts: string[] = [];
+    for await (const k of await kv.throttle.keys()) {
+      const e = await kv.throttle.get(k);
+      texts.push(k, e ? new TextDecoder().decode(e.value) : '');
+    }
+    const all = texts.join('\n');
+    assert.ok(texts.length > 0);
+    for (const typed of ['hunter2', 'alice', 'victim', '192.0.2', '2001:db8'])
+      assert.ok(!all.includes(typed), typed);
   });
 
   test('metrics count outcomes and bans', async () => {

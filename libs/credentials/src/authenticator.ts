@@ -28,6 +28,7 @@ import { CredentialCache } from './credential-cache.ts';
 import { refreshCredentials } from './credential-sync.ts';
 import { decoyHash } from './decoy-hash.ts';
 import type { DirectoryUser, readUsers } from './ldap-users.ts';
+import { assertCredentialOptions } from './option-check.ts';
 import type {
   Authenticator,
   AuthenticatorDeps,
@@ -38,10 +39,26 @@ import type {
 } from './types.ts';
 import { checkPassword, hashFormat } from './verify-password.ts';
 
+/**
+ * How long an attempt waits for the throttle bucket. While NATS is away a KV
+ * read would wait for the whole request timeout (10 s by default) and the
+ * client with it; past this bound the answer is unavailable (454) at once.
+ */
+export const THROTTLE_TIMEOUT_MS = 3000;
+
+function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`auth throttle: ${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export async function startAuthenticator(
   deps: AuthenticatorDeps & { readUsers?: typeof readUsers },
   opts: CredentialOptions,
 ): Promise<Authenticator> {
+  assertCredentialOptions(opts);
   const { log, kv } = deps;
   const now = deps.now ?? Date.now;
   const metrics = authMetrics(deps.registry);
@@ -96,12 +113,16 @@ export async function startAuthenticator(
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
     if (stopped) return;
+    // Without any snapshot nobody can log in: try LDAP again soon, not a whole interval later.
+    const delaySeconds = cache.loaded
+      ? opts.refreshIntervalSeconds
+      : Math.min(opts.refreshIntervalSeconds, 15);
     timer = setTimeout(() => {
       // Another replica refreshed less than half an interval ago: LDAP need not be read again.
       const fetched = cache.meta?.fetchedAt ?? 0;
       const fresh = now() - fetched < (opts.refreshIntervalSeconds * 1000) / 2;
       void (fresh ? Promise.resolve() : refresh()).finally(schedule);
-    }, opts.refreshIntervalSeconds * 1000);
+    }, delaySeconds * 1000);
     timer.unref();
   };
   schedule();
@@ -148,20 +169,24 @@ export async function startAuthenticator(
         ['user', userName],
       ];
       try {
-        const wait = await throttle.bannedFor(keys);
+        const wait = await withinMs(throttle.bannedFor(keys), THROTTLE_TIMEOUT_MS, 'ban check');
         if (wait > 0) return answer({ kind: 'banned', retryAfterSeconds: wait });
       } catch (err) {
         log.error({ err }, 'auth throttle bucket unreadable: answering unavailable');
         return answer({ kind: 'unavailable' });
       }
       if (await verify(user, req.password)) {
-        await throttle
-          .succeed(userName)
-          .catch((err) => log.warn({ err }, 'auth throttle: success not noted'));
+        await withinMs(throttle.succeed(userName), THROTTLE_TIMEOUT_MS, 'success note').catch((err) =>
+          log.warn({ err }, 'auth throttle: success not noted'),
+        );
         return answer({ kind: 'ok', user: user!.uid });
       }
       try {
-        const banned = await Promise.all(keys.map(([scope, name]) => throttle.fail(scope, name)));
+        const banned = await withinMs(
+          Promise.all(keys.map(([scope, name]) => throttle.fail(scope, name))),
+          THROTTLE_TIMEOUT_MS,
+          'failure count',
+        );
         banned.forEach((b, i) => {
           if (!b) return;
           const scope = keys[i]![0];

@@ -38,6 +38,9 @@ export interface SyncDeps {
   read?: typeof readUsers;
 }
 
+/** KV writes in flight at once during a refresh. */
+const WRITE_BATCH = 64;
+
 function isConflict(err: unknown): boolean {
   return /wrong last sequence|10071|key exists/i.test((err as Error)?.message ?? '');
 }
@@ -93,8 +96,18 @@ export async function refreshCredentials(d: SyncDeps, force = false): Promise<Re
     if (isConflict(err)) return 'raced';
     throw err;
   }
-  for (const [key, u] of changed) await d.kv.put(key, encodeUser(u));
-  for (const key of removed) await d.kv.delete(key);
+  // In batches: a first sync of thousands of users should not take one round trip each in turn.
+  const writes = [
+    ...changed.map(
+      ([key, u]) =>
+        () =>
+          d.kv.put(key, encodeUser(u)),
+    ),
+    ...removed.map((key) => () => d.kv.delete(key)),
+  ];
+  for (let i = 0; i < writes.length; i += WRITE_BATCH) {
+    await Promise.all(writes.slice(i, i + WRITE_BATCH).map((w) => w()));
+  }
   if (changed.length + removed.length === 0) return 'unchanged';
   d.log.info(
     { version: next.version, users: wanted.size, changed: changed.length, removed: removed.length },

@@ -25,14 +25,26 @@ export function cryptId(crypted: string): string {
   return m ? m[1]! : 'des';
 }
 
+/**
+ * The highest costs computed: SHA-crypt rounds (default 5000; 1e6 is some 2 s
+ * on the main thread) and bcrypt cost (15 is ~2 s in bcryptjs). A stored value
+ * asking for more is refused like an unknown scheme, so one odd directory
+ * entry cannot stall the service for minutes.
+ */
+export const MAX_SHA_CRYPT_ROUNDS = 1_000_000;
+export const MAX_BCRYPT_COST = 15;
+
 export async function checkCrypt(crypted: string, candidate: string): Promise<CheckResult> {
   if (MD5_CRYPT.test(crypted)) {
     return sameSecret(md5Crypt(candidate, crypted), crypted) ? 'match' : 'mismatch';
   }
   if (SHA_CRYPT.test(crypted)) {
+    const rounds = /^\$[56]\$rounds=(\d+)\$/.exec(crypted);
+    if (rounds && Number(rounds[1]) > MAX_SHA_CRYPT_ROUNDS) return 'unknown-scheme';
     return shaCryptVerify(candidate, crypted) ? 'match' : 'mismatch';
   }
   if (BCRYPT.test(crypted)) {
+    if (Number(crypted.slice(4, 6)) > MAX_BCRYPT_COST) return 'unknown-scheme';
     return (await bcrypt.compare(candidate, crypted)) ? 'match' : 'mismatch';
   }
   if (isArgon2(crypted)) return argon2Matches(crypted, candidate);

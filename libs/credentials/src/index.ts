@@ -7,6 +7,7 @@
  */
 export { startAuthenticator } from './authenticator.ts';
 export { clientNetwork } from './client-network.ts';
+export { assertCredentialOptions } from './option-check.ts';
 export type {
   Authenticator,
   AuthenticatorDeps,

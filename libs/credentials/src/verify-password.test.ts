@@ -61,6 +61,9 @@ describe('verifyPassword', () => {
       '{SSHA}AAAA',
       '{ARGON2}$argon2id$v=16$m=4096,t=3,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
       '{ARGON2}$argon2id$v=19$m=99999999,t=3,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      // Costs that would stall the service: refused, not computed.
+      `{CRYPT}$6$rounds=999999999$abcdefgh$${'A'.repeat(86)}`,
+      `{CRYPT}$2y$31$${'A'.repeat(53)}`,
       '',
     ]) {
       assert.equal(await checkPassword(stored, 'secret'), 'unknown-scheme', stored);

@@ -177,6 +177,9 @@ export async function startSlapd(entries: LdapTestEntry[]): Promise<SlapdServer>
         err += b.toString();
       });
       c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${bin} failed (${code}): ${err}`))));
+      // A tool that exits before reading its input (it could not bind) closes the pipe: its exit
+      // code and stderr say why, the EPIPE would only hide it.
+      c.stdin.on('error', () => {});
       c.stdin.end(input ?? '');
     });
 
