@@ -409,21 +409,10 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
 
   // Submission rate counters: forgotten a day after their window; when full the oldest go
   // first (an old window's count is no longer consulted).
-  const rateStream = `KV_${buckets.submissionRates}`;
-  if (!(await streamExists(jsm, rateStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.submissionRates, {
-        history: 1,
-        ttl: submissionRateTtlMs,
-        replicas: cfg.replicas,
-        storage: 'file',
-      }),
-    );
-    if (created) report.created.push(`kv ${buckets.submissionRates}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    rateStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.submissionRates,
+    { history: 1, ttl: submissionRateTtlMs, replicas: cfg.replicas, storage: 'file' },
     {
       max_age: nanos(submissionRateTtlMs),
       num_replicas: cfg.replicas,
@@ -432,8 +421,6 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.submissionRates.maxBytes,
       max_msgs: limits.submissionRates.maxMsgs,
     },
-    report,
-    log,
   );
 
   // Credential snapshot (submission, libs/credentials): one key per user, the last value only,
