@@ -7,7 +7,6 @@
  * served without a restart.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -17,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { createLogger } from '@sluice/log';
+import { certificateFiles } from '@sluice/smtp-intake';
 import { createMetrics } from '@sluice/telemetry';
 import { waitUntil } from '@sluice/test-harness';
 import type { AutoconfigOptions } from './autoconfig-options.ts';
@@ -328,37 +328,17 @@ describe('autoconfig endpoint over HTTP', () => {
 
 describe('autoconfig endpoint over HTTPS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-autoconfig-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  const makeCert = () =>
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=autoconfig.example.org',
-        '-addext',
-        'subjectAltName=DNS:autoconfig.example.org,DNS:autodiscover.example.org',
-      ],
-      { stdio: 'pipe' },
-    );
+  // The intake's self-signed certificate maker (openssl, CN and SAN autoconfig.example.org); made again for a renewal.
+  const makeCert = () => {
+    rmSync(join(dir, 'cert.pem'), { force: true });
+    rmSync(join(dir, 'key.pem'), { force: true });
+    return certificateFiles({ selfSigned: true, generatedDir: dir }, 'autoconfig.example.org')!;
+  };
+  const { certFile, keyFile } = makeCert();
   let server: AutoconfigServer;
   const { logger } = capturedLogger();
 
   before(async () => {
-    makeCert();
     server = await startAutoconfigServer({
       ...options,
       listen: { host: '127.0.0.1', port: 0 },
@@ -384,7 +364,7 @@ describe('autoconfig endpoint over HTTPS', () => {
     assert.ok(first);
 
     makeCert();
-    const renewed = { ca: readFileSync(certFile), servername: 'autodiscover.example.org' };
+    const renewed = { ca: readFileSync(certFile), servername: 'autoconfig.example.org' };
     const next = await waitUntil('the renewed certificate to be served', async () => {
       const again = await call(
         { port: server.port, tls: renewed },
