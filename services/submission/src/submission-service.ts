@@ -22,6 +22,7 @@
  * TRUST: the client is authenticated but may be compromised: limits and
  * sender rules hold for every user. Passwords are never logged.
  */
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { SluiceConfig } from '@sluice/config';
@@ -104,8 +105,8 @@ interface SessionState {
 }
 
 export interface SubmissionDeps {
-  /** The authenticator (tests may pass their own); default: @sluice/credentials. */
-  startAuthenticator?: (ctx: ServiceContext, sub: SubmissionConfig) => Promise<Authenticator>;
+  /** Starts the authenticator (submission-definition.ts: @sluice/credentials). */
+  startAuthenticator: (ctx: ServiceContext, sub: SubmissionConfig) => Promise<Authenticator>;
 }
 
 /** The 450 4.7.1 a recipient over a sending limit gets (RFC 3463 X.7.1), naming the limit. */
@@ -130,6 +131,17 @@ function rateOf(sub: SubmissionConfig, state: SessionState, user: string) {
   return { rateClass: 'user', subject: user.toLowerCase(), limits: sub.rateLimits as RateLimits };
 }
 
+/** The relay door's CA certificate(s), or an error naming the key. */
+function readRelayCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(
+      `submission.relay.caFile: cannot read ${file} (${(err as Error).message}) — point it at the PEM of the CA that issues the relay clients' certificates`,
+    );
+  }
+}
+
 export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
   return {
     name: 'submission',
@@ -142,9 +154,6 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         return { name: 'submission', stop: async () => undefined, info: () => ({ enabled: false }) };
       }
       assertBodyBudget('submission.maxBodyBytesInFlight', sub.maxBodyBytesInFlight, bus.inlineLimit);
-      const startAuth = deps.startAuthenticator;
-      if (!startAuth) throw new Error('submission: no authenticator');
-      const authenticator = await startAuth(ctx, sub);
       const budget = new BodyBudget(sub.maxBodyBytesInFlight);
       const intakeFor = (source: Envelope['source']): IntakeDeps => ({
         bus,
@@ -177,9 +186,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
           ),
       };
       const relayClients: RelayClient[] = (sub.relay?.clients ?? []).map((c) => ({ ...c }));
-      const relayCa = sub.relay
-        ? await import('node:fs').then((fs) => fs.readFileSync(sub.relay!.caFile))
-        : undefined;
+      const relayCa = sub.relay ? readRelayCa(sub.relay.caFile) : undefined;
 
       const sessions = new WeakMap<SMTPServerSession, SessionState>();
       let stopping = false;
@@ -203,6 +210,13 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
         },
         (err) => log.warn({ err, certFile: tlsFiles.certFile }, 'submission certificate not reloaded'),
       );
+      let authenticator: Authenticator;
+      try {
+        authenticator = await deps.startAuthenticator(ctx, sub);
+      } catch (err) {
+        certificate.close();
+        throw err;
+      }
       const noNetworks = cidrMatcher([], 'submission');
       const limits = new ConnectionLimits(
         { total: sub.maxClients, perIp: sub.limits.perIp, perNet: sub.maxClients },
