@@ -55,6 +55,7 @@ let config: SluiceConfig;
 let a: TestServiceContext;
 let b: TestServiceContext;
 const running: RunningService[] = [];
+let resolver: RunningService;
 let collected: RunningService & { envelopes: Envelope[] };
 let ports: { starttls: number; implicit: number; relay: number; implicitB: number; autoconfig: number };
 let ca: TestCa;
@@ -135,7 +136,8 @@ before(async () => {
     process.env['SUB_DEBUG'] ? { logLevel: 'debug', logDestination: process.stderr } : {},
   );
   b = await startServiceContext(config, 'submission-b');
-  running.push(await resolverService.start(a.ctx));
+  resolver = await resolverService.start(a.ctx);
+  running.push(resolver);
   collected = collectStage(a.bus, consumers.rewriter);
   const subA = await submissionService.start(a.ctx);
   const subB = await submissionService.start(b.ctx);
@@ -352,7 +354,7 @@ describe('sender rules', () => {
     assert.equal(err.responseCode, 553);
   });
 
-  test('an alias that routes to the user (asked of the resolver) is theirs; not anyone else s', async () => {
+  test('an alias that routes to the user (asked of the resolver) is theirs, and not another user', async () => {
     const info = await send({ from: 'team@sluice.test', subject: 'alias of alice' });
     assert.equal((await envelopeOf(info.response)).mailFrom.address, 'team@sluice.test');
     const err = await refusal(send({ user: 'bob', from: 'team@sluice.test', subject: 'alias not bob' }));
@@ -458,5 +460,17 @@ describe('client autoconfiguration', () => {
     assert.ok(outgoing.some((o) => o.includes(`<port>${ports.implicit}</port>`) && o.includes('SSL')));
     assert.ok(outgoing.some((o) => o.includes(`<port>${ports.starttls}</port>`) && o.includes('STARTTLS')));
     assert.ok(outgoing.every((o) => o.includes('<hostname>submit.sluice.test</hostname>')));
+  });
+});
+
+describe('without the resolver', () => {
+  test('an address only the resolver could vouch for: 451 4.7.0, never sent unchecked; own address still fine', async () => {
+    await resolver.stop();
+    running.splice(running.indexOf(resolver), 1);
+    const err = await refusal(send({ from: 'team@sluice.test', subject: 'resolver away' }));
+    assert.equal(err.responseCode, 451);
+    assert.match(err.response ?? '', /^451 4\.7\.0 Sender address cannot be checked now/);
+    const info = await send({ from: 'alice@sluice.test', subject: 'own address, resolver away' });
+    assert.match(info.response, /^250 /);
   });
 });
