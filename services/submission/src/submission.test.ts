@@ -112,6 +112,7 @@ before(async () => {
         relay: {
           listen: loopback,
           caFile: ca.certFile,
+          rateLimits: { default: { perMinute: 5, perHour: 100, perDay: 1000 } },
           clients: [
             {
               name: 'crm',
@@ -385,7 +386,12 @@ describe('rate limits and bans', () => {
 });
 
 describe('relay door (mutual TLS)', () => {
-  function relaySend(cert: TestClientCert | undefined, from: string, subject: string) {
+  function relaySend(
+    cert: TestClientCert | undefined,
+    from: string,
+    subject: string,
+    to = ['customer@remote.example'],
+  ) {
     const transport = createTransport({
       host: '127.0.0.1',
       port: ports.relay,
@@ -394,7 +400,7 @@ describe('relay door (mutual TLS)', () => {
       tls: { rejectUnauthorized: false, ...(cert ? { cert: cert.cert, key: cert.key } : {}) },
     });
     return transport
-      .sendMail({ envelope: { from, to: ['customer@remote.example'] }, raw: message(from, subject) })
+      .sendMail({ envelope: { from, to }, raw: message(from, subject) })
       .finally(() => transport.close());
   }
 
@@ -411,6 +417,20 @@ describe('relay door (mutual TLS)', () => {
     assert.equal((await envelopeOf(info.response)).client.auth?.user, 'relay:tickets');
     const err = await refusal(relaySend(certs.tickets, 'offers@news.sluice.test', 'tickets wrong domain'));
     assert.equal(err.responseCode, 553);
+  });
+
+  test('rate classes: a default client stops at its limit, the bulk client (CRM) does not', async () => {
+    const to = Array.from({ length: 6 }, (_, i) => `c${i}@remote.example`);
+    // tickets (default class, 5 per minute) relayed one recipient above already.
+    const tickets = await relaySend(certs.tickets, 'support@sluice.test', 'tickets batch', to);
+    assert.equal(tickets.accepted.length, 4);
+    const why = (tickets as { rejectedErrors?: Array<{ response?: string }> }).rejectedErrors?.[0]?.response;
+    assert.match(
+      why ?? '',
+      /^450 4\.7\.1 Sending limit reached for relay client tickets: 5 recipients per minute/,
+    );
+    const crm = await relaySend(certs.crm, 'offers@news.sluice.test', 'crm batch', to);
+    assert.equal(crm.accepted.length, 6);
   });
 
   test('a certificate of our CA that the list does not name: 554 5.7.1', async () => {
