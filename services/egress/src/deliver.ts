@@ -44,15 +44,23 @@ import { HeaderAssemblyError } from '@sluice/smtp';
 import { runInSpan } from '@sluice/telemetry';
 import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
+import { dsnToPassOn } from './dsn-relay.ts';
 import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
 import { sendNotifications } from './notify-sender.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
+import { messageTlsPlan, requireTlsOpenFailure } from './require-tls.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 import type { SessionPool } from './session-pool.ts';
-import { type RecipientReply, SessionOpenError, type SessionOptions, SmtpSession } from './smtp-session.ts';
+import {
+  type RecipientReply,
+  SessionOpenError,
+  type SessionOptions,
+  SmtpSession,
+  type Transaction,
+} from './smtp-session.ts';
 import { type DestinationTls, destinationTls, type MtaStsSource } from './tls-policy.ts';
 import { failureResultOf, recordTlsResult } from './tls-report.ts';
 
@@ -86,6 +94,8 @@ interface RecipientResult {
   reply: string;
   host?: string;
   tls: TlsOutcome;
+  /** The next hop took our RFC 3461 parameters (it advertised DSN): it reports from here on. */
+  dsnPassedOn?: boolean;
 }
 
 /** What cannot go inside `<...>` in MAIL FROM / RCPT TO: line breaks, NUL, angle brackets, edge spaces. */
@@ -249,14 +259,32 @@ async function attempt(
     recordTlsResult(deps.metrics, log, { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply });
     return { results: [...results, ...sendable.map((a) => none(a, 'deferred', tlsPlan.reply))] };
   }
+  // REQUIRETLS or TLS-Required: No (RFC 8689) over the destination's policy: require-tls.ts.
+  const requireTls = env.mailFrom.requireTls === true;
+  const hostTls = messageTlsPlan(env, tlsPlan.tls, {
+    defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
+    ca: deps.tlsCa,
+    message,
+  });
+  const tx = { requireTls, dsn: dsnToPassOn(env) };
   let lastOpenError = localReplies.connectFailed('no candidate host');
+  const openErrors: string[] = [];
   for (const candidate of plan.candidates) {
     let session: SmtpSession;
     let tlsOutcome: TlsOutcome;
     try {
-      ({ session, tlsOutcome } = await openUnderPolicy(candidate, sessionOptions, tlsPlan.tls, deps, log));
+      ({ session, tlsOutcome } = await openUnderPolicy(
+        candidate,
+        sessionOptions,
+        hostTls,
+        deps,
+        log,
+        requireTls,
+      ));
     } catch (err) {
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
+      if (requireTls) lastOpenError = requireTlsOpenFailure(lastOpenError);
+      openErrors.push(lastOpenError);
       log.info(
         { host: candidate.label, reply: lastOpenError },
         'could not open a session: trying the next host',
@@ -265,8 +293,9 @@ async function attempt(
     }
     let clean = false;
     try {
-      const replies = await transact(session, env.mailFrom.address, sendable, message);
+      const replies = await transact(session, env.mailFrom.address, sendable, message, tx);
       clean = replies.every((r) => r.code >= 200 && r.code < 300);
+      const dsnPassedOn = tx.dsn !== undefined && session.offers('DSN');
       for (const r of replies) {
         results.push({
           address: r.address,
@@ -274,6 +303,7 @@ async function attempt(
           reply: r.reply,
           host: candidate.label,
           tls: tlsOutcome,
+          dsnPassedOn,
         });
       }
     } finally {
@@ -282,7 +312,17 @@ async function attempt(
     }
     return { results };
   }
-  return { results: [...results, ...sendable.map((a) => unreached(a, plan.candidates, lastOpenError))] };
+  // Only REQUIRETLS makes a host's refusal final (5.7.10/5.7.30): when every host refused so, the message fails.
+  const final = openErrors.length > 0 && openErrors.every((r) => replyCode(r) >= 500);
+  return {
+    results: [
+      ...results,
+      ...sendable.map((a) => ({
+        ...unreached(a, plan.candidates, lastOpenError),
+        ...(final ? { outcome: 'failed' as const } : {}),
+      })),
+    ],
+  };
 }
 
 /**
@@ -295,6 +335,7 @@ async function openUnderPolicy(
   plan: DestinationTls,
   deps: EgressDeps,
   log: EgressDeps['log'],
+  requireTls = false,
 ): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
   return runInSpan('egress.session', { attributes: { 'server.address': candidate.label } }, async (span) => {
     const decision = await plan.forHost(candidate);
@@ -326,7 +367,22 @@ async function openUnderPolicy(
         const result = failureResultOf(err.reply, tls.policy);
         recordTlsResult(deps.metrics, log, { policy: tls.policy, result, host, detail: err.reply });
       }
-      throw err;
+      // TLS-Required: No (RFC 8689 §4.2.2): the policy failed, the sender allows this host without it.
+      if (!(err instanceof SessionOpenError && tls.fallback && (await tls.fallback.allowed()))) throw err;
+      log.info(
+        { host, reply: err.reply },
+        'TLS policy failed; TLS-Required: No: delivering opportunistically',
+      );
+      const opportunistic = { ...base, ...tls.fallback.tls.session, policyKey: 'none' };
+      const session = await (deps.sessions?.acquire(candidate, opportunistic) ??
+        SmtpSession.open(candidate, opportunistic));
+      return { session, tlsOutcome: session.tls === 'tls' ? 'tls' : 'none' };
+    }
+    if (requireTls && !(session.tls === 'tls' && session.offers('REQUIRETLS'))) {
+      // RFC 8689 §4.2.1 step 5: the next hop must offer REQUIRETLS; the session may carry other mail.
+      if (deps.sessions) deps.sessions.release(session, true);
+      else session.close();
+      throw new SessionOpenError(localReplies.requireTlsUnsupported(host));
     }
     const tlsOutcome: TlsOutcome = session.tls === 'tls' ? tls.outcome : 'none';
     span.setAttribute('sluice.tls.outcome', tlsOutcome);
@@ -353,12 +409,13 @@ async function transact(
   from: string,
   to: string[],
   message: OutgoingMessage,
+  extra: Pick<Transaction, 'requireTls' | 'dsn'> = {},
 ): Promise<RecipientReply[]> {
   const eightBit = message.eightBit;
   const out: RecipientReply[] = [];
   for (let i = 0; i < to.length; i += RECIPIENTS_PER_TRANSACTION) {
     const batch = to.slice(i, i + RECIPIENTS_PER_TRANSACTION);
-    const replies = await session.send({ from, to: batch, message, eightBit });
+    const replies = await session.send({ from, to: batch, message, eightBit, ...extra });
     out.push(...replies);
     const more = i + RECIPIENTS_PER_TRANSACTION < to.length;
     if (more && replies.some((r) => replyCode(r.reply) < 200 || replyCode(r.reply) >= 300))

@@ -126,9 +126,11 @@ describe('MTA-STS delivery', () => {
 
   test('enforce, certificate not PKIX-valid: deferred, nothing sent', async () => {
     const s = await sinkWith(selfSigned);
-    const { disposition } = await attemptTo('badcert.sts.test', s);
+    const { disposition, event } = await attemptTo('badcert.sts.test', s);
     assert.equal(disposition.kind, 'retry');
     assert.equal(s.messages.length, 0);
+    assert.match(event!.reply, /^451 4\.7\.5 .*TLS authentication failed/);
+    assert.ok((await tlsResults()).some((r) => r.startsWith('mta-sts/certificate-not-trusted=')));
   });
 
   test('enforce, STARTTLS not offered: deferred, never cleartext', async () => {

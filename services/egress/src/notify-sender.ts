@@ -13,9 +13,10 @@
  *   - NOTIFY=NEVER suppresses every DSN for the recipient; with NOTIFY given,
  *     only the listed events are reported; without NOTIFY, FAILURE (and DELAY
  *     when delay warnings are configured) — RFC 3461 §4.1;
- *   - NOTIFY=SUCCESS: "relayed" after a 250 from an SMTP hop (we do not pass
- *     DSN parameters on, so the next hop is not known to report: RFC 3461
- *     §5.2.2, §6.2), "delivered" after an LMTP final delivery;
+ *   - NOTIFY=SUCCESS: "relayed" after a 250 from an SMTP hop that does not
+ *     advertise DSN (RFC 3461 §5.2.2); nothing when it does, since it took
+ *     NOTIFY/ORCPT from us and reports itself (§5.2.1, dsn-relay.ts);
+ *     "delivered" after an LMTP final delivery;
  *   - at most one DSN per recipient and event: failures and successes are
  *     reported only by the attempt that makes them final (the ledger skips
  *     final recipients on every later attempt), and the DSN's Nats-Msg-Id
@@ -50,6 +51,8 @@ export interface AttemptOutcome {
   outcome: Outcome;
   reply: string;
   host?: string;
+  /** The next hop advertised DSN and got NOTIFY/ORCPT from us (RFC 3461 §5.2.1). */
+  dsnPassedOn?: boolean;
 }
 
 export type NotifyDeps = Pick<ServiceContext, 'config' | 'bus' | 'log' | 'metrics' | 'redact'> & {
@@ -71,14 +74,15 @@ export function dsnSuppressed(env: Pick<Envelope, 'source' | 'mailFrom'>): boole
 export function reportedAction(
   recipient: Pick<Recipient, 'notify'> | undefined,
   outcome: Outcome,
-  opts: { lmtp: boolean; delayWarnings: boolean },
+  opts: { lmtp: boolean; delayWarnings: boolean; dsnPassedOn?: boolean },
 ): DsnAction | undefined {
   const notify = recipient?.notify;
   if (notify?.includes('NEVER')) return undefined;
   if (outcome === 'failed') return notify === undefined || notify.includes('FAILURE') ? 'failed' : undefined;
   if (outcome === 'delivered') {
     if (!notify?.includes('SUCCESS')) return undefined;
-    return opts.lmtp ? 'delivered' : 'relayed';
+    if (opts.lmtp) return 'delivered';
+    return opts.dsnPassedOn ? undefined : 'relayed';
   }
   if (!opts.delayWarnings) return undefined;
   return notify === undefined || notify.includes('DELAY') ? 'delayed' : undefined;
@@ -120,7 +124,7 @@ async function sendDsn(
   const reported: DsnRecipient[] = [];
   for (const r of results) {
     const rcpt = recipientOf(env, r.address);
-    const action = reportedAction(rcpt, r.outcome, { lmtp, delayWarnings });
+    const action = reportedAction(rcpt, r.outcome, { lmtp, delayWarnings, dsnPassedOn: r.dsnPassedOn });
     if (!action) continue;
     if (action === 'delayed') {
       // One delay warning per recipient over all attempts: the first to write the marker sends it.
@@ -166,7 +170,14 @@ async function sendDsn(
   // address of ours is reversed by the resolver); To: names the real sender.
   const published = await publishNotice(
     d,
-    { queueId: dsnQueueId, to: env.mailFrom.address, bytes, msgId: dedupIds.dsn(env.id, set) },
+    {
+      queueId: dsnQueueId,
+      to: env.mailFrom.address,
+      bytes,
+      msgId: dedupIds.dsn(env.id, set),
+      // RFC 8689 §5: a DSN about a REQUIRETLS message is protected like it (it quotes its header).
+      requireTls: env.mailFrom.requireTls === true,
+    },
     deps,
   );
   for (const r of reported) deps.metrics.dsnsQueued.inc({ action: r.action });
@@ -283,7 +294,7 @@ function mailerDaemon(config: NotifyDeps['config']): string {
 /** Queue a generated message at the start of the pipeline: null sender, source 'dsn'. */
 async function publishNotice(
   d: EnvelopeDelivery,
-  notice: { queueId: string; to: string; bytes: Buffer; msgId: string },
+  notice: { queueId: string; to: string; bytes: Buffer; msgId: string; requireTls?: boolean },
   deps: NotifyDeps,
 ): Promise<{ duplicate: boolean }> {
   const stored = await deps.bus.storeBody(notice.queueId, notice.bytes);
@@ -295,7 +306,11 @@ async function publishNotice(
     source: 'dsn',
     receivedBy: host,
     client: { ip: '127.0.0.1', helo: host },
-    mailFrom: { address: '', ...(notice.bytes.some((b) => b > 0x7f) ? { body: '8BITMIME' as const } : {}) },
+    mailFrom: {
+      address: '',
+      ...(notice.bytes.some((b) => b > 0x7f) ? { body: '8BITMIME' as const } : {}),
+      ...(notice.requireTls ? { requireTls: true } : {}),
+    },
     recipients: [{ address: notice.to, original: notice.to, status: 'pending', notify: ['NEVER'] }],
     body: stored.ref,
     prepend: [],

@@ -40,6 +40,13 @@ export interface HostTls {
   note?: string;
   /** What the session pool keys on besides `policy` (the TLSA records for DANE). */
   policyKey?: string;
+  /** The host matches the destination's MTA-STS policy (enforce or testing): a validated MX (RFC 8689 §4.2.1). */
+  stsMatched?: boolean;
+  /**
+   * What to open instead when a session under this policy fails and the
+   * message allows it (TLS-Required: No, RFC 8689 §4.2.2: require-tls.ts).
+   */
+  fallback?: { allowed(): Promise<boolean>; tls: HostTls };
 }
 
 export type HostDecision =
@@ -59,6 +66,8 @@ export interface MtaStsSource {
 
 export interface DestinationTls {
   forHost(candidate: Candidate): Promise<HostDecision>;
+  /** The MX RRset was DNSSEC-validated (RFC 7672 §2.2.1): its host names are authentic. */
+  mxSecure?: boolean;
 }
 
 export interface TlsPolicyDeps {
@@ -125,6 +134,7 @@ export async function destinationTls(
         tls: {
           ...fallback,
           policy: 'mta-sts',
+          stsMatched: matches,
           note: matches ? 'mta-sts testing' : `mta-sts testing: ${host} does not match the policy's mx`,
         },
       };
@@ -144,6 +154,7 @@ export async function destinationTls(
       tls: {
         policy: 'mta-sts',
         outcome: 'mta-sts',
+        stsMatched: true,
         policyKey: `mta-sts:${host}`,
         session: {
           requireTls: true,
@@ -155,7 +166,7 @@ export async function destinationTls(
       },
     };
   };
-  return { kind: 'plan', tls: { forHost } };
+  return { kind: 'plan', tls: { forHost, mxSecure } };
 }
 
 /** RFC 7672 §2.2.2-2.2.3 for one MX host: DANE, no DANE ('none'), or skip the host. */
@@ -217,7 +228,7 @@ async function daneFor(
 }
 
 /** RFC 8461 §4.2: a PKIX-valid chain and the MX host name in the certificate (RFC 6125). */
-function pkixProblem(socket: TLSSocket, host: string): string | undefined {
+export function pkixProblem(socket: TLSSocket, host: string): string | undefined {
   if (!socket.authorized) return `certificate not trusted: ${String(socket.authorizationError)}`;
   const err = checkServerIdentity(host, socket.getPeerCertificate());
   return err ? err.message : undefined;

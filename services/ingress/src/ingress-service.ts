@@ -51,10 +51,11 @@ import { certificateFiles, watchCertificate } from './tls-certificate.ts';
 
 /**
  * The MAIL and RCPT parameters of the extensions we advertise: SIZE (RFC 1870),
- * BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID and NOTIFY/ORCPT (RFC 3461).
+ * BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID and NOTIFY/ORCPT (RFC 3461), and
+ * REQUIRETLS (RFC 8689: smtp-server advertises it only on TLS sessions and refuses it without).
  * Anything else: 555 5.5.4 (RFC 5321 §4.1.1.11).
  */
-const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID', 'REQUIRETLS']);
 const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
 const unknownParam = (args: false | Record<string, unknown> | undefined, known: Set<string>) =>
   args ? Object.keys(args).find((k) => !known.has(k.toUpperCase())) : undefined;
@@ -193,6 +194,8 @@ export const ingressService: ServiceDefinition = {
         authOptional: true,
         hideENHANCEDSTATUSCODES: false,
         hideDSN: false,
+        // RFC 8689 §2: advertised after STARTTLS only (smtp-server's default hides it).
+        hideREQUIRETLS: false,
         size: ing.maxMessageBytes,
         maxRecipients: ing.maxRecipients,
         // Admission is the front's (smtp-front.ts): total, per IP, per network.
