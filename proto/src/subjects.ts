@@ -104,6 +104,12 @@ export const buckets = {
    * the policy with its id and expiry (max_age), shared by every replica.
    */
   mtaStsPolicies: 'sluice_mta_sts_policies',
+  /**
+   * The egress' TLS-RPT data (RFC 8460): `results.<day>.<policy domain>`, the
+   * day's session counts per policy merged by every replica, and
+   * `sent.<day>.<policy domain>`, the marker that one replica sends that report.
+   */
+  tlsReports: 'sluice_tls_reports',
 } as const;
 
 /** The one key of buckets.ldapSnapshot. */

@@ -63,6 +63,7 @@ import {
 } from './smtp-session.ts';
 import { type DestinationTls, destinationTls, type MtaStsSource } from './tls-policy.ts';
 import { failureResultOf, recordTlsResult } from './tls-report.ts';
+import type { TlsRptRecorder } from './tls-rpt-store.ts';
 
 /** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
 export const RECIPIENTS_PER_TRANSACTION = 100;
@@ -84,6 +85,8 @@ export type EgressDeps = Pick<
   mtaSts?: MtaStsSource;
   /** Extra PKIX CAs for MTA-STS sessions (egress.mtaSts.caFile). */
   tlsCa?: Buffer;
+  /** Counts DANE/MTA-STS results for the daily TLS-RPT reports (egress.tlsReports). */
+  tlsRpt?: TlsRptRecorder;
 };
 
 const processHeldOutcomes = new HeldOutcomes();
@@ -256,7 +259,16 @@ async function attempt(
     ca: deps.tlsCa,
   });
   if (tlsPlan.kind === 'defer') {
-    recordTlsResult(deps.metrics, log, { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply });
+    const report =
+      env.route!.kind === 'mx'
+        ? { type: 'tlsa' as const, domain: env.route!.domain, strings: [] }
+        : undefined;
+    recordTlsResult(
+      deps.metrics,
+      log,
+      { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply, report },
+      deps.tlsRpt,
+    );
     return { results: [...results, ...sendable.map((a) => none(a, 'deferred', tlsPlan.reply))] };
   }
   // REQUIRETLS or TLS-Required: No (RFC 8689) over the destination's policy: require-tls.ts.
@@ -340,14 +352,16 @@ async function openUnderPolicy(
   return runInSpan('egress.session', { attributes: { 'server.address': candidate.label } }, async (span) => {
     const decision = await plan.forHost(candidate);
     const host = candidate.label;
+    // TLS-RPT failure-details name the MX host and the address (RFC 8460 §4.4).
+    const rpt = { report: decision.report, mxHost: candidate.servername, ip: candidate.host };
     if (decision.kind === 'skip') {
       span.setAttribute('sluice.tls.policy', decision.policy);
-      recordTlsResult(deps.metrics, log, {
-        policy: decision.policy,
-        result: decision.result,
-        host,
-        detail: decision.reply,
-      });
+      recordTlsResult(
+        deps.metrics,
+        log,
+        { policy: decision.policy, result: decision.result, host, detail: decision.reply, ...rpt },
+        deps.tlsRpt,
+      );
       throw new SessionOpenError(decision.reply);
     }
     const { tls } = decision;
@@ -365,7 +379,12 @@ async function openUnderPolicy(
     } catch (err) {
       if (tls.policy !== 'none' && err instanceof SessionOpenError) {
         const result = failureResultOf(err.reply, tls.policy);
-        recordTlsResult(deps.metrics, log, { policy: tls.policy, result, host, detail: err.reply });
+        recordTlsResult(
+          deps.metrics,
+          log,
+          { policy: tls.policy, result, host, detail: err.reply, ...rpt },
+          deps.tlsRpt,
+        );
       }
       // TLS-Required: No (RFC 8689 §4.2.2): the policy failed, the sender allows this host without it.
       if (!(err instanceof SessionOpenError && tls.fallback && (await tls.fallback.allowed()))) throw err;
@@ -386,15 +405,21 @@ async function openUnderPolicy(
     }
     const tlsOutcome: TlsOutcome = session.tls === 'tls' ? tls.outcome : 'none';
     span.setAttribute('sluice.tls.outcome', tlsOutcome);
-    recordTlsResult(deps.metrics, log, {
-      policy: tls.policy,
-      result:
-        tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
-          ? 'validation-failure'
-          : 'success',
-      host,
-      detail: tls.note,
-    });
+    recordTlsResult(
+      deps.metrics,
+      log,
+      {
+        policy: tls.policy,
+        result:
+          tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
+            ? 'validation-failure'
+            : 'success',
+        host,
+        detail: tls.note,
+        ...rpt,
+      },
+      deps.tlsRpt,
+    );
     return { session, tlsOutcome };
   });
 }

@@ -91,6 +91,7 @@ export function requireTlsPlan(base: DestinationTls, route: Route, ca?: Buffer):
         return {
           kind: 'skip',
           policy: tls.policy,
+          report: d.report,
           result: 'validation-failure',
           reply: localReplies.requireTlsNoTls(
             `${candidate.label} is not an MX validated by DNSSEC or MTA-STS (RFC 8689 §4.2.1)`,
@@ -108,7 +109,7 @@ export function requireTlsPlan(base: DestinationTls, route: Route, ca?: Buffer):
           verifyPeer: (socket) => pkixProblem(socket, host),
         },
       };
-      return { kind: 'use', tls: pkix };
+      return { ...d, tls: pkix };
     },
   };
 }
@@ -135,7 +136,7 @@ export function tlsOptionalPlan(
         };
       }
       if (d.tls.policy === 'none' || !d.tls.session.requireTls) return d;
-      return { kind: 'use', tls: { ...d.tls, fallback: { allowed: tlsRequiredNo, tls: opportunistic } } };
+      return { ...d, tls: { ...d.tls, fallback: { allowed: tlsRequiredNo, tls: opportunistic } } };
     },
   };
 }

@@ -49,14 +49,28 @@ export interface HostTls {
   fallback?: { allowed(): Promise<boolean>; tls: HostTls };
 }
 
+/** What a TLS-RPT report (RFC 8460 §4.4) says of the policy a session ran under (tls-rpt-store.ts). */
+export interface ReportedPolicy {
+  type: 'tlsa' | 'sts';
+  /** The next-hop domain the policy is for. */
+  domain: string;
+  /** "policy-string": the TLSA records, or the MTA-STS policy's lines. */
+  strings: string[];
+  /** The MTA-STS policy's mx patterns ("mx-host"); for DANE the host itself is reported. */
+  mxPatterns?: string[];
+}
+
 export type HostDecision =
-  | { kind: 'use'; tls: HostTls }
+  | { kind: 'use'; tls: HostTls; report?: ReportedPolicy }
   /** Do not deliver to this host; `result` is the RFC 8460 §4.3 result type. */
-  | { kind: 'skip'; policy: PolicyKind; result: string; reply: string };
+  | { kind: 'skip'; policy: PolicyKind; result: string; reply: string; report?: ReportedPolicy };
 
 export interface MtaStsPolicyView {
   mode: 'enforce' | 'testing' | 'none';
   matches(host: string): boolean;
+  /** The policy's lines and mx patterns, for TLS-RPT. */
+  lines?: string[];
+  mx?: string[];
 }
 
 export interface MtaStsSource {
@@ -115,11 +129,24 @@ export async function destinationTls(
     return sts;
   };
 
-  const forHost = async (candidate: Candidate): Promise<HostDecision> => {
+  let tlsaStrings: string[] = [];
+  // RFC 8460 §4.4: the policy each decision was made under, for the day's report.
+  const reported = (d: HostDecision): HostDecision => {
+    const policy = d.kind === 'use' ? d.tls.policy : d.policy;
+    if (policy === 'dane') return { ...d, report: { type: 'tlsa', domain, strings: tlsaStrings } };
+    if (policy === 'mta-sts') {
+      return { ...d, report: { type: 'sts', domain, strings: sts?.lines ?? [], mxPatterns: sts?.mx ?? [] } };
+    }
+    return d;
+  };
+  const decide = async (candidate: Candidate): Promise<HostDecision> => {
     const host = candidate.servername;
     if (mxSecure && host) {
       const dane = await daneFor(dns, host, domain);
-      if (dane.kind === 'skip' || dane.kind === 'use') return dane;
+      if (dane.kind === 'skip' || dane.kind === 'use') {
+        tlsaStrings = dane.tlsa;
+        return dane;
+      }
     }
     const policy = host ? await stsPolicy() : undefined;
     if (!policy && stsError) {
@@ -166,6 +193,7 @@ export async function destinationTls(
       },
     };
   };
+  const forHost = async (candidate: Candidate) => reported(await decide(candidate));
   return { kind: 'plan', tls: { forHost, mxSecure } };
 }
 
@@ -174,7 +202,7 @@ async function daneFor(
   dns: SecureDns,
   host: string,
   domain: string,
-): Promise<HostDecision | { kind: 'none' }> {
+): Promise<(HostDecision & { tlsa: string[] }) | { kind: 'none' }> {
   const addresses = await dns.addresses(host);
   if (failed(addresses.rcode)) {
     return {
@@ -182,6 +210,7 @@ async function daneFor(
       policy: 'dane',
       result: 'dnssec-invalid',
       reply: localReplies.tlsPolicy(`address of ${host} could not be validated (${addresses.detail})`),
+      tlsa: [],
     };
   }
   if (!addresses.secure) return { kind: 'none' };
@@ -192,9 +221,11 @@ async function daneFor(
       policy: 'dane',
       result: 'tlsa-invalid',
       reply: localReplies.tlsPolicy(`TLSA of ${host} could not be validated (${tlsa.detail})`),
+      tlsa: [],
     };
   }
   if (!tlsa.secure || tlsa.records.length === 0) return { kind: 'none' };
+  const strings = tlsa.records.map(tlsaString);
   const usable = tlsa.records.filter(isUsableTlsa);
   if (usable.length === 0) {
     // RFC 7672 §2.2: only unusable TLSA records: TLS is still mandatory, unauthenticated.
@@ -206,6 +237,7 @@ async function daneFor(
         policyKey: 'dane-unusable',
         session: { requireTls: true, ignoreTlsErrors: true },
       },
+      tlsa: strings,
     };
   }
   return {
@@ -213,10 +245,7 @@ async function daneFor(
     tls: {
       policy: 'dane',
       outcome: 'dane',
-      policyKey: `dane:${usable
-        .map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)
-        .sort()
-        .join(',')}`,
+      policyKey: `dane:${usable.map(tlsaString).sort().join(',')}`,
       session: {
         requireTls: true,
         // Node's PKIX check is off; dane-verify.ts is the authentication (names included for DANE-TA).
@@ -224,7 +253,13 @@ async function daneFor(
         verifyPeer: (socket) => daneVerifier(socket, usable, [host, domain]),
       },
     },
+    tlsa: strings,
   };
+}
+
+/** A TLSA record as its presentation text (RFC 6698 §2.2), e.g. "3 1 1 ab12...". */
+function tlsaString(r: TlsaRecord): string {
+  return `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`;
 }
 
 /** RFC 8461 §4.2: a PKIX-valid chain and the MX host name in the certificate (RFC 6125). */

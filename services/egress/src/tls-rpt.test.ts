@@ -1,0 +1,217 @@
+/**
+ * TLS-RPT (RFC 8460) end to end: real deliveries under DANE through the
+ * real DNSSEC bed (Knot + Unbound) count their results; two recorders (two
+ * egress replicas) merge into the shared KV on a real nats-server; two
+ * senders race for the day and each policy domain gets one report; the
+ * published report is then delivered by the egress to a sink and read back:
+ * the headers of RFC 8460 §5.3, the gzip'd attachment, and the JSON of §4.
+ */
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { EnvelopeDelivery } from '@sluice/bus';
+import { decodeEnvelope, type Envelope, streams } from '@sluice/proto';
+import { type DnssecResolver, startDnssecResolver } from '@sluice/test-harness';
+import { deliverPart } from './deliver.ts';
+import { parseTlsRptRecord, reportFileName } from './tls-rpt-report.ts';
+import { sendDailyReports, type TlsRptSenderDeps } from './tls-rpt-sender.ts';
+import { type DayRecord, dayOf, resultsKey, TlsRptRecorder } from './tls-rpt-store.ts';
+import {
+  type CertWorkshop,
+  createCertWorkshop,
+  type EgressTlsBed,
+  type KeyAndCert,
+  startEgressTlsBed,
+} from './tls-test-bed.ts';
+
+let dnssec: DnssecResolver;
+let bed: EgressTlsBed;
+let certs: CertWorkshop;
+let ee: KeyAndCert;
+
+const BODY = Buffer.from('From: a@sender.test\r\nSubject: tlsrpt\r\n\r\nHello.\r\n');
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+before(async () => {
+  certs = createCertWorkshop('sluice-tlsrpt-');
+  ee = certs.selfSigned('ee', 'not-the-mx-name');
+  const spki = new X509Certificate(ee.cert).publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
+  dnssec = await startDnssecResolver([
+    {
+      name: 'rpt.test',
+      kind: 'signed',
+      records: [
+        'good MX 10 mx-good',
+        'mx-good A 127.0.0.1',
+        `_25._tcp.mx-good TLSA 3 1 1 ${sha256(spki)}`,
+        '_smtp._tls.good TXT "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test"',
+        'wrong MX 10 mx-wrong',
+        'mx-wrong A 127.0.0.1',
+        `_25._tcp.mx-wrong TLSA 3 1 1 ${'ab'.repeat(32)}`,
+        '_smtp._tls.wrong TXT "v=TLSRPTv1;rua=mailto:rpt%2Bwrong@reports.test"',
+        // Two TLSRPT records: RFC 8460 §3 says the domain does not implement TLS-RPT.
+        'twice MX 10 mx-twice',
+        'mx-twice A 127.0.0.1',
+        `_25._tcp.mx-twice TLSA 3 1 1 ${sha256(spki)}`,
+        '_smtp._tls.twice TXT "v=TLSRPTv1; rua=mailto:a@reports.test"',
+        '_smtp._tls.twice TXT "v=TLSRPTv1; rua=mailto:b@reports.test"',
+      ],
+    },
+  ]);
+  bed = await startEgressTlsBed('tlsrpt-test', dnssec.address);
+});
+
+after(async () => {
+  await bed?.stop();
+  await dnssec?.stop();
+  certs?.remove();
+});
+
+/** Every envelope now on the resolve stream that went to `to`. */
+async function queuedTo(to: string): Promise<Array<{ envelope: Envelope; body?: Uint8Array }>> {
+  const jsm = await jetstreamManager(bed.bus.nc);
+  const { state } = await jsm.streams.info(streams.resolve.name);
+  const out: Array<{ envelope: Envelope; body?: Uint8Array }> = [];
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(streams.resolve.name, { seq }).catch(() => null);
+    if (!m) continue;
+    const d = decodeEnvelope(m.data);
+    if (d.envelope.recipients.some((r) => r.address === to)) out.push(d);
+  }
+  return out;
+}
+
+function senderDeps(instance: string): TlsRptSenderDeps {
+  const config = {
+    ...bed.config,
+    egress: {
+      ...bed.config.egress,
+      tlsReports: {
+        ...bed.config.egress.tlsReports,
+        enabled: true,
+        organizationName: 'Example Org',
+        contact: 'mailto:tls@example.org',
+      },
+    },
+  };
+  return { bus: bed.bus, secureDns: bed.secureDns, config, log: bed.deps.log, instance };
+}
+
+describe('TLS-RPT record (RFC 8460 §3)', () => {
+  test('rua: mailto (percent-decoded) and https; not one record or no v=TLSRPTv1: no reporting', () => {
+    assert.deepEqual(
+      parseTlsRptRecord(['v=TLSRPTv1; rua=mailto:a%2Bb@x.test,https://r.x.test/v1/ ', 'other']),
+      { mailto: ['a+b@x.test'], https: ['https://r.x.test/v1/'] },
+    );
+    assert.equal(
+      parseTlsRptRecord(['v=TLSRPTv1; rua=mailto:a@x.test', 'v=TLSRPTv1; rua=mailto:b@x.test']),
+      undefined,
+    );
+    assert.equal(parseTlsRptRecord(['v=spf1 -all']), undefined);
+    assert.equal(parseTlsRptRecord(['v=TLSRPTv1; rua=ftp://x.test']), undefined);
+  });
+});
+
+describe('TLS-RPT daily reports from real deliveries (two replicas)', () => {
+  test('counted, merged, sent once per domain, delivered as a gzip attachment with the RFC 8460 fields', async () => {
+    const replicaA = new TlsRptRecorder(bed.bus);
+    const replicaB = new TlsRptRecorder(bed.bus);
+    const sink = await bed.sinkWith(ee);
+    const withA = { ...bed.deps, tlsRpt: replicaA };
+    const withB = { ...bed.deps, tlsRpt: replicaB };
+    const attempt = async (deps: typeof withA, domain: string) => {
+      bed.deps = deps;
+      return bed.attemptTo(domain, sink, BODY);
+    };
+    const original = bed.deps;
+    try {
+      assert.deepEqual((await attempt(withA, 'good.rpt.test')).disposition, { kind: 'ack' });
+      assert.deepEqual((await attempt(withB, 'good.rpt.test')).disposition, { kind: 'ack' });
+      assert.equal((await attempt(withA, 'wrong.rpt.test')).disposition.kind, 'retry');
+      assert.equal((await attempt(withB, 'twice.rpt.test')).disposition.kind, 'ack');
+    } finally {
+      bed.deps = original;
+    }
+    await Promise.all([replicaA.flush(), replicaB.flush()]);
+    const day = dayOf(new Date());
+    const good = JSON.parse(
+      (await bed.bus.tlsReportGet(resultsKey(day, 'good.rpt.test')))!.value,
+    ) as DayRecord;
+    const [policy] = Object.values(good.policies);
+    assert.equal(policy?.type, 'tlsa');
+    assert.equal(policy?.success, 2, 'both replicas counted into one record');
+    assert.deepEqual(policy?.mxHosts, ['mx-good.rpt.test']);
+
+    // Two replicas race for the day: each domain is taken by exactly one of them.
+    const [a, b] = await Promise.all([
+      sendDailyReports(day, senderDeps('egress-a')),
+      sendDailyReports(day, senderDeps('egress-b')),
+    ]);
+    assert.deepEqual([...a.sent, ...b.sent].sort(), ['good.rpt.test', 'wrong.rpt.test']);
+    assert.equal(a.skipped.length + b.skipped.length, 3, 'the other replica skipped all three domains');
+    const again = await sendDailyReports(day, senderDeps('egress-a'));
+    assert.deepEqual(again.sent, [], 'a second run sends nothing');
+
+    const queued = await queuedTo('tlsrpt@reports.test');
+    assert.equal(queued.length, 1, 'one report for good.rpt.test');
+    assert.equal((await queuedTo('rpt+wrong@reports.test')).length, 1);
+    assert.equal((await queuedTo('a@reports.test')).length + (await queuedTo('b@reports.test')).length, 0);
+    const report = queued[0]!;
+    assert.equal(report.envelope.mailFrom.address, '');
+    assert.equal(report.envelope.source, 'dsn');
+
+    // The egress delivers it like any message (here straight to a transport, as the resolver would route it).
+    const rptSink = await bed.sinkWith();
+    const d: EnvelopeDelivery = {
+      envelope: {
+        ...report.envelope,
+        partId: `${report.envelope.id}`,
+        route: { kind: 'smtp', name: 'reports', host: '127.0.0.1', port: rptSink.port, lmtp: false },
+      },
+      inlineBody: report.body,
+      deliveryCount: 1,
+      streamSeq: 0,
+      working: () => {},
+    };
+    assert.deepEqual(await deliverPart(d, bed.deps), { kind: 'ack' });
+    const [msg] = await rptSink.waitFor(1);
+    const raw = msg!.raw.toString();
+    assert.match(raw, /^TLS-Report-Domain: good\.rpt\.test\r$/m);
+    assert.match(raw, /^TLS-Report-Submitter: example\.org\r$/m);
+    assert.match(raw, /^Subject: Report Domain: good\.rpt\.test Submitter: example\.org Report-ID: <.+>\r$/m);
+    assert.match(raw, /^Content-Type: multipart\/report; report-type="tlsrpt";/m);
+    assert.match(raw, /^Content-Type: application\/tlsrpt\+gzip\r$/m);
+    const fileName = reportFileName({ submitter: 'example.org', policyDomain: 'good.rpt.test', day });
+    assert.match(fileName, /^example\.org!good\.rpt\.test!\d{10}!\d{10}!001\.json\.gz$/);
+    assert.ok(raw.includes(`filename="${fileName}"`));
+    const b64 =
+      /Content-Transfer-Encoding: base64\r\n[^\r]*\r\n[^\r]*\r\n\r\n([A-Za-z0-9+/=\r\n]+?)\r\n--/.exec(raw);
+    assert.ok(b64, 'a base64 attachment');
+    const json = JSON.parse(gunzipSync(Buffer.from(b64[1]!.replace(/\r\n/g, ''), 'base64')).toString());
+    assert.equal(json['organization-name'], 'Example Org');
+    assert.equal(json['contact-info'], 'mailto:tls@example.org');
+    assert.equal(json['date-range']['start-datetime'], `${day}T00:00:00Z`);
+    assert.equal(json['date-range']['end-datetime'], `${day}T23:59:59Z`);
+    assert.equal(typeof json['report-id'], 'string');
+    assert.equal(json.policies.length, 1);
+    const p = json.policies[0];
+    assert.equal(p.policy['policy-type'], 'tlsa');
+    assert.equal(p.policy['policy-domain'], 'good.rpt.test');
+    assert.deepEqual(p.policy['policy-string'], [
+      `3 1 1 ${sha256(new X509Certificate(ee.cert).publicKey.export({ type: 'spki', format: 'der' }) as Buffer)}`,
+    ]);
+    assert.deepEqual(p.summary, { 'total-successful-session-count': 2, 'total-failure-session-count': 0 });
+
+    // The failing domain's report has the failure details of RFC 8460 §4.4.
+    const wrong = JSON.parse(
+      (await bed.bus.tlsReportGet(resultsKey(day, 'wrong.rpt.test')))!.value,
+    ) as DayRecord;
+    const [w] = Object.values(wrong.policies);
+    assert.equal(w?.failure, 1);
+    assert.equal(w?.failures[0]?.resultType, 'validation-failure');
+    assert.equal(w?.failures[0]?.receivingMxHostname, 'mx-wrong.rpt.test');
+    assert.equal(w?.failures[0]?.receivingIp, '127.0.0.1');
+  });
+});
