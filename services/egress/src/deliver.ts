@@ -342,15 +342,17 @@ async function attempt(
  * in a span carrying the policy and outcome; the result counts for TLS-RPT.
  */
 async function openUnderPolicy(
-  candidate: Candidate,
+  planned: Candidate,
   base: SessionOptions,
   plan: DestinationTls,
   deps: EgressDeps,
   log: EgressDeps['log'],
   requireTls = false,
 ): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
-  return runInSpan('egress.session', { attributes: { 'server.address': candidate.label } }, async (span) => {
-    const decision = await plan.forHost(candidate);
+  return runInSpan('egress.session', { attributes: { 'server.address': planned.label } }, async (span) => {
+    const decision = await plan.forHost(planned);
+    // A DANE transport is reached at its DNSSEC-validated address (tls-policy.ts transportDane).
+    const candidate = decision.kind === 'use' && decision.connect ? decision.connect : planned;
     const host = candidate.label;
     // TLS-RPT failure-details name the MX host and the address (RFC 8460 §4.4).
     const rpt = { report: decision.report, mxHost: candidate.servername, ip: candidate.host };

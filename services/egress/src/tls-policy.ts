@@ -18,13 +18,17 @@
  *      PKIX-valid TLS for the MX name (§5, §4.2); testing delivers as
  *      usual and records the mismatch (§5).
  *   3. Otherwise the configured default (egress.requireTls/ignoreTlsErrors).
- * Transport and relay routes (kind "smtp") use the configured default only.
+ * Transport and relay routes (kind "smtp") named by a host name get DANE
+ * when that name's addresses are DNSSEC-secure and it has TLSA records
+ * (RFC 7672 §2.2.2, transportDane below); otherwise the configured default.
  */
+
+import { isIP } from 'node:net';
 import { checkServerIdentity, type TLSSocket } from 'node:tls';
-import type { SecureDns, TlsaRecord } from '@sluice/dns';
+import type { SecureDns, TlsaAnswer, TlsaRecord } from '@sluice/dns';
 import type { Route, TlsOutcome } from '@sluice/proto';
 import { isUsableTlsa, peerChain, verifyDaneChain } from './dane-verify.ts';
-import type { Candidate } from './destination.ts';
+import { type Candidate, SMTP_PORT } from './destination.ts';
 import { localReplies } from './local-replies.ts';
 import type { SessionOptions } from './smtp-session.ts';
 
@@ -61,7 +65,8 @@ export interface ReportedPolicy {
 }
 
 export type HostDecision =
-  | { kind: 'use'; tls: HostTls; report?: ReportedPolicy }
+  /** `connect`: open the session with this candidate instead (a transport's DNSSEC-validated address). */
+  | { kind: 'use'; tls: HostTls; report?: ReportedPolicy; connect?: Candidate }
   /** Do not deliver to this host; `result` is the RFC 8460 §4.3 result type. */
   | { kind: 'skip'; policy: PolicyKind; result: string; reply: string; report?: ReportedPolicy };
 
@@ -99,6 +104,9 @@ export async function destinationTls(
   deps: TlsPolicyDeps,
 ): Promise<{ kind: 'defer'; reply: string; result: string } | { kind: 'plan'; tls: DestinationTls }> {
   const fallback: HostTls = { policy: 'none', outcome: 'tls', session: { ...deps.defaults } };
+  if (route.kind === 'smtp' && deps.secureDns && isIP(route.host) === 0) {
+    return { kind: 'plan', tls: transportDane(route, deps.secureDns, fallback) };
+  }
   if (route.kind !== 'mx' || !deps.secureDns) {
     return { kind: 'plan', tls: { forHost: async () => ({ kind: 'use', tls: fallback }) } };
   }
@@ -198,11 +206,46 @@ export async function destinationTls(
 }
 
 /** RFC 7672 §2.2.2-2.2.3 for one MX host: DANE, no DANE ('none'), or skip the host. */
-async function daneFor(
+/**
+ * RFC 7672 §2.2.2 for a transport or relay host the operator configured by
+ * name: when its address records are DNSSEC-secure and TLSA records exist at
+ * _<port>._tcp.<host>, the session is DANE-authenticated like an MX one, and
+ * it is opened with the validated address (the name goes to SNI and the
+ * DANE-TA name check). Insecure or no TLSA: the configured default.
+ */
+function transportDane(
+  route: Extract<Route, { kind: 'smtp' }>,
   dns: SecureDns,
-  host: string,
-  domain: string,
-): Promise<(HostDecision & { tlsa: string[] }) | { kind: 'none' }> {
+  fallback: HostTls,
+): DestinationTls {
+  return {
+    async forHost(candidate) {
+      const dane = await daneFor(dns, route.host, route.host, route.port);
+      if (dane.kind === 'none') return { kind: 'use', tls: fallback };
+      const report: ReportedPolicy = { type: 'tlsa', domain: route.host, strings: dane.tlsa };
+      if (dane.kind === 'skip') return { ...dane, report };
+      const ip = dane.addresses[0];
+      const connect = ip
+        ? { ...candidate, host: ip, servername: route.host, label: `${route.host}[${ip}]:${route.port}` }
+        : undefined;
+      return { ...dane, report, ...(connect ? { connect } : {}) };
+    },
+  };
+}
+
+type DaneFound =
+  | (Extract<HostDecision, { kind: 'use' }> & { tlsa: string[]; addresses: string[] })
+  | (Extract<HostDecision, { kind: 'skip' }> & { tlsa: string[] })
+  | { kind: 'none' };
+
+/**
+ * RFC 7672 §2.2.2-2.2.3 for one host: its address records must be secure;
+ * when they come through a (secure) CNAME chain, TLSA records are looked up
+ * at the expanded name first and at the original name when the expanded one
+ * has none. A TLSA RRset that is itself behind a CNAME is followed by the
+ * resolver and validated as a whole (RFC 7671 §7).
+ */
+async function daneFor(dns: SecureDns, host: string, domain: string, port = SMTP_PORT): Promise<DaneFound> {
   const addresses = await dns.addresses(host);
   if (failed(addresses.rcode)) {
     return {
@@ -214,17 +257,27 @@ async function daneFor(
     };
   }
   if (!addresses.secure) return { kind: 'none' };
-  const tlsa = await dns.tlsa(`_25._tcp.${host}`);
-  if (failed(tlsa.rcode)) {
-    return {
-      kind: 'skip',
-      policy: 'dane',
-      result: 'tlsa-invalid',
-      reply: localReplies.tlsPolicy(`TLSA of ${host} could not be validated (${tlsa.detail})`),
-      tlsa: [],
-    };
+  const bases = addresses.canonical ? [addresses.canonical, host] : [host];
+  let tlsa: TlsaAnswer | undefined;
+  for (const base of bases) {
+    const answer = await dns.tlsa(`_${port}._tcp.${base}`);
+    if (failed(answer.rcode)) {
+      return {
+        kind: 'skip',
+        policy: 'dane',
+        result: 'tlsa-invalid',
+        reply: localReplies.tlsPolicy(`TLSA of ${base} could not be validated (${answer.detail})`),
+        tlsa: [],
+      };
+    }
+    if (answer.secure && answer.records.length > 0) {
+      tlsa = answer;
+      break;
+    }
   }
-  if (!tlsa.secure || tlsa.records.length === 0) return { kind: 'none' };
+  if (!tlsa) return { kind: 'none' };
+  // RFC 7672 §3.2.2: with a CNAME the expanded name is a reference identifier too.
+  const names = [...new Set([host, ...(addresses.canonical ? [addresses.canonical] : []), domain])];
   const strings = tlsa.records.map(tlsaString);
   const usable = tlsa.records.filter(isUsableTlsa);
   if (usable.length === 0) {
@@ -238,6 +291,7 @@ async function daneFor(
         session: { requireTls: true, ignoreTlsErrors: true },
       },
       tlsa: strings,
+      addresses: addresses.records,
     };
   }
   return {
@@ -250,10 +304,11 @@ async function daneFor(
         requireTls: true,
         // Node's PKIX check is off; dane-verify.ts is the authentication (names included for DANE-TA).
         ignoreTlsErrors: true,
-        verifyPeer: (socket) => daneVerifier(socket, usable, [host, domain]),
+        verifyPeer: (socket) => daneVerifier(socket, usable, names),
       },
     },
     tlsa: strings,
+    addresses: addresses.records,
   };
 }
 

@@ -19,6 +19,7 @@ import {
   newQueueId,
   parseEnvelope,
   partIdOf,
+  type Route,
   type SluiceEvent,
 } from '@sluice/proto';
 import {
@@ -120,6 +121,8 @@ export interface EgressTlsBed {
     body: Buffer,
     /** MAIL FROM fields beyond the address (e.g. requireTls). */
     mailFrom?: Partial<MailFrom>,
+    /** Another route than the domain's MX (a transport). */
+    route?: Route,
   ): Promise<{
     disposition: Awaited<ReturnType<typeof deliverPart>>;
     event: DeliveryEvent | undefined;
@@ -169,7 +172,7 @@ export async function startEgressTlsBed(name: string, resolver: string): Promise
       toStop.push(() => s.stop());
       return s;
     },
-    async attemptTo(domain, sink, body, mailFrom = {}) {
+    async attemptTo(domain, sink, body, mailFrom = {}, route = { kind: 'mx', domain }) {
       const id = newQueueId();
       const stored = await bus.storeBody(id, body);
       const rcpt = `user@${domain}`;
@@ -183,7 +186,7 @@ export async function startEgressTlsBed(name: string, resolver: string): Promise
         client: { ip: '192.0.2.1', helo: 'client.test' },
         mailFrom: { address: 'sender@example.org', ...mailFrom },
         recipients: [{ address: rcpt, original: rcpt }],
-        route: { kind: 'mx', domain },
+        route,
         body: stored.ref,
         prepend: [],
       });
