@@ -43,7 +43,7 @@ import { arrivalOf, buildDsn, type DsnRecipient, headerBlock } from './dsn.ts';
 import { buildForwardNotice } from './forward-notice.ts';
 import { ledgerKey } from './ledger.ts';
 import type { Outcome } from './outcome.ts';
-import { outgoingMessage } from './outgoing-message.ts';
+import { outgoingMessage, readMessageStart } from './outgoing-message.ts';
 
 /** One recipient's outcome of this attempt, as deliver.ts has it. */
 export interface AttemptOutcome {
@@ -263,21 +263,7 @@ async function returnedContent(
   const message = await outgoingMessage(env, d.inlineBody, deps.bus);
   const headersOnly = hdrsAsked || message.size > cap;
   const limit = headersOnly ? MAX_HEADER_BYTES : cap;
-  const stream = await message.open();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of stream) {
-      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-      chunks.push(b);
-      size += b.length;
-      if (size >= limit) break;
-      if (headersOnly && (b.includes('\r\n\r\n') || b.includes('\n\n'))) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  const all = Buffer.concat(chunks);
+  const all = await readMessageStart(await message.open(), limit, headersOnly);
   return headersOnly ? { bytes: headerBlock(all), headersOnly } : { bytes: all, headersOnly };
 }
 
@@ -291,11 +277,36 @@ function mailerDaemon(config: NotifyDeps['config']): string {
   return config.egress.dsn.from ?? `MAILER-DAEMON@${config.domains.primary}`;
 }
 
-/** Queue a generated message at the start of the pipeline: null sender, source 'dsn'. */
-async function publishNotice(
+/** A message the egress generates (DSN, notice, TLS-RPT report). */
+export interface GeneratedMessage {
+  queueId: string;
+  to: string;
+  bytes: Buffer;
+  /** Its Nats-Msg-Id (proto dedupIds): a republish is dropped as a duplicate. */
+  msgId: string;
+  /** Send it with REQUIRETLS (RFC 8689 §5). */
+  requireTls?: boolean;
+}
+
+function publishNotice(
   d: EnvelopeDelivery,
-  notice: { queueId: string; to: string; bytes: Buffer; msgId: string; requireTls?: boolean },
+  notice: GeneratedMessage,
   deps: NotifyDeps,
+): Promise<{ duplicate: boolean }> {
+  return publishGenerated(notice, deps, d.hold);
+}
+
+/**
+ * Queue a generated message at the start of the pipeline: null sender,
+ * source 'dsn' (never reported on itself), NOTIFY=NEVER. `whileFull`: the
+ * caller's hold while the resolve stream is full.
+ */
+export async function publishGenerated(
+  notice: GeneratedMessage,
+  deps: Pick<NotifyDeps, 'config' | 'now'> & {
+    bus: Pick<NotifyDeps['bus'], 'storeBody' | 'publishEnvelope'>;
+  },
+  whileFull?: EnvelopeDelivery['hold'],
 ): Promise<{ duplicate: boolean }> {
   const stored = await deps.bus.storeBody(notice.queueId, notice.bytes);
   const host = deps.config.hostname;
@@ -318,6 +329,6 @@ async function publishNotice(
   };
   return deps.bus.publishEnvelope(subjects.resolve, generated, stored.inline, {
     msgId: notice.msgId,
-    whileFull: d.hold,
+    ...(whileFull ? { whileFull } : {}),
   });
 }

@@ -22,11 +22,10 @@
  *     opportunistically (STARTTLS when offered, certificate unchecked). The
  *     header is read only then, so ordinary mail never pays for it.
  */
-import type { Readable } from 'node:stream';
 import type { Envelope, Route } from '@sluice/proto';
 import { headerBlock } from './dsn.ts';
 import { isTlsSessionFailure, localReplies } from './local-replies.ts';
-import type { OutgoingMessage } from './outgoing-message.ts';
+import { type OutgoingMessage, readMessageStart } from './outgoing-message.ts';
 import { type DestinationTls, type HostDecision, type HostTls, pkixProblem } from './tls-policy.ts';
 
 /** Header blocks are read at most this far (a header without its end is not honoured). */
@@ -38,31 +37,17 @@ export function hasTlsRequiredNo(head: Buffer): boolean {
   return unfolded.split(/\r?\n/).some((line) => /^tls-required[ \t]*:[ \t]*no[ \t]*$/i.test(line));
 }
 
-/** The message's header block, read from the start of its stream. */
-export async function readHeaderBlock(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of stream) {
-      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-      chunks.push(b);
-      size += b.length;
-      if (size >= MAX_HEADER_BYTES || b.includes('\r\n\r\n') || b.includes('\n\n')) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  return headerBlock(Buffer.concat(chunks));
-}
-
 /** Memoised: does the message say `TLS-Required: No`? (read on first need only). */
 export function tlsRequiredNoOf(message: Pick<OutgoingMessage, 'open'>): () => Promise<boolean> {
   let answer: Promise<boolean> | undefined;
   return () => {
     answer ??= message
       .open()
-      .then(readHeaderBlock)
-      .then(hasTlsRequiredNo, () => false);
+      .then((stream) => readMessageStart(stream, MAX_HEADER_BYTES, true))
+      .then(
+        (start) => hasTlsRequiredNo(headerBlock(start)),
+        () => false,
+      );
     return answer;
   };
 }

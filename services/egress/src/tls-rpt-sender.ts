@@ -25,7 +25,8 @@ import { gzipSync } from 'node:zlib';
 import type { BusClient } from '@sluice/bus';
 import type { SluiceConfig } from '@sluice/config';
 import type { SecureDns } from '@sluice/dns';
-import { dedupIds, ENVELOPE_VERSION, type Envelope, subjects } from '@sluice/proto';
+import { dedupIds } from '@sluice/proto';
+import { publishGenerated } from './notify-sender.ts';
 import { buildReport, buildReportMessage, parseTlsRptRecord } from './tls-rpt-report.ts';
 import { type DayRecord, dayOf, resultsKey, sentKey, type TlsRptRecorder } from './tls-rpt-store.ts';
 
@@ -106,7 +107,7 @@ async function sendOne(day: string, domain: string, key: string, deps: TlsRptSen
       report,
       now,
     });
-    await publishReport(deps, { queueId, to, bytes, msgId: dedupIds.tlsReport(day, domain, to) });
+    await publishGenerated({ queueId, to, bytes, msgId: dedupIds.tlsReport(day, domain, to) }, deps);
   }
   for (const url of rua.https) {
     try {
@@ -120,29 +121,6 @@ async function sendOne(day: string, domain: string, key: string, deps: TlsRptSen
     'TLS-RPT report sent',
   );
   return true;
-}
-
-/** Queue a report at the start of the pipeline: null sender, source "dsn" (generated, never bounced about). */
-async function publishReport(
-  deps: TlsRptSenderDeps,
-  m: { queueId: string; to: string; bytes: Buffer; msgId: string },
-): Promise<void> {
-  const stored = await deps.bus.storeBody(m.queueId, m.bytes);
-  const host = deps.config.hostname;
-  const envelope: Envelope = {
-    v: ENVELOPE_VERSION,
-    id: m.queueId,
-    receivedAt: new Date((deps.now ?? Date.now)()).toISOString(),
-    source: 'dsn',
-    receivedBy: host,
-    client: { ip: '127.0.0.1', helo: host },
-    mailFrom: { address: '' },
-    recipients: [{ address: m.to, original: m.to, status: 'pending', notify: ['NEVER'] }],
-    body: stored.ref,
-    prepend: [],
-    hops: [],
-  };
-  await deps.bus.publishEnvelope(subjects.resolve, envelope, stored.inline, { msgId: m.msgId });
 }
 
 /** RFC 8460 §5.4: POST the gzip'd report; any 2xx is success. */
