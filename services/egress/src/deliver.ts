@@ -51,7 +51,7 @@ import { localReplies } from './local-replies.ts';
 import { sendNotifications } from './notify-sender.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
-import { messageTlsPlan, requireTlsOpenFailure } from './require-tls.ts';
+import { messageTlsPlan, requireTlsApplies, requireTlsOpenFailure } from './require-tls.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 import type { SessionPool } from './session-pool.ts';
 import {
@@ -272,7 +272,7 @@ async function attempt(
     return { results: [...results, ...sendable.map((a) => none(a, 'deferred', tlsPlan.reply))] };
   }
   // REQUIRETLS or TLS-Required: No (RFC 8689) over the destination's policy: require-tls.ts.
-  const requireTls = env.mailFrom.requireTls === true;
+  const requireTls = requireTlsApplies(env);
   const hostTls = messageTlsPlan(env, tlsPlan.tls, {
     defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
     ca: deps.tlsCa,

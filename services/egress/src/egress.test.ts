@@ -591,3 +591,27 @@ describe('DSN parameters passed on to the next hop (RFC 3461 §5.2.1)', () => {
     assert.equal(await relayed(), before + 1);
   });
 });
+
+describe('REQUIRETLS and LMTP (RFC 8689, RFC 2033)', () => {
+  test('final delivery over LMTP is not relaying: a REQUIRETLS message is delivered to the mailbox store', async () => {
+    const s = await sink({ lmtp: true });
+    const part = await makePart(transport(s.port, true), ['box@example.org'], {
+      mailFrom: { address: 'sender@sender.test', requireTls: true },
+    });
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    const [msg] = await s.waitFor(1);
+    assert.equal(msg!.mailParams.REQUIRETLS, undefined);
+  });
+
+  test('an SMTP transport without TLS gets no REQUIRETLS message: failed 5.7.10, nothing sent', async () => {
+    const s = await sink();
+    const part = await makePart(transport(s.port), ['far@forward.test'], {
+      mailFrom: { address: 'sender@sender.test', requireTls: true },
+    });
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    assert.equal(s.messages.length, 0);
+    const entry = await ledgerOf(part.envelope, 'far@forward.test');
+    assert.equal(entry?.status, 'failed');
+    assert.match(entry!.reply, /^550 5\.7\.10 /);
+  });
+});

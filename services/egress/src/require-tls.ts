@@ -131,13 +131,26 @@ export function requireTlsOpenFailure(reply: string): string {
   return isTlsSessionFailure(reply) ? localReplies.requireTlsNoTls(reply) : reply;
 }
 
+/**
+ * Whether REQUIRETLS applies to this part: the sender asked for it and the
+ * next hop relays (SMTP). Handing the message to the mailbox store over LMTP
+ * (RFC 2033) is final delivery, not relaying, so §4.2.1 does not apply there.
+ */
+export function requireTlsApplies(env: Pick<Envelope, 'mailFrom' | 'route'>): boolean {
+  return (
+    env.mailFrom.requireTls === true &&
+    env.route !== undefined &&
+    !(env.route.kind === 'smtp' && env.route.lmtp)
+  );
+}
+
 /** The TLS plan for this message over the destination's policy: REQUIRETLS, or TLS-Required: No honoured. */
 export function messageTlsPlan(
   env: Pick<Envelope, 'mailFrom' | 'route'>,
   base: DestinationTls,
   opts: { defaults: HostTls['session']; ca?: Buffer; message: Pick<OutgoingMessage, 'open'> },
 ): DestinationTls {
-  if (env.mailFrom.requireTls && env.route) return requireTlsPlan(base, env.route, opts.ca);
+  if (requireTlsApplies(env) && env.route) return requireTlsPlan(base, env.route, opts.ca);
   const opportunistic: HostTls = { policy: 'none', outcome: 'tls', session: { ...opts.defaults } };
   return tlsOptionalPlan(base, opportunistic, tlsRequiredNoOf(opts.message));
 }

@@ -12,11 +12,11 @@ import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { EnvelopeDelivery } from '@sluice/bus';
-import { decodeEnvelope, type Envelope, streams } from '@sluice/proto';
-import { type DnssecResolver, startDnssecResolver } from '@sluice/test-harness';
+import { decodeEnvelope, dedupIds, type Envelope, streams } from '@sluice/proto';
+import { type DnssecResolver, startDnssecResolver, waitUntil } from '@sluice/test-harness';
 import { deliverPart } from './deliver.ts';
 import { parseTlsRptRecord, reportFileName } from './tls-rpt-report.ts';
-import { sendDailyReports, type TlsRptSenderDeps } from './tls-rpt-sender.ts';
+import { sendDailyReports, startTlsRpt, type TlsRptSenderDeps } from './tls-rpt-sender.ts';
 import { type DayRecord, dayOf, resultsKey, TlsRptRecorder } from './tls-rpt-store.ts';
 import {
   type CertWorkshop,
@@ -213,5 +213,67 @@ describe('TLS-RPT daily reports from real deliveries (two replicas)', () => {
     assert.equal(w?.failures[0]?.resultType, 'validation-failure');
     assert.equal(w?.failures[0]?.receivingMxHostname, 'mx-wrong.rpt.test');
     assert.equal(w?.failures[0]?.receivingIp, '127.0.0.1');
+  });
+});
+
+describe('TLS-RPT timers (one egress replica)', () => {
+  test('counts are flushed every interval and yesterday is reported after the configured hour', async () => {
+    // A past day of our own, so the records of the test above do not interfere.
+    const day = '2026-01-01';
+    const recorder = new TlsRptRecorder(bed.bus);
+    recorder.record({
+      report: {
+        type: 'sts',
+        domain: 'good.rpt.test',
+        strings: ['version: STSv1', 'mode: enforce'],
+        mxPatterns: ['*.rpt.test'],
+      },
+      result: 'certificate-expired',
+      mxHost: 'mx-good.rpt.test',
+      ip: '127.0.0.1',
+      detail: 'certificate has expired',
+      at: new Date(`${day}T12:00:00Z`),
+    });
+    const deps = senderDeps('egress-timer');
+    deps.config = {
+      ...deps.config,
+      egress: {
+        ...deps.config.egress,
+        tlsReports: { ...deps.config.egress.tlsReports, flushInterval: 1, hour: 1 },
+      },
+    };
+    // "Now" is 02:00 the next day: past the hour, so the first tick sends the day's reports.
+    deps.now = () => Date.parse('2026-01-02T02:00:00Z');
+    const stop = startTlsRpt(recorder, deps);
+    try {
+      const queued = await waitUntil(
+        'the report of the past day',
+        async () => {
+          const all = await queuedTo('tlsrpt@reports.test');
+          return all.find(
+            (q) => q.envelope.id === dedupIds.tlsReportQueueId(day, 'good.rpt.test', 'tlsrpt@reports.test'),
+          );
+        },
+        { timeoutMs: 15_000 },
+      );
+      const text = Buffer.from(queued.body!).toString();
+      const b64 = /filename="[^"]+"\r\n\r\n([A-Za-z0-9+/=\r\n]+?)\r\n--/.exec(text);
+      const json = JSON.parse(gunzipSync(Buffer.from(b64![1]!.replace(/\r\n/g, ''), 'base64')).toString());
+      const p = json.policies[0];
+      assert.equal(p.policy['policy-type'], 'sts');
+      assert.deepEqual(p.policy['mx-host'], ['*.rpt.test']);
+      assert.deepEqual(p.summary, { 'total-successful-session-count': 0, 'total-failure-session-count': 1 });
+      assert.deepEqual(p['failure-details'], [
+        {
+          'result-type': 'certificate-expired',
+          'receiving-mx-hostname': 'mx-good.rpt.test',
+          'receiving-ip': '127.0.0.1',
+          'failed-session-count': 1,
+          'additional-information': 'certificate has expired',
+        },
+      ]);
+    } finally {
+      await stop();
+    }
   });
 });
