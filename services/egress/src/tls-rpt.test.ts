@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -34,9 +35,27 @@ let ee: KeyAndCert;
 const BODY = Buffer.from('From: a@sender.test\r\nSubject: tlsrpt\r\n\r\nHello.\r\n');
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** An HTTPS rua endpoint (RFC 8460 §5.4) with a test-CA certificate for localhost. */
+let caPem: Buffer;
+let ruaServer: Server;
+let ruaPort: number;
+const posted: Array<{ type?: string; body: Buffer }> = [];
+
 before(async () => {
   certs = createCertWorkshop('sluice-tlsrpt-');
   ee = certs.selfSigned('ee', 'not-the-mx-name');
+  caPem = certs.createCa('Sluice TLS-RPT test CA');
+  const web = certs.issue('rua', ['localhost']);
+  ruaServer = createServer({ key: web.key, cert: web.cert }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      posted.push({ type: req.headers['content-type'], body: Buffer.concat(chunks) });
+      res.writeHead(201).end();
+    });
+  });
+  await new Promise<void>((resolve) => ruaServer.listen(0, '127.0.0.1', resolve));
+  ruaPort = (ruaServer.address() as { port: number }).port;
   const spki = new X509Certificate(ee.cert).publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
   dnssec = await startDnssecResolver([
     {
@@ -57,6 +76,7 @@ before(async () => {
         `_25._tcp.mx-twice TLSA 3 1 1 ${sha256(spki)}`,
         '_smtp._tls.twice TXT "v=TLSRPTv1; rua=mailto:a@reports.test"',
         '_smtp._tls.twice TXT "v=TLSRPTv1; rua=mailto:b@reports.test"',
+        `_smtp._tls.posted TXT "v=TLSRPTv1; rua=https://localhost:${ruaPort}/v1/tlsrpt"`,
       ],
     },
   ]);
@@ -64,6 +84,7 @@ before(async () => {
 });
 
 after(async () => {
+  ruaServer?.close();
   await bed?.stop();
   await dnssec?.stop();
   certs?.remove();
@@ -275,5 +296,29 @@ describe('TLS-RPT timers (one egress replica)', () => {
     } finally {
       await stop();
     }
+  });
+});
+
+describe('TLS-RPT https: rua (RFC 8460 §5.4)', () => {
+  test("the gzip'd JSON is POSTed as application/tlsrpt+gzip", async () => {
+    const day = '2026-01-03';
+    const recorder = new TlsRptRecorder(bed.bus);
+    recorder.record({
+      report: { type: 'tlsa', domain: 'posted.rpt.test', strings: ['3 1 1 00'] },
+      result: 'success',
+      mxHost: 'mx.posted.rpt.test',
+      at: new Date(`${day}T08:00:00Z`),
+    });
+    await recorder.flush();
+    const result = await sendDailyReports(day, { ...senderDeps('egress-post'), ca: caPem });
+    assert.deepEqual(result.sent, ['posted.rpt.test']);
+    assert.equal(posted.length, 1);
+    assert.equal(posted[0]!.type, 'application/tlsrpt+gzip');
+    const json = JSON.parse(gunzipSync(posted[0]!.body).toString());
+    assert.equal(json.policies[0].policy['policy-domain'], 'posted.rpt.test');
+    assert.deepEqual(json.policies[0].summary, {
+      'total-successful-session-count': 1,
+      'total-failure-session-count': 0,
+    });
   });
 });
