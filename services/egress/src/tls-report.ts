@@ -29,7 +29,13 @@ export interface TlsResult {
 /** The RFC 8460 §4.3 result type for a session that failed under a policy, from its local reply. */
 export function failureResultOf(reply: string, policy: PolicyKind): string {
   if (/ 4\.7\.10 /.test(reply)) return 'starttls-not-supported';
-  if (/ 4\.7\.5 /.test(reply)) return policy === 'dane' ? 'validation-failure' : 'certificate-not-trusted';
+  if (/ 4\.7\.5 /.test(reply)) {
+    // Node's and dane-verify.ts' reasons, as far as they tell the §4.3 types apart.
+    if (/certificate has expired|outside its validity period/i.test(reply)) return 'certificate-expired';
+    if (/Hostname\/IP does not match|the certificate is not for /i.test(reply))
+      return 'certificate-host-mismatch';
+    return policy === 'dane' ? 'validation-failure' : 'certificate-not-trusted';
+  }
   return 'validation-failure';
 }
 

@@ -16,6 +16,8 @@ import type { EnvelopeDelivery } from '@sluice/bus';
 import { decodeEnvelope, dedupIds, type Envelope, streams } from '@sluice/proto';
 import { type DnssecResolver, startDnssecResolver, waitUntil } from '@sluice/test-harness';
 import { deliverPart } from './deliver.ts';
+import { localReplies } from './local-replies.ts';
+import { failureResultOf } from './tls-report.ts';
 import { parseTlsRptRecord, reportFileName } from './tls-rpt-report.ts';
 import { sendDailyReports, startTlsRpt, type TlsRptSenderDeps } from './tls-rpt-sender.ts';
 import { type DayRecord, dayOf, resultsKey, TlsRptRecorder } from './tls-rpt-store.ts';
@@ -132,6 +134,32 @@ describe('TLS-RPT record (RFC 8460 §3)', () => {
     );
     assert.equal(parseTlsRptRecord(['v=spf1 -all']), undefined);
     assert.equal(parseTlsRptRecord(['v=TLSRPTv1; rua=ftp://x.test']), undefined);
+  });
+});
+
+describe('TLS-RPT result types (RFC 8460 §4.3)', () => {
+  test('from the failure replies of DANE and MTA-STS sessions', () => {
+    const cases: Array<[string, 'dane' | 'mta-sts', string]> = [
+      [localReplies.tlsRequired('mx: no STARTTLS'), 'mta-sts', 'starttls-not-supported'],
+      [localReplies.tlsAuthFailed('mx: certificate has expired'), 'mta-sts', 'certificate-expired'],
+      [
+        localReplies.tlsAuthFailed("mx: Hostname/IP does not match certificate's altnames"),
+        'mta-sts',
+        'certificate-host-mismatch',
+      ],
+      [localReplies.tlsAuthFailed('mx: self-signed certificate'), 'mta-sts', 'certificate-not-trusted'],
+      [
+        localReplies.tlsAuthFailed('mx: no TLSA record matches the certificate chain'),
+        'dane',
+        'validation-failure',
+      ],
+      [
+        localReplies.tlsAuthFailed('mx: the certificate is not for mx.x or x (DANE-TA name check)'),
+        'dane',
+        'certificate-host-mismatch',
+      ],
+    ];
+    for (const [reply, policy, want] of cases) assert.equal(failureResultOf(reply, policy), want, reply);
   });
 });
 
