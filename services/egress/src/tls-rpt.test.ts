@@ -13,9 +13,19 @@ import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { EnvelopeDelivery } from '@sluice/bus';
-import { decodeEnvelope, dedupIds, type Envelope, streams } from '@sluice/proto';
+import {
+  decodeEnvelope,
+  dedupIds,
+  type Envelope,
+  newQueueId,
+  parseEnvelope,
+  partIdOf,
+  streams,
+  subjects,
+} from '@sluice/proto';
 import { type DnssecResolver, startDnssecResolver, waitUntil } from '@sluice/test-harness';
 import { deliverPart } from './deliver.ts';
+import { createEgressService } from './egress-service.ts';
 import { localReplies } from './local-replies.ts';
 import { failureResultOf } from './tls-report.ts';
 import { parseTlsRptRecord, reportFileName } from './tls-rpt-report.ts';
@@ -348,5 +358,47 @@ describe('TLS-RPT https: rua (RFC 8460 §5.4)', () => {
       'total-successful-session-count': 1,
       'total-failure-session-count': 0,
     });
+  });
+});
+
+describe('TLS-RPT in the egress service (egress.tlsReports.enabled)', () => {
+  test('deliveries from the deliver stream are counted and flushed to the shared store when the service stops', async () => {
+    const day = dayOf(new Date());
+    const key = resultsKey(day, 'good.rpt.test');
+    const before = JSON.parse((await bed.bus.tlsReportGet(key))!.value) as DayRecord;
+    const successBefore = Object.values(before.policies)[0]!.success;
+    const sink = await bed.sinkWith(ee);
+    const { config } = senderDeps('egress-service');
+    const running = await createEgressService({ mxPort: sink.port }).start({ ...bed.deps, config });
+    let stopped = false;
+    try {
+      const id = newQueueId();
+      const stored = await bed.bus.storeBody(id, BODY);
+      const rcpt = 'svc@good.rpt.test';
+      const envelope = parseEnvelope({
+        v: 1,
+        id,
+        partId: partIdOf(id, 'mx:good.rpt.test', [rcpt]),
+        receivedAt: new Date().toISOString(),
+        source: 'mx',
+        receivedBy: 'mx.example.org',
+        client: { ip: '192.0.2.1', helo: 'client.test' },
+        mailFrom: { address: 'sender@example.org' },
+        recipients: [{ address: rcpt, original: rcpt }],
+        route: { kind: 'mx', domain: 'good.rpt.test' },
+        body: stored.ref,
+        prepend: [],
+      });
+      await bed.bus.publishEnvelope(subjects.deliver, envelope, stored.inline, {
+        msgId: dedupIds.deliver(envelope.partId!),
+      });
+      await sink.waitFor(1, 20_000);
+      await running.stop();
+      stopped = true;
+      const after = JSON.parse((await bed.bus.tlsReportGet(key))!.value) as DayRecord;
+      assert.equal(Object.values(after.policies)[0]!.success, successBefore + 1);
+    } finally {
+      if (!stopped) await running.stop();
+    }
   });
 });
