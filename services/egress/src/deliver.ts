@@ -61,7 +61,7 @@ import {
   SmtpSession,
   type Transaction,
 } from './smtp-session.ts';
-import { type DestinationTls, destinationTls, type MtaStsSource } from './tls-policy.ts';
+import { type DestinationTls, destinationTls, type HostTls, type MtaStsSource } from './tls-policy.ts';
 import { failureResultOf, recordTlsResult } from './tls-report.ts';
 import type { TlsRptRecorder } from './tls-rpt-store.ts';
 
@@ -364,6 +364,9 @@ async function openUnderPolicy(
         { policy: decision.policy, result: decision.result, host, detail: decision.reply, ...rpt },
         deps.tlsRpt,
       );
+      if (decision.fallback && (await decision.fallback.allowed())) {
+        return openOpportunistic(candidate, base, decision.fallback.tls, deps, log, decision.reply);
+      }
       throw new SessionOpenError(decision.reply);
     }
     const { tls } = decision;
@@ -388,16 +391,8 @@ async function openUnderPolicy(
           deps.tlsRpt,
         );
       }
-      // TLS-Required: No (RFC 8689 §4.2.2): the policy failed, the sender allows this host without it.
       if (!(err instanceof SessionOpenError && tls.fallback && (await tls.fallback.allowed()))) throw err;
-      log.info(
-        { host, reply: err.reply },
-        'TLS policy failed; TLS-Required: No: delivering opportunistically',
-      );
-      const opportunistic = { ...base, ...tls.fallback.tls.session, policyKey: 'none' };
-      const session = await (deps.sessions?.acquire(candidate, opportunistic) ??
-        SmtpSession.open(candidate, opportunistic));
-      return { session, tlsOutcome: session.tls === 'tls' ? 'tls' : 'none' };
+      return openOpportunistic(candidate, base, tls.fallback.tls, deps, log, err.reply);
     }
     if (requireTls && !(session.tls === 'tls' && session.offers('REQUIRETLS'))) {
       // RFC 8689 §4.2.1 step 5: the next hop must offer REQUIRETLS; the session may carry other mail.
@@ -424,6 +419,24 @@ async function openUnderPolicy(
     );
     return { session, tlsOutcome };
   });
+}
+
+/** TLS-Required: No (RFC 8689 §4.2.2): the policy failed, the sender allows this host without it. */
+async function openOpportunistic(
+  candidate: Candidate,
+  base: SessionOptions,
+  tls: HostTls,
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+  reply: string,
+): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
+  log.info(
+    { host: candidate.label, reply },
+    'TLS policy failed; TLS-Required: No: delivering opportunistically',
+  );
+  const options: SessionOptions = { ...base, ...tls.session, policyKey: 'none' };
+  const session = await (deps.sessions?.acquire(candidate, options) ?? SmtpSession.open(candidate, options));
+  return { session, tlsOutcome: session.tls === 'tls' ? 'tls' : 'none' };
 }
 
 function unreached(address: string, candidates: Candidate[], reply: string): RecipientResult {

@@ -124,6 +124,18 @@ describe('MTA-STS delivery', () => {
     assert.ok((await tlsResults()).some((r) => r.startsWith('mta-sts/validation-failure=')));
   });
 
+  test('enforce, MX not matching, but the message says TLS-Required: No (RFC 8689 §4.2.2): delivered, the failure counted', async () => {
+    const s = await sinkWith(mxCert);
+    const before = (await tlsResults()).find((r) => r.startsWith('mta-sts/validation-failure='));
+    const optional = Buffer.from('TLS-Required: No\r\nSubject: sts\r\n\r\nHello.\r\n');
+    const { disposition, event } = await bed.attemptTo('nomatch.sts.test', s, optional);
+    assert.deepEqual(disposition, { kind: 'ack' });
+    assert.equal(s.messages.length, 1);
+    assert.equal(event?.tls, 'tls');
+    const after = (await tlsResults()).find((r) => r.startsWith('mta-sts/validation-failure='));
+    assert.notEqual(after, before, 'the policy failure still counts for TLS-RPT');
+  });
+
   test('enforce, certificate not PKIX-valid: deferred, nothing sent', async () => {
     const s = await sinkWith(selfSigned);
     const { disposition, event } = await attemptTo('badcert.sts.test', s);

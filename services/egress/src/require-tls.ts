@@ -113,13 +113,8 @@ export function tlsOptionalPlan(
     mxSecure: base.mxSecure,
     async forHost(candidate): Promise<HostDecision> {
       const d = await base.forHost(candidate);
-      if (d.kind === 'skip') {
-        if (!(await tlsRequiredNo())) return d;
-        return {
-          kind: 'use',
-          tls: { ...opportunistic, note: `TLS-Required: No; policy ignored: ${d.reply}` },
-        };
-      }
+      // The failure still counts for TLS-RPT; the header is read only if a policy fails.
+      if (d.kind === 'skip') return { ...d, fallback: { allowed: tlsRequiredNo, tls: opportunistic } };
       if (d.tls.policy === 'none' || !d.tls.session.requireTls) return d;
       return { ...d, tls: { ...d.tls, fallback: { allowed: tlsRequiredNo, tls: opportunistic } } };
     },

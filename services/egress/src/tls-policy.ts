@@ -68,7 +68,15 @@ export type HostDecision =
   /** `connect`: open the session with this candidate instead (a transport's DNSSEC-validated address). */
   | { kind: 'use'; tls: HostTls; report?: ReportedPolicy; connect?: Candidate }
   /** Do not deliver to this host; `result` is the RFC 8460 §4.3 result type. */
-  | { kind: 'skip'; policy: PolicyKind; result: string; reply: string; report?: ReportedPolicy };
+  | {
+      kind: 'skip';
+      policy: PolicyKind;
+      result: string;
+      reply: string;
+      report?: ReportedPolicy;
+      /** Use the host anyway, opportunistically, when the message allows it (TLS-Required: No). */
+      fallback?: HostTls['fallback'];
+    };
 
 export interface MtaStsPolicyView {
   mode: 'enforce' | 'testing' | 'none';
