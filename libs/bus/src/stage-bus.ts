@@ -13,6 +13,7 @@ import type { StoredSnapshot } from './ldap-snapshot-store.ts';
 import type { LedgerHold } from './ledger.ts';
 import type { StoreRoom } from './store-guard.ts';
 import type {
+  AuthBuckets,
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
@@ -138,6 +139,10 @@ export class StageBus implements BusClient {
 
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
     return this.#bus.greylistUpdate(key, value, revision);
+  }
+
+  authBuckets(): Promise<AuthBuckets> {
+    return this.#bus.authBuckets(this.stage);
   }
 
   ldapSnapshotGet(): Promise<StoredSnapshot | null> {
