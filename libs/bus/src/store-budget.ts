@@ -10,8 +10,9 @@
  *
  * Shares of B (every object gets max_bytes AND max_msgs):
  *   bodies (object store) 35%   deliver 14%   resolve 8%   rewrite 8%
- *   events 8.5%   dead letters 5%   ledger 8%   LDAP snapshot 1%
- *   MTA-STS policy cache 0.5%   greylist 2%
+ *   events 7.5%   dead letters 5%   ledger 8%   LDAP snapshot 1%
+ *   MTA-STS policy cache 0.5%   greylist 2%   egress queue index 0.8%
+ *   egress destination states 0.2%
  *   unallocated reserve 10%
  * max_msgs = max_bytes / 256 (bytes per message, the smallest envelope or
  * ledger entry with its headers), so the message index is bounded too.
@@ -34,7 +35,7 @@ export const STORE_SHARES = {
   deliver: 0.14,
   resolve: 0.08,
   rewrite: 0.08,
-  events: 0.085,
+  events: 0.075,
   dead: 0.05,
   ledger: 0.08,
   /** The resolver's LDAP snapshot bucket (a few versions of ~60 KB per 10,000 entries). */
@@ -43,6 +44,10 @@ export const STORE_SHARES = {
   mtaStsPolicies: 0.005,
   /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
   greylist: 0.02,
+  /** The egress queue index: one small entry per deferred or held part (taken from events). */
+  egressQueue: 0.008,
+  /** The egress destination states: one entry per destination backed off (taken from events). */
+  egressDestinations: 0.002,
 } as const;
 
 export type StoreObject = keyof typeof STORE_SHARES;
