@@ -30,6 +30,9 @@ export interface SharedTable<T> {
   watch(onChange: (key: string, value: T | null) => void): Promise<() => void>;
 }
 
+/** The longest a whole-table read may take. */
+const ENTRIES_TIMEOUT_MS = 10_000;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -76,12 +79,23 @@ export function sharedTable<T>(open: () => Promise<KV>): SharedTable<T> {
       // Deletes are read too (and skipped): the last value's `delta` of 0 ends the read.
       if ((await kv.status()).values === 0) return rows;
       const iter = await kv.watch();
-      for await (const e of iter) {
-        const value = decode<T>(e);
-        if (value !== null) rows.push({ key: e.key, value, revision: e.revision });
-        if (e.delta === 0) break;
+      // Bounded: a read that never reaches the last value is an error, not a hang.
+      const timer = setTimeout(() => iter.stop(), ENTRIES_TIMEOUT_MS);
+      let complete = false;
+      try {
+        for await (const e of iter) {
+          const value = decode<T>(e);
+          if (value !== null) rows.push({ key: e.key, value, revision: e.revision });
+          if (e.delta === 0) {
+            complete = true;
+            break;
+          }
+        }
+      } finally {
+        clearTimeout(timer);
+        iter.stop();
       }
-      iter.stop();
+      if (!complete) throw new Error(`reading the table did not finish within ${ENTRIES_TIMEOUT_MS} ms`);
       return rows;
     },
     async watch(onChange) {

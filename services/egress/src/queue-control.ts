@@ -55,7 +55,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export function serveQueueControl(deps: QueueControlDeps): RpcServer {
-  return deps.bus.serve(subjects.egressQueueControl, queueGroups.egress, { concurrency: 1 }, async (req) => {
+  return deps.bus.serve(subjects.egressQueueControl, queueGroups.egress, { concurrency: 4 }, async (req) => {
     let reply: QueueControlReply;
     try {
       const parsed = queueControlRequestSchema.safeParse(JSON.parse(decoder.decode(req.data)));
@@ -194,7 +194,11 @@ async function actOn(
   return wake(row, patch, deps);
 }
 
-/** Put a copy of the part at the front of the deliver stream and remove the waiting one. */
+/**
+ * Put a copy of the part at the front of the deliver stream and remove the waiting one:
+ * the operator's change first (so the copy finds it), then the copy, then the entry names
+ * the copy (unless the copy's delivery adopted it already), then the old one is removed.
+ */
 async function wake(
   row: QueueRow,
   patch: Partial<QueueEntry>,
@@ -204,16 +208,17 @@ async function wake(
   const stored = await deps.bus.streamMessage(streams.deliver.name, e.streamSeq);
   if (!stored) return 'not found in the deliver stream (delivered meanwhile, or being attempted)';
   const { envelope, body } = decodeEnvelope(stored.data);
-  const wakeNo = e.wakes + 1;
+  const changed = await deps.index.change(e.partId, row, (cur) => (cur ? { ...cur, ...patch } : null));
+  if (!changed) return 'left the queue meanwhile';
+  const wakeNo = changed.wakes + 1;
   const copy = { ...envelope, queueWake: wakeNo };
   const { seq } = await deps.bus.publishEnvelope(subjects.deliver, copy, body, {
     msgId: dedupIds.queueWake(e.partId, wakeNo),
   });
   const nextAttemptAt = new Date((deps.now ?? Date.now)()).toISOString();
-  const written = await deps.index.change(e.partId, row, (cur) =>
-    cur ? { ...cur, ...patch, wakes: wakeNo, streamSeq: seq, nextAttemptAt } : null,
+  await deps.index.change(e.partId, null, (cur) =>
+    cur && cur.wakes < wakeNo ? { ...cur, wakes: wakeNo, streamSeq: seq, nextAttemptAt } : null,
   );
-  if (!written) return 'left the queue meanwhile';
-  await deps.bus.deleteStreamMessage(streams.deliver.name, e.streamSeq);
+  if (seq !== e.streamSeq) await deps.bus.deleteStreamMessage(streams.deliver.name, e.streamSeq);
   return undefined;
 }

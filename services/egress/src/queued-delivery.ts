@@ -71,7 +71,15 @@ export async function deliverQueued(
   const now = deps.now ?? Date.now;
 
   const known = (d.deliveredTimes ?? d.deliveryCount) > 1 || env.queueWake !== undefined;
-  const row = known ? await queue.index.read(partId) : null;
+  let row = known ? await queue.index.read(partId) : null;
+  if (row && (env.queueWake ?? 0) > row.value.wakes) {
+    // A woken copy that came up before the operator's request named it in the entry: it takes over.
+    const wake = env.queueWake ?? 0;
+    await queue.index.change(partId, row, (cur) =>
+      cur && cur.wakes < wake ? { ...cur, wakes: wake, streamSeq: d.streamSeq } : null,
+    );
+    row = await queue.index.read(partId);
+  }
   const entry = row?.value;
   if (entry && (env.queueWake ?? 0) < entry.wakes) {
     log.info(
