@@ -328,7 +328,12 @@ async function attemptSteps(
     }
     let clean = false;
     // At the deadline the connection is cut; the transaction settles with "connection lost".
-    const cut = () => session.abort(localReplies.attemptTimedOut(`transaction with ${candidate.label}`));
+    const cut = () =>
+      session.abort(
+        localReplies.attemptTimedOut(
+          `transaction with ${candidate.label} after ${Math.round(deadline.ms / 1000)} s`,
+        ),
+      );
     deadline.signal.addEventListener('abort', cut, { once: true });
     try {
       const replies = await transact(session, env.mailFrom.address, sendable, message);
