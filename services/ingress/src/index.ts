@@ -1,22 +1,25 @@
 /** @sluice/ingress: the MX service and the plain functions it is made of. */
-export { connectionOf, type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
 export {
   buildEnvelope,
-  mailFromOf,
-  messageIdOf,
-  type TransactionFacts,
-  traceparentOf,
-} from './envelope-builder.ts';
-export { clientIpOf, ingressService, transactionOf } from './ingress-service.ts';
-export {
+  connectionOf,
+  type FilterOutcome,
+  filterOutcome,
   type IntakeDeps,
   type IntakeResult,
+  type MessageRead,
+  mailFromOf,
+  messageIdOf,
+  publishFailure,
   queuedTextOf,
+  readMessage,
   receiveMessage,
+  type SmtpConnectionHandle,
   type TransactionContext,
-} from './message-intake.ts';
-export { type MessageRead, readMessage } from './message-reader.ts';
-export { type FilterOutcome, filterOutcome, publishFailure } from './queue-answers.ts';
+  type TransactionFacts,
+  traceparentOf,
+  useOwnEnhancedCodes,
+} from '@sluice/smtp-intake';
+export { clientIpOf, ingressService, transactionOf } from './ingress-service.ts';
 export {
   checkRecipient,
   encodeLookupRequest,

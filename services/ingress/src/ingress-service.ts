@@ -28,16 +28,27 @@ import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
 import {
+  acceptQuotedLocalParts,
+  BodyBudget,
+  ConnectionLimits,
+  certificateFiles,
+  cidrMatcher,
+  createFront,
+  type IntakeDeps,
+  plainIp,
+  receiveMessage,
+  SessionGuard,
+  type SmtpConnectionHandle,
+  type TransactionContext,
+  useOwnEnhancedCodes,
+  watchCertificate,
+} from '@sluice/smtp-intake';
+import {
   SMTPServer,
   type SMTPServerAddress,
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import { BodyBudget } from './body-budget.ts';
-import { ConnectionLimits, cidrMatcher } from './connection-limits.ts';
-import { type SmtpConnectionHandle, useOwnEnhancedCodes } from './enhanced-replies.ts';
-import { type IntakeDeps, receiveMessage, type TransactionContext } from './message-intake.ts';
-import { acceptQuotedLocalParts } from './quoted-paths.ts';
 import {
   checkRecipient,
   encodeLookupRequest,
@@ -45,9 +56,6 @@ import {
   type OurDomains,
   ourDomains,
 } from './recipient-policy.ts';
-import { SessionGuard } from './session-guard.ts';
-import { createFront, plainIp } from './smtp-front.ts';
-import { certificateFiles, watchCertificate } from './tls-certificate.ts';
 
 /**
  * The MAIL and RCPT parameters of the extensions we advertise: SIZE (RFC 1870),
