@@ -180,6 +180,8 @@ describe('scheduling: a slow or dead destination never blocks the others', () =>
   });
 
   const holeSubjects: string[] = [];
+  const postponed = async (reason: string) =>
+    (await bed.rt.metrics.egressPostponed.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
 
   test('a black-holed host beside a healthy one: healthy mail goes at once, the black hole takes at most its concurrency and waits', async () => {
     for (let i = 0; i < 6; i++) holeSubjects.push((await send(bed.port, `hole${i}@example.org`)).subject);
@@ -226,6 +228,7 @@ describe('scheduling: a slow or dead destination never blocks the others', () =>
     }
     const span = times.at(-1)! - times[0]!;
     assert.ok(span >= 2800, `4 deliveries over ${span} ms`);
+    assert.ok((await postponed('paced')) >= 3, 'three waited for their start');
   });
 
   test('421: the destination is backed off, and mail queued for it meanwhile waits without attempts', async () => {
@@ -253,6 +256,12 @@ describe('scheduling: a slow or dead destination never blocks the others', () =>
     ]);
     const early = busyRcpts.slice(1).filter((t) => t < until - 50);
     assert.deepEqual(early, [], 'no attempt before the backoff ended');
+    assert.ok(
+      (await postponed('backoff')) >= 3,
+      'the three waited without attempts (sluice_egress_postponed_total)',
+    );
+    const backoffs = (await bed.rt.metrics.destinationBackoffs.get()).values[0]?.value ?? 0;
+    assert.ok(backoffs >= 1, 'sluice_destination_backoffs_total counts it');
   });
 
   test('a server that never answers the final dot is cut off at egress.attemptTimeout, not socketTimeout', async () => {

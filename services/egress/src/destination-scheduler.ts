@@ -31,7 +31,14 @@ const RESERVATION_TTL_MS = 60_000;
 
 export type Admission =
   | { kind: 'go'; done(): void }
-  | { kind: 'wait'; delayMs: number; reason: string; backoff?: DestinationState };
+  | {
+      kind: 'wait';
+      delayMs: number;
+      reason: string;
+      /** Why, as a metric label. */
+      cause: 'backoff' | 'busy' | 'paced';
+      backoff?: DestinationState;
+    };
 
 interface Pace {
   /** The next start time nobody has reserved. */
@@ -82,6 +89,7 @@ export class DestinationScheduler {
           // Spread the waiting parts' return over a second, so they do not all arrive at once.
           delayMs: until - now + Math.floor(this.#random() * 1000),
           reason: `destination ${destination} is backed off: ${state.reason}`,
+          cause: 'backoff',
           backoff: state,
         };
       }
@@ -93,6 +101,7 @@ export class DestinationScheduler {
         kind: 'wait',
         delayMs: BUSY_DELAY_MS / 2 + Math.floor(this.#random() * BUSY_DELAY_MS),
         reason: `destination ${destination} has ${running} attempt(s) in flight (limit ${max})`,
+        cause: 'busy',
       };
     }
     if (limits.ratePerMinute !== undefined) {
@@ -102,6 +111,7 @@ export class DestinationScheduler {
           kind: 'wait',
           delayMs: wait,
           reason: `destination ${destination} is paced at ${limits.ratePerMinute} per minute`,
+          cause: 'paced',
         };
       }
     }

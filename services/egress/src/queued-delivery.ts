@@ -89,6 +89,7 @@ export async function deliverQueued(
     return { kind: 'ack' };
   }
   if (entry?.state === 'held') {
+    deps.metrics.egressPostponed.inc({ reason: 'held' });
     return { kind: 'postpone', delayMs: HOLD_RECHECK_MS, reason: 'held by the postmaster' };
   }
   if (entry?.command) {
@@ -103,6 +104,7 @@ export async function deliverQueued(
   const attempt = entry ? entry.attempts + 1 : d.deliveryCount;
   const admission = queue.scheduler.admit(destination, partId, entry?.retryNow === true);
   if (admission.kind === 'wait') {
+    deps.metrics.egressPostponed.inc({ reason: admission.cause });
     if (!admission.backoff) return { kind: 'postpone', delayMs: admission.delayMs, reason: admission.reason };
     if (isExpired(env.receivedAt, now(), deps.config.bus.queueLifetime)) {
       // Past its lifetime while its destination is backed off: expires without another attempt.
@@ -136,6 +138,7 @@ export async function deliverQueued(
   const failure = destinationFailure(results);
   if (failure) {
     const state = await queue.states.failed(destination, failure);
+    deps.metrics.destinationBackoffs.inc();
     log.info({ until: state.until, failures: state.failures, reply: failure }, 'destination backed off');
   } else if (results.length > 0 && queue.states.of(destination)) {
     await queue.states.clear(destination);
