@@ -110,6 +110,9 @@ export function renderQueueReply(r: QueueControlReply): string[] {
       `  ${p.partId}  ${p.destination}  ${when}  attempts ${p.attempts}  rcpts ${p.recipients}  ${p.lastReply ?? ''}`.trimEnd(),
     );
   }
+  if (r.partsTotal !== undefined && r.parts && r.partsTotal > r.parts.length) {
+    lines.push(`  ... ${r.partsTotal - r.parts.length} more (the ${r.parts.length} due soonest are shown)`);
+  }
   for (const id of r.done ?? []) lines.push(`done: ${id}`);
   for (const f of r.failed ?? []) lines.push(`not done: ${f.partId}: ${f.reason}`);
   return lines;

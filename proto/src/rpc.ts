@@ -118,6 +118,9 @@ export const queueControlRequestSchema = z.union([
 ]);
 export type QueueControlRequest = z.infer<typeof queueControlRequestSchema>;
 
+/** The most parts one `sluice queue list` answer carries (a NATS message has a size limit). */
+export const QUEUE_LIST_MAX_PARTS = 1000;
+
 export const queuedPartSchema = z.object({
   partId: z.string(),
   queueId: z.string(),
@@ -147,7 +150,10 @@ export const queueControlReplySchema = z.object({
       }),
     )
     .optional(),
+  /** The waiting parts, soonest next attempt first, at most QUEUE_LIST_MAX_PARTS of them. */
   parts: z.array(queuedPartSchema).optional(),
+  /** How many parts matched (more than `parts` holds when the list was cut). */
+  partsTotal: z.number().int().optional(),
   /** Actions: the part ids acted on, and those that could not be (with why). */
   done: z.array(z.string()).optional(),
   failed: z.array(z.object({ partId: z.string(), reason: z.string() })).optional(),

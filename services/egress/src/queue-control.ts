@@ -27,6 +27,7 @@ import type { Logger } from '@sluice/log';
 import {
   decodeEnvelope,
   dedupIds,
+  QUEUE_LIST_MAX_PARTS,
   type QueueControlReply,
   type QueueControlRequest,
   type QueuedPart,
@@ -103,22 +104,22 @@ function list(rows: QueueRow[], destination: string | undefined, deps: QueueCont
     .sort(
       (a, b) => b.deferred + b.held - (a.deferred + a.held) || a.destination.localeCompare(b.destination),
     );
-  const parts: QueuedPart[] = rows
+  const matching = rows
     .map((r) => r.value)
     .filter((e) => destination === undefined || e.destination === destination.toLowerCase())
-    .sort((a, b) => (a.nextAttemptAt ?? '').localeCompare(b.nextAttemptAt ?? ''))
-    .map((e) => ({
-      partId: e.partId,
-      queueId: e.queueId,
-      destination: e.destination,
-      state: e.command ? 'waking' : e.state,
-      nextAttemptAt: e.state === 'held' ? undefined : e.nextAttemptAt,
-      attempts: e.attempts,
-      lastReply: e.lastReply,
-      recipients: e.recipients,
-      receivedAt: e.receivedAt,
-    }));
-  return { v: 1, destinations, parts };
+    .sort((a, b) => (a.nextAttemptAt ?? '').localeCompare(b.nextAttemptAt ?? ''));
+  const parts: QueuedPart[] = matching.slice(0, QUEUE_LIST_MAX_PARTS).map((e) => ({
+    partId: e.partId,
+    queueId: e.queueId,
+    destination: e.destination,
+    state: e.command ? 'waking' : e.state,
+    nextAttemptAt: e.state === 'held' ? undefined : e.nextAttemptAt,
+    attempts: e.attempts,
+    lastReply: e.lastReply,
+    recipients: e.recipients,
+    receivedAt: e.receivedAt,
+  }));
+  return { v: 1, destinations, parts, partsTotal: matching.length };
 }
 
 async function act(
