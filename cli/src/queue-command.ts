@@ -24,7 +24,7 @@ import { loadProcessConfig } from '@sluice/runtime';
 import { askResolver as askService, NoResolverError as NoServiceError } from './resolver-rpc.ts';
 import { type CommandIo, stdio } from './srs-command.ts';
 
-export const QUEUE_USAGE = `usage:
+export const QUEUE_USAGE = `usage: sluice queue list|retry|hold|release|delete|bounce [ID | --destination D] [--config FILE]
   sluice queue list [--destination D] [--json]     waiting parts per destination (asks a running egress)
   sluice queue retry ID | --destination D          attempt now, skipping the wait (and a destination's backoff)
   sluice queue hold ID | --destination D           no attempts until released

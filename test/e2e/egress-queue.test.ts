@@ -358,6 +358,16 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     await waitUntil('the ledger entry', () => ledgerOf(queueId, 'ops0@ops.test'));
   });
 
+  test('sluice queue --help, and usage mistakes exit 2', async () => {
+    const out: string[] = [];
+    const io = { out: (l: string) => out.push(l), err: (l: string) => out.push(l) };
+    assert.equal(await runQueueCommand(['--help'], io), 0);
+    assert.match(out.join('\n'), /^usage: sluice queue list\|retry\|hold\|release\|delete\|bounce/);
+    assert.equal(await runQueueCommand(['retry'], io), 2, 'an action needs an ID or --destination');
+    assert.equal(await runQueueCommand(['hold', 'X', '--destination', 'd.test'], io), 2, 'not both');
+    assert.equal(await runQueueCommand(['frobnicate'], io), 2);
+  });
+
   test('retry now skips the hour-long wait', async () => {
     const { queueId } = await deferred('ops1@example.org');
     refusing = false;

@@ -92,16 +92,21 @@ export async function deliverQueued(
     deps.metrics.egressPostponed.inc({ reason: 'held' });
     return { kind: 'postpone', delayMs: HOLD_RECHECK_MS, reason: 'held by the postmaster' };
   }
+  const attempt = entry ? entry.attempts + 1 : d.deliveryCount;
   if (entry?.command) {
     const forced =
       entry.command === 'bounce'
         ? { outcome: 'failed' as const, reply: localReplies.operatorBounce(), notify: true }
         : { outcome: 'failed' as const, reply: localReplies.operatorDelete(), notify: false };
     log.warn({ command: entry.command }, 'queue command carried out');
-    return settle(await deliverPart(d, { ...deps, forced }), partId, row, queue);
+    return settle(
+      await deliverPart({ ...d, deliveryCount: attempt }, { ...deps, forced }),
+      partId,
+      row,
+      queue,
+    );
   }
 
-  const attempt = entry ? entry.attempts + 1 : d.deliveryCount;
   const admission = queue.scheduler.admit(destination, partId, entry?.retryNow === true);
   if (admission.kind === 'wait') {
     deps.metrics.egressPostponed.inc({ reason: admission.cause });
