@@ -42,6 +42,10 @@ describe('destination scheduler', () => {
     assert.match(third.reason, /2 attempt\(s\) in flight \(limit 2\)/);
     assert.ok(third.delayMs >= 500 && third.delayMs <= 1500);
     go(scheduler.admit('healthy.test', 'p4'));
+    assert.ok(
+      wait(scheduler.admit('dead.test', 'p3b')).delayMs > third.delayMs,
+      'waiters are spread out, not all told the same second',
+    );
     a.done();
     a.done(); // idempotent
     go(scheduler.admit('dead.test', 'p3'));

@@ -10,7 +10,11 @@
  *      has not answered since, only one attempt at a time probes it;
  *   2. concurrency: at most maxConcurrency attempts in flight per process
  *      (egress.destinations, default egress.destinationConcurrency); the
- *      session pool below bounds sessions per host the same way;
+ *      session pool below bounds sessions per host the same way. A part
+ *      that finds the destination busy is postponed until about when a slot
+ *      frees for it: the waiting parts are spread one per (average attempt
+ *      time / maxConcurrency), so a backlog of thousands for one provider is
+ *      not fetched and returned every second;
  *   3. rate: at most ratePerMinute attempts started per minute per process.
  *      A part over the rate is given the next free start time (a
  *      reservation) and postponed until then, so parts go out evenly spaced
@@ -22,8 +26,12 @@
 import type { DestinationState, DestinationStates } from './destination-states.ts';
 import type { DestinationLimits } from './queue-destination.ts';
 
-/** Postponement of a part whose destination is at its concurrency limit: about a second. */
+/** An attempt's duration before any was measured (the busy postponement's unit). */
 export const BUSY_DELAY_MS = 1000;
+/** The longest postponement for a busy destination (the part looks again at least this often). */
+const MAX_BUSY_DELAY_MS = 300_000;
+/** Weight of the newest attempt in the running average of attempt times. */
+const AVERAGE_WEIGHT = 0.2;
 /** A reserved start may be taken this much early (nak delays are not exact). */
 const RESERVATION_SLACK_MS = 50;
 /** Reservations not taken this long after their time are forgotten (the part went to another replica). */
@@ -60,6 +68,8 @@ export class DestinationScheduler {
   readonly #random: () => number;
   readonly #inFlight = new Map<string, number>();
   readonly #pace = new Map<string, Pace>();
+  /** Per destination: the running average attempt time, and the next start handed to a busy waiter. */
+  readonly #busy = new Map<string, { averageMs: number; nextSlot: number }>();
 
   constructor(opts: SchedulerOptions) {
     this.#opts = opts;
@@ -99,7 +109,7 @@ export class DestinationScheduler {
     if (running >= max) {
       return {
         kind: 'wait',
-        delayMs: BUSY_DELAY_MS / 2 + Math.floor(this.#random() * BUSY_DELAY_MS),
+        delayMs: this.#busyDelay(destination, now, max),
         reason: `destination ${destination} has ${running} attempt(s) in flight (limit ${max})`,
         cause: 'busy',
       };
@@ -122,11 +132,28 @@ export class DestinationScheduler {
       done: () => {
         if (released) return;
         released = true;
+        this.#measured(destination, this.#now() - now);
         const n = (this.#inFlight.get(destination) ?? 1) - 1;
         if (n <= 0) this.#inFlight.delete(destination);
         else this.#inFlight.set(destination, n);
       },
     };
+  }
+
+  /** Until about when a slot frees for one more waiter of a busy destination. */
+  #busyDelay(destination: string, now: number, max: number): number {
+    const b = this.#busy.get(destination) ?? { averageMs: BUSY_DELAY_MS, nextSlot: now };
+    this.#busy.set(destination, b);
+    const interval = Math.max(50, b.averageMs / max);
+    b.nextSlot = Math.max(b.nextSlot, now) + interval;
+    const jitter = Math.floor(this.#random() * interval);
+    return Math.min(MAX_BUSY_DELAY_MS, Math.round(b.nextSlot - now) + jitter);
+  }
+
+  #measured(destination: string, ms: number): void {
+    const b = this.#busy.get(destination);
+    if (b) b.averageMs = b.averageMs * (1 - AVERAGE_WEIGHT) + Math.max(1, ms) * AVERAGE_WEIGHT;
+    else this.#busy.set(destination, { averageMs: Math.max(1, ms), nextSlot: this.#now() });
   }
 
   /** 0 when the part may start now (and takes its start), else how long it waits for its reserved start. */
