@@ -27,6 +27,11 @@
  *      write never leads to another delivery attempt.
  *   7. Deferred recipients left: retry after the scheduled delay; else ack.
  *
+ * The delivery queue (queued-delivery.ts) runs around this: it decides whether
+ * the part is attempted now at all, and may force an outcome without a
+ * connection (an operator's bounce or delete). The whole attempt runs under
+ * egress.attemptTimeout (attempt-deadline.ts).
+ *
  * Permanent failures are recorded (ledger, timeline, a warning with the
  * queue id) and reported to the sender: the DSNs and forward-failure
  * notices an attempt owes are queued by notify-sender.ts before the
