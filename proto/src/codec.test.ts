@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeEnvelope, encodeEnvelope, sha256Hex } from './codec.ts';
-import { type Envelope, EnvelopeValidationError, envelopeKey, parseEnvelope } from './envelope.ts';
+import {
+  checkEnvelopeShape,
+  type Envelope,
+  EnvelopeValidationError,
+  envelopeKey,
+  parseEnvelope,
+} from './envelope.ts';
 import { newQueueId, queueIdTime } from './queue-id.ts';
 
 function sample(body: Uint8Array): Envelope {
@@ -149,4 +155,21 @@ test('envelope - the optional fields of the next issues validate, and refuse non
   bad({
     auth: { spf: 'pass', dkim: [], dmarc: 'pass', arc: 'none', arcChain: { result: 'pass', instances: -1 } },
   });
+});
+
+test('codec - the publish-side shape check refuses what cannot be routed and leaves the rest to the decoder', () => {
+  const body = Buffer.from('hello');
+  const env = sample(body);
+  assert.doesNotThrow(() => checkEnvelopeShape(env));
+  const refused = (patch: object, reason: RegExp) =>
+    assert.throws(() => checkEnvelopeShape({ ...env, ...patch } as Envelope), reason);
+  refused({ recipients: [] }, /recipients/);
+  refused({ recipients: [{ original: 'x@example.org' }] }, /recipients/);
+  refused({ v: 2 }, /v: must be 1/);
+  refused({ id: '' }, /id/);
+  refused({ body: { kind: 'elsewhere' } }, /body\.kind/);
+  // A CR in an address passes the shape check but not the full schema, which the next stage's decode runs.
+  const smuggled = { ...env, mailFrom: { ...env.mailFrom, address: 'a@example.net\r\nRCPT TO:<x>' } };
+  assert.doesNotThrow(() => checkEnvelopeShape(smuggled));
+  assert.throws(() => decodeEnvelope(encodeEnvelope(smuggled, body)), /mailFrom\.address/);
 });

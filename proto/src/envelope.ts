@@ -366,6 +366,29 @@ export function parseEnvelope(value: unknown): Envelope {
   return r.data;
 }
 
+/**
+ * The cheap check of an envelope about to be published (publish.ts): the
+ * shape a stage needs to route it (version, queue id, at least one recipient
+ * with an address, a body reference), without the full schema. The full
+ * validation (`parseEnvelope`) runs once per hop, where the envelope is
+ * decoded (codec.ts): the next stage, and for the ingress' envelope the
+ * filter before the 250, refuse what this lets through (decision 0036).
+ */
+export function checkEnvelopeShape(env: Envelope): void {
+  const e = env as Partial<Envelope> | null;
+  let problem: string | undefined;
+  if (typeof e !== 'object' || e === null) problem = '(root): not an object';
+  else if (e.v !== ENVELOPE_VERSION) problem = `v: must be ${ENVELOPE_VERSION}`;
+  else if (typeof e.id !== 'string' || e.id.length === 0) problem = 'id: missing';
+  else if (!Array.isArray(e.recipients) || e.recipients.length === 0)
+    problem = 'recipients: at least one recipient';
+  else if (e.recipients.some((r) => typeof r?.address !== 'string' || r.address.length === 0))
+    problem = 'recipients: every recipient needs an address';
+  else if (typeof e.mailFrom?.address !== 'string') problem = 'mailFrom.address: missing';
+  else if (e.body?.kind !== 'inline' && e.body?.kind !== 'object') problem = 'body.kind: inline or object';
+  if (problem) throw new EnvelopeValidationError(`invalid envelope: ${problem}`);
+}
+
 /** The part id if set, else the queue id: the identity of this envelope on the bus. */
 export function envelopeKey(env: Pick<Envelope, 'id' | 'partId'>): string {
   return env.partId ?? env.id;

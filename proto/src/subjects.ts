@@ -111,6 +111,18 @@ export const buckets = {
    */
   mtaStsPolicies: 'sluice_mta_sts_policies',
   /**
+   * The submission service's credential snapshot (libs/credentials): one key per
+   * directory user holding its login names and password HASH only (never a
+   * password), plus credentialsMetaKey; every replica authenticates from it
+   * while LDAP is down.
+   */
+  credentials: 'sluice_credentials',
+  /**
+   * Brute-force counters and bans of the submission service (libs/credentials):
+   * one key per client IP (IPv6: per /64) and per user, compare-and-set, TTL'd.
+   */
+  authThrottle: 'sluice_auth_throttle',
+  /**
    * The egress delivery queue (services/egress/src/queue-index.ts): one key per
    * deferred or held part (its part id), with its destination, next attempt,
    * attempts, last reply and any operator command; shared by every replica.
@@ -123,6 +135,12 @@ export const buckets = {
    */
   egressDestinations: 'sluice_egress_destinations',
 } as const;
+
+/** The key of buckets.credentials saying when and from what the snapshot was last refreshed. */
+export const credentialsMetaKey = 'meta';
+
+/** How long a brute-force counter or ban record of buckets.authThrottle lives after its last write (ms). */
+export const authThrottleTtlMs = 86_400_000;
 
 /** The one key of buckets.ldapSnapshot. */
 export const ldapSnapshotKey = 'current';

@@ -257,6 +257,12 @@ ingress: { listen: [{ host: 127.0.0.1, port: ${await freePort()} }] }
 
   test('an embedded nats-server orphaned by SIGKILL is stopped and replaced at the next start', async () => {
     const first = await startSluiceProcess(['--config', configFile]);
+    // cli/bin/sluice.js, started without the V8 options, replaced itself (same pid) with a Node that has them.
+    const cmdline = readFileSync(`/proc/${first.child.pid}/cmdline`, 'utf8').split('\0');
+    for (const option of readFileSync(new URL('../../cli/bin/node-options', import.meta.url), 'utf8').split(
+      /\s+/,
+    ))
+      if (option) assert.ok(cmdline.includes(option), `${option} in ${cmdline.join(' ')}`);
     first.child.kill('SIGKILL');
     await first.exited;
     assert.equal(natsServersOf().length, 1, 'the killed sluice left its nats-server behind');
@@ -272,7 +278,10 @@ ingress: { listen: [{ host: 127.0.0.1, port: ${await freePort()} }] }
     const first = await startSluiceCommand(['--config', configFile]);
     const cmdline = readFileSync(`/proc/${first.child.pid}/cmdline`, 'utf8').split('\0');
     assert.match(cmdline[0]!, /node_modules\/node\/bin\/node$/);
-    assert.match(cmdline[1]!, /cli\/src\/main\.ts$/);
+    // Node options first (cli/bin/node-options), then the program.
+    const options = readFileSync(new URL('../../cli/bin/node-options', import.meta.url), 'utf8').split(/\s+/);
+    assert.deepEqual(cmdline.slice(1, 1 + options.filter(Boolean).length), options.filter(Boolean));
+    assert.match(cmdline.find((a) => !a.startsWith('-') && a !== cmdline[0])!, /cli\/src\/main\.ts$/);
     first.child.kill('SIGKILL');
     await first.exited;
     assert.deepEqual(sluiceProcessesOf(configFile), [], 'no sluice process outlives kill -9');

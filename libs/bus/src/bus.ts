@@ -53,6 +53,7 @@ import { StoreGuard, type StoreRoom } from './store-guard.ts';
 import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
 import { headersToRecord } from './trace-headers.ts';
 import type {
+  AuthBuckets,
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
@@ -394,6 +395,21 @@ export class Bus implements BusClient {
   ): Promise<() => void> {
     this.operations.count('api', stage);
     return snapshotWatch(await this.#ldapSnapshotBucket(), onSnapshot);
+  }
+
+  #auth: Promise<AuthBuckets> | null = null;
+
+  /** The submission's credential snapshot and brute-force buckets (libs/credentials uses them directly). */
+  authBuckets(stage: string = NO_STAGE): Promise<AuthBuckets> {
+    this.operations.count('api', stage);
+    const kvm = new Kvm(this.js);
+    this.#auth ??= Promise.all([kvm.open(buckets.credentials), kvm.open(buckets.authThrottle)])
+      .then(([credentials, throttle]) => ({ credentials, throttle }))
+      .catch((err) => {
+        this.#auth = null;
+        throw err;
+      });
+    return this.#auth;
   }
 
   #mtaSts: Promise<KV> | null = null;

@@ -9,7 +9,7 @@
  * missing stream or lost quorum (451 4.3.0).
  */
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
-import { type Envelope, encodeEnvelope, headerNames, parseEnvelope } from '@sluice/proto';
+import { checkEnvelopeShape, type Envelope, encodeEnvelope, headerNames } from '@sluice/proto';
 import { inSpan, SpanKind } from './messaging-spans.ts';
 import { injectTraceHeaders } from './trace-headers.ts';
 import { BusPublishError } from './types.ts';
@@ -120,7 +120,7 @@ export async function publishDurable(
 }
 
 /**
- * Validate and encode an envelope (and inline body) and publish it durably, in
+ * Check and encode an envelope (and inline body) and publish it durably, in
  * a PRODUCER span. Rejects with EnvelopeValidationError for an invalid
  * envelope and BusPublishError when the stream does not take it.
  */
@@ -131,8 +131,10 @@ export async function publishEnvelope(
   inline: Uint8Array | undefined,
   opts: { msgId: string; timeoutMs: number; ready?: WaitForConnection },
 ): Promise<{ seq: number; duplicate: boolean }> {
-  // Validate on the way out too: a producer bug fails here, before a 250, not in the next stage.
-  const data = encodeEnvelope(parseEnvelope(env), inline);
+  // A cheap shape check on the way out, so a gross producer bug fails here, before a 250; the full
+  // schema runs once per hop, where the next stage decodes it (decision 0036).
+  checkEnvelopeShape(env);
+  const data = encodeEnvelope(env, inline);
   return inSpan(
     `send ${subject}`,
     {

@@ -14,6 +14,7 @@ import type { LedgerHold } from './ledger.ts';
 import type { SharedTable } from './shared-table.ts';
 import type { StoreRoom } from './store-guard.ts';
 import type {
+  AuthBuckets,
   BusClient,
   EnvelopeHandler,
   LedgerEntry,
@@ -140,6 +141,10 @@ export class StageBus implements BusClient {
 
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
     return this.#bus.greylistUpdate(key, value, revision);
+  }
+
+  authBuckets(): Promise<AuthBuckets> {
+    return this.#bus.authBuckets(this.stage);
   }
 
   ldapSnapshotGet(): Promise<StoredSnapshot | null> {

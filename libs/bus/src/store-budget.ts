@@ -9,10 +9,11 @@
  *   remote NATS: the account's max_storage when it has one, else 4 GiB.
  *
  * Shares of B (every object gets max_bytes AND max_msgs):
- *   bodies (object store) 35%   deliver 14%   resolve 8%   rewrite 8%
+ *   bodies (object store) 34.5%   deliver 14%   resolve 8%   rewrite 8%
  *   events 7.5%   dead letters 5%   ledger 8%   LDAP snapshot 1%
- *   MTA-STS policy cache 0.5%   greylist 2%   egress queue index 0.8%
- *   egress destination states 0.2%
+ *   MTA-STS policy cache 0.5%   greylist 2%
+ *   credential snapshot 0.25%   auth throttle 0.25%
+ *   egress queue index 0.8%   egress destination states 0.2%
  *   unallocated reserve 10%
  * max_msgs = max_bytes / 256 (bytes per message, the smallest envelope or
  * ledger entry with its headers), so the message index is bounded too.
@@ -31,7 +32,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 
 /** How B is divided; the rest (10%) stays unreserved for consumer state and metadata. */
 export const STORE_SHARES = {
-  bodies: 0.35,
+  bodies: 0.345,
   deliver: 0.14,
   resolve: 0.08,
   rewrite: 0.08,
@@ -44,6 +45,10 @@ export const STORE_SHARES = {
   mtaStsPolicies: 0.005,
   /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
   greylist: 0.02,
+  /** The submission credential snapshot (KV, one ~200-byte key per directory user; discard new). */
+  credentials: 0.0025,
+  /** The submission brute-force counters and bans (KV, TTL'd, discard old: losing an old counter is harmless). */
+  authThrottle: 0.0025,
   /** The egress queue index: one small entry per deferred or held part (taken from events). */
   egressQueue: 0.008,
   /** The egress destination states: one entry per destination backed off (taken from events). */

@@ -27,11 +27,19 @@
  */
 
 import type { ConsumerConfig, StreamConfig } from '@nats-io/jetstream';
-import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm, type KvOptions } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
-import { buckets, type ConsumerSpec, consumers, objectStores, type StreamSpec, streams } from '@sluice/proto';
+import {
+  authThrottleTtlMs,
+  buckets,
+  type ConsumerSpec,
+  consumers,
+  objectStores,
+  type StreamSpec,
+  streams,
+} from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
 import {
@@ -324,21 +332,15 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   }
 
   // Delivery ledger: one value per (part, recipient); kept as long as a message can live.
-  const kvStream = `KV_${buckets.deliveryLedger}`;
-  if (!(await streamExists(jsm, kvStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.deliveryLedger, {
-        history: 1,
-        ttl: cfg.workMaxAgeMs,
-        replicas: cfg.replicas,
-        storage: 'file',
-      }),
-    );
-    if (created) report.created.push(`kv ${buckets.deliveryLedger}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    kvStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.deliveryLedger,
+    {
+      history: 1,
+      ttl: cfg.workMaxAgeMs,
+      replicas: cfg.replicas,
+      storage: 'file',
+    },
     {
       max_age: nanos(cfg.workMaxAgeMs),
       num_replicas: cfg.replicas,
@@ -349,28 +351,20 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.ledger.maxBytes,
       max_msgs: limits.ledger.maxMsgs,
     },
-    report,
-    log,
   );
 
   // Greylist triplets (filter): an entry lives greylistTtlMs after its last write (auto-allow
   // window). Its share of the store budget; when full it forgets its oldest triplets (discard
   // old), which only means greylisting those senders again.
-  const greyStream = `KV_${buckets.greylist}`;
-  if (!(await streamExists(jsm, greyStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.greylist, {
-        history: 1,
-        ttl: cfg.greylistTtlMs,
-        replicas: cfg.replicas,
-        storage: 'file',
-      }),
-    );
-    if (created) report.created.push(`kv ${buckets.greylist}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    greyStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.greylist,
+    {
+      history: 1,
+      ttl: cfg.greylistTtlMs,
+      replicas: cfg.replicas,
+      storage: 'file',
+    },
     {
       max_age: nanos(cfg.greylistTtlMs),
       num_replicas: cfg.replicas,
@@ -379,22 +373,14 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.greylist.maxBytes,
       max_msgs: limits.greylist.maxMsgs,
     },
-    report,
-    log,
   );
 
   // LDAP snapshot (resolver): a few versions kept for an operator to compare; no age limit,
   // since the snapshot is what keeps mail flowing while LDAP is down.
-  const snapStream = `KV_${buckets.ldapSnapshot}`;
-  if (!(await streamExists(jsm, snapStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.ldapSnapshot, { history: 5, replicas: cfg.replicas, storage: 'file' }),
-    );
-    if (created) report.created.push(`kv ${buckets.ldapSnapshot}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    snapStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.ldapSnapshot,
+    { history: 5, replicas: cfg.replicas, storage: 'file' },
     {
       num_replicas: cfg.replicas,
       max_msgs_per_subject: 5,
@@ -403,22 +389,14 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.ldapSnapshot.maxBytes,
       max_msgs: limits.ldapSnapshot.maxMsgs,
     },
-    report,
-    log,
   );
 
   // MTA-STS policy cache (egress): the last policy per domain; when full, the oldest go
   // first (a dropped policy is fetched again: RFC 8461 §5.1 allows refetching at any time).
-  const stsStream = `KV_${buckets.mtaStsPolicies}`;
-  if (!(await streamExists(jsm, stsStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.mtaStsPolicies, { history: 1, replicas: cfg.replicas, storage: 'file' }),
-    );
-    if (created) report.created.push(`kv ${buckets.mtaStsPolicies}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    stsStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.mtaStsPolicies,
+    { history: 1, replicas: cfg.replicas, storage: 'file' },
     {
       num_replicas: cfg.replicas,
       max_msgs_per_subject: 1,
@@ -426,8 +404,43 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.mtaStsPolicies.maxBytes,
       max_msgs: limits.mtaStsPolicies.maxMsgs,
     },
-    report,
-    log,
+  );
+
+  // Credential snapshot (submission, libs/credentials): one key per user, the last value only,
+  // no age limit (it is what authenticates while LDAP is down). Discard new: a full bucket
+  // refuses the refresh (logged) rather than silently dropping some user's hash.
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.credentials,
+    { history: 1, replicas: cfg.replicas, storage: 'file' },
+    {
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'new',
+      max_bytes: bytesOf(limits.credentials),
+      max_msgs: limits.credentials.maxMsgs,
+    },
+  );
+
+  // Brute-force counters and bans (submission): forgotten a day after their last write; when
+  // full the oldest go first (an old counter lost only gives an attacker a few more tries).
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.authThrottle,
+    {
+      history: 1,
+      ttl: authThrottleTtlMs,
+      replicas: cfg.replicas,
+      storage: 'file',
+    },
+    {
+      max_age: nanos(authThrottleTtlMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.authThrottle.maxBytes,
+      max_msgs: limits.authThrottle.maxMsgs,
+    },
   );
 
   // The egress queue index and destination states (services/egress queue-index.ts,
@@ -513,6 +526,21 @@ async function streamExists(jsm: JetStreamManager, name: string): Promise<boolea
     if (isNotFound(err)) return false;
     throw err;
   }
+}
+
+/** Create a KV bucket unless it exists, then bring its backing stream to the wanted limits. */
+async function ensureKvBucket(
+  t: { jsm: JetStreamManager; js: JetStreamClient; report: TopologyReport; log: BusLog },
+  name: string,
+  create: Partial<KvOptions>,
+  backing: Partial<StreamConfig>,
+): Promise<void> {
+  const stream = `KV_${name}`;
+  if (!(await streamExists(t.jsm, stream))) {
+    const created = await createdUnlessRaced(() => new Kvm(t.js).create(name, create));
+    if (created) t.report.created.push(`kv ${name}`);
+  }
+  await reconcileBackingStream(t.jsm, stream, backing, t.report, t.log);
 }
 
 /** Bring a KV / object store's backing stream to the wanted age and replicas. */

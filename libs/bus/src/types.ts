@@ -12,6 +12,7 @@
  * - A handler's output must be published (awaited) before it returns 'ack'.
  */
 import type { Readable } from 'node:stream';
+import type { KV } from '@nats-io/kv';
 
 import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@sluice/proto';
 import type { LedgerHold } from './ledger.ts';
@@ -175,6 +176,11 @@ export interface BusClient {
   ldapSnapshotGet(): Promise<StoredSnapshot | null>;
   ldapSnapshotPut(value: Uint8Array, expectedRevision: number): Promise<number | null>;
   ldapSnapshotWatch(onSnapshot: (s: StoredSnapshot) => void): Promise<() => void>;
+  /**
+   * The submission's KV buckets (buckets.credentials, buckets.authThrottle), opened once:
+   * libs/credentials keeps its snapshot and compare-and-set counters in them.
+   */
+  authBuckets(): Promise<AuthBuckets>;
   /** The egress' MTA-STS policy cache (buckets.mtaStsPolicies), one key per policy domain. */
   mtaStsPolicyGet(domain: string): Promise<Uint8Array | null>;
   mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void>;
@@ -189,6 +195,12 @@ export interface BusClient {
   deleteStreamMessage(stream: string, seq: number): Promise<boolean>;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
   storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
+}
+
+/** The submission's credential snapshot and brute-force counter buckets (Bus.authBuckets). */
+export interface AuthBuckets {
+  credentials: KV;
+  throttle: KV;
 }
 
 export class BusPublishError extends Error {

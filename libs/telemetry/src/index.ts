@@ -3,6 +3,8 @@
  * `runInSpan`), the Prometheus metrics of a process and the HTTP endpoint that
  * serves them with the health checks.
  */
+
+export { type AuthMetrics, authMetrics } from './auth-metrics.ts';
 export {
   type HealthCheck,
   type HealthReport,

@@ -9,20 +9,13 @@
  * Sluice makes on purpose. OTEL_RESOURCE_ATTRIBUTES (e.g. k8s.pod.name) is
  * honoured; OTEL_TRACES_EXPORTER=none turns the export off.
  *
+ * With nothing to take the spans (no endpoint, no span processor) the SDK is
+ * not loaded: spans get ids only (id-only-tracing.ts, decision 0036).
+ *
  * One SDK per process: a second call joins the running one.
  */
-import { context, propagation, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import {
-  BatchSpanProcessor,
-  NoopSpanProcessor,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import { startIdOnlyTracing } from './id-only-tracing.ts';
 
 export interface TelemetryOptions {
   /** service.name of this process' spans. */
@@ -47,8 +40,14 @@ export interface Telemetry {
 /** service.instance.id (OpenTelemetry resource semantic conventions; not yet in the stable export). */
 const ATTR_SERVICE_INSTANCE_ID = 'service.instance.id';
 
-/** The SDK of this process and how many startTelemetry callers still use it. */
-let running: { sdk: NodeSDK; processors: SpanProcessor[]; users: number } | undefined;
+/** What traces this process: the SDK, or ids only. */
+interface Tracing {
+  processors: SpanProcessor[];
+  shutdown(): Promise<void>;
+}
+
+/** The tracing of this process and how many startTelemetry callers still use it. */
+let running: { tracing: Promise<Tracing>; users: number } | undefined;
 
 /** The OTLP traces URL for a configured base URL. */
 export function otlpTracesUrl(endpoint: string): string {
@@ -56,13 +55,12 @@ export function otlpTracesUrl(endpoint: string): string {
   return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`;
 }
 
-/** The exporter to use, if any: the configured endpoint first, then the OTEL_* variables. */
-function traceExporter(opts: TelemetryOptions, env: NodeJS.ProcessEnv): SpanExporter | undefined {
+/** The OTLP URL to export to: undefined for none, '' for the one the OTEL_* variables name. */
+function exportUrl(opts: TelemetryOptions, env: NodeJS.ProcessEnv): string | undefined {
   if (env.OTEL_TRACES_EXPORTER?.trim() === 'none') return undefined;
-  if (opts.otlpEndpoint) return new OTLPTraceExporter({ url: otlpTracesUrl(opts.otlpEndpoint) });
+  if (opts.otlpEndpoint) return otlpTracesUrl(opts.otlpEndpoint);
   // The exporter reads these variables itself (and OTEL_EXPORTER_OTLP_HEADERS, …).
-  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT)
-    return new OTLPTraceExporter();
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT) return '';
   return undefined;
 }
 
@@ -72,39 +70,71 @@ function traceExporter(opts: TelemetryOptions, env: NodeJS.ProcessEnv): SpanExpo
  * gets its own handle; the SDK stops when the last handle is shut down.
  */
 export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry> {
-  if (!running) running = { ...createSdk(opts), users: 0 };
+  if (!running) running = { tracing: startTracing(opts), users: 0 };
   const current = running;
   current.users++;
+  const tracing = await current.tracing;
   let stopped = false;
   return {
     forceFlush: async () => {
-      await Promise.all(current.processors.map((p) => p.forceFlush()));
+      await Promise.all(tracing.processors.map((p) => p.forceFlush()));
     },
     shutdown: async () => {
       if (stopped) return;
       stopped = true;
       if (--current.users > 0) return;
       if (running === current) running = undefined;
-      await current.sdk.shutdown();
-      // Unregister the globals so that a later startTelemetry can register new ones.
-      trace.disable();
-      propagation.disable();
-      context.disable();
+      // Also unregisters the globals, so that a later startTelemetry can register new ones.
+      await tracing.shutdown();
     },
   };
 }
 
-function createSdk(opts: TelemetryOptions): { sdk: NodeSDK; processors: SpanProcessor[] } {
+/**
+ * The SDK when something takes the spans (an exporter, a processor); otherwise
+ * ids only (id-only-tracing.ts), and the SDK's modules are never loaded.
+ */
+async function startTracing(opts: TelemetryOptions): Promise<Tracing> {
   const env = opts.env ?? process.env;
+  const url = exportUrl(opts, env);
+  // OTEL_SDK_DISABLED=true: the SDK registers nothing (no ids either), as before.
+  const sdkDisabled = env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
+  if (url === undefined && !opts.spanProcessors?.length && !sdkDisabled) {
+    const idOnly = startIdOnlyTracing();
+    return { processors: [], shutdown: async () => idOnly.shutdown() };
+  }
+  return createSdk(opts, env, url);
+}
+
+async function createSdk(
+  opts: TelemetryOptions,
+  env: NodeJS.ProcessEnv,
+  url: string | undefined,
+): Promise<Tracing> {
+  const [
+    { context, propagation, trace },
+    { W3CTraceContextPropagator },
+    { OTLPTraceExporter },
+    { defaultResource, envDetector, resourceFromAttributes },
+    { NodeSDK },
+    { BatchSpanProcessor },
+    { ATTR_SERVICE_NAME },
+  ] = await Promise.all([
+    import('@opentelemetry/api'),
+    import('@opentelemetry/core'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/sdk-trace'),
+    import('@opentelemetry/semantic-conventions'),
+  ]);
   const processors: SpanProcessor[] = [...(opts.spanProcessors ?? [])];
-  const exporter = traceExporter(opts, env);
+  const exporter: SpanExporter | undefined =
+    url === undefined ? undefined : url ? new OTLPTraceExporter({ url }) : new OTLPTraceExporter();
   if (exporter) {
     const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
     processors.push(new BatchSpanProcessor({ exporter, scheduledDelayMillis: delay > 0 ? delay : 1000 }));
   }
-  // Without any processor the SDK would install no tracer provider, and there would be no trace ids.
-  if (processors.length === 0) processors.push(new NoopSpanProcessor());
-
   const sdk = new NodeSDK({
     serviceName: opts.serviceName,
     resource: defaultResource().merge(
@@ -121,5 +151,13 @@ function createSdk(opts: TelemetryOptions): { sdk: NodeSDK; processors: SpanProc
     logRecordProcessors: [],
   });
   sdk.start();
-  return { sdk, processors };
+  return {
+    processors,
+    shutdown: async () => {
+      await sdk.shutdown();
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    },
+  };
 }

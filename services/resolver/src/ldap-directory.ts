@@ -8,13 +8,11 @@
  * returned with the reason, never routed. An entry without a forward is kept
  * (with no targets): it counts as an entry for the deletion guard.
  */
-import { readFileSync } from 'node:fs';
-import type { SluiceConfig } from '@sluice/config';
-import { Client } from 'ldapts';
+import { attributeValues, type LdapConfig, withLdapClient as withClient } from '@sluice/ldap';
 import { checkForward } from './forward-check.ts';
 import { entryFilter } from './ldap-filter.ts';
 
-export type LdapConfig = NonNullable<SluiceConfig['routing']['ldap']>;
+export type { LdapConfig };
 
 export interface RefusedForward {
   uid: string;
@@ -33,37 +31,6 @@ export interface DirectoryRead {
 export interface DirectoryContext {
   /** The domain of the directory's addresses, and its alias domains (for the self-loop check). */
   domains: string[];
-}
-
-function attributeValues(v: unknown): string[] {
-  if (v === undefined) return [];
-  const list = Array.isArray(v) ? v : [v];
-  return list.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
-}
-
-async function withClient<T>(cfg: LdapConfig, work: (c: Client, url: string) => Promise<T>): Promise<T> {
-  const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
-  const tlsOptions = ca ? { ca } : undefined;
-  let lastError: unknown;
-  for (const url of cfg.urls) {
-    const client = new Client({
-      url,
-      timeout: cfg.timeout * 1000,
-      connectTimeout: cfg.timeout * 1000,
-      tlsOptions,
-      strictDN: false,
-    });
-    try {
-      if (cfg.startTls && url.startsWith('ldap://')) await client.startTLS(tlsOptions ?? {});
-      if (cfg.bindDn) await client.bind(cfg.bindDn, cfg.bindPassword ?? '');
-      return await work(client, url);
-    } catch (err) {
-      lastError = err;
-    } finally {
-      await client.unbind().catch(() => {});
-    }
-  }
-  throw new Error(`LDAP unreachable (${cfg.urls.join(', ')}): ${(lastError as Error)?.message ?? lastError}`);
 }
 
 function collect(

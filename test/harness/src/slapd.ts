@@ -2,7 +2,8 @@
  * A real OpenLDAP slapd for tests: a temp dir with a generated slapd.conf
  * (core + cosine schemas and a small userdir-ldap-like schema: the `account`
  * object class with uid, plus an auxiliary `sluiceForwarding` class carrying
- * the multi-valued emailForward attribute), an mdb database loaded with
+ * the multi-valued emailForward attribute, and for submission the
+ * mailPassword hash and mail addresses), an mdb database loaded with
  * slapadd before the start, listening on a free loopback port. The test can
  * stop it, kill it (SIGKILL), freeze it (SIGSTOP: the port still accepts,
  * nothing answers — the nastiest outage) and thaw it, restart it, and change
@@ -34,14 +35,23 @@ attributetype ( 1.3.6.1.4.1.99999.42.1.1 NAME 'emailForward'
   DESC 'Where mail for the account goes (one address per value)'
   EQUALITY caseExactIA5Match SUBSTR caseIgnoreIA5SubstringsMatch
   SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )
+attributetype ( 1.3.6.1.4.1.99999.42.1.2 NAME 'mailPassword'
+  DESC 'Password hash for mail submission ({SCHEME}value), separate from the login password'
+  EQUALITY octetStringMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )
 objectclass ( 1.3.6.1.4.1.99999.42.2.1 NAME 'sluiceForwarding'
-  DESC 'An account that may forward mail' SUP top AUXILIARY MAY emailForward )
+  DESC 'An account that may forward mail' SUP top AUXILIARY
+  MAY ( emailForward $ mailPassword $ mail ) )
 `;
 
 export interface LdapTestEntry {
   uid: string;
   /** emailForward values (none: an entry without a forward). Written base64, so CR/LF survive. */
   forwards?: string[];
+  /** mailPassword values: stored password hashes ({CRYPT}$6$..., {SSHA}...). */
+  mailPassword?: string[];
+  /** mail values: the entry's addresses. */
+  mail?: string[];
 }
 
 export interface SlapdServer {
@@ -75,6 +85,8 @@ function entryLdif(e: LdapTestEntry): string {
     `uid:: ${Buffer.from(e.uid).toString('base64')}`,
   ];
   for (const f of e.forwards ?? []) lines.push(`emailForward:: ${Buffer.from(f).toString('base64')}`);
+  for (const p of e.mailPassword ?? []) lines.push(`mailPassword:: ${Buffer.from(p).toString('base64')}`);
+  for (const m of e.mail ?? []) lines.push(`mail:: ${Buffer.from(m).toString('base64')}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -165,6 +177,9 @@ export async function startSlapd(entries: LdapTestEntry[]): Promise<SlapdServer>
         err += b.toString();
       });
       c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${bin} failed (${code}): ${err}`))));
+      // A tool that exits before reading its input (it could not bind) closes the pipe: its exit
+      // code and stderr say why, the EPIPE would only hide it.
+      c.stdin.on('error', () => {});
       c.stdin.end(input ?? '');
     });
 
