@@ -448,22 +448,10 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // full the oldest go first (the parts themselves stay in the deliver stream and are still
   // delivered: only their listing and any hold on them are lost).
   for (const bucket of ['egressQueue', 'egressDestinations'] as const) {
-    const name = buckets[bucket];
-    const backing = `KV_${name}`;
-    if (!(await streamExists(jsm, backing))) {
-      const created = await createdUnlessRaced(() =>
-        new Kvm(js).create(name, {
-          history: 1,
-          ttl: cfg.workMaxAgeMs,
-          replicas: cfg.replicas,
-          storage: 'file',
-        }),
-      );
-      if (created) report.created.push(`kv ${name}`);
-    }
-    await reconcileBackingStream(
-      jsm,
-      backing,
+    await ensureKvBucket(
+      { jsm, js, report, log },
+      buckets[bucket],
+      { history: 1, ttl: cfg.workMaxAgeMs, replicas: cfg.replicas, storage: 'file' },
       {
         max_age: nanos(cfg.workMaxAgeMs),
         num_replicas: cfg.replicas,
@@ -472,8 +460,6 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
         max_bytes: limits[bucket].maxBytes,
         max_msgs: limits[bucket].maxMsgs,
       },
-      report,
-      log,
     );
   }
 
