@@ -48,6 +48,12 @@ export const lookupReplySchema = z.object({
   result: z.enum(['ok', 'unknown', 'foreign', 'tempfail']),
   /** Final targets after expansion, for `sluice lookup`. */
   targets: z.array(z.string()).default([]),
+  /**
+   * With result ok: every address the expansion passed through or ended at (the
+   * address itself, each alias on the way, the final targets), lower-case. The
+   * submission's sender rule: a user may send as the addresses that reach them.
+   */
+  reaches: z.array(z.string()).optional(),
   /** Human-readable explanation of each step (which rule, which source). */
   trail: z.array(z.string()).default([]),
   reason: z.string().optional(),

@@ -111,6 +111,12 @@ export const buckets = {
    */
   mtaStsPolicies: 'sluice_mta_sts_policies',
   /**
+   * The submission service's sending-rate counters: one key per (rate class,
+   * user or relay client, window, window number), compare-and-set, shared by
+   * every replica; gone submissionRateTtlMs after the last write.
+   */
+  submissionRates: 'sluice_submission_rates',
+  /**
    * The submission service's credential snapshot (libs/credentials): one key per
    * directory user holding its login names and password HASH only (never a
    * password), plus credentialsMetaKey; every replica authenticates from it
@@ -135,6 +141,9 @@ export const buckets = {
    */
   egressDestinations: 'sluice_egress_destinations',
 } as const;
+
+/** How long a rate counter of buckets.submissionRates lives (ms): the longest window (a day) and a margin. */
+export const submissionRateTtlMs = 25 * 3600 * 1000;
 
 /** The key of buckets.credentials saying when and from what the snapshot was last refreshed. */
 export const credentialsMetaKey = 'meta';

@@ -365,6 +365,40 @@ export class Bus implements BusClient {
     return greylistUpdate(await this.#greylistBucket(), key, value, revision);
   }
 
+  #rates: Promise<KV> | null = null;
+
+  #ratesBucket(): Promise<KV> {
+    this.#rates ??= new Kvm(this.js).open(buckets.submissionRates).catch((err) => {
+      this.#rates = null;
+      throw err;
+    });
+    return this.#rates;
+  }
+
+  // Rate counters are compare-and-set records like greylist triplets: the same store functions.
+  async rateCounterGet(
+    key: string,
+    stage: string = NO_STAGE,
+  ): Promise<{ value: string; revision: number } | null> {
+    const kv = await this.#ratesBucket();
+    return this.operations.awaited('kv_get', stage, () => greylistGet(kv, key));
+  }
+
+  async rateCounterCreate(key: string, value: string, stage: string = NO_STAGE): Promise<boolean> {
+    const kv = await this.#ratesBucket();
+    return this.operations.awaited('kv_put', stage, () => greylistCreate(kv, key, value));
+  }
+
+  async rateCounterUpdate(
+    key: string,
+    value: string,
+    revision: number,
+    stage: string = NO_STAGE,
+  ): Promise<boolean> {
+    const kv = await this.#ratesBucket();
+    return this.operations.awaited('kv_put', stage, () => greylistUpdate(kv, key, value, revision));
+  }
+
   #ldapSnapshot: Promise<KV> | null = null;
 
   #ldapSnapshotBucket(): Promise<KV> {

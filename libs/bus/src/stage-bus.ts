@@ -143,6 +143,18 @@ export class StageBus implements BusClient {
     return this.#bus.greylistUpdate(key, value, revision);
   }
 
+  rateCounterGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return this.#bus.rateCounterGet(key, this.stage);
+  }
+
+  rateCounterCreate(key: string, value: string): Promise<boolean> {
+    return this.#bus.rateCounterCreate(key, value, this.stage);
+  }
+
+  rateCounterUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return this.#bus.rateCounterUpdate(key, value, revision, this.stage);
+  }
+
   authBuckets(): Promise<AuthBuckets> {
     return this.#bus.authBuckets(this.stage);
   }

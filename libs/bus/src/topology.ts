@@ -39,6 +39,7 @@ import {
   objectStores,
   type StreamSpec,
   streams,
+  submissionRateTtlMs,
 } from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
@@ -403,6 +404,22 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       discard: 'old',
       max_bytes: limits.mtaStsPolicies.maxBytes,
       max_msgs: limits.mtaStsPolicies.maxMsgs,
+    },
+  );
+
+  // Submission rate counters: forgotten a day after their window; when full the oldest go
+  // first (an old window's count is no longer consulted).
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.submissionRates,
+    { history: 1, ttl: submissionRateTtlMs, replicas: cfg.replicas, storage: 'file' },
+    {
+      max_age: nanos(submissionRateTtlMs),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.submissionRates.maxBytes,
+      max_msgs: limits.submissionRates.maxMsgs,
     },
   );
 

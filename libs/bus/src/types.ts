@@ -170,6 +170,10 @@ export interface BusClient {
   greylistGet(key: string): Promise<{ value: string; revision: number } | null>;
   greylistCreate(key: string, value: string): Promise<boolean>;
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
+  /** Submission rate counters (buckets.submissionRates), compare-and-set like the greylist. */
+  rateCounterGet(key: string): Promise<{ value: string; revision: number } | null>;
+  rateCounterCreate(key: string, value: string): Promise<boolean>;
+  rateCounterUpdate(key: string, value: string, revision: number): Promise<boolean>;
   /** The server's max_payload in bytes. */
   readonly maxPayload: number;
   /** The shared LDAP snapshot (resolver): get, compare-and-set put (null: lost the race), watch. */
