@@ -1,6 +1,7 @@
 /**
  * The services `sluice run` knows, by name, in pipeline order. Adding a
- * service (submission, later) means one line here.
+ * service means one line here. The submission service starts only when the
+ * config has a `submission:` section (otherwise it does nothing).
  */
 import { egressService } from '@sluice/egress';
 import { filterService } from '@sluice/filter';
@@ -8,9 +9,11 @@ import { ingressService } from '@sluice/ingress';
 import { resolverService } from '@sluice/resolver';
 import { rewriterService } from '@sluice/rewriter';
 import type { ServiceDefinition } from '@sluice/runtime';
+import { submissionService } from '@sluice/submission';
 
 export const allServices: ServiceDefinition[] = [
   ingressService,
+  submissionService,
   filterService,
   resolverService,
   rewriterService,

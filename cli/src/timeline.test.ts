@@ -50,9 +50,9 @@ test('services - names select services; a typo lists the valid names', () => {
     selectServices(['filter', 'ingress', 'filter']).map((s) => s.name),
     ['filter', 'ingress'],
   );
-  assert.equal(selectServices([]).length, 5);
+  assert.equal(selectServices([]).length, 6);
   assert.throws(
     () => selectServices(['ingres']),
-    /unknown service ingres: choose from ingress, filter, resolver, rewriter, egress/,
+    /unknown service ingres: choose from ingress, submission, filter, resolver, rewriter, egress/,
   );
 });

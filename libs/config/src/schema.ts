@@ -264,6 +264,406 @@ const forwardFailureNoticeSchema = z
   .default(FORWARD_FAILURE_NOTICE_DEFAULTS)
   .describe('Forward-failure notices to the owner of a forward (no DSN reaches them otherwise).');
 
+/** A window's limit of recipients: 0 = no limit in that window. */
+const recipientLimit = (def: number, window: string) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .default(def)
+    .describe(`Recipients per ${window} (a message to 10 people counts 10); 0: no limit.`);
+const rateLimitsSchema = (d: { perMinute: number; perHour: number; perDay: number }) =>
+  z
+    .object({
+      perMinute: recipientLimit(d.perMinute, 'minute'),
+      perHour: recipientLimit(d.perHour, 'hour'),
+      perDay: recipientLimit(d.perDay, 'day (UTC)'),
+    })
+    .strict()
+    .default(d);
+const USER_RATE_DEFAULTS = { perMinute: 30, perHour: 300, perDay: 1000 };
+const BULK_RATE_DEFAULTS = { perMinute: 2000, perHour: 50000, perDay: 500000 };
+const RELAY_RATE_DEFAULTS = { perMinute: 300, perHour: 5000, perDay: 50000 };
+
+const SUBMISSION_LISTEN_DEFAULTS = {
+  starttls: [{ host: '0.0.0.0', port: 587 }],
+  implicitTls: [{ host: '0.0.0.0', port: 465 }],
+};
+const THROTTLE_DEFAULTS = {
+  maxFailuresPerIp: 20,
+  maxFailuresPerUser: 10,
+  window: 900,
+  ban: 900,
+  maxBan: 86400,
+};
+const SUBMISSION_LIMIT_DEFAULTS = {
+  perIp: 20,
+  softErrors: 3,
+  hardErrors: 10,
+  commandTimeout: 300,
+  dataTimeout: 600,
+  maxSessionTime: 1800,
+};
+
+/** A relay client: one internal host, known by its TLS client certificate. */
+const relayClientSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'a name of letters, digits, `_`, `.` and `-`')
+      .describe('Name of the client in logs, metrics and the envelope (client.auth.user is relay:<name>).'),
+    fingerprintSha256: z
+      .string()
+      .transform((f) => f.replace(/:/g, '').toLowerCase())
+      .pipe(z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 fingerprint: 64 hex digits (colons allowed)'))
+      .optional()
+      .describe(
+        'SHA-256 fingerprint of the client certificate (`openssl x509 -noout -fingerprint -sha256`): pins one certificate.',
+      ),
+    subjectCn: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Subject common name (CN) of the client certificate: any certificate of the CA with this CN.',
+      ),
+    senderDomains: z
+      .array(domain)
+      .min(1)
+      .describe('Domains the client may use in MAIL FROM and the From header (e.g. lists.example.org).'),
+    rateClass: z
+      .enum(['default', 'bulk'])
+      .default('default')
+      .describe('Which relay rate limits apply: default, or bulk for mass mailings (the CRM).'),
+  })
+  .strict()
+  .refine((c) => c.fingerprintSha256 !== undefined || c.subjectCn !== undefined, {
+    message: 'a relay client needs fingerprintSha256 or subjectCn — set one to say which certificate it is',
+  });
+
+const submissionSchema = z
+  .object({
+    listen: z
+      .object({
+        starttls: z
+          .array(listen)
+          .default(SUBMISSION_LISTEN_DEFAULTS.starttls)
+          .describe('Submission listeners (RFC 6409, port 587): STARTTLS required before AUTH.'),
+        implicitTls: z
+          .array(listen)
+          .default(SUBMISSION_LISTEN_DEFAULTS.implicitTls)
+          .describe('Submissions listeners (RFC 8314 §3.3, port 465): TLS from the first byte.'),
+      })
+      .strict()
+      .default(SUBMISSION_LISTEN_DEFAULTS)
+      .describe('Where people submit mail (empty lists: that kind of listener is not opened).'),
+    tls: z
+      .object({
+        certFile: z
+          .string()
+          .optional()
+          .describe(
+            'PEM certificate chain for 587 and 465 (the name clients connect to); reloaded when it changes.',
+          ),
+        keyFile: z.string().optional().describe('PEM private key of certFile; reloaded when it changes.'),
+        selfSigned: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Without certFile/keyFile: a generated self-signed certificate (tests only: clients will warn).',
+          ),
+        generatedDir: z
+          .string()
+          .default('.sluice/tls')
+          .describe('Where the self-signed certificate is kept.'),
+      })
+      .strict()
+      .default({ selfSigned: false, generatedDir: '.sluice/tls' })
+      .describe(
+        'The TLS certificate of the submission listeners (TLS 1.2 or later); required: AUTH needs TLS.',
+      ),
+    auth: z
+      .object({
+        ldap: ldapSchema.optional().describe('The directory credentials come from (default: routing.ldap).'),
+        userAttribute: z
+          .string()
+          .regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'an attribute name')
+          .default('uid')
+          .describe('Attribute holding the login name (the canonical user id).'),
+        passwordAttribute: z
+          .string()
+          .regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'an attribute name')
+          .default('mailPassword')
+          .describe('Attribute holding the mail password hash ({CRYPT}, {SSHA}, {SSHA512}, {ARGON2}).'),
+        userFilter: z
+          .string()
+          .regex(/^\(.*\)$/, 'an LDAP filter in parentheses (RFC 4515)')
+          .optional()
+          .describe('Extra LDAP filter for the users who may submit, e.g. (!(accountStatus=locked)).'),
+        refreshInterval: seconds
+          .default(300)
+          .describe('Re-read the hashes from LDAP into the KV snapshot this often, seconds.'),
+        throttle: z
+          .object({
+            maxFailuresPerIp: z
+              .number()
+              .int()
+              .min(1)
+              .default(THROTTLE_DEFAULTS.maxFailuresPerIp)
+              .describe('Failed logins from one client IP (IPv6: /64) within `window` before a ban.'),
+            maxFailuresPerUser: z
+              .number()
+              .int()
+              .min(1)
+              .default(THROTTLE_DEFAULTS.maxFailuresPerUser)
+              .describe('Failed logins for one user within `window` before a ban.'),
+            window: seconds.default(THROTTLE_DEFAULTS.window).describe('Failure counting window, seconds.'),
+            ban: seconds
+              .default(THROTTLE_DEFAULTS.ban)
+              .describe('First ban, seconds; each next ban doubles.'),
+            maxBan: seconds
+              .max(86400)
+              .default(THROTTLE_DEFAULTS.maxBan)
+              .describe('Longest ban, seconds (at most a day: the throttle bucket forgets a key after one).'),
+          })
+          .strict()
+          .default(THROTTLE_DEFAULTS)
+          .describe('Brute-force protection shared by all replicas (KV counters, escalating bans).'),
+        banReply: z
+          .enum(['454', '421'])
+          .default('454')
+          .describe(
+            'Answer to a banned client: 454 4.7.0 (AUTH refused, session stays) or 421 4.7.0 and close.',
+          ),
+      })
+      .strict()
+      .default({
+        userAttribute: 'uid',
+        passwordAttribute: 'mailPassword',
+        refreshInterval: 300,
+        throttle: THROTTLE_DEFAULTS,
+        banReply: '454',
+      })
+      .describe('SMTP AUTH (RFC 4954, PLAIN and LOGIN under TLS) against LDAP hashes kept in a KV snapshot.'),
+    senderGrants: z
+      .record(address, z.array(z.string().min(1)).min(1))
+      .default({})
+      .describe(
+        'Role addresses and the users (login names) who may send as them, besides the addresses that route to each user: `info@example.org: [alice, bob]`.',
+      ),
+    privacy: z
+      .object({
+        hideClient: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Leave the client IP, host name and HELO out of the Received header of authenticated mail (no X-Originating-IP is ever added).',
+          ),
+        clientTlsDetails: z
+          .boolean()
+          .default(false)
+          .describe("Name the client's TLS protocol and cipher in the Received header."),
+      })
+      .strict()
+      .default({ hideClient: true, clientTlsDetails: false })
+      .describe('What the Received header tells about the submitting client.'),
+    rateLimits: rateLimitsSchema(USER_RATE_DEFAULTS).describe(
+      'Per-user sending limits shared by every replica (KV counters): RCPT beyond a limit gets 450 4.7.1.',
+    ),
+    relay: z
+      .object({
+        listen: z
+          .array(listen)
+          .min(1)
+          .describe('Relay listeners (TLS from the first byte, client certificate required).'),
+        caFile: z
+          .string()
+          .min(1)
+          .describe("PEM CA certificate(s) that issue the relay clients' certificates."),
+        clients: z.array(relayClientSchema).min(1).describe('The internal hosts allowed to relay.'),
+        rateLimits: z
+          .object({
+            default: rateLimitsSchema(RELAY_RATE_DEFAULTS).describe('Limits of each default-class client.'),
+            bulk: rateLimitsSchema(BULK_RATE_DEFAULTS).describe('Limits of each bulk-class client.'),
+          })
+          .strict()
+          .default({ default: RELAY_RATE_DEFAULTS, bulk: BULK_RATE_DEFAULTS })
+          .describe('Relay rate classes, per client.'),
+      })
+      .strict()
+      .optional()
+      .describe('Relay door for internal hosts (lists, tickets, CRM) authenticated by mutual TLS.'),
+    filter: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Ask the filter for a verdict on submitted mail (content checks, engines; anti-spoofing is exempt).',
+      ),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(50 * 1024 * 1024)
+      .describe('SIZE limit (RFC 1870); larger messages get 552 5.3.4.'),
+    maxRecipients: z.number().int().min(1).default(100).describe('Recipients per message.'),
+    maxClients: z.number().int().min(1).default(500).describe('Concurrent sessions per process.'),
+    filterTimeout: seconds.default(30).describe('Wait for the filter verdict, seconds; then 451.'),
+    lookupTimeout: seconds
+      .default(5)
+      .describe('Wait for the resolver (sender ownership), seconds; then 451.'),
+    socketTimeout: seconds.default(300).describe('Idle timeout of a session, seconds.'),
+    drainTimeout: seconds.default(30).describe('On SIGTERM: how long sessions may take to finish, seconds.'),
+    maxBodyBytesInFlight: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(64 * 1024 * 1024)
+      .describe(
+        'Bytes of message bodies held in memory at once by this service (452 4.3.1 beyond). At least bus.inlineMaxBytes + 384 KiB.',
+      ),
+    limits: z
+      .object({
+        perIp: z
+          .number()
+          .int()
+          .min(1)
+          .default(SUBMISSION_LIMIT_DEFAULTS.perIp)
+          .describe('Sessions per client IP.'),
+        softErrors: z
+          .number()
+          .int()
+          .min(1)
+          .default(SUBMISSION_LIMIT_DEFAULTS.softErrors)
+          .describe('Errors after which each next error reply is delayed.'),
+        hardErrors: z
+          .number()
+          .int()
+          .min(1)
+          .default(SUBMISSION_LIMIT_DEFAULTS.hardErrors)
+          .describe('Errors before 421 4.7.0 and disconnect.'),
+        commandTimeout: seconds
+          .default(SUBMISSION_LIMIT_DEFAULTS.commandTimeout)
+          .describe('Seconds for a whole command.'),
+        dataTimeout: seconds
+          .default(SUBMISSION_LIMIT_DEFAULTS.dataTimeout)
+          .describe('Seconds for the message content.'),
+        maxSessionTime: seconds
+          .default(SUBMISSION_LIMIT_DEFAULTS.maxSessionTime)
+          .describe('Longest session, seconds.'),
+      })
+      .strict()
+      .default(SUBMISSION_LIMIT_DEFAULTS)
+      .describe('Per-session limits (per replica).'),
+    autoconfig: z
+      .object({
+        listen: listen.describe(
+          'Where the HTTPS endpoint listens (behind autoconfig.<domain> and autodiscover.<domain>).',
+        ),
+        displayName: z.string().min(1).max(100).default('Mail').describe('Provider name mail clients show.'),
+        submissionHost: hostname
+          .optional()
+          .describe('Host name clients send to (must be in the TLS certificate; default: hostname).'),
+        imapHost: hostname.optional().describe("The organisation's IMAP host, when it has one."),
+        imapPort: port.default(993).describe('IMAP port (implicit TLS).'),
+        certFile: z.string().optional().describe('PEM certificate for HTTPS (default: submission.tls).'),
+        keyFile: z.string().optional().describe('PEM key of certFile.'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Client autoconfiguration (Mozilla autoconfig, Autodiscover, Apple .mobileconfig) over HTTPS.',
+      ),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const tls = s.tls;
+    if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', tls.certFile === undefined ? 'certFile' : 'keyFile'],
+        message: 'missing: certFile and keyFile go together — set both',
+      });
+    } else if (tls.certFile === undefined && !tls.selfSigned) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', 'certFile'],
+        message:
+          'missing: AUTH needs TLS — set submission.tls.certFile and keyFile (or selfSigned: true for a test setup)',
+      });
+    }
+    const a = s.autoconfig;
+    if (a && (a.certFile === undefined) !== (a.keyFile === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['autoconfig', a.certFile === undefined ? 'certFile' : 'keyFile'],
+        message: 'missing: certFile and keyFile go together — set both, or neither (submission.tls is used)',
+      });
+    }
+    const names = new Set<string>();
+    for (const [i, c] of (s.relay?.clients ?? []).entries()) {
+      if (names.has(c.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['relay', 'clients', i, 'name'],
+          message: `${c.name} is listed twice — give each relay client its own name`,
+        });
+      names.add(c.name);
+    }
+  });
+
+/** The daily TLS-RPT aggregate reports (RFC 8460) the egress sends to policy domains. */
+const TLS_REPORTS_DEFAULTS = { enabled: false, hour: 1, flushInterval: 60 };
+const tlsReportsSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Record DANE/MTA-STS session results per policy domain and send each domain that publishes a _smtp._tls TXT record (v=TLSRPTv1) its daily report (RFC 8460). Needs egress.dnsResolver.',
+      ),
+    organizationName: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')
+      .optional()
+      .describe('"organization-name" of the reports (RFC 8460 §4.4); default: domains.primary.'),
+    contact: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')
+      .optional()
+      .describe(
+        '"contact-info" of the reports, e.g. mailto:tlsrpt@example.org; default: postmaster@domains.primary.',
+      ),
+    submitter: hostname
+      .optional()
+      .describe("TLS-Report-Submitter and the file name's sender (RFC 8460 §5.3); default: domains.primary."),
+    from: z
+      .string()
+      .max(254)
+      .optional()
+      .describe('From: of the report messages; default: noreply-tlsrpt@domains.primary.'),
+    hour: z
+      .number()
+      .int()
+      .min(0)
+      .max(23)
+      .default(1)
+      .describe("UTC hour after which yesterday's reports are sent (one replica sends each)."),
+    flushInterval: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(60)
+      .describe('How often each replica adds its counted results to the shared store, seconds.'),
+  })
+  .strict()
+  .default(TLS_REPORTS_DEFAULTS)
+  .describe('TLS-RPT (RFC 8460): daily aggregate reports of outbound DANE/MTA-STS results.');
+
 export const configSchema = z
   .object({
     hostname: hostname
@@ -346,6 +746,11 @@ export const configSchema = z
     relay: transportSchema
       .optional()
       .describe('Smarthost for every destination without a transport (no MX lookup).'),
+    submission: submissionSchema
+      .optional()
+      .describe(
+        'The submission service (docs/submission.md): authenticated sending for people on 587 (STARTTLS) and 465 (implicit TLS), and the mutual-TLS relay door for internal hosts. Absent: not run.',
+      ),
     nats: z
       .object({
         servers: z
@@ -1010,7 +1415,7 @@ export const configSchema = z
           .min(1)
           .default(20)
           .describe(
-            'SMTP/LMTP sessions open at once to one destination host, per process; more deliveries wait.',
+            'SMTP/LMTP sessions open at once to one destination host, and delivery attempts at once to one destination (domain or transport), per process; more deliveries wait in the queue.',
           ),
         sessionIdleTimeout: z
           .number()
@@ -1019,13 +1424,55 @@ export const configSchema = z
           .describe(
             'How long an idle session is kept for the next message to the same host, seconds (0: one per delivery).',
           ),
+        attemptTimeout: seconds
+          .default(1200)
+          .describe(
+            'Deadline of one whole delivery attempt (DNS, TLS policy, body, every session step), seconds: a server that trickles bytes to keep each step alive is still cut off (Postfix bounds only each step).',
+          ),
+        destinations: z
+          .array(
+            z
+              .object({
+                match: z
+                  .string()
+                  .regex(
+                    /^(\*\.)?[A-Za-z0-9_.:[\]-]+$/,
+                    "a destination name ('gmail.com', '[relay.example]:587') or '*.' and a parent domain",
+                  )
+                  .describe(
+                    "The destination: a recipient domain delivered by MX ('gmail.com'), '*.outlook.com' for every subdomain, or a transport as '[host]:port'.",
+                  ),
+                maxConcurrency: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .optional()
+                  .describe(
+                    'Delivery attempts at once to this destination, per process (default: destinationConcurrency).',
+                  ),
+                ratePerMinute: z
+                  .number()
+                  .positive()
+                  .optional()
+                  .describe(
+                    'Delivery attempts (transactions) started per minute to this destination, per process; the others wait in the queue.',
+                  ),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe(
+            'Per-destination limits of the delivery queue (docs/egress-queue.md), first match wins: gentle pacing towards large providers.',
+          ),
         dsn: egressDsnSchema,
         forwardFailureNotice: forwardFailureNoticeSchema,
+        tlsReports: tlsReportsSchema,
       })
       .strict()
       .default({
         dsn: EGRESS_DSN_DEFAULTS,
         forwardFailureNotice: FORWARD_FAILURE_NOTICE_DEFAULTS,
+        tlsReports: TLS_REPORTS_DEFAULTS,
         concurrency: 32,
         connectTimeout: 30,
         greetingTimeout: 300,
@@ -1036,6 +1483,8 @@ export const configSchema = z
         mtaSts: { enabled: true, fetchTimeout: 10 },
         destinationConcurrency: 20,
         sessionIdleTimeout: 5,
+        attemptTimeout: 1200,
+        destinations: [],
       })
       .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z
@@ -1156,6 +1605,16 @@ export const configSchema = z
           });
         }
       }
+      // TLS-RPT needs the validating resolver: results exist only under DANE/MTA-STS, and rua is a TXT lookup.
+      const tlsReports = (egress as { tlsReports?: { enabled?: unknown } } | undefined)?.tlsReports;
+      if (tlsReports?.enabled === true && !egress?.dnsResolver) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['egress', 'tlsReports', 'enabled'],
+          message:
+            'a validating resolver in egress.dnsResolver with it — set one, or turn TLS-RPT reports off',
+        });
+      }
       // Acks are one-way (docs/decisions/0010): a lost ack is a redelivery after ackWait, and the
       // stage's republish must still fall in the duplicate window to be dropped there.
       if (
@@ -1217,6 +1676,17 @@ export const configSchema = z
           code: 'custom',
           path: ['routing', 'ldap', 'maxStaleness'],
           message: `${ldap.maxStaleness} s is not above routing.ldap.refreshInterval (${ldap.refreshInterval} s) — lookups would tempfail between refreshes; raise it (a few refresh intervals at least)`,
+        });
+      }
+      // Submission authenticates against a directory: its own or the routing one.
+      const sub = c.submission as { auth?: { ldap?: unknown } } | undefined;
+      const routingLdap = (c.routing as { ldap?: unknown } | undefined)?.ldap;
+      if (sub?.auth && sub.auth.ldap === undefined && routingLdap === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['submission', 'auth', 'ldap'],
+          message:
+            'missing: submission needs a directory for its credentials — set submission.auth.ldap, or routing.ldap',
         });
       }
       const domains = c.domains as Partial<typeof c.domains> | undefined;

@@ -7,7 +7,7 @@
  * The publish dedup key of an accepted message is proto's dedupIds.accepted
  * (a client that lost our 250 and resends is queued once).
  */
-import type { BodyRef, Envelope, MailFrom, Recipient } from '@sluice/proto';
+import type { BodyRef, Envelope, MailFrom, PeerCertificate, Recipient } from '@sluice/proto';
 
 export interface TransactionFacts {
   queueId: string;
@@ -15,7 +15,12 @@ export interface TransactionFacts {
   /** Our host name. */
   receivedBy: string;
   instance: string;
-  client: { ip: string; port?: number; helo: string; tls?: { protocol: string; cipher: string } };
+  client: {
+    ip: string;
+    port?: number;
+    helo: string;
+    tls?: { protocol: string; cipher: string; clientCertificate?: PeerCertificate };
+  };
   /** '' for the null reverse-path; otherwise the canonical mailbox. */
   mailFrom: string;
   /** MAIL FROM parameters as smtp-server parsed them (upper-case keys, xtext decoded). */
@@ -23,6 +28,12 @@ export interface TransactionFacts {
   recipients: Array<{ address: string; original: string; notify?: string[]; orcpt?: string }>;
   body: BodyRef;
   traceparent?: string;
+  /** Which door the message came in by (default mx). */
+  source?: Envelope['source'];
+  /** The stage named in the first hop (default ingress). */
+  stage?: string;
+  /** The authenticated submission identity (RFC 4954), carried as client.auth. */
+  auth?: { user: string; method: string };
 }
 
 /** MAIL FROM with the parameters later stages need (the egress' DSNs, SMTPUTF8 relay). */
@@ -43,6 +54,7 @@ export function mailFromOf(address: string, params: Record<string, string | true
   }
   const envid = params['ENVID'];
   if (typeof envid === 'string') out.envid = envid; // RFC 3461 §4.4
+  if (params['REQUIRETLS'] === true) out.requireTls = true; // RFC 8689 §4.1: tag the message
   return out;
 }
 
@@ -56,18 +68,19 @@ export function buildEnvelope(t: TransactionFacts): Envelope {
   const client: Envelope['client'] = { ip: t.client.ip, helo: t.client.helo };
   if (t.client.port !== undefined) client.port = t.client.port;
   if (t.client.tls) client.tls = t.client.tls;
+  if (t.auth) client.auth = t.auth;
   const env: Envelope = {
     v: 1,
     id: t.queueId,
     receivedAt: t.receivedAt.toISOString(),
-    source: 'mx',
+    source: t.source ?? 'mx',
     receivedBy: t.receivedBy,
     client,
     mailFrom: mailFromOf(t.mailFrom, t.mailParams),
     recipients,
     body: t.body,
     prepend: [],
-    hops: [{ stage: 'ingress', instance: t.instance, at: t.receivedAt.toISOString() }],
+    hops: [{ stage: t.stage ?? 'ingress', instance: t.instance, at: t.receivedAt.toISOString() }],
   };
   if (t.traceparent) env.trace = { traceparent: t.traceparent };
   return env;

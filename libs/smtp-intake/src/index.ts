@@ -10,6 +10,15 @@
  */
 export { BodyBudget, BodyReservation } from './body-budget.ts';
 export {
+  assertBodyBudget,
+  type CommandRefusal,
+  MAIL_PARAMS,
+  mailFromRefusal,
+  orcptRefusal,
+  RCPT_PARAMS,
+  rcptParameterRefusal,
+} from './command-checks.ts';
+export {
   type Admission,
   ConnectionLimits,
   type ConnectionLimitsConfig,
@@ -24,6 +33,7 @@ export {
   type TransactionFacts,
   traceparentOf,
 } from './envelope-builder.ts';
+export { connectionsOf, drainSessions, type Listening, listenAll, SessionHandoff } from './listeners.ts';
 export {
   type IntakeDeps,
   type IntakeResult,

@@ -30,6 +30,7 @@ import {
   encodeEnvelope,
   eventBase,
   newQueueId,
+  type StageName,
   subjects,
 } from '@sluice/proto';
 import { queuedReply, receivedHeader, type SmtpError, smtpError } from '@sluice/smtp';
@@ -37,7 +38,7 @@ import { type Metrics, runInSpan } from '@sluice/telemetry';
 import type { BodyBudget } from './body-budget.ts';
 import { buildEnvelope, messageIdOf, type TransactionFacts, traceparentOf } from './envelope-builder.ts';
 import { type MessageRead, readMessage } from './message-reader.ts';
-import { filterOutcome, publishFailure } from './queue-answers.ts';
+import { type FilterOutcome, filterOutcome, publishFailure } from './queue-answers.ts';
 
 export interface IntakeDeps {
   bus: BusClient;
@@ -50,7 +51,24 @@ export interface IntakeDeps {
   filterTimeoutMs: number;
   /** ingress.maxBodyBytesInFlight: bodies held in memory by this process. */
   budget: BodyBudget;
+  /** The door: envelope source and the stage named in hops, events and the span (default: the MX, ingress). */
+  door?: { source: Envelope['source']; stage: StageName };
+  /**
+   * Our Received header: `hideClient` leaves out the client's HELO, address and name
+   * (authenticated submission, privacy), and so are the filter's headers that name
+   * either (its Authentication-Results carries smtp.helo); `hideTls` leaves out the
+   * client's TLS protocol and cipher.
+   */
+  received?: { hideClient?: boolean; hideTls?: boolean };
+  /** Do not ask the filter (submission.filter false): the message is accepted as it is. */
+  skipFilter?: boolean;
 }
+
+/** The verdict of a message the filter is not asked about. */
+const UNFILTERED: FilterOutcome = {
+  kind: 'accept',
+  reply: { v: 1, verdict: { action: 'accept', score: 0, rules: [] }, prepend: [] },
+};
 
 /** What the SMTP session knows when DATA starts (taken from smtp-server's session). */
 export interface TransactionContext {
@@ -61,6 +79,13 @@ export interface TransactionContext {
   mailParams: Record<string, string | true>;
   smtputf8: boolean;
   recipients: TransactionFacts['recipients'];
+  /** The authenticated identity (RFC 4954), for client.auth and the Received with-protocol. */
+  auth?: { user: string; method: string };
+  /**
+   * A check of the header section after DATA, before the filter (submission: the From
+   * header); a refusal is answered and the stored body deleted.
+   */
+  checkHead?: (head: Uint8Array) => Promise<{ error: SmtpError; reason: string } | undefined>;
 }
 
 /** `trace` holds the message span's ids, so the reply can be logged (after the span ended) in its trace. */
@@ -81,32 +106,36 @@ export async function receiveMessage(
     'smtp.mail_from': deps.redact.address(tx.mailFrom),
     'smtp.rcpt_count': tx.recipients.length,
   };
-  return runInSpan('ingress receive', { kind: SpanKind.SERVER, attributes }, async (span) => {
-    // One message path of the ingress: its NATS round trips are counted (docs/decisions/0010).
-    const result = await deps.bus
-      .messagePath(() => intake(deps, tx, stream, queueId, span))
-      .catch((err: unknown): IntakeResult => {
-        if ((err as { code?: string }).code === 'ECONNECTION') {
-          // smtp-server ends the data stream this way when the client disconnects mid-DATA.
-          deps.log.info({ queueId }, 'client went away during DATA');
+  return runInSpan(
+    `${deps.door?.stage ?? 'ingress'} receive`,
+    { kind: SpanKind.SERVER, attributes },
+    async (span) => {
+      // One message path of the ingress: its NATS round trips are counted (docs/decisions/0010).
+      const result = await deps.bus
+        .messagePath(() => intake(deps, tx, stream, queueId, span))
+        .catch((err: unknown): IntakeResult => {
+          if ((err as { code?: string }).code === 'ECONNECTION') {
+            // smtp-server ends the data stream this way when the client disconnects mid-DATA.
+            deps.log.info({ queueId }, 'client went away during DATA');
+            return {
+              ok: false,
+              error: smtpError('localError', undefined, { cause: err }),
+              reason: 'client-gone',
+            };
+          }
+          deps.log.error({ err, queueId }, 'message intake failed');
           return {
             ok: false,
             error: smtpError('localError', undefined, { cause: err }),
-            reason: 'client-gone',
+            reason: 'internal',
+            queueId,
           };
-        }
-        deps.log.error({ err, queueId }, 'message intake failed');
-        return {
-          ok: false,
-          error: smtpError('localError', undefined, { cause: err }),
-          reason: 'internal',
-          queueId,
-        };
-      });
-    span.setAttribute('smtp.reply_code', result.ok ? 250 : result.error.code);
-    if (!result.ok) span.setAttribute('sluice.refusal', result.reason);
-    return { ...result, trace: activeTraceFields() };
-  });
+        });
+      span.setAttribute('smtp.reply_code', result.ok ? 250 : result.error.code);
+      if (!result.ok) span.setAttribute('sluice.refusal', result.reason);
+      return { ...result, trace: activeTraceFields() };
+    },
+  );
 }
 
 async function intake(
@@ -228,6 +257,13 @@ async function afterRead(
       .catch((err: unknown) => qlog.warn({ err }, 'cannot delete a refused body'));
   };
 
+  const refusedHead = tx.checkHead ? await tx.checkHead(head) : undefined;
+  if (refusedHead) {
+    await forget();
+    return { ok: false, error: refusedHead.error, reason: refusedHead.reason, queueId };
+  }
+
+  const stage = deps.door?.stage ?? 'ingress';
   const env: Envelope = buildEnvelope({
     queueId,
     receivedAt,
@@ -239,12 +275,14 @@ async function afterRead(
     recipients: tx.recipients,
     body: stored.ref,
     traceparent: traceparentOf(span.spanContext()),
+    ...(deps.door ? { source: deps.door.source, stage } : {}),
+    ...(tx.auth ? { auth: tx.auth } : {}),
   });
 
   await bus.recordEvent({
     ...eventBase({
       envelope: env,
-      stage: 'ingress',
+      stage,
       instance: deps.instance,
       traceId: env.trace?.traceparent.split('-')[1],
       at: receivedAt,
@@ -259,12 +297,12 @@ async function afterRead(
   });
 
   // The before-queue verdict (RELIABILITY-NOTES §1 rule 5: refuse before 250, never bounce later).
-  const answer = await askFilter(deps, encodeEnvelope(env, stored.inline));
-  const outcome = filterOutcome(answer);
+  const answer = deps.skipFilter ? undefined : await askFilter(deps, encodeEnvelope(env, stored.inline));
+  const outcome = answer ? filterOutcome(answer) : UNFILTERED;
   if (outcome.kind === 'refuse') {
     if (outcome.reason === 'filter-busy')
       qlog.warn({ asked: 2 }, 'filter busy: both replicas asked were saturated, message shed with 451 4.3.2');
-    else if ('error' in answer) qlog.warn({ err: answer.error }, 'no verdict from the filter');
+    else if (answer && 'error' in answer) qlog.warn({ err: answer.error }, 'no verdict from the filter');
     await forget();
     return { ok: false, error: outcome.error, reason: outcome.reason, queueId };
   }
@@ -276,14 +314,20 @@ async function afterRead(
       helo: tx.client.helo,
       ehlo: tx.ehlo,
       clientIp: tx.client.ip,
+      hideClient: deps.received?.hideClient,
       tls: tx.client.tls,
+      hideTlsDetails: deps.received?.hideTls,
+      authenticated: tx.auth !== undefined,
       smtputf8: tx.smtputf8,
       receivedBy: deps.hostname,
       queueId,
       recipients: tx.recipients.map((r) => r.address),
       date: receivedAt,
+      addedBy: stage,
     }),
-    ...verdict.prepend,
+    ...(deps.received?.hideClient
+      ? verdict.prepend.filter((h) => !namesClient(h.value, tx.client))
+      : verdict.prepend),
   ];
   env.verdict = verdict.verdict;
   if (verdict.auth) env.auth = verdict.auth;
@@ -312,7 +356,7 @@ async function afterRead(
     await bus.recordEvent({
       ...eventBase({
         envelope: env,
-        stage: 'ingress',
+        stage,
         instance: deps.instance,
         traceId: env.trace?.traceparent.split('-')[1],
       }),
@@ -323,6 +367,12 @@ async function afterRead(
     await forget();
   }
   return { ok: true, queueId, text: queuedTextOf(queueId), duplicate: ack.duplicate };
+}
+
+/** Whether a header value names the client's address or its HELO (privacy of submission clients). */
+function namesClient(value: string, client: { ip: string; helo: string }): boolean {
+  const v = value.toLowerCase();
+  return v.includes(client.ip.toLowerCase()) || (client.helo !== '' && v.includes(client.helo.toLowerCase()));
 }
 
 /** The 250 text after DATA (smtp-server adds the code; the enhanced code leads the text). */

@@ -14,6 +14,11 @@
  *      100 ms, which caps a one-message-per-connection client at ~200 msg/s
  *      with 20 sessions (issue 10); hence our own start-up of the session.
  *
+ * With `implicitTls` (submissions on 465, RFC 8314 §3.3; the mTLS relay door)
+ * the TLS handshake comes between steps 3 and 4, done by smtp-server's own
+ * upgrade (its certificate, SNI and client-certificate options); a failed
+ * handshake (an unknown or expired client certificate) closes the socket.
+ *
  * Refusals at steps 2-3 are written on the raw socket (no session exists).
  */
 import { createServer, type Server, type Socket } from 'node:net';
@@ -35,6 +40,8 @@ export interface FrontOptions {
   /** After the connection limits: a reply to refuse the session with, or undefined to admit it. */
   admitRate?: (ip: string) => Promise<SmtpReply | undefined>;
   onSession: (conn: unknown, release: () => void) => void;
+  /** TLS from the first byte (RFC 8314 §3.3): the handshake before the SMTP greeting. */
+  implicitTls?: boolean;
 }
 
 /** The client IP as written in envelopes and headers (IPv4-mapped IPv6 becomes IPv4). */
@@ -48,6 +55,7 @@ interface InternalServer {
   connections: Set<unknown>;
   _onError(err: Error): void;
   _onClientConnect(data: unknown): void;
+  _upgrade(socket: Socket, callback: (err: Error | null, tlsSocket?: Socket) => void): void;
 }
 interface InternalConnection {
   on(event: string, fn: (arg: never) => void): void;
@@ -76,22 +84,35 @@ export function createFront(smtp: SMTPServer, opts: FrontOptions): Server {
       const r = admission.scope === 'total' ? replies.tooManyConnections : replies.tooManyFromYou;
       return refuseRaw(socket, opts.hostname, r);
     }
-    socket.once('close', admission.release);
-    if (!opts.admitRate || opts.trusted(ip)) return handOver(socket, proxied, ip, admission.release);
+    const release = admission.release;
+    socket.once('close', release);
+    if (!opts.admitRate || opts.trusted(ip)) return secure(socket, proxied, ip, release);
     opts.admitRate(ip).then(
       (refusal) => {
         if (socket.destroyed) return;
         if (opts.draining()) return refuseRaw(socket, opts.hostname, replies.shuttingDown); // began meanwhile
-        if (!refusal) return handOver(socket, proxied, ip, admission.release);
+        if (!refusal) return secure(socket, proxied, ip, release);
         opts.onRefused('limit-rate', ip);
         refuseRaw(socket, opts.hostname, refusal);
       },
       () => {
-        if (!socket.destroyed) handOver(socket, proxied, ip, admission.release);
+        if (!socket.destroyed) secure(socket, proxied, ip, release);
       },
     );
   };
-  const handOver = (socket: Socket, proxied: ProxiedAddress, ip: string, release: () => void) => {
+  /** With implicitTls, the handshake first; then the session. */
+  const secure = (socket: Socket, proxied: ProxiedAddress, ip: string, release: () => void) => {
+    if (!opts.implicitTls) return hand(socket, proxied, ip, release);
+    server._upgrade(socket, (err, tlsSocket) => {
+      if (err || !tlsSocket) {
+        opts.onRefused('tls-handshake', ip);
+        socket.destroy();
+        return;
+      }
+      hand(tlsSocket, proxied, ip, release);
+    });
+  };
+  const hand = (socket: Socket, proxied: ProxiedAddress, ip: string, release: () => void) => {
     const conn = new SMTPConnection(smtp, socket, {
       remoteAddress: proxied.remoteAddress ?? socket.remoteAddress,
       remotePort: proxied.remotePort ?? socket.remotePort,

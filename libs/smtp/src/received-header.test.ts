@@ -84,6 +84,18 @@ describe('receivedHeader', () => {
     assert.equal(receivedProtocol({ ehlo: true, lmtp: true }), 'LMTP');
   });
 
+  test('privacy (submission): hideClient leaves out HELO and address, hideTlsDetails the cipher, not the S', () => {
+    const v = receivedHeader({
+      ...base,
+      authenticated: true,
+      hideClient: true,
+      hideTlsDetails: true,
+      tls: { protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' },
+    }).value;
+    assert.doesNotMatch(v, /from|192\.0\.2|TLSv1\.3|TLS_AES/);
+    assert.match(v, /^by mx\.example\.net \(Sluice\) with ESMTPSA id /);
+  });
+
   test('RFC 5322 date', () => {
     assert.equal(rfc5322Date(new Date(Date.UTC(2026, 0, 31, 23, 5, 9))), 'Sat, 31 Jan 2026 23:05:09 +0000');
   });

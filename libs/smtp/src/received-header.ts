@@ -28,10 +28,17 @@ export interface ReceivedOptions {
   /** true after EHLO (ESMTP), false after HELO (SMTP). */
   ehlo: boolean;
   clientIp: string;
+  /**
+   * Leave the client out (no "from" clause: neither HELO, address nor name), for
+   * authenticated submission where the header would disclose where a user is.
+   */
+  hideClient?: boolean;
   /** The client's reverse DNS name, when looked up (and forward-confirmed). */
   reverseName?: string;
   /** The session's TLS, when STARTTLS or implicit TLS was used (RFC 3207). */
   tls?: { protocol: string; cipher: string };
+  /** Leave the TLS protocol and cipher out (the with-protocol still says TLS was used). */
+  hideTlsDetails?: boolean;
   /** The client authenticated (RFC 4954). */
   authenticated?: boolean;
   /** The client used SMTPUTF8 for this transaction (RFC 6531). */
@@ -109,14 +116,16 @@ export function receivedHeader(o: ReceivedOptions): PrependHeader {
   const literal = addressLiteral(o.clientIp);
   const reverse = o.reverseName && DOMAIN.test(o.reverseName) ? `${o.reverseName} ` : '';
   const lines: string[] = [];
-  if (isValidHeloName(o.helo)) {
+  if (o.hideClient) {
+    // RFC 5321 §4.4 wants a From-domain; a privacy choice (decision 0026), as large providers make it.
+  } else if (isValidHeloName(o.helo)) {
     lines.push(`from ${o.helo} (${reverse}${literal})`);
   } else {
     // §4.4 From-domain must be a Domain or an address literal: use the client's, show the HELO defanged.
     lines.push(`from ${literal} (${reverse}${literal})`);
     lines.push(o.helo.length > 0 ? `(HELO ${commentSafe(o.helo)})` : '(no HELO)');
   }
-  if (o.tls) {
+  if (o.tls && !o.hideTlsDetails) {
     lines.push(`(using ${commentSafe(o.tls.protocol, 40)} with cipher ${commentSafe(o.tls.cipher, 80)})`);
   }
   const protocol = receivedProtocol({

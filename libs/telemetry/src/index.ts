@@ -5,6 +5,7 @@
  */
 
 export { type AuthMetrics, authMetrics } from './auth-metrics.ts';
+export { type AutoconfigMetrics, autoconfigMetrics } from './autoconfig-metrics.ts';
 export {
   type HealthCheck,
   type HealthReport,

@@ -24,23 +24,31 @@
  * JetStream KV (session-rate.ts, decision 0034) and the RCPT tarpit
  * (tarpit.ts) here.
  */
-import type { AddressInfo, Server, Socket } from 'node:net';
-import { STREAM_BUFFER_BYTES } from '@sluice/bus';
+import type { Socket } from 'node:net';
 import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
 import {
   acceptQuotedLocalParts,
+  assertBodyBudget,
   BodyBudget,
   ConnectionLimits,
   certificateFiles,
   cidrMatcher,
+  connectionsOf,
   createFront,
+  drainSessions,
   type IntakeDeps,
+  type Listening,
+  listenAll,
+  mailFromRefusal,
+  orcptRefusal,
   plainIp,
+  rcptParameterRefusal,
   receiveMessage,
   SessionGuard,
+  SessionHandoff,
   type SmtpConnectionHandle,
   type TransactionContext,
   useOwnEnhancedCodes,
@@ -61,22 +69,6 @@ import {
 } from './recipient-policy.ts';
 import { sessionRateCheck } from './session-rate.ts';
 import { tarpitDelay } from './tarpit.ts';
-
-/**
- * The MAIL and RCPT parameters of the extensions we advertise: SIZE (RFC 1870),
- * BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID and NOTIFY/ORCPT (RFC 3461).
- * Anything else: 555 5.5.4 (RFC 5321 §4.1.1.11).
- */
-const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
-const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
-const unknownParam = (args: false | Record<string, unknown> | undefined, known: Set<string>) =>
-  args ? Object.keys(args).find((k) => !known.has(k.toUpperCase())) : undefined;
-
-/** RFC 3461 §4.4: ENVID is at most 100 characters; §4.2: ORCPT at most 500. */
-const MAX_ENVID = 100;
-const MAX_ORCPT = 500;
-/** About the most smtp-server hands over in one chunk (a socket read, plus what it carried over): a body may hold up to two past the inline limit. */
-const MAX_SOCKET_READ = 64 * 1024;
 
 interface SessionState {
   conn?: SmtpConnectionHandle;
@@ -134,14 +126,7 @@ export const ingressService: ServiceDefinition = {
       ? ourDomains(config.domains.primary, [...config.domains.aliases, srsDomain])
       : domains;
     const sessions = new WeakMap<SMTPServerSession, SessionState>();
-    // A body at the inline limit (with the socket read that crosses it), then streaming, must fit:
-    // with less, some mail would get 452 forever.
-    const smallestBudget = bus.inlineLimit + 2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES;
-    if (ing.maxBodyBytesInFlight < smallestBudget) {
-      throw new Error(
-        `ingress.maxBodyBytesInFlight (${ing.maxBodyBytesInFlight}) is below ${smallestBudget} (the inline body limit, bus.inlineMaxBytes, plus ${2 * MAX_SOCKET_READ + STREAM_BUFFER_BYTES} for a body streaming into the object store): raise ingress.maxBodyBytesInFlight`,
-      );
-    }
+    assertBodyBudget('ingress.maxBodyBytesInFlight', ing.maxBodyBytesInFlight, bus.inlineLimit);
     const budget = new BodyBudget(ing.maxBodyBytesInFlight);
     const intakeDeps: IntakeDeps = {
       bus,
@@ -199,10 +184,7 @@ export const ingressService: ServiceDefinition = {
       dataTimeoutMs: (ing.limits.dataTimeout + ing.filterTimeout + config.bus.publishTimeout) * 1000,
       maxSessionMs: ing.limits.maxSessionTime * 1000,
     };
-    /** smtp-server's connection of a session, set up by the front before onConnect. */
-    const pendingConns = new Map<string, SmtpConnectionHandle>();
-    /** Admission slots by session id: freed when smtp-server closes the session (after STARTTLS the raw socket may never report its close). */
-    const slots = new Map<string, () => void>();
+    const handoff = new SessionHandoff();
 
     const makeServer = (): SMTPServer => {
       const server: SMTPServer = new SMTPServer({
@@ -215,6 +197,8 @@ export const ingressService: ServiceDefinition = {
         authOptional: true,
         hideENHANCEDSTATUSCODES: false,
         hideDSN: false,
+        // RFC 8689 §2: advertised after STARTTLS only (smtp-server's default hides it).
+        hideREQUIRETLS: false,
         size: ing.maxMessageBytes,
         maxRecipients: ing.maxRecipients,
         // Admission is the front's (smtp-front.ts): total, per IP, per network.
@@ -225,8 +209,7 @@ export const ingressService: ServiceDefinition = {
         disableReverseLookup: true,
 
         onConnect(session, cb) {
-          const conn = pendingConns.get(session.id);
-          pendingConns.delete(session.id);
+          const conn = handoff.take(session.id);
           const state: SessionState = { conn, inData: false };
           if (conn) {
             useOwnEnhancedCodes(conn);
@@ -246,9 +229,7 @@ export const ingressService: ServiceDefinition = {
         },
 
         onClose(session) {
-          slots.get(session.id)?.();
-          slots.delete(session.id);
-          pendingConns.delete(session.id);
+          handoff.closed(session.id);
           sessions.get(session)?.guard?.stop();
         },
 
@@ -261,34 +242,13 @@ export const ingressService: ServiceDefinition = {
         },
 
         onMailFrom(address: SMTPServerAddress, session, cb) {
-          const from = parseReversePath(address.address, { smtputf8: session.envelope.smtpUtf8 === true });
           const detail = { session: session.id, mailFrom: redact.address(address.address) };
-          const unknownMail = unknownParam(address.args, MAIL_PARAMS);
-          if (unknownMail) {
-            return refuse(
-              cb,
-              smtpError('unknownParameter', `Unsupported parameter ${unknownMail.slice(0, 32)}`),
-              'unknown-parameter',
-              detail,
-            );
-          }
-          if (!from.ok) return refuse(cb, smtpError('badSenderSyntax'), 'sender-syntax', detail);
-          const envid = address.args ? address.args['ENVID'] : undefined;
-          if (typeof envid === 'string' && envid.length > MAX_ENVID) {
-            return refuse(
-              cb,
-              smtpError('badParameter', 'ENVID longer than 100 characters'),
-              'bad-parameter',
-              detail,
-            );
-          }
-          // RFC 1870 §6.1: a declared SIZE we cannot hold now gets 452 before any data is sent.
-          // A body over the inline limit streams to the object store: it needs the store's buffer.
-          const declared = Number(address.args ? address.args['SIZE'] : undefined);
-          const needs = declared > bus.inlineLimit ? STREAM_BUFFER_BYTES : declared;
-          if (declared > 0 && needs > budget.available) {
-            return refuse(cb, smtpError('bodiesInFlightFull'), 'over-budget', detail);
-          }
+          const refusal = mailFromRefusal(address, {
+            smtputf8: session.envelope.smtpUtf8 === true,
+            inlineLimit: bus.inlineLimit,
+            budget,
+          });
+          if (refusal) return refuse(cb, refusal.error, refusal.reason, detail);
           cb();
         },
 
@@ -301,24 +261,11 @@ export const ingressService: ServiceDefinition = {
           const check = checkRecipient(address.address, rcptDomains, {
             smtputf8: session.envelope.smtpUtf8 === true,
           });
-          const unknownRcpt = unknownParam(address.args, RCPT_PARAMS);
-          if (unknownRcpt) {
-            return refuse(
-              cb,
-              smtpError('unknownParameter', `Unsupported parameter ${unknownRcpt.slice(0, 32)}`),
-              'unknown-parameter',
-              detail,
-            );
-          }
+          const badParameter = rcptParameterRefusal(address);
+          if (badParameter) return refuse(cb, badParameter.error, badParameter.reason, detail);
           if (check.kind === 'refuse') return refuse(cb, check.error, check.reason, detail);
-          if ((address.dsn?.orcpt?.length ?? 0) > MAX_ORCPT) {
-            return refuse(
-              cb,
-              smtpError('badParameter', 'ORCPT longer than 500 characters'),
-              'bad-parameter',
-              detail,
-            );
-          }
+          const badOrcpt = orcptRefusal(address);
+          if (badOrcpt) return refuse(cb, badOrcpt.error, badOrcpt.reason, detail);
           bus
             .request(
               subjects.resolverLookup,
@@ -383,14 +330,12 @@ export const ingressService: ServiceDefinition = {
     };
 
     const servers: SMTPServer[] = [];
-    const fronts: Server[] = [];
-    const bound: Array<{ host: string; port: number }> = [];
-    const closeFronts = () => Promise.all(fronts.map((f) => new Promise<void>((r) => f.close(() => r()))));
+    let listening: Listening<{ host: string; port: number }>;
     try {
-      for (const l of ing.listen) {
+      listening = await listenAll('ingress', ing.listen, () => {
         const server = makeServer();
         servers.push(server);
-        const front = createFront(server, {
+        return createFront(server, {
           hostname: config.hostname,
           limits,
           greetDelayMs: ing.greetDelay * 1000,
@@ -403,31 +348,14 @@ export const ingressService: ServiceDefinition = {
             metrics.rejected.inc({ stage: 'ingress', reason });
             log.info({ client: redact.ip(ip), reason }, 'connection refused');
           },
-          onSession: (conn, release) => {
-            const c = conn as SmtpConnectionHandle & { id: string };
-            pendingConns.set(c.id, c);
-            slots.set(c.id, release);
-          },
+          onSession: handoff.onSession,
         });
-        await new Promise<void>((resolve, reject) => {
-          const onError = (err: Error) =>
-            reject(new Error(`ingress cannot listen on ${l.host}:${l.port}: ${err.message}`));
-          front.once('error', onError);
-          front.listen(l.port, l.host, () => {
-            front.off('error', onError);
-            resolve();
-          });
-        });
-        fronts.push(front);
-        bound.push({ host: l.host, port: (front.address() as AddressInfo).port });
-      }
+      });
     } catch (err) {
-      await closeFronts();
       certificate?.close();
       throw err;
     }
-    const allConnections = () =>
-      servers.flatMap((s) => [...(s.connections as Set<unknown> as Set<SmtpConnectionHandle>)]);
+    const bound = listening.bound;
 
     return {
       name: 'ingress',
@@ -437,20 +365,14 @@ export const ingressService: ServiceDefinition = {
         // now; sessions in a transaction finish it and get 421 after their reply. After
         // ingress.drainTimeout the rest are cut.
         stopping = true;
-        for (const c of allConnections()) {
-          const busy = c.session.envelope?.mailFrom || sessions.get(c.session)?.inData;
-          if (!busy) say421(c);
-        }
-        const deadline = Date.now() + ing.drainTimeout * 1000;
-        while (allConnections().length > 0 && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        for (const c of allConnections()) {
-          say421(c);
-          c.close();
-        }
+        await drainSessions({
+          connections: () => connectionsOf(servers),
+          busy: (c) => Boolean(c.session.envelope?.mailFrom || sessions.get(c.session)?.inData),
+          say421,
+          timeoutMs: ing.drainTimeout * 1000,
+        });
         certificate?.close();
-        await closeFronts();
+        await listening.close();
       },
     };
   },

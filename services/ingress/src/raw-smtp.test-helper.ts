@@ -14,8 +14,6 @@ export class RawSmtp {
   private readonly replies: string[] = [];
   private waiters: Array<() => void> = [];
   closed = false;
-  /** Every line of the reply reply() returned last (a multi-line EHLO reply, RFC 5321 §4.2.1). */
-  lastReplyLines: string[] = [];
   readonly whenClosed: Promise<void>;
 
   private constructor(socket: Socket) {
@@ -63,6 +61,11 @@ export class RawSmtp {
 
   /** The next reply (its last line), or 'CLOSED' if the server closed first. */
   async reply(timeoutMs = 10_000): Promise<string> {
+    return (await this.wholeReply(timeoutMs)).split('\n').at(-1)!;
+  }
+
+  /** The next reply with all its lines (an EHLO's extension list), or 'CLOSED'. */
+  async wholeReply(timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (this.replies.length === 0) {
       if (this.closed) return 'CLOSED';
@@ -75,8 +78,7 @@ export class RawSmtp {
         });
       });
     }
-    this.lastReplyLines = this.replies.shift()!.split('\n');
-    return this.lastReplyLines.at(-1)!;
+    return this.replies.shift()!;
   }
 
   write(data: string | Buffer): void {

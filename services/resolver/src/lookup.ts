@@ -142,5 +142,12 @@ function lookupAnswer(
       decidedBy: sources,
     };
   }
-  return { v: 1, result: 'ok', targets, trail, decidedBy: sources };
+  return { v: 1, result: 'ok', targets, trail, decidedBy: sources, reaches: reachedBy(full, exp.targets) };
+}
+
+/** The address, every alias on the way and the final targets, each once, lower-case (LookupReply.reaches). */
+function reachedBy(address: string, targets: Array<{ address: string; via: string[] }>): string[] {
+  const all = new Set([address.toLowerCase()]);
+  for (const t of targets) for (const a of [...t.via, t.address]) all.add(a.toLowerCase());
+  return [...all];
 }
