@@ -8,9 +8,9 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export interface AuthMetrics {
-  /** Authentication attempts by outcome: ok, refused, banned, unavailable. */
+  /** Authentication attempts by outcome: ok, refused, banned, throttled (the per-user brake), unavailable. */
   readonly attempts: Counter<'outcome'>;
-  /** Bans imposed by scope: ip (an address, or an IPv6 /64) or user. */
+  /** Bans imposed by scope: ip (an address, or an IPv6 /64), user-network (a user from one network), user (the brake). */
   readonly bans: Counter<'scope'>;
   /** 1 when the last LDAP read of this process succeeded, 0 when it failed. */
   readonly ldapUp: Gauge;
@@ -32,13 +32,13 @@ export function authMetrics(registry: Registry): AuthMetrics {
   const m: AuthMetrics = {
     attempts: new Counter({
       name: 'sluice_submission_auth_total',
-      help: 'Submission authentication attempts by outcome (ok, refused, banned, unavailable).',
+      help: 'Submission authentication attempts by outcome (ok, refused, banned, throttled, unavailable).',
       labelNames: ['outcome'],
       registers,
     }),
     bans: new Counter({
       name: 'sluice_submission_auth_bans_total',
-      help: 'Brute-force bans imposed, by scope (ip: an address or IPv6 /64; user).',
+      help: 'Brute-force bans imposed, by scope (ip: an address or IPv6 /64; user-network: a user from one network; user: the per-user brake, 454 away from its usual networks).',
       labelNames: ['scope'],
       registers,
     }),

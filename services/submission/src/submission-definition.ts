@@ -23,6 +23,7 @@ export function credentialOptionsOf(config: SluiceConfig): CredentialOptions {
     refreshIntervalSeconds: auth.refreshInterval,
     throttle: {
       maxFailuresPerIp: auth.throttle.maxFailuresPerIp,
+      maxFailuresPerUserNetwork: auth.throttle.maxFailuresPerUserNetwork,
       maxFailuresPerUser: auth.throttle.maxFailuresPerUser,
       windowSeconds: auth.throttle.window,
       banSeconds: auth.throttle.ban,

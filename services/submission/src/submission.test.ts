@@ -103,7 +103,14 @@ before(async () => {
         listen: { starttls: loopback, implicitTls: loopback },
         tls: { selfSigned: true, generatedDir: tlsDir },
         auth: {
-          throttle: { maxFailuresPerIp: 1000, maxFailuresPerUser: 3, window: 600, ban: 120, maxBan: 3600 },
+          throttle: {
+            maxFailuresPerIp: 1000,
+            maxFailuresPerUserNetwork: 3,
+            maxFailuresPerUser: 1000,
+            window: 600,
+            ban: 120,
+            maxBan: 3600,
+          },
         },
         senderGrants: { 'info@sluice.test': ['bob'] },
         rateLimits: { perMinute: 50, perHour: 1000, perDay: 5000 },
@@ -373,7 +380,7 @@ describe('rate limits and bans', () => {
     assert.match(why ?? '', /^450 4\.7\.1 Sending limit reached for erin: 50 recipients per minute/);
   });
 
-  test('failed logins ban the user, and the other replica answers the ban (454 4.7.0)', async () => {
+  test('failed logins ban the user from that network, and the other replica answers the ban (454 4.7.0)', async () => {
     for (let i = 0; i < 3; i++) {
       await refusal(send({ user: 'frank', pass: `guess-${i}`, from: 'frank@sluice.test', subject: `g${i}` }));
     }
