@@ -10,6 +10,7 @@
  *   sluice srs forward|reverse ADDRESS        SRS by hand (srs-command.ts)
  *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
  *   sluice dkim rotate --domain D --selector NEW  the next key and the rotation steps
+ *   sluice auth refresh|bans|unban|check ...     submission authentication (auth-command.ts)
  *
  * Wiring only: each command's logic lives in its own module or library, and
  * is imported when that command runs, so `sluice --help` (and a typo) answer
@@ -39,13 +40,17 @@ async function loadOrExplain(file: string | undefined) {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  // srs and dkim parse their own options, in their own modules (loaded on demand).
+  // srs, dkim and auth parse their own options, in their own modules (loaded on demand).
   if (command === 'srs') {
     process.exitCode = await (await import('./srs-command.ts')).runSrsCommand(rest);
     return;
   }
   if (command === 'dkim') {
     process.exitCode = await (await import('./dkim-command.ts')).runDkimCommand(rest);
+    return;
+  }
+  if (command === 'auth') {
+    process.exitCode = await (await import('./auth-command.ts')).runAuthCommand(rest);
     return;
   }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {

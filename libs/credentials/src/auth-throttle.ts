@@ -31,15 +31,13 @@ import type { KV } from '@nats-io/kv';
 import { authThrottleTtlMs } from '@sluice/proto';
 import {
   type AttemptKeys,
-  decodeThrottleRecord,
-  encodeThrottleRecord,
-  isConflict,
+  readThrottleRecord,
   type ThrottleRecord,
   type ThrottleScope,
+  updateThrottleRecord,
 } from './throttle-records.ts';
 import type { ThrottleOptions } from './types.ts';
 
-const CAS_ATTEMPTS = 20;
 /** A usual network's mark is rewritten at most this often (one KV write per user and network per hour). */
 const USUAL_REFRESH_MS = 3_600_000;
 const SCOPES: ThrottleScope[] = ['ip', 'user-network', 'user'];
@@ -73,12 +71,6 @@ export class AuthThrottle {
     this.#now = now;
   }
 
-  async #read(key: string): Promise<{ rec: ThrottleRecord | null; revision: number }> {
-    const e = await this.#kv.get(key);
-    if (e?.operation !== 'PUT') return { rec: null, revision: e?.revision ?? 0 };
-    return { rec: decodeThrottleRecord(e.value), revision: e.revision };
-  }
-
   /**
    * The block on an attempt (the longest-lasting ban first; the brake only
    * when the network is not one the user logged in from within the last
@@ -104,22 +96,12 @@ export class AuthThrottle {
     return { block, over };
   }
 
-  /** Change one record with compare-and-set, re-reading after a lost race; resolves whether it wrote. */
-  async #update(key: string, change: (r: ThrottleRecord | null) => ThrottleRecord | null): Promise<boolean> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const { rec, revision } = await this.#read(key);
-      const next = change(rec);
-      if (!next) return false;
-      try {
-        const value = encodeThrottleRecord(next);
-        if (revision === 0) await this.#kv.create(key, value);
-        else await this.#kv.update(key, value, revision);
-        return true;
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-      }
-    }
-    throw new Error(`auth throttle: ${key} kept changing under ${CAS_ATTEMPTS} attempts`);
+  #read(key: string) {
+    return readThrottleRecord(this.#kv, key);
+  }
+
+  #update(key: string, change: (r: ThrottleRecord | null) => ThrottleRecord | null): Promise<boolean> {
+    return updateThrottleRecord(this.#kv, key, change);
   }
 
   #limit(scope: ThrottleScope): number {

@@ -32,6 +32,7 @@ import { authMetrics } from '@sluice/telemetry';
 import { AuthThrottle } from './auth-throttle.ts';
 import { clientNetwork } from './client-network.ts';
 import { CredentialCache } from './credential-cache.ts';
+import { userQueryOf } from './credential-options.ts';
 import { refreshCredentials } from './credential-sync.ts';
 import { decoyHash } from './decoy-hash.ts';
 import type { DirectoryUser, readUsers } from './ldap-users.ts';
@@ -87,12 +88,7 @@ export async function startAuthenticator(
     log,
     metrics,
     ldap: opts.ldap,
-    query: {
-      userAttribute: opts.userAttribute,
-      passwordAttribute: opts.passwordAttribute,
-      userFilter: opts.userFilter,
-      loginAttributes: opts.loginAttributes ?? ['mail'],
-    },
+    query: userQueryOf(opts),
     now,
     read: deps.readUsers,
   };

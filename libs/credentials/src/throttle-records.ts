@@ -19,6 +19,7 @@
  * back to the ids in the credential snapshot.
  */
 import { createHash } from 'node:crypto';
+import type { KV } from '@nats-io/kv';
 
 export type ThrottleScope = 'ip' | 'user-network' | 'user';
 
@@ -81,6 +82,44 @@ export function decodeThrottleRecord(value: Uint8Array): ThrottleRecord | null {
   }
 }
 
-export function isConflict(err: unknown): boolean {
+function isConflict(err: unknown): boolean {
   return /wrong last sequence|10071|key exists/i.test((err as Error)?.message ?? '');
+}
+
+const CAS_ATTEMPTS = 20;
+
+/** A record and the KV revision it was read at (0: none stored; a deleted key keeps its revision). */
+export async function readThrottleRecord(
+  kv: KV,
+  key: string,
+): Promise<{ rec: ThrottleRecord | null; revision: number }> {
+  const e = await kv.get(key);
+  if (e?.operation !== 'PUT') return { rec: null, revision: e?.revision ?? 0 };
+  return { rec: decodeThrottleRecord(e.value), revision: e.revision };
+}
+
+/**
+ * Change one record with compare-and-set on the revision read, re-reading
+ * after a lost race (another replica wrote in between); `change` returning
+ * null writes nothing. Resolves whether this call wrote.
+ */
+export async function updateThrottleRecord(
+  kv: KV,
+  key: string,
+  change: (r: ThrottleRecord | null) => ThrottleRecord | null,
+): Promise<boolean> {
+  for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+    const { rec, revision } = await readThrottleRecord(kv, key);
+    const next = change(rec);
+    if (!next) return false;
+    try {
+      const value = encodeThrottleRecord(next);
+      if (revision === 0) await kv.create(key, value);
+      else await kv.update(key, value, revision);
+      return true;
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+  }
+  throw new Error(`auth throttle: ${key} kept changing under ${CAS_ATTEMPTS} attempts`);
 }
