@@ -167,56 +167,63 @@ export async function startAuthenticator(
     void p.finally(() => notes.delete(p));
   };
 
+  const attempt = async (req: AuthRequest): Promise<AuthOutcome> => {
+    if (req.password.length === 0) return answer({ kind: 'refused' });
+    if (req.authzid && !sameLogin(req.authzid, req.username)) return answer({ kind: 'refused' });
+    if (!cache.loaded) return answer({ kind: 'unavailable' });
+    const user = cache.lookup(req.username);
+    const userName = user ? user.uid.toLowerCase() : req.username.trim().toLowerCase();
+    const network = clientNetwork(req.clientIp);
+    const keys = attemptKeys(network, userName);
+    // Logged with the ban: the network and the user's hash (the key part), the uid only when known.
+    const who = { network, userHash: hashName(userName), ...(user ? { user: user.uid } : {}) };
+    try {
+      const { block, over } = await withinMs(throttle.check(keys), THROTTLE_TIMEOUT_MS, 'ban check');
+      for (const scope of over)
+        note(
+          throttle.endBan(scope, keys[scope]).then(
+            (e) => void (e && log.warn({ ...who, scope, bans: e.bans }, `authentication ban over: ${scope}`)),
+            (err: unknown) => log.warn({ err }, 'auth throttle: end of a ban not noted'),
+          ),
+        );
+      if (block?.scope === 'user')
+        return answer({ kind: 'throttled', retryAfterSeconds: block.retryAfterSeconds });
+      if (block)
+        return answer({ kind: 'banned', retryAfterSeconds: block.retryAfterSeconds, scope: block.scope });
+    } catch (err) {
+      log.error({ err }, 'auth throttle bucket unreadable: answering unavailable');
+      return answer({ kind: 'unavailable' });
+    }
+    if (await verify(user, req.password)) {
+      await withinMs(throttle.succeed(keys), THROTTLE_TIMEOUT_MS, 'success note').catch((err) =>
+        log.warn({ err }, 'auth throttle: success not noted'),
+      );
+      return answer({ kind: 'ok', user: user!.uid });
+    }
+    try {
+      const bans = await withinMs(throttle.fail(keys), THROTTLE_TIMEOUT_MS, 'failure count');
+      for (const b of bans) {
+        metrics.bans.inc({ scope: b.scope });
+        log.warn(
+          { ...who, scope: b.scope, seconds: b.seconds, failures: b.failures, bans: b.bans },
+          b.scope === 'user'
+            ? `authentication failures from many networks: user braked for ${b.seconds} s (454 except from its usual networks)`
+            : `authentication failures: ${b.scope} banned for ${b.seconds} s`,
+        );
+      }
+    } catch (err) {
+      log.error({ err }, 'auth throttle: failure not counted');
+    }
+    return answer({ kind: 'refused' });
+  };
+
   return {
     async authenticate(req: AuthRequest): Promise<AuthOutcome> {
-      if (req.password.length === 0) return answer({ kind: 'refused' });
-      if (req.authzid && !sameLogin(req.authzid, req.username)) return answer({ kind: 'refused' });
-      if (!cache.loaded) return answer({ kind: 'unavailable' });
-      const user = cache.lookup(req.username);
-      const userName = user ? user.uid.toLowerCase() : req.username.trim().toLowerCase();
-      const network = clientNetwork(req.clientIp);
-      const keys = attemptKeys(network, userName);
-      // Logged with the ban: the network and the user's hash (the key part), the uid only when known.
-      const who = { network, userHash: hashName(userName), ...(user ? { user: user.uid } : {}) };
-      try {
-        const { block, over } = await withinMs(throttle.check(keys), THROTTLE_TIMEOUT_MS, 'ban check');
-        for (const scope of over)
-          note(
-            throttle.endBan(scope, keys[scope]).then(
-              (e) =>
-                void (e && log.warn({ ...who, scope, bans: e.bans }, `authentication ban over: ${scope}`)),
-              (err: unknown) => log.warn({ err }, 'auth throttle: end of a ban not noted'),
-            ),
-          );
-        if (block?.scope === 'user')
-          return answer({ kind: 'throttled', retryAfterSeconds: block.retryAfterSeconds });
-        if (block)
-          return answer({ kind: 'banned', retryAfterSeconds: block.retryAfterSeconds, scope: block.scope });
-      } catch (err) {
-        log.error({ err }, 'auth throttle bucket unreadable: answering unavailable');
+      // Whatever goes wrong inside (a hash library throwing), the attempt is answered and counted.
+      return attempt(req).catch((err: unknown) => {
+        log.error({ err }, 'authentication attempt failed: answering unavailable');
         return answer({ kind: 'unavailable' });
-      }
-      if (await verify(user, req.password)) {
-        await withinMs(throttle.succeed(keys), THROTTLE_TIMEOUT_MS, 'success note').catch((err) =>
-          log.warn({ err }, 'auth throttle: success not noted'),
-        );
-        return answer({ kind: 'ok', user: user!.uid });
-      }
-      try {
-        const bans = await withinMs(throttle.fail(keys), THROTTLE_TIMEOUT_MS, 'failure count');
-        for (const b of bans) {
-          metrics.bans.inc({ scope: b.scope });
-          log.warn(
-            { ...who, scope: b.scope, seconds: b.seconds, failures: b.failures, bans: b.bans },
-            b.scope === 'user'
-              ? `authentication failures from many networks: user braked for ${b.seconds} s (454 except from its usual networks)`
-              : `authentication failures: ${b.scope} banned for ${b.seconds} s`,
-          );
-        }
-      } catch (err) {
-        log.error({ err }, 'auth throttle: failure not counted');
-      }
-      return answer({ kind: 'refused' });
+      });
     },
     refresh,
     async close() {

@@ -318,6 +318,11 @@ describe('submission on 587 and 465', () => {
     assert.doesNotMatch(replies[1]!, /AUTH/);
     assert.match(replies[1]!, /STARTTLS/);
     assert.match(replies[2]!, /^530 5\.7\.0 Must issue a STARTTLS command first/);
+    // Refused before the authenticator is asked, and still counted as an auth outcome.
+    assert.match(
+      await a.ctx.metrics.registry.metrics(),
+      /sluice_submission_auth_total\{outcome="tls-required"\} [1-9]/,
+    );
   });
 
   test('MAIL before AUTH under TLS: 530 5.7.0', async () => {
