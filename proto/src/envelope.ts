@@ -107,6 +107,12 @@ export const mailFromSchema = z.looseObject({
   ret: z.enum(['FULL', 'HDRS']).optional(),
   envid: z.string().max(100).optional(),
   /**
+   * REQUIRETLS (RFC 8689 §2, §4.1): the sender asked that every hop use TLS
+   * with an authenticated server and REQUIRETLS; set by the ingress when MAIL
+   * FROM carried it (only accepted under TLS), honoured by the egress.
+   */
+  requireTls: z.boolean().optional(),
+  /**
    * The envelope sender before SRS rewrote `address` for a forward (set by
    * the rewriter with SRS): DSNs, logs and the timeline name the real sender,
    * and a bounce to the SRS address is routed back to it.

@@ -111,6 +111,12 @@ export const buckets = {
    */
   submissionRates: 'sluice_submission_rates',
   /**
+   * The egress' TLS-RPT data (RFC 8460): `results.<day>.<policy domain>`, the
+   * day's session counts per policy merged by every replica, and
+   * `sent.<day>.<policy domain>`, the marker that one replica sends that report.
+   */
+  tlsReports: 'sluice_tls_reports',
+  /**
    * The submission service's credential snapshot (libs/credentials): one key per
    * directory user holding its login names and password HASH only (never a
    * password), plus credentialsMetaKey; every replica authenticates from it

@@ -465,6 +465,48 @@ export class Bus implements BusClient {
     await this.operations.awaited('kv_put', stage, () => kv.put(domain, value));
   }
 
+  #tlsReports: Promise<KV> | null = null;
+
+  #tlsReportsBucket(): Promise<KV> {
+    this.#tlsReports ??= new Kvm(this.js).open(buckets.tlsReports).catch((err) => {
+      this.#tlsReports = null;
+      throw err;
+    });
+    return this.#tlsReports;
+  }
+
+  /** TLS-RPT store (egress tls-rpt-store.ts): compare-and-set like the greylist, and key listing. */
+  async tlsReportGet(
+    key: string,
+    stage: string = NO_STAGE,
+  ): Promise<{ value: string; revision: number } | null> {
+    const kv = await this.#tlsReportsBucket();
+    return this.operations.awaited('kv_get', stage, () => greylistGet(kv, key));
+  }
+
+  async tlsReportCreate(key: string, value: string, stage: string = NO_STAGE): Promise<boolean> {
+    const kv = await this.#tlsReportsBucket();
+    return this.operations.awaited('kv_put', stage, () => greylistCreate(kv, key, value));
+  }
+
+  async tlsReportUpdate(
+    key: string,
+    value: string,
+    revision: number,
+    stage: string = NO_STAGE,
+  ): Promise<boolean> {
+    const kv = await this.#tlsReportsBucket();
+    return this.operations.awaited('kv_put', stage, () => greylistUpdate(kv, key, value, revision));
+  }
+
+  async tlsReportKeys(filter: string, stage: string = NO_STAGE): Promise<string[]> {
+    const kv = await this.#tlsReportsBucket();
+    this.operations.count('api', stage);
+    const keys: string[] = [];
+    for await (const k of await kv.keys(filter)) keys.push(k);
+    return keys;
+  }
+
   /** Whether the connection is up now (readiness). */
   isConnected(): boolean {
     return this.connection.connected && !this.nc.isClosed();

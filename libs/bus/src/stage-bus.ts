@@ -176,4 +176,20 @@ export class StageBus implements BusClient {
   mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void> {
     return this.#bus.mtaStsPolicyPut(domain, value, this.stage);
   }
+
+  tlsReportGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return this.#bus.tlsReportGet(key, this.stage);
+  }
+
+  tlsReportCreate(key: string, value: string): Promise<boolean> {
+    return this.#bus.tlsReportCreate(key, value, this.stage);
+  }
+
+  tlsReportUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return this.#bus.tlsReportUpdate(key, value, revision, this.stage);
+  }
+
+  tlsReportKeys(filter: string): Promise<string[]> {
+    return this.#bus.tlsReportKeys(filter, this.stage);
+  }
 }

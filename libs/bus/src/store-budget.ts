@@ -35,13 +35,15 @@ export const STORE_SHARES = {
   deliver: 0.14,
   resolve: 0.08,
   rewrite: 0.08,
-  events: 0.085,
+  events: 0.08,
   dead: 0.0475,
   ledger: 0.08,
   /** The resolver's LDAP snapshot bucket (a few versions of ~60 KB per 10,000 entries). */
   ldapSnapshot: 0.01,
   /** The egress' MTA-STS policy cache (one small policy per destination domain; taken from events). */
   mtaStsPolicies: 0.005,
+  /** The egress' TLS-RPT day counts and send markers (one small key per policy domain and day; taken from events). */
+  tlsReports: 0.005,
   /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
   greylist: 0.02,
   /** Submission sending-rate counters (KV, TTL'd, discard old; taken from dead letters). */

@@ -460,6 +460,36 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     },
   );
 
+  // TLS-RPT (egress): a day's results per policy domain and the send markers; kept 3 days
+  // (a report covers yesterday), the oldest first when full (RFC 8460 reports are best effort).
+  const rptStream = `KV_${buckets.tlsReports}`;
+  const rptAge = 3 * 86_400_000;
+  if (!(await streamExists(jsm, rptStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.tlsReports, {
+        history: 1,
+        ttl: rptAge,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.tlsReports}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    rptStream,
+    {
+      max_age: nanos(rptAge),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.tlsReports.maxBytes,
+      max_msgs: limits.tlsReports.maxMsgs,
+    },
+    report,
+    log,
+  );
+
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {

@@ -177,6 +177,15 @@ export interface BusClient {
   /** The egress' MTA-STS policy cache (buckets.mtaStsPolicies), one key per policy domain. */
   mtaStsPolicyGet(domain: string): Promise<Uint8Array | null>;
   mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void>;
+  /**
+   * The egress' TLS-RPT store (buckets.tlsReports): compare-and-set access
+   * (create false when present, update false on a lost race) and the keys
+   * matching a NATS subject filter (e.g. `results.2026-11-30.>`).
+   */
+  tlsReportGet(key: string): Promise<{ value: string; revision: number } | null>;
+  tlsReportCreate(key: string, value: string): Promise<boolean>;
+  tlsReportUpdate(key: string, value: string, revision: number): Promise<boolean>;
+  tlsReportKeys(filter: string): Promise<string[]>;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
   storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
 }

@@ -624,6 +624,59 @@ const submissionSchema = z
     }
   });
 
+/** The daily TLS-RPT aggregate reports (RFC 8460) the egress sends to policy domains. */
+const TLS_REPORTS_DEFAULTS = { enabled: false, hour: 1, flushInterval: 60 };
+const tlsReportsSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Record DANE/MTA-STS session results per policy domain and send each domain that publishes a _smtp._tls TXT record (v=TLSRPTv1) its daily report (RFC 8460). Needs egress.dnsResolver.',
+      ),
+    organizationName: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')
+      .optional()
+      .describe('"organization-name" of the reports (RFC 8460 §4.4); default: domains.primary.'),
+    contact: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')
+      .optional()
+      .describe(
+        '"contact-info" of the reports, e.g. mailto:tlsrpt@example.org; default: postmaster@domains.primary.',
+      ),
+    submitter: hostname
+      .optional()
+      .describe("TLS-Report-Submitter and the file name's sender (RFC 8460 §5.3); default: domains.primary."),
+    from: z
+      .string()
+      .max(254)
+      .optional()
+      .describe('From: of the report messages; default: noreply-tlsrpt@domains.primary.'),
+    hour: z
+      .number()
+      .int()
+      .min(0)
+      .max(23)
+      .default(1)
+      .describe("UTC hour after which yesterday's reports are sent (one replica sends each)."),
+    flushInterval: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(60)
+      .describe('How often each replica adds its counted results to the shared store, seconds.'),
+  })
+  .strict()
+  .default(TLS_REPORTS_DEFAULTS)
+  .describe('TLS-RPT (RFC 8460): daily aggregate reports of outbound DANE/MTA-STS results.');
+
 export const configSchema = z
   .object({
     hostname: hostname
@@ -1353,11 +1406,13 @@ export const configSchema = z
           ),
         dsn: egressDsnSchema,
         forwardFailureNotice: forwardFailureNoticeSchema,
+        tlsReports: tlsReportsSchema,
       })
       .strict()
       .default({
         dsn: EGRESS_DSN_DEFAULTS,
         forwardFailureNotice: FORWARD_FAILURE_NOTICE_DEFAULTS,
+        tlsReports: TLS_REPORTS_DEFAULTS,
         concurrency: 32,
         connectTimeout: 30,
         greetingTimeout: 300,
@@ -1487,6 +1542,16 @@ export const configSchema = z
               `(${needed} attempts needed) — raise bus.maxDeliver above ${needed} or lengthen the schedule`,
           });
         }
+      }
+      // TLS-RPT needs the validating resolver: results exist only under DANE/MTA-STS, and rua is a TXT lookup.
+      const tlsReports = (egress as { tlsReports?: { enabled?: unknown } } | undefined)?.tlsReports;
+      if (tlsReports?.enabled === true && !egress?.dnsResolver) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['egress', 'tlsReports', 'enabled'],
+          message:
+            'a validating resolver in egress.dnsResolver with it — set one, or turn TLS-RPT reports off',
+        });
       }
       // Acks are one-way (docs/decisions/0010): a lost ack is a redelivery after ackWait, and the
       // stage's republish must still fall in the duplicate window to be dropped there.

@@ -44,17 +44,26 @@ import { HeaderAssemblyError } from '@sluice/smtp';
 import { runInSpan } from '@sluice/telemetry';
 import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
+import { dsnToPassOn } from './dsn-relay.ts';
 import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
 import { sendNotifications } from './notify-sender.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
+import { messageTlsPlan, requireTlsApplies, requireTlsOpenFailure } from './require-tls.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 import type { SessionPool } from './session-pool.ts';
-import { type RecipientReply, SessionOpenError, type SessionOptions, SmtpSession } from './smtp-session.ts';
-import { type DestinationTls, destinationTls, type MtaStsSource } from './tls-policy.ts';
+import {
+  type RecipientReply,
+  SessionOpenError,
+  type SessionOptions,
+  SmtpSession,
+  type Transaction,
+} from './smtp-session.ts';
+import { type DestinationTls, destinationTls, type HostTls, type MtaStsSource } from './tls-policy.ts';
 import { failureResultOf, recordTlsResult } from './tls-report.ts';
+import type { TlsRptRecorder } from './tls-rpt-store.ts';
 
 /** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
 export const RECIPIENTS_PER_TRANSACTION = 100;
@@ -76,6 +85,8 @@ export type EgressDeps = Pick<
   mtaSts?: MtaStsSource;
   /** Extra PKIX CAs for MTA-STS sessions (egress.mtaSts.caFile). */
   tlsCa?: Buffer;
+  /** Counts DANE/MTA-STS results for the daily TLS-RPT reports (egress.tlsReports). */
+  tlsRpt?: TlsRptRecorder;
 };
 
 const processHeldOutcomes = new HeldOutcomes();
@@ -86,6 +97,8 @@ interface RecipientResult {
   reply: string;
   host?: string;
   tls: TlsOutcome;
+  /** The next hop took our RFC 3461 parameters (it advertised DSN): it reports from here on. */
+  dsnPassedOn?: boolean;
 }
 
 /** What cannot go inside `<...>` in MAIL FROM / RCPT TO: line breaks, NUL, angle brackets, edge spaces. */
@@ -246,17 +259,44 @@ async function attempt(
     ca: deps.tlsCa,
   });
   if (tlsPlan.kind === 'defer') {
-    recordTlsResult(deps.metrics, log, { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply });
+    const report =
+      env.route!.kind === 'mx'
+        ? { type: 'tlsa' as const, domain: env.route!.domain, strings: [] }
+        : undefined;
+    recordTlsResult(
+      deps.metrics,
+      log,
+      { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply, report },
+      deps.tlsRpt,
+    );
     return { results: [...results, ...sendable.map((a) => none(a, 'deferred', tlsPlan.reply))] };
   }
+  // REQUIRETLS or TLS-Required: No (RFC 8689) over the destination's policy: require-tls.ts.
+  const requireTls = requireTlsApplies(env);
+  const hostTls = messageTlsPlan(env, tlsPlan.tls, {
+    defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
+    ca: deps.tlsCa,
+    message,
+  });
+  const tx = { requireTls, dsn: dsnToPassOn(env) };
   let lastOpenError = localReplies.connectFailed('no candidate host');
+  const openErrors: string[] = [];
   for (const candidate of plan.candidates) {
     let session: SmtpSession;
     let tlsOutcome: TlsOutcome;
     try {
-      ({ session, tlsOutcome } = await openUnderPolicy(candidate, sessionOptions, tlsPlan.tls, deps, log));
+      ({ session, tlsOutcome } = await openUnderPolicy(
+        candidate,
+        sessionOptions,
+        hostTls,
+        deps,
+        log,
+        requireTls,
+      ));
     } catch (err) {
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
+      if (requireTls) lastOpenError = requireTlsOpenFailure(lastOpenError);
+      openErrors.push(lastOpenError);
       log.info(
         { host: candidate.label, reply: lastOpenError },
         'could not open a session: trying the next host',
@@ -265,8 +305,9 @@ async function attempt(
     }
     let clean = false;
     try {
-      const replies = await transact(session, env.mailFrom.address, sendable, message);
+      const replies = await transact(session, env.mailFrom.address, sendable, message, tx);
       clean = replies.every((r) => r.code >= 200 && r.code < 300);
+      const dsnPassedOn = tx.dsn !== undefined && session.offers('DSN');
       for (const r of replies) {
         results.push({
           address: r.address,
@@ -274,6 +315,7 @@ async function attempt(
           reply: r.reply,
           host: candidate.label,
           tls: tlsOutcome,
+          dsnPassedOn,
         });
       }
     } finally {
@@ -282,7 +324,17 @@ async function attempt(
     }
     return { results };
   }
-  return { results: [...results, ...sendable.map((a) => unreached(a, plan.candidates, lastOpenError))] };
+  // Only REQUIRETLS makes a host's refusal final (5.7.10/5.7.30): when every host refused so, the message fails.
+  const final = openErrors.length > 0 && openErrors.every((r) => replyCode(r) >= 500);
+  return {
+    results: [
+      ...results,
+      ...sendable.map((a) => ({
+        ...unreached(a, plan.candidates, lastOpenError),
+        ...(final ? { outcome: 'failed' as const } : {}),
+      })),
+    ],
+  };
 }
 
 /**
@@ -290,23 +342,31 @@ async function attempt(
  * in a span carrying the policy and outcome; the result counts for TLS-RPT.
  */
 async function openUnderPolicy(
-  candidate: Candidate,
+  planned: Candidate,
   base: SessionOptions,
   plan: DestinationTls,
   deps: EgressDeps,
   log: EgressDeps['log'],
+  requireTls = false,
 ): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
-  return runInSpan('egress.session', { attributes: { 'server.address': candidate.label } }, async (span) => {
-    const decision = await plan.forHost(candidate);
+  return runInSpan('egress.session', { attributes: { 'server.address': planned.label } }, async (span) => {
+    const decision = await plan.forHost(planned);
+    // A DANE transport is reached at its DNSSEC-validated address (tls-policy.ts transportDane).
+    const candidate = decision.kind === 'use' && decision.connect ? decision.connect : planned;
     const host = candidate.label;
+    // TLS-RPT failure-details name the MX host and the address (RFC 8460 §4.4).
+    const rpt = { report: decision.report, mxHost: candidate.servername, ip: candidate.host };
     if (decision.kind === 'skip') {
       span.setAttribute('sluice.tls.policy', decision.policy);
-      recordTlsResult(deps.metrics, log, {
-        policy: decision.policy,
-        result: decision.result,
-        host,
-        detail: decision.reply,
-      });
+      recordTlsResult(
+        deps.metrics,
+        log,
+        { policy: decision.policy, result: decision.result, host, detail: decision.reply, ...rpt },
+        deps.tlsRpt,
+      );
+      if (decision.fallback && (await decision.fallback.allowed())) {
+        return openOpportunistic(candidate, base, decision.fallback.tls, deps, log, decision.reply);
+      }
       throw new SessionOpenError(decision.reply);
     }
     const { tls } = decision;
@@ -324,23 +384,59 @@ async function openUnderPolicy(
     } catch (err) {
       if (tls.policy !== 'none' && err instanceof SessionOpenError) {
         const result = failureResultOf(err.reply, tls.policy);
-        recordTlsResult(deps.metrics, log, { policy: tls.policy, result, host, detail: err.reply });
+        recordTlsResult(
+          deps.metrics,
+          log,
+          { policy: tls.policy, result, host, detail: err.reply, ...rpt },
+          deps.tlsRpt,
+        );
       }
-      throw err;
+      if (!(err instanceof SessionOpenError && tls.fallback && (await tls.fallback.allowed()))) throw err;
+      return openOpportunistic(candidate, base, tls.fallback.tls, deps, log, err.reply);
+    }
+    if (requireTls && !(session.tls === 'tls' && session.offers('REQUIRETLS'))) {
+      // RFC 8689 §4.2.1 step 5: the next hop must offer REQUIRETLS; the session may carry other mail.
+      if (deps.sessions) deps.sessions.release(session, true);
+      else session.close();
+      throw new SessionOpenError(localReplies.requireTlsUnsupported(host));
     }
     const tlsOutcome: TlsOutcome = session.tls === 'tls' ? tls.outcome : 'none';
     span.setAttribute('sluice.tls.outcome', tlsOutcome);
-    recordTlsResult(deps.metrics, log, {
-      policy: tls.policy,
-      result:
-        tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
-          ? 'validation-failure'
-          : 'success',
-      host,
-      detail: tls.note,
-    });
+    recordTlsResult(
+      deps.metrics,
+      log,
+      {
+        policy: tls.policy,
+        result:
+          tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
+            ? 'validation-failure'
+            : 'success',
+        host,
+        detail: tls.note,
+        ...rpt,
+      },
+      deps.tlsRpt,
+    );
     return { session, tlsOutcome };
   });
+}
+
+/** TLS-Required: No (RFC 8689 §4.2.2): the policy failed, the sender allows this host without it. */
+async function openOpportunistic(
+  candidate: Candidate,
+  base: SessionOptions,
+  tls: HostTls,
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+  reply: string,
+): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
+  log.info(
+    { host: candidate.label, reply },
+    'TLS policy failed; TLS-Required: No: delivering opportunistically',
+  );
+  const options: SessionOptions = { ...base, ...tls.session, policyKey: 'none' };
+  const session = await (deps.sessions?.acquire(candidate, options) ?? SmtpSession.open(candidate, options));
+  return { session, tlsOutcome: session.tls === 'tls' ? 'tls' : 'none' };
 }
 
 function unreached(address: string, candidates: Candidate[], reply: string): RecipientResult {
@@ -353,12 +449,13 @@ async function transact(
   from: string,
   to: string[],
   message: OutgoingMessage,
+  extra: Pick<Transaction, 'requireTls' | 'dsn'> = {},
 ): Promise<RecipientReply[]> {
   const eightBit = message.eightBit;
   const out: RecipientReply[] = [];
   for (let i = 0; i < to.length; i += RECIPIENTS_PER_TRANSACTION) {
     const batch = to.slice(i, i + RECIPIENTS_PER_TRANSACTION);
-    const replies = await session.send({ from, to: batch, message, eightBit });
+    const replies = await session.send({ from, to: batch, message, eightBit, ...extra });
     out.push(...replies);
     const more = i + RECIPIENTS_PER_TRANSACTION < to.length;
     if (more && replies.some((r) => replyCode(r.reply) < 200 || replyCode(r.reply) >= 300))

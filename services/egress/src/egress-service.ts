@@ -18,6 +18,8 @@ import { deliverPart } from './deliver.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
 import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
 import { SessionPool } from './session-pool.ts';
+import { startTlsRpt } from './tls-rpt-sender.ts';
+import { TlsRptRecorder } from './tls-rpt-store.ts';
 
 export interface EgressServiceOptions {
   /** DNS for MX lookups (default: node:dns with config.dns). */
@@ -57,6 +59,13 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       if (!secureDns) {
         ctx.log.warn('egress.dnsResolver is not set: no DANE and no MTA-STS, outbound TLS is opportunistic');
       }
+      // TLS-RPT (RFC 8460): counted per policy domain, the daily report sent by one replica.
+      const tlsRpt =
+        ctx.config.egress.tlsReports.enabled && secureDns ? new TlsRptRecorder(ctx.bus) : undefined;
+      const stopTlsRpt =
+        tlsRpt && secureDns
+          ? startTlsRpt(tlsRpt, { ...ctx, bus: ctx.bus, secureDns, ca: tlsCa })
+          : async () => {};
       const sessions = new SessionPool({
         maxPerDestination: ctx.config.egress.destinationConcurrency,
         idleTimeoutMs: ctx.config.egress.sessionIdleTimeout * 1000,
@@ -72,6 +81,7 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
             secureDns,
             mtaSts,
             tlsCa,
+            tlsRpt,
             mxPort: opts.mxPort,
             sessions,
           });
@@ -86,6 +96,7 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         async stop() {
           await consumer.stop();
           sessions.close(); // QUIT the idle sessions
+          await stopTlsRpt(); // the last counts into the shared store
         },
         info: () => ({
           concurrency: ctx.config.egress.concurrency,

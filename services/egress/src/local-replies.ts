@@ -35,6 +35,15 @@ export const localReplies = {
   tlsAuthFailed: (detail: string) => local(451, '4.7.5', `TLS authentication failed: ${detail}`),
   /** The destination's TLS policy cannot be determined or forbids this host (RFC 7672 §2.2, RFC 8461 §5). */
   tlsPolicy: (detail: string) => local(451, '4.7.5', `TLS policy: ${detail}`),
+  /**
+   * REQUIRETLS (RFC 8689 §4.2.1): no authenticated TLS session with a valid MX
+   * host could be had: "5.7.10 Encryption needed"; permanent (the message is
+   * never sent otherwise, the sender gets a DSN).
+   */
+  requireTlsNoTls: (detail: string) => local(550, '5.7.10', `REQUIRETLS: ${detail}`),
+  /** REQUIRETLS and the TLS-protected next hop does not offer REQUIRETLS: RFC 8689 §4.2.1, §6 "5.7.30". */
+  requireTlsUnsupported: (host: string) =>
+    local(550, '5.7.30', `REQUIRETLS support required: ${host} does not offer REQUIRETLS`),
   /** The server's SIZE (RFC 1870 §6.2) is smaller than the message: permanent, RFC 3463 X.3.4. */
   tooBig: (detail: string) => local(552, '5.3.4', `message too big for the destination: ${detail}`),
   /** The message outlived bus.queueLifetime: RFC 3463 X.4.7 delivery time expired. */
@@ -47,3 +56,11 @@ export const localReplies = {
   badHeloName: () =>
     local(451, '4.3.5', 'egress.heloName / hostname contains CR, LF or NUL: fix the configuration'),
 } as const;
+
+/** One of our replies saying TLS could not be negotiated or authenticated (not a DNS or policy-lookup failure). */
+export function isTlsSessionFailure(reply: string): boolean {
+  return (
+    /^451 4\.7\.10 \(sluice\) TLS required/.test(reply) ||
+    /^451 4\.7\.5 \(sluice\) TLS authentication/.test(reply)
+  );
+}
