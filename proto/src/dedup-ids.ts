@@ -35,6 +35,15 @@ export const dedupIds = {
     return `${partId}:rewrite`;
   },
 
+  /**
+   * The egress queue putting a waiting part back at the front of the deliver
+   * stream (retry now, release, delete, bounce: services/egress queue-control.ts):
+   * the n-th wake of the part, so a repeated operator request is stored once.
+   */
+  queueWake(partId: string, wake: number): string {
+    return `${partId}:wake:${wake}`;
+  },
+
   /** The rewriter's publish of one part to the deliver stream. */
   deliver(partId: string): string {
     return `${partId}:deliver`;

@@ -344,6 +344,12 @@ export const envelopeSchema = z.looseObject({
   auth: authSummarySchema.optional(),
   /** The stages this envelope has passed, in order. */
   hops: z.array(hopSchema).default([]),
+  /**
+   * Set by the egress queue when it puts a waiting part back in the deliver
+   * stream (retry now, release, delete, bounce): the n-th wake. A copy with a
+   * lower number than the queue entry's is stale and dropped (optional, v1 addition).
+   */
+  queueWake: z.number().int().positive().optional(),
 });
 export type Envelope = z.infer<typeof envelopeSchema>;
 export type EnvelopeInput = z.input<typeof envelopeSchema>;

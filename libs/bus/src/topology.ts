@@ -489,6 +489,25 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     report,
     log,
   );
+  // The egress queue index and destination states (services/egress queue-index.ts,
+  // destination-states.ts): entries of parts long gone age out with the work streams; when
+  // full the oldest go first (the parts themselves stay in the deliver stream and are still
+  // delivered: only their listing and any hold on them are lost).
+  for (const bucket of ['egressQueue', 'egressDestinations'] as const) {
+    await ensureKvBucket(
+      { jsm, js, report, log },
+      buckets[bucket],
+      { history: 1, ttl: cfg.workMaxAgeMs, replicas: cfg.replicas, storage: 'file' },
+      {
+        max_age: nanos(cfg.workMaxAgeMs),
+        num_replicas: cfg.replicas,
+        max_msgs_per_subject: 1,
+        discard: 'old',
+        max_bytes: limits[bucket].maxBytes,
+        max_msgs: limits[bucket].maxMsgs,
+      },
+    );
+  }
 
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;

@@ -1395,7 +1395,7 @@ export const configSchema = z
           .min(1)
           .default(20)
           .describe(
-            'SMTP/LMTP sessions open at once to one destination host, per process; more deliveries wait.',
+            'SMTP/LMTP sessions open at once to one destination host, and delivery attempts at once to one destination (domain or transport), per process; more deliveries wait in the queue.',
           ),
         sessionIdleTimeout: z
           .number()
@@ -1403,6 +1403,46 @@ export const configSchema = z
           .default(5)
           .describe(
             'How long an idle session is kept for the next message to the same host, seconds (0: one per delivery).',
+          ),
+        attemptTimeout: seconds
+          .default(1200)
+          .describe(
+            'Deadline of one whole delivery attempt (DNS, TLS policy, body, every session step), seconds: a server that trickles bytes to keep each step alive is still cut off (Postfix bounds only each step).',
+          ),
+        destinations: z
+          .array(
+            z
+              .object({
+                match: z
+                  .string()
+                  .regex(
+                    /^(\*\.)?[A-Za-z0-9_.:[\]-]+$/,
+                    "a destination name ('gmail.com', '[relay.example]:587') or '*.' and a parent domain",
+                  )
+                  .describe(
+                    "The destination: a recipient domain delivered by MX ('gmail.com'), '*.outlook.com' for every subdomain, or a transport as '[host]:port'.",
+                  ),
+                maxConcurrency: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .optional()
+                  .describe(
+                    'Delivery attempts at once to this destination, per process (default: destinationConcurrency).',
+                  ),
+                ratePerMinute: z
+                  .number()
+                  .positive()
+                  .optional()
+                  .describe(
+                    'Delivery attempts (transactions) started per minute to this destination, per process; the others wait in the queue.',
+                  ),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe(
+            'Per-destination limits of the delivery queue (docs/egress-queue.md), first match wins: gentle pacing towards large providers.',
           ),
         dsn: egressDsnSchema,
         forwardFailureNotice: forwardFailureNoticeSchema,
@@ -1423,6 +1463,8 @@ export const configSchema = z
         mtaSts: { enabled: true, fetchTimeout: 10 },
         destinationConcurrency: 20,
         sessionIdleTimeout: 5,
+        attemptTimeout: 1200,
+        destinations: [],
       })
       .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z

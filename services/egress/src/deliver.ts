@@ -27,6 +27,11 @@
  *      write never leads to another delivery attempt.
  *   7. Deferred recipients left: retry after the scheduled delay; else ack.
  *
+ * The delivery queue (queued-delivery.ts) runs around this: it decides whether
+ * the part is attempted now at all, and may force an outcome without a
+ * connection (an operator's bounce or delete). The whole attempt runs under
+ * egress.attemptTimeout (attempt-deadline.ts).
+ *
  * Permanent failures are recorded (ledger, timeline, a warning with the
  * queue id) and reported to the sender: the DSNs and forward-failure
  * notices an attempt owes are queued by notify-sender.ts before the
@@ -42,6 +47,7 @@ import { type Envelope, envelopeKey, eventBase, type TlsOutcome } from '@sluice/
 import type { ServiceContext } from '@sluice/runtime';
 import { HeaderAssemblyError } from '@sluice/smtp';
 import { runInSpan } from '@sluice/telemetry';
+import { type AttemptDeadline, beforeDeadline, DeadlineError, withinDeadline } from './attempt-deadline.ts';
 import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
 import { dsnToPassOn } from './dsn-relay.ts';
@@ -87,6 +93,14 @@ export type EgressDeps = Pick<
   tlsCa?: Buffer;
   /** Counts DANE/MTA-STS results for the daily TLS-RPT reports (egress.tlsReports). */
   tlsRpt?: TlsRptRecorder;
+  /**
+   * The delivery queue's verdict instead of an attempt (queued-delivery.ts): every remaining
+   * recipient gets this outcome and reply without a connection (bounce and delete by the
+   * operator; expiry while the destination is backed off); `notify` false sends no DSN.
+   */
+  forced?: { outcome: 'failed' | 'deferred'; reply: string; notify: boolean };
+  /** Told each attempt's outcomes, before expiry is applied (the queue's destination backoff). */
+  onAttempt?: (results: ReadonlyArray<{ outcome: Outcome; reply: string }>) => void;
 };
 
 const processHeldOutcomes = new HeldOutcomes();
@@ -135,9 +149,23 @@ async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutc
   const heartbeat = setInterval(() => d.working(), Math.max(1000, (deps.config.bus.ackWait * 1000) / 3));
   let results: RecipientResult[];
   try {
-    const attempted = await attempt(env, d, remaining, deps, log);
+    const attempted = deps.forced
+      ? {
+          results: remaining.map(
+            (address): RecipientResult => ({
+              address,
+              outcome: deps.forced!.outcome,
+              reply: deps.forced!.reply,
+              tls: 'none',
+            }),
+          ),
+        }
+      : await withinDeadline(deps.config.egress.attemptTimeout * 1000, (deadline) =>
+          attempt(env, d, remaining, deps, log, deadline),
+        );
     if ('disposition' in attempted) return attempted.disposition;
     results = attempted.results;
+    deps.onAttempt?.(results);
   } finally {
     clearInterval(heartbeat);
   }
@@ -159,7 +187,7 @@ async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutc
   // The part stays claimed (working) until its outcome is recorded and durable in the ledger.
   const claim = setInterval(() => d.working(), Math.max(500, (deps.config.bus.ackWait * 1000) / 3));
   try {
-    await sendNotifications(env, d, results, deps);
+    if (deps.forced?.notify !== false) await sendNotifications(env, d, results, deps);
     await finish(env, d, results, nextAttemptAt, deps, held, log);
   } finally {
     clearInterval(claim);
@@ -183,6 +211,27 @@ async function attempt(
   remaining: string[],
   deps: EgressDeps,
   log: EgressDeps['log'],
+  deadline: AttemptDeadline,
+): Promise<AttemptResult> {
+  try {
+    return await attemptSteps(env, d, remaining, deps, log, deadline);
+  } catch (err) {
+    if (!(err instanceof DeadlineError)) throw err;
+    // A step that sends nothing outran the attempt's deadline: nothing was delivered.
+    log.info({ reply: err.reply }, 'delivery attempt deadline reached');
+    return {
+      results: remaining.map((address) => ({ address, outcome: 'deferred', reply: err.reply, tls: 'none' })),
+    };
+  }
+}
+
+async function attemptSteps(
+  env: Envelope,
+  d: EnvelopeDelivery,
+  remaining: string[],
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+  deadline: AttemptDeadline,
 ): Promise<AttemptResult> {
   const results: RecipientResult[] = [];
   const none = (address: string, outcome: Outcome, reply: string): RecipientResult => ({
@@ -212,8 +261,13 @@ async function attempt(
 
   let message: OutgoingMessage;
   try {
-    message = await outgoingMessage(env, d.inlineBody, deps.bus);
+    message = await beforeDeadline(
+      deadline,
+      'loading the body',
+      outgoingMessage(env, d.inlineBody, deps.bus),
+    );
   } catch (err) {
+    if (err instanceof DeadlineError) throw err;
     if (err instanceof HeaderAssemblyError) {
       return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
     }
@@ -227,7 +281,11 @@ async function attempt(
     };
   }
 
-  const plan = await destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort });
+  const plan = await beforeDeadline(
+    deadline,
+    'DNS',
+    destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort }),
+  );
   if (plan.kind === 'unroutable') {
     const outcome: Outcome = plan.permanent ? 'failed' : 'deferred';
     return { results: [...results, ...sendable.map((a) => none(a, outcome, plan.reply))] };
@@ -252,12 +310,16 @@ async function attempt(
     dnsTimeoutMs: deps.config.dns.timeout * 1000,
     clientCert,
   };
-  const tlsPlan = await destinationTls(env.route!, {
-    defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
-    secureDns: deps.secureDns,
-    mtaSts: deps.config.egress.mtaSts.enabled ? deps.mtaSts : undefined,
-    ca: deps.tlsCa,
-  });
+  const tlsPlan = await beforeDeadline(
+    deadline,
+    'TLS policy',
+    destinationTls(env.route!, {
+      defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
+      secureDns: deps.secureDns,
+      mtaSts: deps.config.egress.mtaSts.enabled ? deps.mtaSts : undefined,
+      ca: deps.tlsCa,
+    }),
+  );
   if (tlsPlan.kind === 'defer') {
     const report =
       env.route!.kind === 'mx'
@@ -285,15 +347,14 @@ async function attempt(
     let session: SmtpSession;
     let tlsOutcome: TlsOutcome;
     try {
-      ({ session, tlsOutcome } = await openUnderPolicy(
-        candidate,
-        sessionOptions,
-        hostTls,
-        deps,
-        log,
-        requireTls,
+      ({ session, tlsOutcome } = await beforeDeadline(
+        deadline,
+        `opening a session with ${candidate.label}`,
+        openUnderPolicy(candidate, sessionOptions, hostTls, deps, log, requireTls),
+        (late) => (deps.sessions ? deps.sessions.release(late.session, true) : late.session.close()),
       ));
     } catch (err) {
+      if (err instanceof DeadlineError) throw err;
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
       if (requireTls) lastOpenError = requireTlsOpenFailure(lastOpenError);
       openErrors.push(lastOpenError);
@@ -304,6 +365,14 @@ async function attempt(
       continue;
     }
     let clean = false;
+    // At the deadline the connection is cut; the transaction settles with "connection lost".
+    const cut = () =>
+      session.abort(
+        localReplies.attemptTimedOut(
+          `transaction with ${candidate.label} after ${Math.round(deadline.ms / 1000)} s`,
+        ),
+      );
+    deadline.signal.addEventListener('abort', cut, { once: true });
     try {
       const replies = await transact(session, env.mailFrom.address, sendable, message, tx);
       clean = replies.every((r) => r.code >= 200 && r.code < 300);
@@ -319,6 +388,7 @@ async function attempt(
         });
       }
     } finally {
+      deadline.signal.removeEventListener('abort', cut);
       if (deps.sessions) deps.sessions.release(session, clean);
       else session.close();
     }

@@ -27,6 +27,11 @@ export const localReplies = {
   connectFailed: (detail: string) => local(451, '4.4.1', `could not open an SMTP session: ${detail}`),
   /** The session broke after it was open: RFC 5321 §3.8 treats it as temporary; RFC 3463 X.4.2 bad connection. */
   connectionLost: (detail: string) => local(451, '4.4.2', `connection lost: ${detail}`),
+  /** The whole attempt outran egress.attemptTimeout: RFC 3463 X.4.2 bad connection (Postfix: "conversation timed out"). */
+  attemptTimedOut: (detail: string) => local(451, '4.4.2', `delivery attempt timed out: ${detail}`),
+  /** The delivery queue failed the recipients on an operator's request (sluice queue bounce/delete): X.0.0. */
+  operatorBounce: () => local(554, '5.0.0', 'returned to the sender by the postmaster (sluice queue bounce)'),
+  operatorDelete: () => local(554, '5.0.0', 'deleted from the queue by the postmaster (sluice queue delete)'),
   /** The stored body could not be read (missing, or not what the envelope says): temporary, X.3.0. */
   bodyUnavailable: (detail: string) => local(451, '4.3.0', `message body could not be read: ${detail}`),
   /** egress.requireTls and the server offers no working STARTTLS: RFC 3463 X.7.10 encryption needed. */

@@ -139,6 +139,8 @@ export class SmtpSession {
   #usable = true;
   /** The message stream failed after DATA: no final dot was sent. */
   #cutMidData = false;
+  /** Ends the transaction in progress with this reply (abort()). */
+  #abortTransaction: ((reply: string) => void) | null = null;
 
   /** NOTIFY/ORCPT of the transaction under way, by recipient (RFC 3461 §5.2). */
   #rcptDsn: TransactionDsn['recipients'] = new Map();
@@ -241,11 +243,16 @@ export class SmtpSession {
       return allGet(tx.to, localReplies.bodyUnavailable((err as Error).message));
     }
     return new Promise<RecipientReply[]>((resolveReplies) => {
+      let settled = false;
       // Whatever the outcome, the message stream is done with (stops an object-store read left half way).
       const resolve = (replies: RecipientReply[]) => {
+        if (settled) return;
+        settled = true;
+        this.#abortTransaction = null;
         message.destroy();
         resolveReplies(replies);
       };
+      this.#abortTransaction = (reply) => resolve(allGet(tx.to, reply));
       const dsn =
         tx.dsn && (tx.dsn.ret || tx.dsn.envid) ? { ret: tx.dsn.ret, envid: tx.dsn.envid } : undefined;
       const envelope = {
@@ -300,6 +307,19 @@ export class SmtpSession {
         resolve(!err);
       });
     });
+  }
+
+  /**
+   * Cut the connection now (the attempt's deadline, attempt-deadline.ts): a
+   * transaction in progress ends with `reply` for everyone, and whatever the
+   * server answers afterwards is never read. No QUIT: mid-DATA it would be
+   * read as message text.
+   */
+  abort(reply: string): void {
+    this.#usable = false;
+    this.#cutMidData = true;
+    this.#abortTransaction?.(reply);
+    this.#conn.close();
   }
 
   /** QUIT and close. */
