@@ -53,6 +53,9 @@ before(async () => {
         routing: { forwards: { 'alice@example.org': ['alice@example.net'] } },
         transports: { 'example.net': { host: '127.0.0.1', port: sink.port } },
         nats: { servers: [nats.url] },
+        // A stopped replica can leave a message its stages had pulled but not started: JetStream
+        // hands it to the other replica after ackWait (default 60 s). 20 s keeps the drain test short.
+        bus: { ackWait: 20 },
         ingress: { listen: [{ host: '127.0.0.1', port: 0 }], limits: { perIp: PER_IP } },
         dns: { servers: [dns.address], timeout: 2 },
         log: { level: 'warn' },
@@ -189,7 +192,8 @@ describe('two ingress replicas on one NATS', () => {
     assert.ok(refusedByA > 0, 'replica a refused new sessions once it drained');
 
     const ours = () => sink.messages.filter((m) => m.raw.includes(`Subject: drain-${run}-`));
-    await sink.waitFor(() => ours().length >= 60, 60_000);
+    // Up to ackWait (20 s) more for a message replica a's stages had pulled when it stopped.
+    await sink.waitFor(() => ours().length >= 60, 90_000);
     const seen = new Map<string, number>();
     for (const m of ours()) {
       const tag = /Subject: (drain-\S+)\r\n/.exec(m.raw.toString('latin1'))![1]!;
