@@ -50,6 +50,8 @@ export function sluiceCompareConfig(o: {
   recipients: number;
   natsBinary?: string;
   signing?: SluiceSigning;
+  /** A nats-server started apart (one process per service, sluice-services-side.ts): no embedded one. */
+  remoteNats?: { url: string; token: string };
 }): string {
   const fwd = forwards(o.recipients)
     .map(([from, to]) => `    ${JSON.stringify(from)}: [${JSON.stringify(to)}]`)
@@ -63,13 +65,19 @@ routing:
 ${fwd}
 transports:
   ${OUT_DOMAIN}: { host: 127.0.0.1, port: ${o.sinkPort} }
-nats:
-  servers: []
-  embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }
+${natsConfig(o)}
 ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }], limits: { perIp: 50 } }
 dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 2 }
 log: { level: info }
 ${o.signing ? signingConfig(o.signing) : ''}`;
+}
+
+function natsConfig(o: Parameters<typeof sluiceCompareConfig>[0]): string {
+  if (o.remoteNats)
+    return `nats: { servers: [${JSON.stringify(o.remoteNats.url)}], token: ${JSON.stringify(o.remoteNats.token)} }`;
+  return `nats:
+  servers: []
+  embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }`;
 }
 
 function signingConfig(s: SluiceSigning): string {
