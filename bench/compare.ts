@@ -312,7 +312,7 @@ const result: CompareResult = {
   load: { sessions: SESSIONS, messageBytes: BYTES, messages: MESSAGES, rounds: ROUNDS, quick },
   notes: [
     'Both systems: in.test forwarded (user@ -> user-1@out.test, Nuser@ -> user-N@out.test), unknown recipients refused at RCPT, out.test by a static transport to smtp-sink (Postfix cannot query a DNS server on a port other than 53, so neither side looks up MX records).',
-    'Sluice, a process per service: `sluice run SERVICE` for filter, resolver, rewriter, egress and ingress (5 Node processes, the same config) and one nats-server started apart with the settings of the embedded one; CPU and memory summed over the 6 processes.',
+    'Sluice, a process per service: `node services/SERVICE/src/main.ts` (as a pod runs it) for filter, resolver, rewriter, egress and ingress (5 Node processes, the same config) and one nats-server started apart with the settings of the embedded one; CPU and memory summed over the 6 processes.',
     'Sluice: `sluice run` (all services, one process, log level info) + its embedded nats-server (JetStream file store; syncAlways is on, but nats-server before 2.10 has no sync_interval, so on 2.9 JetStream does not fsync each message while Postfix fsyncs each queue file before its 250); its filter checks SPF/DKIM/DMARC against a loopback DNS server; its MX waits 100 ms before the greeting (smtp-server early-talker check). Postfix: no such checks, logs to a file via postlogd.',
     'CPU: user + system of each process tree (reaped children included) over the run from smtp-source start to the last message at the sink; Sluice includes nats-server.',
     'Memory: peak of the summed VmRSS (and PSS) of each tree, sampled every 250 ms over the instance life.',

@@ -5,8 +5,11 @@
  * settings `sluice run` gives its embedded server) and one `sluice run
  * SERVICE` process per service of the forwarding path (filter, resolver,
  * rewriter, egress, then ingress, so that the MX answers only once the
- * stages behind it run), all with the same config as the single-process
- * side (sluice-side.ts) except `nats.servers` pointing at that server.
+ * stages behind it run), each started as a pod starts it (deploy/k8s:
+ * `node NODE-OPTIONS services/SERVICE/src/main.ts --config FILE`, loading
+ * only its own service; Node's compile cache on, as `sluice` has it), all
+ * with the same config as the single-process side (sluice-side.ts) except
+ * `nats.servers` pointing at that server.
  *
  * Why: `sluice run` puts every service on one Node event loop, i.e. one
  * core; Postfix spreads its processes over all of them. This variant shows
@@ -17,15 +20,20 @@
  * the CPU and memory sums); `natsPid()` the server, for its share.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { type NatsServerHandle, spawnNatsServer } from '@sluice/bus';
-import { freePort, type SluiceProcess, startSluiceProcess } from '@sluice/test-harness';
+import { freePort, type SluiceProcess, startNodeProcess } from '@sluice/test-harness';
 import { benchDataRoot } from './postfix-side.ts';
 import { type SluiceSide, type SluiceSigning, sluiceCompareConfig } from './sluice-side.ts';
 
 /** The services of a forward, in start order: the MX last. */
 export const FORWARDING_SERVICES = ['filter', 'resolver', 'rewriter', 'egress', 'ingress'] as const;
+
+const root = resolve(import.meta.dirname, '../..');
+/** The V8 options `sluice` runs with (decision 0036), one per word. */
+const nodeOptions = readFileSync(join(root, 'cli/bin/node-options'), 'utf8').split(/\s+/).filter(Boolean);
 
 export async function startSluiceServices(opts: {
   sinkPort: number;
@@ -69,8 +77,14 @@ export async function startSluiceServices(opts: {
       }),
     );
     const logDir = process.env['BENCH_SLUICE_LOG'];
+    // Children inherit it: the sources are stripped once, as under cli/bin/sluice.
+    process.env['NODE_COMPILE_CACHE'] ??= join(tmpdir(), 'node-compile-cache');
     for (const service of FORWARDING_SERVICES) {
-      const proc = await startSluiceProcess([service, '--config', configFile], { timeoutMs: 60_000 });
+      const main = join(root, 'services', service, 'src/main.ts');
+      const proc = await startNodeProcess([main, '--config', configFile], {
+        timeoutMs: 60_000,
+        nodeArgs: nodeOptions,
+      });
       procs.push(proc);
       proc.child.stdout!.removeAllListeners('data');
       if (logDir)
