@@ -8,6 +8,7 @@
  *   sluice ldap refresh [--force]             re-read LDAP now (asks the resolver)
  *   sluice sink [--port 2526] [--dir DIR]     a development SMTP sink
  *   sluice srs forward|reverse ADDRESS        SRS by hand (srs-command.ts)
+ *   sluice queue list|retry|hold|release|delete|bounce   the egress delivery queue (queue-command.ts)
  *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
  *   sluice dkim rotate --domain D --selector NEW  the next key and the rotation steps
  *
@@ -39,9 +40,13 @@ async function loadOrExplain(file: string | undefined) {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  // srs and dkim parse their own options, in their own modules (loaded on demand).
+  // srs, queue and dkim parse their own options, in their own modules (loaded on demand).
   if (command === 'srs') {
     process.exitCode = await (await import('./srs-command.ts')).runSrsCommand(rest);
+    return;
+  }
+  if (command === 'queue') {
+    process.exitCode = await (await import('./queue-command.ts')).runQueueCommand(rest);
     return;
   }
   if (command === 'dkim') {

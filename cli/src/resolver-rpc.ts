@@ -1,5 +1,6 @@
 /**
- * Ask the running resolver over NATS (`sluice lookup`, `sluice ldap refresh`):
+ * Ask a running service over NATS (the resolver for `sluice lookup` and
+ * `sluice ldap refresh`, the egress for `sluice queue`):
  * connect the way the running Sluice does (the configured NATS, or the
  * embedded server with the credentials in its data dir), send one request to
  * the resolver's queue group, and turn "nobody answered" into a clear
@@ -16,6 +17,7 @@ export async function askResolver(
   subject: string,
   body: unknown,
   timeoutMs: number,
+  service: 'resolver' | 'egress' = 'resolver',
 ): Promise<unknown> {
   const { config } = pc;
   const log = createLogger({ level: 'warn', instance: 'sluice-cli', destination: process.stderr as never });
@@ -34,7 +36,7 @@ export async function askResolver(
   } catch (err) {
     if (err instanceof RpcError && (err.code === 'no_responders' || err.code === 'timeout')) {
       throw new NoResolverError(
-        `no resolver answered on NATS at ${where} (${err.code}): is 'sluice run' (or 'sluice run resolver') running with this config?`,
+        `no ${service} answered on NATS at ${where} (${err.code}): is 'sluice run' (or 'sluice run ${service}') running with this config?`,
       );
     }
     throw err;

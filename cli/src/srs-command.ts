@@ -21,7 +21,7 @@ export interface CommandIo {
   err: (line: string) => void;
 }
 
-const stdio: CommandIo = {
+export const stdio: CommandIo = {
   out: (l) => process.stdout.write(`${l}\n`),
   err: (l) => process.stderr.write(`sluice: ${l}\n`),
 };

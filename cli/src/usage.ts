@@ -17,6 +17,8 @@ export const USAGE = `usage:
   sluice ldap refresh [--force] [--json]         re-read the LDAP directory now (asks the running resolver)
   sluice sink [--host H] [--port 2526] [--dir DIR]  development SMTP sink (prints each message)
   sluice srs forward|reverse ADDRESS [--config FILE | --domain D --secret-file F]
+  sluice queue list [--destination D] [--json]   the egress delivery queue per destination
+  sluice queue retry|hold|release|delete|bounce ID | --destination D   act on waiting mail
   sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
   sluice dkim rotate --domain D --selector NEW [--old OLD]   the next key and the rotation steps
   sluice COMMAND --help                          help on one command

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { contentHash } from './content-hash.ts';
 import type { Envelope } from './envelope.ts';
+import { newQueueId } from './queue-id.ts';
 
 export const dedupIds = {
   /**
@@ -32,6 +33,15 @@ export const dedupIds = {
   /** The resolver's publish of one part to the rewrite stream (part ids are content-derived). */
   rewrite(partId: string): string {
     return `${partId}:rewrite`;
+  },
+
+  /**
+   * The egress queue putting a waiting part back at the front of the deliver
+   * stream (retry now, release, delete, bounce: services/egress queue-control.ts):
+   * the n-th wake of the part, so a repeated operator request is stored once.
+   */
+  queueWake(partId: string, wake: number): string {
+    return `${partId}:wake:${wake}`;
   },
 
   /** The rewriter's publish of one part to the deliver stream. */
@@ -72,6 +82,20 @@ export const dedupIds = {
   },
 
   /**
+   * The egress' daily TLS-RPT report (RFC 8460) for one policy domain, UTC
+   * day and mailto rua: whichever replica sends it, and however often, the
+   * resolve stream keeps one.
+   */
+  tlsReport(day: string, domain: string, rua: string): string {
+    return `tlsrpt:${tlsReportDigest(day, domain, rua)}`;
+  },
+
+  /** The queue id of that report: the day's time prefix and 16 characters of the same digest. */
+  tlsReportQueueId(day: string, domain: string, rua: string): string {
+    return `${newQueueId(Date.parse(`${day}T00:00:00Z`)).slice(0, 10)}${tlsReportDigest(day, domain, rua).slice(0, 16)}`;
+  },
+
+  /**
    * A stage giving up on a stream message (invalid, or failed too often): the
    * stream sequence names it, so a crash between the dead-letter publish and
    * the ack does not store it twice.
@@ -80,6 +104,10 @@ export const dedupIds = {
     return `dead:${stream}:${seq}`;
   },
 } as const;
+
+function tlsReportDigest(day: string, domain: string, rua: string): string {
+  return contentHash(['tlsrpt', day, domain.toLowerCase(), rua.toLowerCase()]);
+}
 
 function dsnDigest(queueId: string, reported: ReadonlyArray<{ action: string; address: string }>): string {
   const set = reported.map((r) => `${r.action}:${r.address.toLowerCase()}`).sort();

@@ -105,6 +105,12 @@ export const mailFromSchema = z.looseObject({
   ret: z.enum(['FULL', 'HDRS']).optional(),
   envid: z.string().max(100).optional(),
   /**
+   * REQUIRETLS (RFC 8689 §2, §4.1): the sender asked that every hop use TLS
+   * with an authenticated server and REQUIRETLS; set by the ingress when MAIL
+   * FROM carried it (only accepted under TLS), honoured by the egress.
+   */
+  requireTls: z.boolean().optional(),
+  /**
    * The envelope sender before SRS rewrote `address` for a forward (set by
    * the rewriter with SRS): DSNs, logs and the timeline name the real sender,
    * and a bounce to the SRS address is routed back to it.
@@ -336,6 +342,12 @@ export const envelopeSchema = z.looseObject({
   auth: authSummarySchema.optional(),
   /** The stages this envelope has passed, in order. */
   hops: z.array(hopSchema).default([]),
+  /**
+   * Set by the egress queue when it puts a waiting part back in the deliver
+   * stream (retry now, release, delete, bounce): the n-th wake. A copy with a
+   * lower number than the queue entry's is stale and dropped (optional, v1 addition).
+   */
+  queueWake: z.number().int().positive().optional(),
 });
 export type Envelope = z.infer<typeof envelopeSchema>;
 export type EnvelopeInput = z.input<typeof envelopeSchema>;

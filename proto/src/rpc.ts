@@ -96,3 +96,73 @@ export const ldapRefreshReplySchema = z.object({
   message: z.string(),
 });
 export type LdapRefreshReply = z.infer<typeof ldapRefreshReplySchema>;
+
+/**
+ * `sluice queue ...`: list the egress delivery queue, or act on one part or on
+ * every part of one destination (services/egress/src/queue-control.ts).
+ *   retry: try now, skipping the wait (a held part is not released by it);
+ *   hold: no attempts until released; release: try now and again as scheduled;
+ *   delete: drop the remaining recipients without a DSN (recorded as failed in the ledger);
+ *   bounce: fail the remaining recipients now with a DSN to the sender.
+ */
+export const queueActions = ['retry', 'hold', 'release', 'delete', 'bounce'] as const;
+export type QueueAction = (typeof queueActions)[number];
+
+export const queueControlRequestSchema = z.union([
+  z.object({ v: z.literal(1), op: z.literal('list'), destination: z.string().optional() }),
+  z
+    .object({
+      v: z.literal(1),
+      op: z.enum(queueActions),
+      /** A part id, or a queue id (every part of that message). */
+      id: z.string().min(1).optional(),
+      destination: z.string().min(1).optional(),
+    })
+    .refine((r) => (r.id === undefined) !== (r.destination === undefined), {
+      message: 'give exactly one of id and destination',
+    }),
+]);
+export type QueueControlRequest = z.infer<typeof queueControlRequestSchema>;
+
+/** The most parts one `sluice queue list` answer carries (a NATS message has a size limit). */
+export const QUEUE_LIST_MAX_PARTS = 1000;
+
+export const queuedPartSchema = z.object({
+  partId: z.string(),
+  queueId: z.string(),
+  destination: z.string(),
+  state: z.enum(['deferred', 'held', 'waking']),
+  /** When the next attempt is due (ISO 8601); absent while held. */
+  nextAttemptAt: z.string().optional(),
+  attempts: z.number().int(),
+  lastReply: z.string().optional(),
+  recipients: z.number().int(),
+  receivedAt: z.string(),
+});
+export type QueuedPart = z.infer<typeof queuedPartSchema>;
+
+export const queueControlReplySchema = z.object({
+  v: z.literal(1),
+  /** list: every destination with its counts, and (filtered by destination when asked) the parts. */
+  destinations: z
+    .array(
+      z.object({
+        destination: z.string(),
+        deferred: z.number().int(),
+        held: z.number().int(),
+        /** The destination is backed off by every replica until this time (421, no connection). */
+        backoffUntil: z.string().optional(),
+        backoffReason: z.string().optional(),
+      }),
+    )
+    .optional(),
+  /** The waiting parts, soonest next attempt first, at most QUEUE_LIST_MAX_PARTS of them. */
+  parts: z.array(queuedPartSchema).optional(),
+  /** How many parts matched (more than `parts` holds when the list was cut). */
+  partsTotal: z.number().int().optional(),
+  /** Actions: the part ids acted on, and those that could not be (with why). */
+  done: z.array(z.string()).optional(),
+  failed: z.array(z.object({ partId: z.string(), reason: z.string() })).optional(),
+  error: z.string().optional(),
+});
+export type QueueControlReply = z.infer<typeof queueControlReplySchema>;

@@ -20,6 +20,11 @@ export const subjects = {
   filterVerdict: `${SUBJECT_ROOT}.rpc.filter.verdict`,
   /** RCPT-time lookup: ingress and `sluice lookup` ask, resolver answers. */
   resolverLookup: `${SUBJECT_ROOT}.rpc.resolver.lookup`,
+  /**
+   * `sluice queue ...` asks one egress replica to list or act on the delivery queue
+   * (services/egress/src/queue-control.ts); it answers a QueueControlReply.
+   */
+  egressQueueControl: `${SUBJECT_ROOT}.rpc.egress.queue`,
   /** `sluice ldap refresh` asks one resolver to re-read LDAP now; it answers a LdapRefreshReply. */
   resolverLdapRefresh: `${SUBJECT_ROOT}.rpc.resolver.ldap-refresh`,
   /** Per-message timeline event: one subject per queue id so one message reads back cheaply. */
@@ -86,6 +91,7 @@ export const consumers = {
 
 export const queueGroups = {
   filter: 'sluice-filter',
+  egress: 'sluice-egress',
   resolver: 'sluice-resolver',
 } as const;
 
@@ -111,6 +117,12 @@ export const buckets = {
    */
   submissionRates: 'sluice_submission_rates',
   /**
+   * The egress' TLS-RPT data (RFC 8460): `results.<day>.<policy domain>`, the
+   * day's session counts per policy merged by every replica, and
+   * `sent.<day>.<policy domain>`, the marker that one replica sends that report.
+   */
+  tlsReports: 'sluice_tls_reports',
+  /**
    * The submission service's credential snapshot (libs/credentials): one key per
    * directory user holding its login names and password HASH only (never a
    * password), plus credentialsMetaKey; every replica authenticates from it
@@ -122,6 +134,18 @@ export const buckets = {
    * one key per client IP (IPv6: per /64) and per user, compare-and-set, TTL'd.
    */
   authThrottle: 'sluice_auth_throttle',
+  /**
+   * The egress delivery queue (services/egress/src/queue-index.ts): one key per
+   * deferred or held part (its part id), with its destination, next attempt,
+   * attempts, last reply and any operator command; shared by every replica.
+   */
+  egressQueue: 'sluice_egress_queue',
+  /**
+   * Destination states (services/egress/src/destination-states.ts): one key per
+   * destination that failed recently (421, no connection), with the time until
+   * which every replica holds its mail back.
+   */
+  egressDestinations: 'sluice_egress_destinations',
 } as const;
 
 /** How long a rate counter of buckets.submissionRates lives (ms): the longest window (a day) and a margin. */

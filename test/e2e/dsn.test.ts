@@ -35,6 +35,8 @@ import { devNull, ingressPort, queueIdFromReply } from './helpers.ts';
 let nats: NatsTestServer;
 let dest: SmtpSink;
 let senders: SmtpSink;
+/** A next hop that does not advertise DSN (RFC 3461): we report "relayed" for it. */
+let noDsn: SmtpSink;
 let dns: DnsServer;
 let rt: Runtime;
 let port: number;
@@ -56,6 +58,7 @@ before(async () => {
         ? { code: 550, message: '5.7.26 unauthenticated forwarded mail refused' }
         : undefined,
   });
+  noDsn = await startSmtpSink({ hideDsn: true });
   senders = await startSmtpSink({
     failWith: (rcpt) => (rcpt.startsWith('gone@') ? { code: 550, message: '5.1.1 sender gone' } : undefined),
   });
@@ -74,6 +77,7 @@ before(async () => {
   for (const name of ['bad', 'good', 'bad2', 'bad3', 'bad4', 'bad5', 'bad6', 'slow', 'dmarc', 'dmarc2']) {
     forwards[`${name}@example.org`] = [`${name}@dest.test`];
   }
+  forwards['plain@example.org'] = ['plain@nodsn.test'];
   const config = parseConfig(
     {
       hostname: 'mx.example.org',
@@ -81,6 +85,7 @@ before(async () => {
       routing: { forwards },
       transports: {
         'dest.test': { host: '127.0.0.1', port: dest.port },
+        'nodsn.test': { host: '127.0.0.1', port: noDsn.port },
         'sender.test': { host: '127.0.0.1', port: senders.port },
         'other.test': { host: '127.0.0.1', port: senders.port },
       },
@@ -102,7 +107,7 @@ before(async () => {
 
 after(async () => {
   await rt?.stop();
-  await Promise.all([dest?.stop(), senders?.stop(), dns?.stop()]);
+  await Promise.all([dest?.stop(), noDsn?.stop(), senders?.stop(), dns?.stop()]);
   await nats?.stop();
 });
 
@@ -296,9 +301,21 @@ describe('delivery status notifications', () => {
     );
   });
 
-  test('NOTIFY=SUCCESS gives a "relayed" DSN after a 250', async () => {
+  test('NOTIFY=SUCCESS towards a DSN-capable hop is passed on with ORCPT (RFC 3461 §5.2.1); we send no DSN', async () => {
     const { subject } = await send('happy@sender.test', [
       { to: 'good@example.org', params: 'NOTIFY=SUCCESS' },
+    ]);
+    const relayed = await dest.waitFor((m) => m.raw.includes(Buffer.from(subject)), 20_000);
+    assert.deepEqual(relayed.rcptDsn, [
+      { address: 'good@dest.test', notify: ['SUCCESS'], orcpt: 'rfc822;good@example.org' },
+    ]);
+    await settled();
+    assert.equal(senders.messages.filter(reportFor(subject)).length, 0, 'the next hop reports, not us');
+  });
+
+  test('NOTIFY=SUCCESS gives a "relayed" DSN after a 250 from a hop without DSN (§5.2.2)', async () => {
+    const { subject } = await send('happy@sender.test', [
+      { to: 'plain@example.org', params: 'NOTIFY=SUCCESS' },
     ]);
     const dsn = await senders.waitFor(reportFor(subject), 20_000);
     const [, r] = statusBlocks(dsn.raw.toString('utf8'));

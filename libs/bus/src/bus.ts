@@ -46,10 +46,12 @@ import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { ReplyInbox } from './reply-inbox.ts';
 import { request, serve } from './rpc.ts';
+import { type SharedTable, sharedTable } from './shared-table.ts';
 import { StageBus } from './stage-bus.ts';
 import { RESERVE_SHARE, type StoreLimits } from './store-budget.ts';
 import { StoreGuard, type StoreRoom } from './store-guard.ts';
 import { ensureTopology, limitsOf, type TopologyReport } from './topology.ts';
+import { headersToRecord } from './trace-headers.ts';
 import type {
   AuthBuckets,
   BusClient,
@@ -59,6 +61,7 @@ import type {
   RpcRequest,
   RpcServeOptions,
   RpcServer,
+  SharedTableBucket,
   StageConsumer,
   StoredBody,
 } from './types.ts';
@@ -463,6 +466,111 @@ export class Bus implements BusClient {
   async mtaStsPolicyPut(domain: string, value: Uint8Array, stage: string = NO_STAGE): Promise<void> {
     const kv = await this.#mtaStsBucket();
     await this.operations.awaited('kv_put', stage, () => kv.put(domain, value));
+  }
+
+  #tlsReports: Promise<KV> | null = null;
+
+  #tlsReportsBucket(): Promise<KV> {
+    this.#tlsReports ??= new Kvm(this.js).open(buckets.tlsReports).catch((err) => {
+      this.#tlsReports = null;
+      throw err;
+    });
+    return this.#tlsReports;
+  }
+
+  /** TLS-RPT store (egress tls-rpt-store.ts): compare-and-set like the greylist, and key listing. */
+  async tlsReportGet(
+    key: string,
+    stage: string = NO_STAGE,
+  ): Promise<{ value: string; revision: number } | null> {
+    const kv = await this.#tlsReportsBucket();
+    return this.operations.awaited('kv_get', stage, () => greylistGet(kv, key));
+  }
+
+  async tlsReportCreate(key: string, value: string, stage: string = NO_STAGE): Promise<boolean> {
+    const kv = await this.#tlsReportsBucket();
+    return this.operations.awaited('kv_put', stage, () => greylistCreate(kv, key, value));
+  }
+
+  async tlsReportUpdate(
+    key: string,
+    value: string,
+    revision: number,
+    stage: string = NO_STAGE,
+  ): Promise<boolean> {
+    const kv = await this.#tlsReportsBucket();
+    return this.operations.awaited('kv_put', stage, () => greylistUpdate(kv, key, value, revision));
+  }
+
+  async tlsReportKeys(filter: string, stage: string = NO_STAGE): Promise<string[]> {
+    const kv = await this.#tlsReportsBucket();
+    this.operations.count('api', stage);
+    const keys: string[] = [];
+    for await (const k of await kv.keys(filter)) keys.push(k);
+    return keys;
+  }
+
+  readonly #tables = new Map<SharedTableBucket, Promise<KV> | null>();
+
+  #tableBucket(bucket: SharedTableBucket): Promise<KV> {
+    let kv = this.#tables.get(bucket);
+    if (!kv) {
+      kv = new Kvm(this.js).open(buckets[bucket]).catch((err) => {
+        this.#tables.delete(bucket);
+        throw err;
+      });
+      this.#tables.set(bucket, kv);
+    }
+    return kv;
+  }
+
+  /** A shared JSON table in one of the egress queue's buckets; its operations count as KV gets/puts. */
+  sharedTable<T>(bucket: SharedTableBucket, stage: string = NO_STAGE): SharedTable<T> {
+    const table = sharedTable<T>(() => this.#tableBucket(bucket));
+    const ops = this.operations;
+    return {
+      get: (key) => ops.awaited('kv_get', stage, () => table.get(key)),
+      put: (key, value) => ops.awaited('kv_put', stage, () => table.put(key, value)),
+      update: (key, value, revision) =>
+        ops.awaited('kv_put', stage, () => table.update(key, value, revision)),
+      delete: (key) => ops.awaited('kv_put', stage, () => table.delete(key)),
+      entries: () => {
+        ops.count('api', stage);
+        return table.entries();
+      },
+      watch: (onChange) => {
+        ops.count('api', stage);
+        return table.watch(onChange);
+      },
+    };
+  }
+
+  async streamMessage(
+    stream: string,
+    seq: number,
+    stage: string = NO_STAGE,
+  ): Promise<{ data: Uint8Array; headers: Record<string, string> } | null> {
+    this.operations.count('api', stage);
+    const jsm = await this.#manager();
+    try {
+      const m = await jsm.streams.getMessage(stream, { seq });
+      if (!m) return null;
+      return { data: m.data, headers: headersToRecord(m.header) };
+    } catch (err) {
+      if (/no message found|10037/i.test((err as Error).message)) return null;
+      throw err;
+    }
+  }
+
+  async deleteStreamMessage(stream: string, seq: number, stage: string = NO_STAGE): Promise<boolean> {
+    this.operations.count('api', stage);
+    const jsm = await this.#manager();
+    try {
+      return await jsm.streams.deleteMessage(stream, seq, false);
+    } catch (err) {
+      if (/no message found|10037/i.test((err as Error).message)) return false;
+      throw err;
+    }
   }
 
   /** Whether the connection is up now (readiness). */

@@ -31,6 +31,11 @@
  * pause and those deliveries are not counted toward maxDeliver by this
  * process, so a full disk never dead-letters accepted mail.
  *
+ * A 'postpone' disposition (the egress queue holding a part back without an
+ * attempt: destination busy, rate-limited, backed off, or held) is nak'ed with
+ * its delay and, like backpressure, not counted toward maxDeliver by this
+ * process (another replica that receives it next does count it).
+ *
  * stop() stops pulling, naks what arrives afterwards (immediate redelivery to
  * another replica), waits for the running handlers and their acks, flushes
  * (so every ack sent has left), then resolves: nothing unfinished is ever acked. Reconnects are handled by
@@ -354,6 +359,7 @@ class EnvelopeConsumer implements StageConsumer {
         envelope: env,
         inlineBody,
         deliveryCount,
+        deliveredTimes: m.info.deliveryCount,
         streamSeq: m.seq,
         working: () => {
           this.#deps.ops.count('working', this.#spec.stage);
@@ -407,6 +413,11 @@ class EnvelopeConsumer implements StageConsumer {
           );
           return;
         }
+        await this.#nak(m, Math.max(0, Math.round(disposition.delayMs)));
+        return;
+      case 'postpone':
+        // Not an attempt (the egress queue held it back): like backpressure, not counted.
+        this.#rememberBackpressure(m.seq);
         await this.#nak(m, Math.max(0, Math.round(disposition.delayMs)));
         return;
       case 'dead':

@@ -11,6 +11,7 @@ import type { BodyRef, ConsumerSpec, Envelope, SluiceEvent, StageName } from '@s
 import type { Bus } from './bus.ts';
 import type { StoredSnapshot } from './ldap-snapshot-store.ts';
 import type { LedgerHold } from './ledger.ts';
+import type { SharedTable } from './shared-table.ts';
 import type { StoreRoom } from './store-guard.ts';
 import type {
   AuthBuckets,
@@ -21,6 +22,7 @@ import type {
   RpcRequest,
   RpcServeOptions,
   RpcServer,
+  SharedTableBucket,
   StageConsumer,
   StoredBody,
 } from './types.ts';
@@ -169,11 +171,42 @@ export class StageBus implements BusClient {
     return this.#bus.ldapSnapshotWatch(onSnapshot, this.stage);
   }
 
+  sharedTable<T>(bucket: SharedTableBucket): SharedTable<T> {
+    return this.#bus.sharedTable<T>(bucket, this.stage);
+  }
+
+  streamMessage(
+    stream: string,
+    seq: number,
+  ): Promise<{ data: Uint8Array; headers: Record<string, string> } | null> {
+    return this.#bus.streamMessage(stream, seq, this.stage);
+  }
+
+  deleteStreamMessage(stream: string, seq: number): Promise<boolean> {
+    return this.#bus.deleteStreamMessage(stream, seq, this.stage);
+  }
+
   mtaStsPolicyGet(domain: string): Promise<Uint8Array | null> {
     return this.#bus.mtaStsPolicyGet(domain, this.stage);
   }
 
   mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void> {
     return this.#bus.mtaStsPolicyPut(domain, value, this.stage);
+  }
+
+  tlsReportGet(key: string): Promise<{ value: string; revision: number } | null> {
+    return this.#bus.tlsReportGet(key, this.stage);
+  }
+
+  tlsReportCreate(key: string, value: string): Promise<boolean> {
+    return this.#bus.tlsReportCreate(key, value, this.stage);
+  }
+
+  tlsReportUpdate(key: string, value: string, revision: number): Promise<boolean> {
+    return this.#bus.tlsReportUpdate(key, value, revision, this.stage);
+  }
+
+  tlsReportKeys(filter: string): Promise<string[]> {
+    return this.#bus.tlsReportKeys(filter, this.stage);
   }
 }

@@ -10,9 +10,10 @@
  *
  * Shares of B (every object gets max_bytes AND max_msgs):
  *   bodies (object store) 34.5%   deliver 14%   resolve 8%   rewrite 8%
- *   events 8.5%   dead letters 4.75%   ledger 8%   LDAP snapshot 1%
+ *   events 7%     dead letters 4.75%   ledger 8%   LDAP snapshot 1%
  *   MTA-STS policy cache 0.5%   greylist 2%
  *   credential snapshot 0.25%   auth throttle 0.25%   submission rates 0.25%
+ *   egress queue index 0.8%   egress destination states 0.2%
  *   unallocated reserve 10%
  * max_msgs = max_bytes / 256 (bytes per message, the smallest envelope or
  * ledger entry with its headers), so the message index is bounded too.
@@ -35,13 +36,15 @@ export const STORE_SHARES = {
   deliver: 0.14,
   resolve: 0.08,
   rewrite: 0.08,
-  events: 0.085,
+  events: 0.07,
   dead: 0.0475,
   ledger: 0.08,
   /** The resolver's LDAP snapshot bucket (a few versions of ~60 KB per 10,000 entries). */
   ldapSnapshot: 0.01,
   /** The egress' MTA-STS policy cache (one small policy per destination domain; taken from events). */
   mtaStsPolicies: 0.005,
+  /** The egress' TLS-RPT day counts and send markers (one small key per policy domain and day; taken from events). */
+  tlsReports: 0.005,
   /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
   greylist: 0.02,
   /** Submission sending-rate counters (KV, TTL'd, discard old; taken from dead letters). */
@@ -50,6 +53,10 @@ export const STORE_SHARES = {
   credentials: 0.0025,
   /** The submission brute-force counters and bans (KV, TTL'd, discard old: losing an old counter is harmless). */
   authThrottle: 0.0025,
+  /** The egress queue index: one small entry per deferred or held part (taken from events). */
+  egressQueue: 0.008,
+  /** The egress destination states: one entry per destination backed off (taken from events). */
+  egressDestinations: 0.002,
 } as const;
 
 export type StoreObject = keyof typeof STORE_SHARES;

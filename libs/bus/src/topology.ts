@@ -460,6 +460,55 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
     },
   );
 
+  // TLS-RPT (egress): a day's results per policy domain and the send markers; kept 3 days
+  // (a report covers yesterday), the oldest first when full (RFC 8460 reports are best effort).
+  const rptStream = `KV_${buckets.tlsReports}`;
+  const rptAge = 3 * 86_400_000;
+  if (!(await streamExists(jsm, rptStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.tlsReports, {
+        history: 1,
+        ttl: rptAge,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.tlsReports}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    rptStream,
+    {
+      max_age: nanos(rptAge),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.tlsReports.maxBytes,
+      max_msgs: limits.tlsReports.maxMsgs,
+    },
+    report,
+    log,
+  );
+  // The egress queue index and destination states (services/egress queue-index.ts,
+  // destination-states.ts): entries of parts long gone age out with the work streams; when
+  // full the oldest go first (the parts themselves stay in the deliver stream and are still
+  // delivered: only their listing and any hold on them are lost).
+  for (const bucket of ['egressQueue', 'egressDestinations'] as const) {
+    await ensureKvBucket(
+      { jsm, js, report, log },
+      buckets[bucket],
+      { history: 1, ttl: cfg.workMaxAgeMs, replicas: cfg.replicas, storage: 'file' },
+      {
+        max_age: nanos(cfg.workMaxAgeMs),
+        num_replicas: cfg.replicas,
+        max_msgs_per_subject: 1,
+        discard: 'old',
+        max_bytes: limits[bucket].maxBytes,
+        max_msgs: limits[bucket].maxMsgs,
+      },
+    );
+  }
+
   // Body store (claim check): bodies live as long as the envelopes that point at them.
   const objStream = `OBJ_${objectStores.bodies}`;
   if (!(await streamExists(jsm, objStream))) {

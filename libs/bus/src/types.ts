@@ -22,6 +22,11 @@ export type Disposition =
   | { kind: 'ack' }
   /** Try again later: nak with this delay (JetStream redelivers). */
   | { kind: 'retry'; delayMs: number; reason?: string }
+  /**
+   * Not attempted now (its destination is busy, rate-limited or backed off, or it
+   * is held): nak with this delay, not counted toward maxDeliver by this process.
+   */
+  | { kind: 'postpone'; delayMs: number; reason?: string }
   /** Give up: publish to the dead-letter stream with the reason, then ack. */
   | { kind: 'dead'; reason: string };
 
@@ -29,8 +34,10 @@ export interface EnvelopeDelivery {
   envelope: Envelope;
   /** Inline body bytes when envelope.body.kind === 'inline'. Use bus.loadBody to get bytes either way. */
   inlineBody?: Uint8Array;
-  /** 1 on first delivery. */
+  /** 1 on first delivery; postpones and backpressure naks by this process are not counted. */
   deliveryCount: number;
+  /** Every delivery of this message by the server, postpones included (1: never delivered before). */
+  deliveredTimes?: number;
   /** Stream sequence of this message (unique per stream). */
   streamSeq: number;
   /** Extend the ack deadline (long SMTP transactions). */
@@ -86,6 +93,10 @@ export interface LedgerEntry {
 }
 
 import type { StoredSnapshot } from './ldap-snapshot-store.ts';
+import type { SharedTable } from './shared-table.ts';
+
+/** The buckets a SharedTable may live in (proto buckets). */
+export type SharedTableBucket = 'egressQueue' | 'egressDestinations';
 
 export type { StoredSnapshot };
 
@@ -177,6 +188,24 @@ export interface BusClient {
   /** The egress' MTA-STS policy cache (buckets.mtaStsPolicies), one key per policy domain. */
   mtaStsPolicyGet(domain: string): Promise<Uint8Array | null>;
   mtaStsPolicyPut(domain: string, value: Uint8Array): Promise<void>;
+  /**
+   * The egress' TLS-RPT store (buckets.tlsReports): compare-and-set access
+   * (create false when present, update false on a lost race) and the keys
+   * matching a NATS subject filter (e.g. `results.2026-11-30.>`).
+   */
+  tlsReportGet(key: string): Promise<{ value: string; revision: number } | null>;
+  tlsReportCreate(key: string, value: string): Promise<boolean>;
+  tlsReportUpdate(key: string, value: string, revision: number): Promise<boolean>;
+  tlsReportKeys(filter: string): Promise<string[]>;
+  /** The egress queue's shared tables (shared-table.ts) in buckets.egressQueue / egressDestinations. */
+  sharedTable<T>(bucket: SharedTableBucket): SharedTable<T>;
+  /** One message of a stream by sequence (bytes and headers), or null when it is gone. */
+  streamMessage(
+    stream: string,
+    seq: number,
+  ): Promise<{ data: Uint8Array; headers: Record<string, string> } | null>;
+  /** Remove one message from a stream (the egress queue moving a waiting part); false when it was gone. */
+  deleteStreamMessage(stream: string, seq: number): Promise<boolean>;
   /** The free-space guard: false `ok` means refuse new mail with 452 4.3.1 (store-guard.ts). */
   storeRoom(): Promise<{ ok: boolean; freeBytes: number; short?: 'disk' | 'budget' }>;
 }

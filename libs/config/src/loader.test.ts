@@ -160,6 +160,22 @@ describe('loadConfig', () => {
     });
   });
 
+  test('TLS-RPT reports without egress.dnsResolver are refused with the fix', () => {
+    const problems = problemsOf(
+      'domains:\n  primary: example.org\negress:\n  tlsReports:\n    enabled: true\n',
+    );
+    assert.equal(problems.length, 1);
+    assert.match(
+      problems[0]!,
+      /^egress\.tlsReports\.enabled: .*a validating resolver in egress\.dnsResolver with it — set one/,
+    );
+    const c = loadConfig({
+      text: 'domains:\n  primary: example.org\negress:\n  dnsResolver: 127.0.0.1:53\n  tlsReports:\n    enabled: true\n',
+      env: {},
+    });
+    assert.equal(c.egress.tlsReports.hour, 1);
+  });
+
   test('hash mode without a key fails; with one it loads', () => {
     assert.deepEqual(problemsOf('domains: { primary: example.org }\nlog: { addresses: hash }\n'), [
       'log.hashKey: missing while log.addresses is "hash" — set a key: a string, { file: /path } or { env: NAME } ((config text):2:6)',

@@ -611,6 +611,59 @@ const submissionSchema = z
     }
   });
 
+/** The daily TLS-RPT aggregate reports (RFC 8460) the egress sends to policy domains. */
+const TLS_REPORTS_DEFAULTS = { enabled: false, hour: 1, flushInterval: 60 };
+const tlsReportsSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Record DANE/MTA-STS session results per policy domain and send each domain that publishes a _smtp._tls TXT record (v=TLSRPTv1) its daily report (RFC 8460). Needs egress.dnsResolver.',
+      ),
+    organizationName: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')
+      .optional()
+      .describe('"organization-name" of the reports (RFC 8460 §4.4); default: domains.primary.'),
+    contact: z
+      .string()
+      .min(1)
+      .max(200)
+      .refine((s) => !/[\r\n\0]/.test(s), 'no CR, LF or NUL')
+      .optional()
+      .describe(
+        '"contact-info" of the reports, e.g. mailto:tlsrpt@example.org; default: postmaster@domains.primary.',
+      ),
+    submitter: hostname
+      .optional()
+      .describe("TLS-Report-Submitter and the file name's sender (RFC 8460 §5.3); default: domains.primary."),
+    from: z
+      .string()
+      .max(254)
+      .optional()
+      .describe('From: of the report messages; default: noreply-tlsrpt@domains.primary.'),
+    hour: z
+      .number()
+      .int()
+      .min(0)
+      .max(23)
+      .default(1)
+      .describe("UTC hour after which yesterday's reports are sent (one replica sends each)."),
+    flushInterval: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(60)
+      .describe('How often each replica adds its counted results to the shared store, seconds.'),
+  })
+  .strict()
+  .default(TLS_REPORTS_DEFAULTS)
+  .describe('TLS-RPT (RFC 8460): daily aggregate reports of outbound DANE/MTA-STS results.');
+
 export const configSchema = z
   .object({
     hostname: hostname
@@ -1329,7 +1382,7 @@ export const configSchema = z
           .min(1)
           .default(20)
           .describe(
-            'SMTP/LMTP sessions open at once to one destination host, per process; more deliveries wait.',
+            'SMTP/LMTP sessions open at once to one destination host, and delivery attempts at once to one destination (domain or transport), per process; more deliveries wait in the queue.',
           ),
         sessionIdleTimeout: z
           .number()
@@ -1338,13 +1391,55 @@ export const configSchema = z
           .describe(
             'How long an idle session is kept for the next message to the same host, seconds (0: one per delivery).',
           ),
+        attemptTimeout: seconds
+          .default(1200)
+          .describe(
+            'Deadline of one whole delivery attempt (DNS, TLS policy, body, every session step), seconds: a server that trickles bytes to keep each step alive is still cut off (Postfix bounds only each step).',
+          ),
+        destinations: z
+          .array(
+            z
+              .object({
+                match: z
+                  .string()
+                  .regex(
+                    /^(\*\.)?[A-Za-z0-9_.:[\]-]+$/,
+                    "a destination name ('gmail.com', '[relay.example]:587') or '*.' and a parent domain",
+                  )
+                  .describe(
+                    "The destination: a recipient domain delivered by MX ('gmail.com'), '*.outlook.com' for every subdomain, or a transport as '[host]:port'.",
+                  ),
+                maxConcurrency: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .optional()
+                  .describe(
+                    'Delivery attempts at once to this destination, per process (default: destinationConcurrency).',
+                  ),
+                ratePerMinute: z
+                  .number()
+                  .positive()
+                  .optional()
+                  .describe(
+                    'Delivery attempts (transactions) started per minute to this destination, per process; the others wait in the queue.',
+                  ),
+              })
+              .strict(),
+          )
+          .default([])
+          .describe(
+            'Per-destination limits of the delivery queue (docs/egress-queue.md), first match wins: gentle pacing towards large providers.',
+          ),
         dsn: egressDsnSchema,
         forwardFailureNotice: forwardFailureNoticeSchema,
+        tlsReports: tlsReportsSchema,
       })
       .strict()
       .default({
         dsn: EGRESS_DSN_DEFAULTS,
         forwardFailureNotice: FORWARD_FAILURE_NOTICE_DEFAULTS,
+        tlsReports: TLS_REPORTS_DEFAULTS,
         concurrency: 32,
         connectTimeout: 30,
         greetingTimeout: 300,
@@ -1355,6 +1450,8 @@ export const configSchema = z
         mtaSts: { enabled: true, fetchTimeout: 10 },
         destinationConcurrency: 20,
         sessionIdleTimeout: 5,
+        attemptTimeout: 1200,
+        destinations: [],
       })
       .describe('Outbound delivery: SMTP/LMTP to the next hop, retries.'),
     dns: z
@@ -1474,6 +1571,16 @@ export const configSchema = z
               `(${needed} attempts needed) — raise bus.maxDeliver above ${needed} or lengthen the schedule`,
           });
         }
+      }
+      // TLS-RPT needs the validating resolver: results exist only under DANE/MTA-STS, and rua is a TXT lookup.
+      const tlsReports = (egress as { tlsReports?: { enabled?: unknown } } | undefined)?.tlsReports;
+      if (tlsReports?.enabled === true && !egress?.dnsResolver) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['egress', 'tlsReports', 'enabled'],
+          message:
+            'a validating resolver in egress.dnsResolver with it — set one, or turn TLS-RPT reports off',
+        });
       }
       // Acks are one-way (docs/decisions/0010): a lost ack is a redelivery after ackWait, and the
       // stage's republish must still fall in the duplicate window to be dropped there.

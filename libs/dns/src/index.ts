@@ -1,5 +1,6 @@
 export {
   type AddressAnswer,
+  cnameTarget,
   createSecureDns,
   type DnsAnswer,
   type DnsRcode,

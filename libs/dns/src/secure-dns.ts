@@ -39,7 +39,14 @@ export interface TlsaRecord {
 }
 
 export type MxAnswer = DnsAnswer<{ exchange: string; priority: number }>;
-export type AddressAnswer = DnsAnswer<string>;
+export type AddressAnswer = DnsAnswer<string> & {
+  /**
+   * The name the addresses belong to when `host` is an alias: the target of
+   * the CNAME chain in the answer (RFC 7672 §2.2.2: the expanded TLSA base
+   * domain). Absent when there was no CNAME.
+   */
+  canonical?: string;
+};
 export type TlsaAnswer = DnsAnswer<TlsaRecord>;
 
 export interface SecureDns {
@@ -90,11 +97,13 @@ export function createSecureDns(cfg: { resolver: string; timeoutMs: number }): S
         r.type === 'A' || r.type === 'AAAA' ? [String(r.data)] : [],
       );
       const bad = [v6, v4].find((x) => x.rcode !== 'noerror' && x.rcode !== 'nxdomain');
+      const canonical = cnameTarget(name, [...v4.answers, ...v6.answers]);
       return {
         rcode: records.length > 0 ? 'noerror' : (bad?.rcode ?? v4.rcode),
         secure: v6.secure && v4.secure,
         records,
         detail: bad?.detail,
+        ...(canonical ? { canonical } : {}),
       };
     },
     async tlsa(name) {
@@ -119,6 +128,18 @@ export function createSecureDns(cfg: { resolver: string; timeoutMs: number }): S
       return { rcode: a.rcode, secure: a.secure, records, detail: a.detail };
     },
   };
+}
+
+/** The end of the CNAME chain starting at `name` in an answer section, or undefined without one. */
+export function cnameTarget(name: string, answers: readonly dnsPacket.Answer[]): string | undefined {
+  const norm = (n: string) => n.toLowerCase().replace(/\.$/, '');
+  let current = norm(name);
+  for (let hops = 0; hops < 16; hops++) {
+    const link = answers.find((a) => a.type === 'CNAME' && norm(a.name) === current);
+    if (!link) break;
+    current = norm(String((link as dnsPacket.StringAnswer).data));
+  }
+  return current === norm(name) ? undefined : current;
 }
 
 function rcodeOf(p: dnsPacket.DecodedPacket): DnsRcode {

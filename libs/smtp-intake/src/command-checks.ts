@@ -6,14 +6,16 @@
  * reason) or undefined.
  *
  *   SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID and
- *   NOTIFY/ORCPT (RFC 3461); anything else 555 5.5.4 (RFC 5321 §4.1.1.11).
+ *   NOTIFY/ORCPT (RFC 3461), REQUIRETLS (RFC 8689 §2: smtp-server advertises
+ *   it only on TLS sessions and refuses it without); anything else 555 5.5.4
+ *   (RFC 5321 §4.1.1.11).
  */
 import { STREAM_BUFFER_BYTES } from '@sluice/bus';
 import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
 import type { SMTPServerAddress } from 'smtp-server';
 import type { BodyBudget } from './body-budget.ts';
 
-export const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID']);
+export const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID', 'REQUIRETLS']);
 export const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
 /** RFC 3461 §4.4: ENVID is at most 100 characters; §4.2: ORCPT at most 500. */
 const MAX_ENVID = 100;

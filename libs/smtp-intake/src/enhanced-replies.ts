@@ -42,6 +42,10 @@ export function useOwnEnhancedCodes(conn: SmtpConnectionHandle): void {
   wrapped.add(conn);
   const send = conn.send.bind(conn);
   conn.send = (code, data, context) => {
+    if (code === 530 && typeof data === 'string' && data.startsWith('REQUIRETLS')) {
+      // smtp-server refuses MAIL FROM REQUIRETLS outside TLS (RFC 8689 §2) as 5.7.0; it is "encryption needed".
+      return send(530, `5.7.10 ${data}`, false);
+    }
     if (typeof data === 'string' && context !== false) {
       const own = splitEnhancedCode(data);
       // RFC 3463 §2: the class must match the reply's first digit; otherwise leave it to smtp-server.

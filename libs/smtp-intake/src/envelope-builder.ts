@@ -54,6 +54,7 @@ export function mailFromOf(address: string, params: Record<string, string | true
   }
   const envid = params['ENVID'];
   if (typeof envid === 'string') out.envid = envid; // RFC 3461 §4.4
+  if (params['REQUIRETLS'] === true) out.requireTls = true; // RFC 8689 §4.1: tag the message
   return out;
 }
 

@@ -6,6 +6,8 @@ const SLUICE_METRICS = [
   'sluice_backpressure_waits_total',
   'sluice_deliveries_total',
   'sluice_delivery_repeats_total',
+  'sluice_destination_backoffs_total',
+  'sluice_egress_postponed_total',
   'sluice_dsns_queued_total',
   'sluice_filter_shed_total',
   'sluice_filter_waiting_requests',

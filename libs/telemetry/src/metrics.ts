@@ -49,6 +49,10 @@ export interface Metrics {
   readonly filterWaiting: Gauge;
   /** Outbound TLS sessions by policy (dane, mta-sts, none) and result (success or a TLS-RPT failure type, RFC 8460 §4.3). */
   readonly tlsResults: Counter<'policy' | 'result'>;
+  /** Egress parts held back without an attempt (delivery queue), by reason: busy, paced, backoff, held. */
+  readonly egressPostponed: Counter<'reason'>;
+  /** Times a destination was backed off for every egress replica (421, no session, attempt deadline). */
+  readonly destinationBackoffs: Counter;
   /** NATS operations of the bus by kind and stage, read from the bus at each scrape (observeNatsOperations). */
   readonly natsOperations: Counter<'kind' | 'stage'>;
   /** NATS round trips messages waited on one after another, by stage (same source). */
@@ -224,6 +228,17 @@ export function createMetrics(): Metrics {
     filterShed: new Counter({
       name: 'sluice_filter_shed_total',
       help: 'Verdict requests the filter answered busy at once (handler slots and wait queue full).',
+      registers,
+    }),
+    egressPostponed: new Counter({
+      name: 'sluice_egress_postponed_total',
+      help: 'Egress parts held back without an attempt by the delivery queue, by reason (busy, paced, backoff, held).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    destinationBackoffs: new Counter({
+      name: 'sluice_destination_backoffs_total',
+      help: 'Times a destination was backed off for every egress replica (421, no session, attempt deadline).',
       registers,
     }),
     filterWaiting: new Gauge({

@@ -27,6 +27,11 @@
  *      write never leads to another delivery attempt.
  *   7. Deferred recipients left: retry after the scheduled delay; else ack.
  *
+ * The delivery queue (queued-delivery.ts) runs around this: it decides whether
+ * the part is attempted now at all, and may force an outcome without a
+ * connection (an operator's bounce or delete). The whole attempt runs under
+ * egress.attemptTimeout (attempt-deadline.ts).
+ *
  * Permanent failures are recorded (ledger, timeline, a warning with the
  * queue id) and reported to the sender: the DSNs and forward-failure
  * notices an attempt owes are queued by notify-sender.ts before the
@@ -42,19 +47,29 @@ import { type Envelope, envelopeKey, eventBase, type TlsOutcome } from '@sluice/
 import type { ServiceContext } from '@sluice/runtime';
 import { HeaderAssemblyError } from '@sluice/smtp';
 import { runInSpan } from '@sluice/telemetry';
+import { type AttemptDeadline, beforeDeadline, DeadlineError, withinDeadline } from './attempt-deadline.ts';
 import { type ClientCert, clientCertFor } from './client-cert.ts';
 import { type Candidate, type DnsLookup, destinationFor } from './destination.ts';
+import { dsnToPassOn } from './dsn-relay.ts';
 import { HeldOutcomes } from './held-outcomes.ts';
 import { ledgerEntries, ledgerKey } from './ledger.ts';
 import { localReplies } from './local-replies.ts';
 import { sendNotifications } from './notify-sender.ts';
 import { type Outcome, outcomeOfCode, replyCode } from './outcome.ts';
 import { type OutgoingMessage, outgoingMessage } from './outgoing-message.ts';
+import { messageTlsPlan, requireTlsApplies, requireTlsOpenFailure } from './require-tls.ts';
 import { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 import type { SessionPool } from './session-pool.ts';
-import { type RecipientReply, SessionOpenError, type SessionOptions, SmtpSession } from './smtp-session.ts';
-import { type DestinationTls, destinationTls, type MtaStsSource } from './tls-policy.ts';
+import {
+  type RecipientReply,
+  SessionOpenError,
+  type SessionOptions,
+  SmtpSession,
+  type Transaction,
+} from './smtp-session.ts';
+import { type DestinationTls, destinationTls, type HostTls, type MtaStsSource } from './tls-policy.ts';
 import { failureResultOf, recordTlsResult } from './tls-report.ts';
+import type { TlsRptRecorder } from './tls-rpt-store.ts';
 
 /** RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients per transaction. */
 export const RECIPIENTS_PER_TRANSACTION = 100;
@@ -76,6 +91,16 @@ export type EgressDeps = Pick<
   mtaSts?: MtaStsSource;
   /** Extra PKIX CAs for MTA-STS sessions (egress.mtaSts.caFile). */
   tlsCa?: Buffer;
+  /** Counts DANE/MTA-STS results for the daily TLS-RPT reports (egress.tlsReports). */
+  tlsRpt?: TlsRptRecorder;
+  /**
+   * The delivery queue's verdict instead of an attempt (queued-delivery.ts): every remaining
+   * recipient gets this outcome and reply without a connection (bounce and delete by the
+   * operator; expiry while the destination is backed off); `notify` false sends no DSN.
+   */
+  forced?: { outcome: 'failed' | 'deferred'; reply: string; notify: boolean };
+  /** Told each attempt's outcomes, before expiry is applied (the queue's destination backoff). */
+  onAttempt?: (results: ReadonlyArray<{ outcome: Outcome; reply: string }>) => void;
 };
 
 const processHeldOutcomes = new HeldOutcomes();
@@ -86,6 +111,8 @@ interface RecipientResult {
   reply: string;
   host?: string;
   tls: TlsOutcome;
+  /** The next hop took our RFC 3461 parameters (it advertised DSN): it reports from here on. */
+  dsnPassedOn?: boolean;
 }
 
 /** What cannot go inside `<...>` in MAIL FROM / RCPT TO: line breaks, NUL, angle brackets, edge spaces. */
@@ -122,9 +149,23 @@ async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutc
   const heartbeat = setInterval(() => d.working(), Math.max(1000, (deps.config.bus.ackWait * 1000) / 3));
   let results: RecipientResult[];
   try {
-    const attempted = await attempt(env, d, remaining, deps, log);
+    const attempted = deps.forced
+      ? {
+          results: remaining.map(
+            (address): RecipientResult => ({
+              address,
+              outcome: deps.forced!.outcome,
+              reply: deps.forced!.reply,
+              tls: 'none',
+            }),
+          ),
+        }
+      : await withinDeadline(deps.config.egress.attemptTimeout * 1000, (deadline) =>
+          attempt(env, d, remaining, deps, log, deadline),
+        );
     if ('disposition' in attempted) return attempted.disposition;
     results = attempted.results;
+    deps.onAttempt?.(results);
   } finally {
     clearInterval(heartbeat);
   }
@@ -146,7 +187,7 @@ async function deliverOnce(d: EnvelopeDelivery, deps: EgressDeps, held: HeldOutc
   // The part stays claimed (working) until its outcome is recorded and durable in the ledger.
   const claim = setInterval(() => d.working(), Math.max(500, (deps.config.bus.ackWait * 1000) / 3));
   try {
-    await sendNotifications(env, d, results, deps);
+    if (deps.forced?.notify !== false) await sendNotifications(env, d, results, deps);
     await finish(env, d, results, nextAttemptAt, deps, held, log);
   } finally {
     clearInterval(claim);
@@ -170,6 +211,27 @@ async function attempt(
   remaining: string[],
   deps: EgressDeps,
   log: EgressDeps['log'],
+  deadline: AttemptDeadline,
+): Promise<AttemptResult> {
+  try {
+    return await attemptSteps(env, d, remaining, deps, log, deadline);
+  } catch (err) {
+    if (!(err instanceof DeadlineError)) throw err;
+    // A step that sends nothing outran the attempt's deadline: nothing was delivered.
+    log.info({ reply: err.reply }, 'delivery attempt deadline reached');
+    return {
+      results: remaining.map((address) => ({ address, outcome: 'deferred', reply: err.reply, tls: 'none' })),
+    };
+  }
+}
+
+async function attemptSteps(
+  env: Envelope,
+  d: EnvelopeDelivery,
+  remaining: string[],
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+  deadline: AttemptDeadline,
 ): Promise<AttemptResult> {
   const results: RecipientResult[] = [];
   const none = (address: string, outcome: Outcome, reply: string): RecipientResult => ({
@@ -199,8 +261,13 @@ async function attempt(
 
   let message: OutgoingMessage;
   try {
-    message = await outgoingMessage(env, d.inlineBody, deps.bus);
+    message = await beforeDeadline(
+      deadline,
+      'loading the body',
+      outgoingMessage(env, d.inlineBody, deps.bus),
+    );
   } catch (err) {
+    if (err instanceof DeadlineError) throw err;
     if (err instanceof HeaderAssemblyError) {
       return { disposition: { kind: 'dead', reason: `prepended headers cannot be written: ${err.message}` } };
     }
@@ -214,7 +281,11 @@ async function attempt(
     };
   }
 
-  const plan = await destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort });
+  const plan = await beforeDeadline(
+    deadline,
+    'DNS',
+    destinationFor(env.route!, deps.dns, { mxPort: deps.mxPort }),
+  );
   if (plan.kind === 'unroutable') {
     const outcome: Outcome = plan.permanent ? 'failed' : 'deferred';
     return { results: [...results, ...sendable.map((a) => none(a, outcome, plan.reply))] };
@@ -239,24 +310,54 @@ async function attempt(
     dnsTimeoutMs: deps.config.dns.timeout * 1000,
     clientCert,
   };
-  const tlsPlan = await destinationTls(env.route!, {
-    defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
-    secureDns: deps.secureDns,
-    mtaSts: deps.config.egress.mtaSts.enabled ? deps.mtaSts : undefined,
-    ca: deps.tlsCa,
-  });
+  const tlsPlan = await beforeDeadline(
+    deadline,
+    'TLS policy',
+    destinationTls(env.route!, {
+      defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
+      secureDns: deps.secureDns,
+      mtaSts: deps.config.egress.mtaSts.enabled ? deps.mtaSts : undefined,
+      ca: deps.tlsCa,
+    }),
+  );
   if (tlsPlan.kind === 'defer') {
-    recordTlsResult(deps.metrics, log, { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply });
+    const report =
+      env.route!.kind === 'mx'
+        ? { type: 'tlsa' as const, domain: env.route!.domain, strings: [] }
+        : undefined;
+    recordTlsResult(
+      deps.metrics,
+      log,
+      { policy: 'dane', result: tlsPlan.result, detail: tlsPlan.reply, report },
+      deps.tlsRpt,
+    );
     return { results: [...results, ...sendable.map((a) => none(a, 'deferred', tlsPlan.reply))] };
   }
+  // REQUIRETLS or TLS-Required: No (RFC 8689) over the destination's policy: require-tls.ts.
+  const requireTls = requireTlsApplies(env);
+  const hostTls = messageTlsPlan(env, tlsPlan.tls, {
+    defaults: { requireTls: sessionOptions.requireTls, ignoreTlsErrors: sessionOptions.ignoreTlsErrors },
+    ca: deps.tlsCa,
+    message,
+  });
+  const tx = { requireTls, dsn: dsnToPassOn(env) };
   let lastOpenError = localReplies.connectFailed('no candidate host');
+  const openErrors: string[] = [];
   for (const candidate of plan.candidates) {
     let session: SmtpSession;
     let tlsOutcome: TlsOutcome;
     try {
-      ({ session, tlsOutcome } = await openUnderPolicy(candidate, sessionOptions, tlsPlan.tls, deps, log));
+      ({ session, tlsOutcome } = await beforeDeadline(
+        deadline,
+        `opening a session with ${candidate.label}`,
+        openUnderPolicy(candidate, sessionOptions, hostTls, deps, log, requireTls),
+        (late) => (deps.sessions ? deps.sessions.release(late.session, true) : late.session.close()),
+      ));
     } catch (err) {
+      if (err instanceof DeadlineError) throw err;
       lastOpenError = err instanceof SessionOpenError ? err.reply : localReplies.connectFailed(String(err));
+      if (requireTls) lastOpenError = requireTlsOpenFailure(lastOpenError);
+      openErrors.push(lastOpenError);
       log.info(
         { host: candidate.label, reply: lastOpenError },
         'could not open a session: trying the next host',
@@ -264,9 +365,18 @@ async function attempt(
       continue;
     }
     let clean = false;
+    // At the deadline the connection is cut; the transaction settles with "connection lost".
+    const cut = () =>
+      session.abort(
+        localReplies.attemptTimedOut(
+          `transaction with ${candidate.label} after ${Math.round(deadline.ms / 1000)} s`,
+        ),
+      );
+    deadline.signal.addEventListener('abort', cut, { once: true });
     try {
-      const replies = await transact(session, env.mailFrom.address, sendable, message);
+      const replies = await transact(session, env.mailFrom.address, sendable, message, tx);
       clean = replies.every((r) => r.code >= 200 && r.code < 300);
+      const dsnPassedOn = tx.dsn !== undefined && session.offers('DSN');
       for (const r of replies) {
         results.push({
           address: r.address,
@@ -274,15 +384,27 @@ async function attempt(
           reply: r.reply,
           host: candidate.label,
           tls: tlsOutcome,
+          dsnPassedOn,
         });
       }
     } finally {
+      deadline.signal.removeEventListener('abort', cut);
       if (deps.sessions) deps.sessions.release(session, clean);
       else session.close();
     }
     return { results };
   }
-  return { results: [...results, ...sendable.map((a) => unreached(a, plan.candidates, lastOpenError))] };
+  // Only REQUIRETLS makes a host's refusal final (5.7.10/5.7.30): when every host refused so, the message fails.
+  const final = openErrors.length > 0 && openErrors.every((r) => replyCode(r) >= 500);
+  return {
+    results: [
+      ...results,
+      ...sendable.map((a) => ({
+        ...unreached(a, plan.candidates, lastOpenError),
+        ...(final ? { outcome: 'failed' as const } : {}),
+      })),
+    ],
+  };
 }
 
 /**
@@ -290,23 +412,31 @@ async function attempt(
  * in a span carrying the policy and outcome; the result counts for TLS-RPT.
  */
 async function openUnderPolicy(
-  candidate: Candidate,
+  planned: Candidate,
   base: SessionOptions,
   plan: DestinationTls,
   deps: EgressDeps,
   log: EgressDeps['log'],
+  requireTls = false,
 ): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
-  return runInSpan('egress.session', { attributes: { 'server.address': candidate.label } }, async (span) => {
-    const decision = await plan.forHost(candidate);
+  return runInSpan('egress.session', { attributes: { 'server.address': planned.label } }, async (span) => {
+    const decision = await plan.forHost(planned);
+    // A DANE transport is reached at its DNSSEC-validated address (tls-policy.ts transportDane).
+    const candidate = decision.kind === 'use' && decision.connect ? decision.connect : planned;
     const host = candidate.label;
+    // TLS-RPT failure-details name the MX host and the address (RFC 8460 §4.4).
+    const rpt = { report: decision.report, mxHost: candidate.servername, ip: candidate.host };
     if (decision.kind === 'skip') {
       span.setAttribute('sluice.tls.policy', decision.policy);
-      recordTlsResult(deps.metrics, log, {
-        policy: decision.policy,
-        result: decision.result,
-        host,
-        detail: decision.reply,
-      });
+      recordTlsResult(
+        deps.metrics,
+        log,
+        { policy: decision.policy, result: decision.result, host, detail: decision.reply, ...rpt },
+        deps.tlsRpt,
+      );
+      if (decision.fallback && (await decision.fallback.allowed())) {
+        return openOpportunistic(candidate, base, decision.fallback.tls, deps, log, decision.reply);
+      }
       throw new SessionOpenError(decision.reply);
     }
     const { tls } = decision;
@@ -324,23 +454,59 @@ async function openUnderPolicy(
     } catch (err) {
       if (tls.policy !== 'none' && err instanceof SessionOpenError) {
         const result = failureResultOf(err.reply, tls.policy);
-        recordTlsResult(deps.metrics, log, { policy: tls.policy, result, host, detail: err.reply });
+        recordTlsResult(
+          deps.metrics,
+          log,
+          { policy: tls.policy, result, host, detail: err.reply, ...rpt },
+          deps.tlsRpt,
+        );
       }
-      throw err;
+      if (!(err instanceof SessionOpenError && tls.fallback && (await tls.fallback.allowed()))) throw err;
+      return openOpportunistic(candidate, base, tls.fallback.tls, deps, log, err.reply);
+    }
+    if (requireTls && !(session.tls === 'tls' && session.offers('REQUIRETLS'))) {
+      // RFC 8689 §4.2.1 step 5: the next hop must offer REQUIRETLS; the session may carry other mail.
+      if (deps.sessions) deps.sessions.release(session, true);
+      else session.close();
+      throw new SessionOpenError(localReplies.requireTlsUnsupported(host));
     }
     const tlsOutcome: TlsOutcome = session.tls === 'tls' ? tls.outcome : 'none';
     span.setAttribute('sluice.tls.outcome', tlsOutcome);
-    recordTlsResult(deps.metrics, log, {
-      policy: tls.policy,
-      result:
-        tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
-          ? 'validation-failure'
-          : 'success',
-      host,
-      detail: tls.note,
-    });
+    recordTlsResult(
+      deps.metrics,
+      log,
+      {
+        policy: tls.policy,
+        result:
+          tls.note && tls.policy === 'mta-sts' && / does not match/.test(tls.note)
+            ? 'validation-failure'
+            : 'success',
+        host,
+        detail: tls.note,
+        ...rpt,
+      },
+      deps.tlsRpt,
+    );
     return { session, tlsOutcome };
   });
+}
+
+/** TLS-Required: No (RFC 8689 §4.2.2): the policy failed, the sender allows this host without it. */
+async function openOpportunistic(
+  candidate: Candidate,
+  base: SessionOptions,
+  tls: HostTls,
+  deps: EgressDeps,
+  log: EgressDeps['log'],
+  reply: string,
+): Promise<{ session: SmtpSession; tlsOutcome: TlsOutcome }> {
+  log.info(
+    { host: candidate.label, reply },
+    'TLS policy failed; TLS-Required: No: delivering opportunistically',
+  );
+  const options: SessionOptions = { ...base, ...tls.session, policyKey: 'none' };
+  const session = await (deps.sessions?.acquire(candidate, options) ?? SmtpSession.open(candidate, options));
+  return { session, tlsOutcome: session.tls === 'tls' ? 'tls' : 'none' };
 }
 
 function unreached(address: string, candidates: Candidate[], reply: string): RecipientResult {
@@ -353,12 +519,13 @@ async function transact(
   from: string,
   to: string[],
   message: OutgoingMessage,
+  extra: Pick<Transaction, 'requireTls' | 'dsn'> = {},
 ): Promise<RecipientReply[]> {
   const eightBit = message.eightBit;
   const out: RecipientReply[] = [];
   for (let i = 0; i < to.length; i += RECIPIENTS_PER_TRANSACTION) {
     const batch = to.slice(i, i + RECIPIENTS_PER_TRANSACTION);
-    const replies = await session.send({ from, to: batch, message, eightBit });
+    const replies = await session.send({ from, to: batch, message, eightBit, ...extra });
     out.push(...replies);
     const more = i + RECIPIENTS_PER_TRANSACTION < to.length;
     if (more && replies.some((r) => replyCode(r.reply) < 200 || replyCode(r.reply) >= 300))

@@ -6,6 +6,11 @@
  * destination for the next message (session-pool.ts: egress.destinationConcurrency,
  * egress.sessionIdleTimeout).
  *
+ * Every part goes through the delivery queue (queued-delivery.ts): per-destination
+ * concurrency, rate and shared backoff (destination-scheduler.ts,
+ * destination-states.ts), the shared index of waiting parts (queue-index.ts) and
+ * the queue operations served to `sluice queue` (queue-control.ts).
+ *
  * createEgressService takes the seams tests need (a DNS lookup, the MX port);
  * `egressService` is the production definition with the configured DNS
  * servers and port 25.
@@ -14,10 +19,17 @@
 import { createSecureDns } from '@sluice/dns';
 import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
-import { deliverPart } from './deliver.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
+import { DestinationScheduler } from './destination-scheduler.ts';
+import { type DestinationState, DestinationStates } from './destination-states.ts';
 import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
+import { serveQueueControl } from './queue-control.ts';
+import { limitsFor } from './queue-destination.ts';
+import { type QueueEntry, QueueIndex } from './queue-index.ts';
+import { type DeliveryQueue, deliverQueued } from './queued-delivery.ts';
 import { SessionPool } from './session-pool.ts';
+import { startTlsRpt } from './tls-rpt-sender.ts';
+import { TlsRptRecorder } from './tls-rpt-store.ts';
 
 export interface EgressServiceOptions {
   /** DNS for MX lookups (default: node:dns with config.dns). */
@@ -57,24 +69,40 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       if (!secureDns) {
         ctx.log.warn('egress.dnsResolver is not set: no DANE and no MTA-STS, outbound TLS is opportunistic');
       }
+      // TLS-RPT (RFC 8460): counted per policy domain, the daily report sent by one replica.
+      const tlsRpt =
+        ctx.config.egress.tlsReports.enabled && secureDns ? new TlsRptRecorder(ctx.bus) : undefined;
+      const stopTlsRpt =
+        tlsRpt && secureDns
+          ? startTlsRpt(tlsRpt, { ...ctx, bus: ctx.bus, secureDns, ca: tlsCa })
+          : async () => {};
       const sessions = new SessionPool({
         maxPerDestination: ctx.config.egress.destinationConcurrency,
         idleTimeoutMs: ctx.config.egress.sessionIdleTimeout * 1000,
       });
+      const states = new DestinationStates(
+        ctx.bus.sharedTable<DestinationState>('egressDestinations'),
+        ctx.config.egress.retrySchedule,
+      );
+      await states.start();
+      const index = new QueueIndex(ctx.bus.sharedTable<QueueEntry>('egressQueue'));
+      const queue: DeliveryQueue = {
+        index,
+        states,
+        scheduler: new DestinationScheduler({ limits: (name) => limitsFor(name, ctx.config.egress), states }),
+      };
+      const control = serveQueueControl({ bus: ctx.bus, index, states, log: ctx.log });
       const consumer = ctx.bus.consumeEnvelopes(
         consumers.egress,
         { concurrency: ctx.config.egress.concurrency },
         async (d) => {
           const t0 = performance.now();
-          const disposition = await deliverPart(d, {
-            ...ctx,
-            dns,
-            secureDns,
-            mtaSts,
-            tlsCa,
-            mxPort: opts.mxPort,
-            sessions,
-          });
+          const disposition = await deliverQueued(
+            d,
+            { ...ctx, dns, secureDns, mtaSts, tlsCa, tlsRpt, mxPort: opts.mxPort, sessions },
+            queue,
+          );
+          if (disposition.kind === 'postpone') return disposition; // not an attempt: not measured
           ctx.metrics.stageProcessed.inc({ stage: 'egress', outcome: disposition.kind });
           ctx.metrics.stageDuration.observe({ stage: 'egress' }, (performance.now() - t0) / 1000);
           if (disposition.kind === 'dead') ctx.metrics.deadLettered.inc({ stage: 'egress' });
@@ -84,8 +112,11 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       return {
         name: 'egress',
         async stop() {
+          await control.stop();
           await consumer.stop();
+          states.stop();
           sessions.close(); // QUIT the idle sessions
+          await stopTlsRpt(); // the last counts into the shared store
         },
         info: () => ({
           concurrency: ctx.config.egress.concurrency,

@@ -538,3 +538,80 @@ describe('the egress service on the deliver stream', () => {
     assert.equal(s.messages.length, 1);
   });
 });
+
+describe('DSN parameters passed on to the next hop (RFC 3461 §5.2.1)', () => {
+  const relayed = async () =>
+    (await deps.metrics.dsnsQueued.get()).values.find((v) => v.labels.action === 'relayed')?.value ?? 0;
+
+  test('a DSN-capable hop gets RET/ENVID on MAIL and each recipient its own NOTIFY/ORCPT; no "relayed" DSN from us', async () => {
+    const s = await sink();
+    const part = await makePart(transport(s.port), ['a@forward.test', 'b@forward.test', 'c@forward.test'], {
+      mailFrom: { address: 'sender@sender.test', ret: 'HDRS', envid: 'QQ 1+2=3' },
+      recipients: [
+        {
+          address: 'a@forward.test',
+          original: 'a@forward.test',
+          notify: ['SUCCESS', 'FAILURE'],
+          orcpt: 'rfc822;alias@example.org',
+        },
+        { address: 'b@forward.test', original: 'b@example.org', notify: ['NEVER'] },
+        // A forward's target: ORCPT names the address as received (§4.2), NOTIFY absent stays absent.
+        { address: 'c@forward.test', original: 'c@example.org' },
+      ],
+    });
+    const before = await relayed();
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    const [msg] = await s.waitFor(1);
+    assert.equal(msg!.mailParams.RET, 'HDRS');
+    assert.equal(
+      msg!.mailParams.ENVID,
+      'QQ 1+2=3',
+      'ENVID is xtext-encoded on the wire and decoded by the server',
+    );
+    assert.deepEqual(msg!.rcptDsn, [
+      { address: 'a@forward.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;alias@example.org' },
+      { address: 'b@forward.test', notify: ['NEVER'], orcpt: 'rfc822;b@example.org' },
+      { address: 'c@forward.test', notify: undefined, orcpt: 'rfc822;c@example.org' },
+    ]);
+    assert.equal(await relayed(), before, 'the next hop reports success itself');
+  });
+
+  test('a hop without DSN gets no parameters, and NOTIFY=SUCCESS gets our "relayed" DSN (RFC 3461 §5.2.2)', async () => {
+    const s = await sink({ hideDsn: true });
+    const part = await makePart(transport(s.port), ['a@forward.test'], {
+      mailFrom: { address: 'sender@sender.test', ret: 'FULL', envid: 'E1' },
+      recipients: [{ address: 'a@forward.test', original: 'a@forward.test', notify: ['SUCCESS'] }],
+    });
+    const before = await relayed();
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    const [msg] = await s.waitFor(1);
+    assert.equal(msg!.mailParams.RET, undefined);
+    assert.equal(msg!.mailParams.ENVID, undefined);
+    assert.deepEqual(msg!.rcptDsn, [{ address: 'a@forward.test', notify: undefined, orcpt: undefined }]);
+    assert.equal(await relayed(), before + 1);
+  });
+});
+
+describe('REQUIRETLS and LMTP (RFC 8689, RFC 2033)', () => {
+  test('final delivery over LMTP is not relaying: a REQUIRETLS message is delivered to the mailbox store', async () => {
+    const s = await sink({ lmtp: true });
+    const part = await makePart(transport(s.port, true), ['box@example.org'], {
+      mailFrom: { address: 'sender@sender.test', requireTls: true },
+    });
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    const [msg] = await s.waitFor(1);
+    assert.equal(msg!.mailParams.REQUIRETLS, undefined);
+  });
+
+  test('an SMTP transport without TLS gets no REQUIRETLS message: failed 5.7.10, nothing sent', async () => {
+    const s = await sink();
+    const part = await makePart(transport(s.port), ['far@forward.test'], {
+      mailFrom: { address: 'sender@sender.test', requireTls: true },
+    });
+    assert.deepEqual(await deliverPart(delivery(part), deps), { kind: 'ack' });
+    assert.equal(s.messages.length, 0);
+    const entry = await ledgerOf(part.envelope, 'far@forward.test');
+    assert.equal(entry?.status, 'failed');
+    assert.match(entry!.reply, /^550 5\.7\.10 /);
+  });
+});

@@ -27,6 +27,11 @@ export const localReplies = {
   connectFailed: (detail: string) => local(451, '4.4.1', `could not open an SMTP session: ${detail}`),
   /** The session broke after it was open: RFC 5321 §3.8 treats it as temporary; RFC 3463 X.4.2 bad connection. */
   connectionLost: (detail: string) => local(451, '4.4.2', `connection lost: ${detail}`),
+  /** The whole attempt outran egress.attemptTimeout: RFC 3463 X.4.2 bad connection (Postfix: "conversation timed out"). */
+  attemptTimedOut: (detail: string) => local(451, '4.4.2', `delivery attempt timed out: ${detail}`),
+  /** The delivery queue failed the recipients on an operator's request (sluice queue bounce/delete): X.0.0. */
+  operatorBounce: () => local(554, '5.0.0', 'returned to the sender by the postmaster (sluice queue bounce)'),
+  operatorDelete: () => local(554, '5.0.0', 'deleted from the queue by the postmaster (sluice queue delete)'),
   /** The stored body could not be read (missing, or not what the envelope says): temporary, X.3.0. */
   bodyUnavailable: (detail: string) => local(451, '4.3.0', `message body could not be read: ${detail}`),
   /** egress.requireTls and the server offers no working STARTTLS: RFC 3463 X.7.10 encryption needed. */
@@ -35,6 +40,15 @@ export const localReplies = {
   tlsAuthFailed: (detail: string) => local(451, '4.7.5', `TLS authentication failed: ${detail}`),
   /** The destination's TLS policy cannot be determined or forbids this host (RFC 7672 §2.2, RFC 8461 §5). */
   tlsPolicy: (detail: string) => local(451, '4.7.5', `TLS policy: ${detail}`),
+  /**
+   * REQUIRETLS (RFC 8689 §4.2.1): no authenticated TLS session with a valid MX
+   * host could be had: "5.7.10 Encryption needed"; permanent (the message is
+   * never sent otherwise, the sender gets a DSN).
+   */
+  requireTlsNoTls: (detail: string) => local(550, '5.7.10', `REQUIRETLS: ${detail}`),
+  /** REQUIRETLS and the TLS-protected next hop does not offer REQUIRETLS: RFC 8689 §4.2.1, §6 "5.7.30". */
+  requireTlsUnsupported: (host: string) =>
+    local(550, '5.7.30', `REQUIRETLS support required: ${host} does not offer REQUIRETLS`),
   /** The server's SIZE (RFC 1870 §6.2) is smaller than the message: permanent, RFC 3463 X.3.4. */
   tooBig: (detail: string) => local(552, '5.3.4', `message too big for the destination: ${detail}`),
   /** The message outlived bus.queueLifetime: RFC 3463 X.4.7 delivery time expired. */
@@ -47,3 +61,11 @@ export const localReplies = {
   badHeloName: () =>
     local(451, '4.3.5', 'egress.heloName / hostname contains CR, LF or NUL: fix the configuration'),
 } as const;
+
+/** One of our replies saying TLS could not be negotiated or authenticated (not a DNS or policy-lookup failure). */
+export function isTlsSessionFailure(reply: string): boolean {
+  return (
+    /^451 4\.7\.10 \(sluice\) TLS required/.test(reply) ||
+    /^451 4\.7\.5 \(sluice\) TLS authentication/.test(reply)
+  );
+}

@@ -63,7 +63,13 @@ export function caFromFile(path: string | undefined): Buffer | undefined {
 
 export function createMtaStsSource(opts: MtaStsSourceOptions): MtaStsSource {
   const now = opts.now ?? Date.now;
-  const view = (p: MtaStsPolicy): MtaStsPolicyView => ({ mode: p.mode, matches: (h) => mxMatches(p, h) });
+  const view = (p: MtaStsPolicy): MtaStsPolicyView => ({
+    mode: p.mode,
+    matches: (h) => mxMatches(p, h),
+    mx: p.mx,
+    // RFC 8460 §4.4 policy-string: the policy's lines (as parsed: version, mode, mx, max_age).
+    lines: ['version: STSv1', `mode: ${p.mode}`, ...p.mx.map((m) => `mx: ${m}`), `max_age: ${p.maxAge}`],
+  });
   return {
     async policyFor(rawDomain) {
       const domain = rawDomain.toLowerCase().replace(/\.$/, '');

@@ -124,11 +124,25 @@ describe('MTA-STS delivery', () => {
     assert.ok((await tlsResults()).some((r) => r.startsWith('mta-sts/validation-failure=')));
   });
 
+  test('enforce, MX not matching, but the message says TLS-Required: No (RFC 8689 §4.2.2): delivered, the failure counted', async () => {
+    const s = await sinkWith(mxCert);
+    const before = (await tlsResults()).find((r) => r.startsWith('mta-sts/validation-failure='));
+    const optional = Buffer.from('TLS-Required: No\r\nSubject: sts\r\n\r\nHello.\r\n');
+    const { disposition, event } = await bed.attemptTo('nomatch.sts.test', s, optional);
+    assert.deepEqual(disposition, { kind: 'ack' });
+    assert.equal(s.messages.length, 1);
+    assert.equal(event?.tls, 'tls');
+    const after = (await tlsResults()).find((r) => r.startsWith('mta-sts/validation-failure='));
+    assert.notEqual(after, before, 'the policy failure still counts for TLS-RPT');
+  });
+
   test('enforce, certificate not PKIX-valid: deferred, nothing sent', async () => {
     const s = await sinkWith(selfSigned);
-    const { disposition } = await attemptTo('badcert.sts.test', s);
+    const { disposition, event } = await attemptTo('badcert.sts.test', s);
     assert.equal(disposition.kind, 'retry');
     assert.equal(s.messages.length, 0);
+    assert.match(event!.reply, /^451 4\.7\.5 .*TLS authentication failed/);
+    assert.ok((await tlsResults()).some((r) => r.startsWith('mta-sts/certificate-not-trusted=')));
   });
 
   test('enforce, STARTTLS not offered: deferred, never cleartext', async () => {

@@ -13,9 +13,10 @@
  *   - NOTIFY=NEVER suppresses every DSN for the recipient; with NOTIFY given,
  *     only the listed events are reported; without NOTIFY, FAILURE (and DELAY
  *     when delay warnings are configured) — RFC 3461 §4.1;
- *   - NOTIFY=SUCCESS: "relayed" after a 250 from an SMTP hop (we do not pass
- *     DSN parameters on, so the next hop is not known to report: RFC 3461
- *     §5.2.2, §6.2), "delivered" after an LMTP final delivery;
+ *   - NOTIFY=SUCCESS: "relayed" after a 250 from an SMTP hop that does not
+ *     advertise DSN (RFC 3461 §5.2.2); nothing when it does, since it took
+ *     NOTIFY/ORCPT from us and reports itself (§5.2.1, dsn-relay.ts);
+ *     "delivered" after an LMTP final delivery;
  *   - at most one DSN per recipient and event: failures and successes are
  *     reported only by the attempt that makes them final (the ledger skips
  *     final recipients on every later attempt), and the DSN's Nats-Msg-Id
@@ -42,7 +43,7 @@ import { arrivalOf, buildDsn, type DsnRecipient, headerBlock } from './dsn.ts';
 import { buildForwardNotice } from './forward-notice.ts';
 import { ledgerKey } from './ledger.ts';
 import type { Outcome } from './outcome.ts';
-import { outgoingMessage } from './outgoing-message.ts';
+import { outgoingMessage, readMessageStart } from './outgoing-message.ts';
 
 /** One recipient's outcome of this attempt, as deliver.ts has it. */
 export interface AttemptOutcome {
@@ -50,6 +51,8 @@ export interface AttemptOutcome {
   outcome: Outcome;
   reply: string;
   host?: string;
+  /** The next hop advertised DSN and got NOTIFY/ORCPT from us (RFC 3461 §5.2.1). */
+  dsnPassedOn?: boolean;
 }
 
 export type NotifyDeps = Pick<ServiceContext, 'config' | 'bus' | 'log' | 'metrics' | 'redact'> & {
@@ -71,14 +74,15 @@ export function dsnSuppressed(env: Pick<Envelope, 'source' | 'mailFrom'>): boole
 export function reportedAction(
   recipient: Pick<Recipient, 'notify'> | undefined,
   outcome: Outcome,
-  opts: { lmtp: boolean; delayWarnings: boolean },
+  opts: { lmtp: boolean; delayWarnings: boolean; dsnPassedOn?: boolean },
 ): DsnAction | undefined {
   const notify = recipient?.notify;
   if (notify?.includes('NEVER')) return undefined;
   if (outcome === 'failed') return notify === undefined || notify.includes('FAILURE') ? 'failed' : undefined;
   if (outcome === 'delivered') {
     if (!notify?.includes('SUCCESS')) return undefined;
-    return opts.lmtp ? 'delivered' : 'relayed';
+    if (opts.lmtp) return 'delivered';
+    return opts.dsnPassedOn ? undefined : 'relayed';
   }
   if (!opts.delayWarnings) return undefined;
   return notify === undefined || notify.includes('DELAY') ? 'delayed' : undefined;
@@ -120,7 +124,7 @@ async function sendDsn(
   const reported: DsnRecipient[] = [];
   for (const r of results) {
     const rcpt = recipientOf(env, r.address);
-    const action = reportedAction(rcpt, r.outcome, { lmtp, delayWarnings });
+    const action = reportedAction(rcpt, r.outcome, { lmtp, delayWarnings, dsnPassedOn: r.dsnPassedOn });
     if (!action) continue;
     if (action === 'delayed') {
       // One delay warning per recipient over all attempts: the first to write the marker sends it.
@@ -166,7 +170,14 @@ async function sendDsn(
   // address of ours is reversed by the resolver); To: names the real sender.
   const published = await publishNotice(
     d,
-    { queueId: dsnQueueId, to: env.mailFrom.address, bytes, msgId: dedupIds.dsn(env.id, set) },
+    {
+      queueId: dsnQueueId,
+      to: env.mailFrom.address,
+      bytes,
+      msgId: dedupIds.dsn(env.id, set),
+      // RFC 8689 §5: a DSN about a REQUIRETLS message is protected like it (it quotes its header).
+      requireTls: env.mailFrom.requireTls === true,
+    },
     deps,
   );
   for (const r of reported) deps.metrics.dsnsQueued.inc({ action: r.action });
@@ -252,21 +263,7 @@ async function returnedContent(
   const message = await outgoingMessage(env, d.inlineBody, deps.bus);
   const headersOnly = hdrsAsked || message.size > cap;
   const limit = headersOnly ? MAX_HEADER_BYTES : cap;
-  const stream = await message.open();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of stream) {
-      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-      chunks.push(b);
-      size += b.length;
-      if (size >= limit) break;
-      if (headersOnly && (b.includes('\r\n\r\n') || b.includes('\n\n'))) break;
-    }
-  } finally {
-    stream.destroy();
-  }
-  const all = Buffer.concat(chunks);
+  const all = await readMessageStart(await message.open(), limit, headersOnly);
   return headersOnly ? { bytes: headerBlock(all), headersOnly } : { bytes: all, headersOnly };
 }
 
@@ -280,11 +277,36 @@ function mailerDaemon(config: NotifyDeps['config']): string {
   return config.egress.dsn.from ?? `MAILER-DAEMON@${config.domains.primary}`;
 }
 
-/** Queue a generated message at the start of the pipeline: null sender, source 'dsn'. */
-async function publishNotice(
+/** A message the egress generates (DSN, notice, TLS-RPT report). */
+export interface GeneratedMessage {
+  queueId: string;
+  to: string;
+  bytes: Buffer;
+  /** Its Nats-Msg-Id (proto dedupIds): a republish is dropped as a duplicate. */
+  msgId: string;
+  /** Send it with REQUIRETLS (RFC 8689 §5). */
+  requireTls?: boolean;
+}
+
+function publishNotice(
   d: EnvelopeDelivery,
-  notice: { queueId: string; to: string; bytes: Buffer; msgId: string },
+  notice: GeneratedMessage,
   deps: NotifyDeps,
+): Promise<{ duplicate: boolean }> {
+  return publishGenerated(notice, deps, d.hold);
+}
+
+/**
+ * Queue a generated message at the start of the pipeline: null sender,
+ * source 'dsn' (never reported on itself), NOTIFY=NEVER. `whileFull`: the
+ * caller's hold while the resolve stream is full.
+ */
+export async function publishGenerated(
+  notice: GeneratedMessage,
+  deps: Pick<NotifyDeps, 'config' | 'now'> & {
+    bus: Pick<NotifyDeps['bus'], 'storeBody' | 'publishEnvelope'>;
+  },
+  whileFull?: EnvelopeDelivery['hold'],
 ): Promise<{ duplicate: boolean }> {
   const stored = await deps.bus.storeBody(notice.queueId, notice.bytes);
   const host = deps.config.hostname;
@@ -295,7 +317,11 @@ async function publishNotice(
     source: 'dsn',
     receivedBy: host,
     client: { ip: '127.0.0.1', helo: host },
-    mailFrom: { address: '', ...(notice.bytes.some((b) => b > 0x7f) ? { body: '8BITMIME' as const } : {}) },
+    mailFrom: {
+      address: '',
+      ...(notice.bytes.some((b) => b > 0x7f) ? { body: '8BITMIME' as const } : {}),
+      ...(notice.requireTls ? { requireTls: true } : {}),
+    },
     recipients: [{ address: notice.to, original: notice.to, status: 'pending', notify: ['NEVER'] }],
     body: stored.ref,
     prepend: [],
@@ -303,6 +329,6 @@ async function publishNotice(
   };
   return deps.bus.publishEnvelope(subjects.resolve, generated, stored.inline, {
     msgId: notice.msgId,
-    whileFull: d.hold,
+    ...(whileFull ? { whileFull } : {}),
   });
 }

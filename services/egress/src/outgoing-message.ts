@@ -53,3 +53,29 @@ export async function outgoingMessage(
     },
   };
 }
+
+/**
+ * The start of a message stream, then the stream is destroyed: up to `limit`
+ * bytes (a chunk may overshoot), or with `untilHeaderEnd` no further than the
+ * chunk holding the blank line that ends the header block.
+ */
+export async function readMessageStart(
+  stream: Readable,
+  limit: number,
+  untilHeaderEnd: boolean,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      chunks.push(b);
+      size += b.length;
+      if (size >= limit) break;
+      if (untilHeaderEnd && (b.includes('\r\n\r\n') || b.includes('\n\n'))) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks);
+}

@@ -84,6 +84,34 @@ export interface Transaction {
   };
   /** Declare BODY=8BITMIME (RFC 6152) when the server offers it. */
   eightBit: boolean;
+  /**
+   * Send MAIL FROM ... REQUIRETLS (RFC 8689 §4.2.1 last step). The caller has
+   * checked that the session is TLS and the server offers it (offers()); if
+   * not, every recipient gets the 5.7.30 reply and nothing is sent.
+   */
+  requireTls?: boolean;
+  /**
+   * RFC 3461 parameters passed on to a DSN-capable server (§5.2): RET and
+   * ENVID on MAIL, NOTIFY and ORCPT per recipient on RCPT. Left out when the
+   * server does not advertise DSN.
+   */
+  dsn?: TransactionDsn;
+}
+
+export interface TransactionDsn {
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  recipients: ReadonlyMap<string, { notify?: readonly string[]; orcpt?: string }>;
+}
+
+/** RFC 3461 §4: xtext — "+" and "=", and anything outside "!".."~", as "+HH". */
+export function xtext(value: string): string {
+  let out = '';
+  for (const b of Buffer.from(value, 'utf8')) {
+    const plain = b >= 0x21 && b <= 0x7e && b !== 0x2b && b !== 0x3d;
+    out += plain ? String.fromCharCode(b) : `+${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** A session could not be opened with this candidate; `reply` is what to record. */
@@ -111,6 +139,11 @@ export class SmtpSession {
   #usable = true;
   /** The message stream failed after DATA: no final dot was sent. */
   #cutMidData = false;
+  /** Ends the transaction in progress with this reply (abort()). */
+  #abortTransaction: ((reply: string) => void) | null = null;
+
+  /** NOTIFY/ORCPT of the transaction under way, by recipient (RFC 3461 §5.2). */
+  #rcptDsn: TransactionDsn['recipients'] = new Map();
 
   private constructor(candidate: Candidate, conn: SMTPConnection) {
     this.candidate = candidate;
@@ -118,6 +151,24 @@ export class SmtpSession {
     conn.on('end', () => {
       this.#usable = false;
     });
+    // nodemailer sends one NOTIFY/ORCPT for every RCPT of a transaction; ours are per recipient.
+    // It builds each RCPT's parameters right after queueing the recipient: answer for that one.
+    const internals = conn as unknown as { _recipientQueue?: string[]; _getDsnRcptToArgs(): string };
+    internals._getDsnRcptToArgs = () => {
+      const rcpt = internals._recipientQueue?.at(-1);
+      const p = rcpt === undefined ? undefined : this.#rcptDsn.get(rcpt);
+      if (!p || !this.offers('DSN')) return '';
+      const args: string[] = [];
+      if (p.notify && p.notify.length > 0) args.push(`NOTIFY=${xtext(p.notify.join(','))}`);
+      if (p.orcpt) args.push(`ORCPT=${xtext(p.orcpt)}`);
+      return args.length > 0 ? ` ${args.join(' ')}` : '';
+    };
+  }
+
+  /** The server advertised this extension in its (last) EHLO reply. */
+  offers(extension: 'DSN' | 'REQUIRETLS'): boolean {
+    const known = (this.#conn as unknown as { _supportedExtensions?: string[] })._supportedExtensions;
+    return known?.includes(extension) ?? false;
   }
 
   /** Open a session with one candidate host, per the TLS policy. Rejects with SessionOpenError. */
@@ -180,6 +231,11 @@ export class SmtpSession {
   async send(tx: Transaction): Promise<RecipientReply[]> {
     if (!this.usable)
       return allGet(tx.to, localReplies.connectionLost('session closed before the transaction'));
+    if (tx.requireTls && !(this.#conn.secure && this.offers('REQUIRETLS'))) {
+      // RFC 8689 §4.2.1: never sent without TLS and REQUIRETLS.
+      return allGet(tx.to, localReplies.requireTlsUnsupported(this.candidate.label));
+    }
+    this.#rcptDsn = tx.dsn?.recipients ?? new Map();
     let message: Readable;
     try {
       message = await tx.message.open();
@@ -187,45 +243,58 @@ export class SmtpSession {
       return allGet(tx.to, localReplies.bodyUnavailable((err as Error).message));
     }
     return new Promise<RecipientReply[]>((resolveReplies) => {
+      let settled = false;
       // Whatever the outcome, the message stream is done with (stops an object-store read left half way).
       const resolve = (replies: RecipientReply[]) => {
+        if (settled) return;
+        settled = true;
+        this.#abortTransaction = null;
         message.destroy();
         resolveReplies(replies);
       };
-      this.#conn.send(
-        { from: tx.from, to: [...tx.to], size: tx.message.size, use8BitMime: tx.eightBit },
-        message,
-        (err, info) => {
-          if (err) {
-            resolve(this.#fromError(tx.to, err as NodemailerErrorLike));
-            return;
-          }
-          const byAddress = new Map<string, RecipientReply>();
-          for (const r of info.rejectedErrors ?? []) {
-            const e = r as NodemailerErrorLike;
-            if (e.recipient) byAddress.set(e.recipient, fromRemote(e.recipient, e));
-          }
-          const final = oneLine(info.response ?? '');
-          for (const address of info.accepted) {
-            // LMTP: accepted recipients are those whose own reply after the dot was 2xx.
-            const reply =
-              replyCode(final) >= 200 && replyCode(final) < 300
-                ? final
-                : '250 accepted (per-recipient LMTP reply)';
-            byAddress.set(address, { address, code: replyCode(reply), reply });
-          }
-          resolve(
-            tx.to.map(
-              (address) =>
-                byAddress.get(address) ?? {
-                  address,
-                  code: 0,
-                  reply: localReplies.connectionLost('no reply for this recipient'),
-                },
-            ),
-          );
-        },
-      );
+      this.#abortTransaction = (reply) => resolve(allGet(tx.to, reply));
+      const dsn =
+        tx.dsn && (tx.dsn.ret || tx.dsn.envid) ? { ret: tx.dsn.ret, envid: tx.dsn.envid } : undefined;
+      const envelope = {
+        from: tx.from,
+        to: [...tx.to],
+        size: tx.message.size,
+        use8BitMime: tx.eightBit,
+        // nodemailer adds RET/ENVID only when the server advertises DSN (RFC 3461 §5.2).
+        ...(dsn ? { dsn } : {}),
+        // MAIL FROM ... REQUIRETLS (RFC 8689 §2); nodemailer checks TLS and the server's EHLO again.
+        ...(tx.requireTls ? { requireTLSExtensionEnabled: true } : {}),
+      };
+      this.#conn.send(envelope as SMTPConnection.Envelope, message, (err, info) => {
+        if (err) {
+          resolve(this.#fromError(tx.to, err as NodemailerErrorLike));
+          return;
+        }
+        const byAddress = new Map<string, RecipientReply>();
+        for (const r of info.rejectedErrors ?? []) {
+          const e = r as NodemailerErrorLike;
+          if (e.recipient) byAddress.set(e.recipient, fromRemote(e.recipient, e));
+        }
+        const final = oneLine(info.response ?? '');
+        for (const address of info.accepted) {
+          // LMTP: accepted recipients are those whose own reply after the dot was 2xx.
+          const reply =
+            replyCode(final) >= 200 && replyCode(final) < 300
+              ? final
+              : '250 accepted (per-recipient LMTP reply)';
+          byAddress.set(address, { address, code: replyCode(reply), reply });
+        }
+        resolve(
+          tx.to.map(
+            (address) =>
+              byAddress.get(address) ?? {
+                address,
+                code: 0,
+                reply: localReplies.connectionLost('no reply for this recipient'),
+              },
+          ),
+        );
+      });
     });
   }
 
@@ -238,6 +307,19 @@ export class SmtpSession {
         resolve(!err);
       });
     });
+  }
+
+  /**
+   * Cut the connection now (the attempt's deadline, attempt-deadline.ts): a
+   * transaction in progress ends with `reply` for everyone, and whatever the
+   * server answers afterwards is never read. No QUIT: mid-DATA it would be
+   * read as message text.
+   */
+  abort(reply: string): void {
+    this.#usable = false;
+    this.#cutMidData = true;
+    this.#abortTransaction?.(reply);
+    this.#conn.close();
   }
 
   /** QUIT and close. */
@@ -277,6 +359,10 @@ export class SmtpSession {
       this.#cutMidData = true;
       this.#conn.close();
       return allGet(to, localReplies.bodyUnavailable(err.message));
+    }
+    if (err.code === 'EREQUIRETLS') {
+      // Checked before the transaction; nodemailer's own check agreeing: nothing was sent.
+      return allGet(to, localReplies.requireTlsUnsupported(this.candidate.label));
     }
     if (err.code === 'EMESSAGE' && /size/i.test(err.message)) {
       // nodemailer refuses before sending when the server's SIZE (RFC 1870) is smaller.
@@ -344,10 +430,17 @@ function connect(candidate: Candidate, opts: SessionOptions, cleartext: boolean)
   });
 }
 
+/** Node's TLS verification failures (OpenSSL X509 errors and the RFC 6125 name check), by their text. */
+const CERTIFICATE_PROBLEM = /certificate|self[- ]signed|Hostname\/IP does not match|CERT_/i;
+
 function openError(candidate: Candidate, err: NodemailerErrorLike, opts: SessionOptions): SessionOpenError {
   const detail = err.response ? oneLine(err.response) : err.message;
   if (opts.requireTls && err.code === 'ETLS') {
     return new SessionOpenError(localReplies.tlsRequired(`${candidate.label}: ${detail}`), { cause: err });
+  }
+  if (opts.requireTls && !opts.ignoreTlsErrors && CERTIFICATE_PROBLEM.test(detail)) {
+    // Node refused the certificate (PKIX, MTA-STS or REQUIRETLS): an authentication failure, not a connect one.
+    return new SessionOpenError(localReplies.tlsAuthFailed(`${candidate.label}: ${detail}`), { cause: err });
   }
   return new SessionOpenError(localReplies.connectFailed(`${candidate.label}: ${detail}`), { cause: err });
 }

@@ -18,13 +18,17 @@
  *      PKIX-valid TLS for the MX name (§5, §4.2); testing delivers as
  *      usual and records the mismatch (§5).
  *   3. Otherwise the configured default (egress.requireTls/ignoreTlsErrors).
- * Transport and relay routes (kind "smtp") use the configured default only.
+ * Transport and relay routes (kind "smtp") named by a host name get DANE
+ * when that name's addresses are DNSSEC-secure and it has TLSA records
+ * (RFC 7672 §2.2.2, transportDane below); otherwise the configured default.
  */
+
+import { isIP } from 'node:net';
 import { checkServerIdentity, type TLSSocket } from 'node:tls';
-import type { SecureDns, TlsaRecord } from '@sluice/dns';
+import type { SecureDns, TlsaAnswer, TlsaRecord } from '@sluice/dns';
 import type { Route, TlsOutcome } from '@sluice/proto';
 import { isUsableTlsa, peerChain, verifyDaneChain } from './dane-verify.ts';
-import type { Candidate } from './destination.ts';
+import { type Candidate, SMTP_PORT } from './destination.ts';
 import { localReplies } from './local-replies.ts';
 import type { SessionOptions } from './smtp-session.ts';
 
@@ -40,16 +44,46 @@ export interface HostTls {
   note?: string;
   /** What the session pool keys on besides `policy` (the TLSA records for DANE). */
   policyKey?: string;
+  /** The host matches the destination's MTA-STS policy (enforce or testing): a validated MX (RFC 8689 §4.2.1). */
+  stsMatched?: boolean;
+  /**
+   * What to open instead when a session under this policy fails and the
+   * message allows it (TLS-Required: No, RFC 8689 §4.2.2: require-tls.ts).
+   */
+  fallback?: { allowed(): Promise<boolean>; tls: HostTls };
+}
+
+/** What a TLS-RPT report (RFC 8460 §4.4) says of the policy a session ran under (tls-rpt-store.ts). */
+export interface ReportedPolicy {
+  type: 'tlsa' | 'sts';
+  /** The next-hop domain the policy is for. */
+  domain: string;
+  /** "policy-string": the TLSA records, or the MTA-STS policy's lines. */
+  strings: string[];
+  /** The MTA-STS policy's mx patterns ("mx-host"); for DANE the host itself is reported. */
+  mxPatterns?: string[];
 }
 
 export type HostDecision =
-  | { kind: 'use'; tls: HostTls }
+  /** `connect`: open the session with this candidate instead (a transport's DNSSEC-validated address). */
+  | { kind: 'use'; tls: HostTls; report?: ReportedPolicy; connect?: Candidate }
   /** Do not deliver to this host; `result` is the RFC 8460 §4.3 result type. */
-  | { kind: 'skip'; policy: PolicyKind; result: string; reply: string };
+  | {
+      kind: 'skip';
+      policy: PolicyKind;
+      result: string;
+      reply: string;
+      report?: ReportedPolicy;
+      /** Use the host anyway, opportunistically, when the message allows it (TLS-Required: No). */
+      fallback?: HostTls['fallback'];
+    };
 
 export interface MtaStsPolicyView {
   mode: 'enforce' | 'testing' | 'none';
   matches(host: string): boolean;
+  /** The policy's lines and mx patterns, for TLS-RPT. */
+  lines?: string[];
+  mx?: string[];
 }
 
 export interface MtaStsSource {
@@ -59,6 +93,8 @@ export interface MtaStsSource {
 
 export interface DestinationTls {
   forHost(candidate: Candidate): Promise<HostDecision>;
+  /** The MX RRset was DNSSEC-validated (RFC 7672 §2.2.1): its host names are authentic. */
+  mxSecure?: boolean;
 }
 
 export interface TlsPolicyDeps {
@@ -76,6 +112,9 @@ export async function destinationTls(
   deps: TlsPolicyDeps,
 ): Promise<{ kind: 'defer'; reply: string; result: string } | { kind: 'plan'; tls: DestinationTls }> {
   const fallback: HostTls = { policy: 'none', outcome: 'tls', session: { ...deps.defaults } };
+  if (route.kind === 'smtp' && deps.secureDns && isIP(route.host) === 0) {
+    return { kind: 'plan', tls: transportDane(route, deps.secureDns, fallback) };
+  }
   if (route.kind !== 'mx' || !deps.secureDns) {
     return { kind: 'plan', tls: { forHost: async () => ({ kind: 'use', tls: fallback }) } };
   }
@@ -106,11 +145,24 @@ export async function destinationTls(
     return sts;
   };
 
-  const forHost = async (candidate: Candidate): Promise<HostDecision> => {
+  let tlsaStrings: string[] = [];
+  // RFC 8460 §4.4: the policy each decision was made under, for the day's report.
+  const reported = (d: HostDecision): HostDecision => {
+    const policy = d.kind === 'use' ? d.tls.policy : d.policy;
+    if (policy === 'dane') return { ...d, report: { type: 'tlsa', domain, strings: tlsaStrings } };
+    if (policy === 'mta-sts') {
+      return { ...d, report: { type: 'sts', domain, strings: sts?.lines ?? [], mxPatterns: sts?.mx ?? [] } };
+    }
+    return d;
+  };
+  const decide = async (candidate: Candidate): Promise<HostDecision> => {
     const host = candidate.servername;
     if (mxSecure && host) {
       const dane = await daneFor(dns, host, domain);
-      if (dane.kind === 'skip' || dane.kind === 'use') return dane;
+      if (dane.kind === 'skip' || dane.kind === 'use') {
+        tlsaStrings = dane.tlsa;
+        return dane;
+      }
     }
     const policy = host ? await stsPolicy() : undefined;
     if (!policy && stsError) {
@@ -125,6 +177,7 @@ export async function destinationTls(
         tls: {
           ...fallback,
           policy: 'mta-sts',
+          stsMatched: matches,
           note: matches ? 'mta-sts testing' : `mta-sts testing: ${host} does not match the policy's mx`,
         },
       };
@@ -144,6 +197,7 @@ export async function destinationTls(
       tls: {
         policy: 'mta-sts',
         outcome: 'mta-sts',
+        stsMatched: true,
         policyKey: `mta-sts:${host}`,
         session: {
           requireTls: true,
@@ -155,15 +209,51 @@ export async function destinationTls(
       },
     };
   };
-  return { kind: 'plan', tls: { forHost } };
+  const forHost = async (candidate: Candidate) => reported(await decide(candidate));
+  return { kind: 'plan', tls: { forHost, mxSecure } };
 }
 
 /** RFC 7672 §2.2.2-2.2.3 for one MX host: DANE, no DANE ('none'), or skip the host. */
-async function daneFor(
+/**
+ * RFC 7672 §2.2.2 for a transport or relay host the operator configured by
+ * name: when its address records are DNSSEC-secure and TLSA records exist at
+ * _<port>._tcp.<host>, the session is DANE-authenticated like an MX one, and
+ * it is opened with the validated address (the name goes to SNI and the
+ * DANE-TA name check). Insecure or no TLSA: the configured default.
+ */
+function transportDane(
+  route: Extract<Route, { kind: 'smtp' }>,
   dns: SecureDns,
-  host: string,
-  domain: string,
-): Promise<HostDecision | { kind: 'none' }> {
+  fallback: HostTls,
+): DestinationTls {
+  return {
+    async forHost(candidate) {
+      const dane = await daneFor(dns, route.host, route.host, route.port);
+      if (dane.kind === 'none') return { kind: 'use', tls: fallback };
+      const report: ReportedPolicy = { type: 'tlsa', domain: route.host, strings: dane.tlsa };
+      if (dane.kind === 'skip') return { ...dane, report };
+      const ip = dane.addresses[0];
+      const connect = ip
+        ? { ...candidate, host: ip, servername: route.host, label: `${route.host}[${ip}]:${route.port}` }
+        : undefined;
+      return { ...dane, report, ...(connect ? { connect } : {}) };
+    },
+  };
+}
+
+type DaneFound =
+  | (Extract<HostDecision, { kind: 'use' }> & { tlsa: string[]; addresses: string[] })
+  | (Extract<HostDecision, { kind: 'skip' }> & { tlsa: string[] })
+  | { kind: 'none' };
+
+/**
+ * RFC 7672 §2.2.2-2.2.3 for one host: its address records must be secure;
+ * when they come through a (secure) CNAME chain, TLSA records are looked up
+ * at the expanded name first and at the original name when the expanded one
+ * has none. A TLSA RRset that is itself behind a CNAME is followed by the
+ * resolver and validated as a whole (RFC 7671 §7).
+ */
+async function daneFor(dns: SecureDns, host: string, domain: string, port = SMTP_PORT): Promise<DaneFound> {
   const addresses = await dns.addresses(host);
   if (failed(addresses.rcode)) {
     return {
@@ -171,19 +261,32 @@ async function daneFor(
       policy: 'dane',
       result: 'dnssec-invalid',
       reply: localReplies.tlsPolicy(`address of ${host} could not be validated (${addresses.detail})`),
+      tlsa: [],
     };
   }
   if (!addresses.secure) return { kind: 'none' };
-  const tlsa = await dns.tlsa(`_25._tcp.${host}`);
-  if (failed(tlsa.rcode)) {
-    return {
-      kind: 'skip',
-      policy: 'dane',
-      result: 'tlsa-invalid',
-      reply: localReplies.tlsPolicy(`TLSA of ${host} could not be validated (${tlsa.detail})`),
-    };
+  const bases = addresses.canonical ? [addresses.canonical, host] : [host];
+  let tlsa: TlsaAnswer | undefined;
+  for (const base of bases) {
+    const answer = await dns.tlsa(`_${port}._tcp.${base}`);
+    if (failed(answer.rcode)) {
+      return {
+        kind: 'skip',
+        policy: 'dane',
+        result: 'tlsa-invalid',
+        reply: localReplies.tlsPolicy(`TLSA of ${base} could not be validated (${answer.detail})`),
+        tlsa: [],
+      };
+    }
+    if (answer.secure && answer.records.length > 0) {
+      tlsa = answer;
+      break;
+    }
   }
-  if (!tlsa.secure || tlsa.records.length === 0) return { kind: 'none' };
+  if (!tlsa) return { kind: 'none' };
+  // RFC 7672 §3.2.2: with a CNAME the expanded name is a reference identifier too.
+  const names = [...new Set([host, ...(addresses.canonical ? [addresses.canonical] : []), domain])];
+  const strings = tlsa.records.map(tlsaString);
   const usable = tlsa.records.filter(isUsableTlsa);
   if (usable.length === 0) {
     // RFC 7672 §2.2: only unusable TLSA records: TLS is still mandatory, unauthenticated.
@@ -195,6 +298,8 @@ async function daneFor(
         policyKey: 'dane-unusable',
         session: { requireTls: true, ignoreTlsErrors: true },
       },
+      tlsa: strings,
+      addresses: addresses.records,
     };
   }
   return {
@@ -202,22 +307,26 @@ async function daneFor(
     tls: {
       policy: 'dane',
       outcome: 'dane',
-      policyKey: `dane:${usable
-        .map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`)
-        .sort()
-        .join(',')}`,
+      policyKey: `dane:${usable.map(tlsaString).sort().join(',')}`,
       session: {
         requireTls: true,
         // Node's PKIX check is off; dane-verify.ts is the authentication (names included for DANE-TA).
         ignoreTlsErrors: true,
-        verifyPeer: (socket) => daneVerifier(socket, usable, [host, domain]),
+        verifyPeer: (socket) => daneVerifier(socket, usable, names),
       },
     },
+    tlsa: strings,
+    addresses: addresses.records,
   };
 }
 
+/** A TLSA record as its presentation text (RFC 6698 §2.2), e.g. "3 1 1 ab12...". */
+function tlsaString(r: TlsaRecord): string {
+  return `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`;
+}
+
 /** RFC 8461 §4.2: a PKIX-valid chain and the MX host name in the certificate (RFC 6125). */
-function pkixProblem(socket: TLSSocket, host: string): string | undefined {
+export function pkixProblem(socket: TLSSocket, host: string): string | undefined {
   if (!socket.authorized) return `certificate not trusted: ${String(socket.authorizationError)}`;
   const err = checkServerIdentity(host, socket.getPeerCertificate());
   return err ? err.message : undefined;

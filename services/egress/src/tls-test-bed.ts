@@ -13,10 +13,19 @@ import { join } from 'node:path';
 import type { Bus, EnvelopeDelivery } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
 import { createSecureDns, type SecureDns } from '@sluice/dns';
-import { type Envelope, newQueueId, parseEnvelope, partIdOf, type SluiceEvent } from '@sluice/proto';
+import {
+  type Envelope,
+  type MailFrom,
+  newQueueId,
+  parseEnvelope,
+  partIdOf,
+  type Route,
+  type SluiceEvent,
+} from '@sluice/proto';
 import {
   type NatsTestServer,
   type SmtpSink,
+  type SmtpSinkOptions,
   startNats,
   startServiceContext,
   startSmtpSink,
@@ -104,13 +113,21 @@ export interface EgressTlsBed {
   secureDns: SecureDns;
   deps: EgressDeps;
   /** An SMTP sink, with STARTTLS when given a key and certificate; stopped by stop(). */
-  sinkWith(tls?: KeyAndCert): Promise<SmtpSink>;
+  sinkWith(tls?: KeyAndCert, extra?: Omit<SmtpSinkOptions, 'tls'>): Promise<SmtpSink>;
   /** One delivery attempt of `body` to user@domain with the MX on the sink's port. */
   attemptTo(
     domain: string,
     sink: SmtpSink,
     body: Buffer,
-  ): Promise<{ disposition: Awaited<ReturnType<typeof deliverPart>>; event: DeliveryEvent | undefined }>;
+    /** MAIL FROM fields beyond the address (e.g. requireTls). */
+    mailFrom?: Partial<MailFrom>,
+    /** Another route than the domain's MX (a transport). */
+    route?: Route,
+  ): Promise<{
+    disposition: Awaited<ReturnType<typeof deliverPart>>;
+    event: DeliveryEvent | undefined;
+    envelope: Envelope;
+  }>;
   /** The tlsResults counter as `policy/result=value` strings. */
   tlsResults(): Promise<string[]>;
   /** Runs the registered stops (last first), then closes the bus and stops nats. */
@@ -150,12 +167,12 @@ export async function startEgressTlsBed(name: string, resolver: string): Promise
     events,
     secureDns,
     deps: { ...started.ctx, dns: createDnsLookup(config.dns), secureDns },
-    async sinkWith(tls) {
-      const s = await startSmtpSink(tls ? { tls } : {});
+    async sinkWith(tls, extra = {}) {
+      const s = await startSmtpSink({ ...extra, ...(tls ? { tls } : {}) });
       toStop.push(() => s.stop());
       return s;
     },
-    async attemptTo(domain, sink, body) {
+    async attemptTo(domain, sink, body, mailFrom = {}, route = { kind: 'mx', domain }) {
       const id = newQueueId();
       const stored = await bus.storeBody(id, body);
       const rcpt = `user@${domain}`;
@@ -167,9 +184,9 @@ export async function startEgressTlsBed(name: string, resolver: string): Promise
         source: 'mx',
         receivedBy: 'mx.example.org',
         client: { ip: '192.0.2.1', helo: 'client.test' },
-        mailFrom: { address: 'sender@example.org' },
+        mailFrom: { address: 'sender@example.org', ...mailFrom },
         recipients: [{ address: rcpt, original: rcpt }],
-        route: { kind: 'mx', domain },
+        route,
         body: stored.ref,
         prepend: [],
       });
@@ -184,7 +201,7 @@ export async function startEgressTlsBed(name: string, resolver: string): Promise
       const event = events.find(
         (e): e is DeliveryEvent => e.kind === 'delivery' && e.partId === envelope.partId,
       );
-      return { disposition, event };
+      return { disposition, event, envelope };
     },
     async tlsResults() {
       return (await bed.deps.metrics.tlsResults.get()).values.map(

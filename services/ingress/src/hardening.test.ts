@@ -213,6 +213,32 @@ describe('STARTTLS', () => {
     c.close();
   });
 
+  test('REQUIRETLS (RFC 8689): advertised only under TLS, refused in cleartext with 530 5.7.10, tagged on the envelope', async () => {
+    const clear = await RawSmtp.open(port);
+    await clear.reply();
+    clear.write('EHLO client.test\r\n');
+    assert.doesNotMatch(await clear.wholeReply(), /REQUIRETLS/);
+    assert.match(await clear.command('MAIL FROM:<s@sender.test> REQUIRETLS'), /^530 5\.7\.10 /);
+    clear.close();
+
+    const c = await RawSmtp.open(port);
+    await c.reply();
+    c.write('EHLO client.test\r\n');
+    await c.reply();
+    assert.match(await c.command('STARTTLS'), /^220 /);
+    await c.startTls({ ca: readFileSync(join(dir, 'ca.pem')), servername: 'mx.example.org' });
+    c.write('EHLO client.test\r\n');
+    assert.match(await c.wholeReply(), /^250[ -]REQUIRETLS\r?$/m);
+    assert.match(await c.command('MAIL FROM:<s@sender.test> REQUIRETLS'), /^250 /);
+    assert.match(await c.command('RCPT TO:<alice@example.org>'), /^250 /);
+    assert.match(await c.command('DATA'), /^354 /);
+    // Another text than MSG: the same message again would be taken for a client's resend (dedupIds.accepted).
+    const msg = MSG.replace('Subject: t', 'Subject: requiretls');
+    assert.match(await c.command(`${msg}.`), /^250 2\.0\.0 Ok: queued as /);
+    assert.equal((await lastQueued()).mailFrom.requireTls, true);
+    c.close();
+  });
+
   test('TLS 1.1 is refused', async () => {
     const c = await session();
     assert.match(await c.command('STARTTLS'), /^220 /);

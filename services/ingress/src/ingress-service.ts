@@ -183,6 +183,8 @@ export const ingressService: ServiceDefinition = {
         authOptional: true,
         hideENHANCEDSTATUSCODES: false,
         hideDSN: false,
+        // RFC 8689 §2: advertised after STARTTLS only (smtp-server's default hides it).
+        hideREQUIRETLS: false,
         size: ing.maxMessageBytes,
         maxRecipients: ing.maxRecipients,
         // Admission is the front's (smtp-front.ts): total, per IP, per network.

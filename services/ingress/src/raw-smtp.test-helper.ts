@@ -61,6 +61,11 @@ export class RawSmtp {
 
   /** The next reply (its last line), or 'CLOSED' if the server closed first. */
   async reply(timeoutMs = 10_000): Promise<string> {
+    return (await this.wholeReply(timeoutMs)).split('\n').at(-1)!;
+  }
+
+  /** The next reply with all its lines (an EHLO's extension list), or 'CLOSED'. */
+  async wholeReply(timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (this.replies.length === 0) {
       if (this.closed) return 'CLOSED';
@@ -73,8 +78,7 @@ export class RawSmtp {
         });
       });
     }
-    const all = this.replies.shift()!;
-    return all.split('\n').at(-1)!;
+    return this.replies.shift()!;
   }
 
   write(data: string | Buffer): void {

@@ -1,3 +1,4 @@
+export { type BlackHole, startBlackHole } from './black-hole.ts';
 export {
   DIRECTORY_REMOTE_DOMAINS,
   directoryEntries,

@@ -21,7 +21,7 @@ export interface SinkMessage {
   sha256: string;
   /** EHLO/HELO name the client gave. */
   helo: string;
-  /** MAIL FROM parameters (SIZE, BODY, RET, ENVID, SMTPUTF8), upper-case keys. */
+  /** MAIL FROM parameters (SIZE, BODY, RET, ENVID, SMTPUTF8, REQUIRETLS), upper-case keys. */
   mailParams: Record<string, string | true>;
   /** RCPT TO DSN parameters per recipient, when given. */
   rcptDsn: Array<{ address: string; notify?: string[]; orcpt?: string }>;
@@ -59,6 +59,10 @@ export interface SmtpSinkOptions {
   tls?: { key: string | Buffer; cert: string | Buffer; clientCa?: string | Buffer };
   /** SIZE limit to advertise (RFC 1870). */
   size?: number;
+  /** Do not advertise REQUIRETLS (RFC 8689) under TLS: a next hop without it. */
+  hideRequireTls?: boolean;
+  /** Do not advertise DSN (RFC 3461): a next hop that takes no NOTIFY/ORCPT/RET/ENVID. */
+  hideDsn?: boolean;
 }
 
 export interface SmtpSink {
@@ -126,7 +130,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     disabledCommands: opts.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : {}),
     ...(opts.tls?.clientCa ? { ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
-    hideDSN: false,
+    hideDSN: opts.hideDsn ?? false,
+    hideREQUIRETLS: opts.hideRequireTls ?? false,
     size: opts.size,
     onRcptTo(address, _session, cb) {
       const failure = opts.failWith?.(address.address);
