@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { envelopeSchema } from './envelope.ts';
-import { checkDecodedEnvelope } from './envelope-fast-check.ts';
+import { checkDecodedEnvelope, UNHANDLED } from './envelope-fast-check.ts';
 
 const sha = 'a'.repeat(64);
 const full = {
@@ -34,6 +34,7 @@ const full = {
     smtputf8: false,
     ret: 'HDRS',
     envid: 'env-1',
+    requireTls: true,
     original: 'orig@sender.test',
   },
   recipients: [
@@ -64,6 +65,7 @@ const full = {
     arcChain: { result: 'none', instances: 0 },
   },
   hops: [{ stage: 'ingress', instance: 'mx-1', at: '2026-11-30T06:00:00.123Z' }],
+  queueWake: 2,
   newerField: { x: 1 },
 };
 const minimal = {
@@ -158,6 +160,22 @@ describe('checkDecodedEnvelope', () => {
     // Both ways are exercised: removing an optional field keeps the fast path, a wrong type leaves it.
     assert.ok(fast > 50, `${fast} taken by the fast check`);
     assert.ok(schema > 1000, `${schema} left to the schema`);
+  });
+
+  it('looks at every field the schema has (add a new schema field to the check too)', () => {
+    for (const [object, fields] of Object.entries(UNHANDLED)) assert.deepEqual(fields, [], object);
+  });
+
+  it('sends an envelope with a schema field it does not know to the schema', () => {
+    const e = structuredClone(full);
+    UNHANDLED.mailFrom.push('requireTls'); // as if the schema had just grown this field
+    try {
+      assert.equal(agrees(e), 'schema');
+      assert.equal(agrees({ ...e, mailFrom: { ...e.mailFrom, requireTls: 'yes' } }), 'schema');
+    } finally {
+      UNHANDLED.mailFrom.pop();
+    }
+    assert.equal(agrees(e), 'fast');
   });
 
   it('leaves what it does not look into to the schema (a TLS client certificate)', () => {

@@ -16,13 +16,106 @@
  * into, such as a TLS client certificate) makes it return undefined, and the
  * caller runs the schema, which accepts or refuses it with the usual errors.
  * Loose objects as in the schema: unknown fields are kept, at every level.
- * A field added to `envelopeSchema` must be added here too, or every
- * envelope carrying it goes the schema's way (correct, only slower).
+ * A field the schema knows and this check does not (one added to
+ * `envelopeSchema` later) sends every envelope carrying it to the schema:
+ * HANDLED lists what is checked here, compared with the schema's shapes
+ * when this module loads (correct, only slower; the test fails until the
+ * field is added here).
  */
-import type { Envelope } from './envelope.ts';
-import { PART_ID_PATTERN } from './envelope.ts';
+import {
+  authSummarySchema,
+  bodyRefSchema,
+  clientSchema,
+  type Envelope,
+  envelopeSchema,
+  headerRemovalSchema,
+  headerSchema,
+  hopSchema,
+  mailFromSchema,
+  PART_ID_PATTERN,
+  recipientDeliverySchema,
+  recipientSchema,
+  routeSchema,
+  ruleHitSchema,
+  verdictSchema,
+} from './envelope.ts';
 
 type Obj = Record<string, unknown>;
+
+/** The fields each check below looks at, per object of the schema. */
+export const HANDLED = {
+  envelope: ['v', 'id', 'partId', 'trace', 'receivedAt', 'source', 'receivedBy', 'client', 'mailFrom'].concat(
+    ['recipients', 'route', 'body', 'prepend', 'removeHeaders', 'verdict', 'auth', 'hops', 'queueWake'],
+  ),
+  client: ['ip', 'port', 'helo', 'reverseName', 'tls', 'auth'],
+  mailFrom: ['address', 'size', 'body', 'smtputf8', 'ret', 'envid', 'requireTls', 'original'],
+  recipient: [
+    'address',
+    'original',
+    'via',
+    'notify',
+    'orcpt',
+    'status',
+    'lastReply',
+    'forwardOwner',
+    'delivery',
+  ],
+  delivery: ['action', 'remoteMta', 'attempts', 'dsnSent', 'tls'],
+  route: ['kind', 'domain', 'name', 'host', 'port', 'lmtp'],
+  header: ['name', 'value', 'addedBy'],
+  removal: ['name', 'index', 'reason'],
+  verdict: ['action', 'score', 'rules', 'reason'],
+  ruleHit: ['name', 'score', 'detail'],
+  auth: ['spf', 'dkim', 'dmarc', 'arc', 'dmarcDetail', 'arcChain'],
+  hop: ['stage', 'instance', 'at'],
+  trace: ['traceparent', 'tracestate'],
+  tls: ['protocol', 'cipher', 'clientCertificate'],
+  clientAuth: ['user', 'method'],
+  body: ['kind', 'size', 'sha256', 'bucket', 'key', 'eightBit'],
+  dkim: ['domain', 'result', 'selector', 'aligned'],
+  dmarcDetail: ['domain', 'result', 'policy', 'disposition'],
+  arcChain: ['result', 'instances'],
+} as const;
+
+type ShapeOwner = { shape: Record<string, unknown> };
+/** The object inside an optional field's schema. */
+const inner = (optional: { unwrap(): unknown }) => optional.unwrap() as ShapeOwner;
+const SCHEMAS: Record<keyof typeof HANDLED, ShapeOwner[]> = {
+  envelope: [envelopeSchema],
+  client: [clientSchema],
+  mailFrom: [mailFromSchema],
+  recipient: [recipientSchema],
+  delivery: [recipientDeliverySchema],
+  route: routeSchema.options as unknown as ShapeOwner[],
+  header: [headerSchema],
+  removal: [headerRemovalSchema],
+  verdict: [verdictSchema],
+  ruleHit: [ruleHitSchema],
+  auth: [authSummarySchema],
+  hop: [hopSchema],
+  trace: [inner(envelopeSchema.shape.trace)],
+  tls: [inner(clientSchema.shape.tls)],
+  clientAuth: [inner(clientSchema.shape.auth)],
+  body: bodyRefSchema.options as unknown as ShapeOwner[],
+  dkim: [authSummarySchema.shape.dkim.element as unknown as ShapeOwner],
+  dmarcDetail: [inner(authSummarySchema.shape.dmarcDetail)],
+  arcChain: [inner(authSummarySchema.shape.arcChain)],
+};
+
+/** Fields the schema has and the checks here do not look at, per object: empty unless the schema grew. */
+export const UNHANDLED = Object.fromEntries(
+  Object.entries(SCHEMAS).map(([name, schemas]) => {
+    const handled: readonly string[] = HANDLED[name as keyof typeof HANDLED];
+    const known = schemas.flatMap((x) => Object.keys(x.shape));
+    return [name, [...new Set(known)].filter((k) => !handled.includes(k))];
+  }),
+) as Record<keyof typeof HANDLED, string[]>;
+
+/** None of the fields this check does not know is present. */
+const noneOf = (o: Obj, fields: string[]) => {
+  for (const f of fields) if (o[f] !== undefined) return false;
+  return true;
+};
 
 const QUEUE_ID = /^[0-9A-Z]{10,40}$/;
 const PART_ID = new RegExp(PART_ID_PATTERN);
@@ -59,26 +152,30 @@ const isoTime = (v: unknown) => {
 };
 
 function client(c: unknown): boolean {
-  if (!isObj(c)) return false;
+  if (!isObj(c) || !noneOf(c, UNHANDLED.client)) return false;
   if (!nonEmpty(c.ip) || !(c.port === undefined || intIn(c.port, 0, 65535))) return false;
   if (!mailbox(c.helo) || !optStr(c.reverseName)) return false;
   const tls = c.tls;
   if (tls !== undefined) {
-    if (!isObj(tls) || !isStr(tls.protocol) || !isStr(tls.cipher)) return false;
+    if (!isObj(tls) || !noneOf(tls, UNHANDLED.tls) || !isStr(tls.protocol) || !isStr(tls.cipher))
+      return false;
     if (tls.clientCertificate !== undefined) return false; // the relay door: the schema checks it
   }
-  return c.auth === undefined || (isObj(c.auth) && isStr(c.auth.user) && isStr(c.auth.method));
+  const a = c.auth;
+  return a === undefined || (isObj(a) && noneOf(a, UNHANDLED.clientAuth) && isStr(a.user) && isStr(a.method));
 }
 
 function mailFrom(m: unknown): boolean {
   return (
     isObj(m) &&
+    noneOf(m, UNHANDLED.mailFrom) &&
     mailbox(m.address) &&
     (m.size === undefined || count(m.size)) &&
     optOneOf(m.body, ['7BIT', '8BITMIME', 'BINARYMIME']) &&
     optBool(m.smtputf8) &&
     optOneOf(m.ret, ['FULL', 'HDRS']) &&
     (m.envid === undefined || strMax(m.envid, 100)) &&
+    optBool(m.requireTls) &&
     (m.original === undefined || mailbox(m.original))
   );
 }
@@ -86,6 +183,7 @@ function mailFrom(m: unknown): boolean {
 function delivery(d: unknown): boolean {
   return (
     isObj(d) &&
+    noneOf(d, UNHANDLED.delivery) &&
     optOneOf(d.action, ['failed', 'delayed', 'delivered', 'relayed', 'expanded']) &&
     (d.remoteMta === undefined || strMax(d.remoteMta, 512)) &&
     (d.attempts === undefined || count(d.attempts)) &&
@@ -97,7 +195,7 @@ function delivery(d: unknown): boolean {
 const STATUSES = ['pending', 'delivered', 'deferred', 'failed'];
 
 function recipient(r: unknown): boolean {
-  if (!isObj(r)) return false;
+  if (!isObj(r) || !noneOf(r, UNHANDLED.recipient)) return false;
   if (!mailbox(r.address) || (r.address as string).length === 0 || !mailbox(r.original)) return false;
   if (!(r.via === undefined || arrayOf(r.via, isStr))) return false;
   if (
@@ -110,7 +208,7 @@ function recipient(r: unknown): boolean {
 }
 
 function route(r: unknown): boolean {
-  if (!isObj(r)) return false;
+  if (!isObj(r) || !noneOf(r, UNHANDLED.route)) return false;
   if (r.kind === 'mx') return nonEmpty(r.domain);
   if (r.kind === 'smtp')
     return nonEmpty(r.name) && nonEmpty(r.host) && intIn(r.port, 1, 65535) && optBool(r.lmtp);
@@ -118,13 +216,21 @@ function route(r: unknown): boolean {
 }
 
 function body(b: unknown): boolean {
-  if (!isObj(b) || !count(b.size) || !isStr(b.sha256) || !SHA256_HEX.test(b.sha256)) return false;
+  if (
+    !isObj(b) ||
+    !noneOf(b, UNHANDLED.body) ||
+    !count(b.size) ||
+    !isStr(b.sha256) ||
+    !SHA256_HEX.test(b.sha256)
+  )
+    return false;
   if (b.kind === 'inline') return true;
   return b.kind === 'object' && nonEmpty(b.bucket) && nonEmpty(b.key) && optBool(b.eightBit);
 }
 
 const header = (h: unknown) =>
   isObj(h) &&
+  noneOf(h, UNHANDLED.header) &&
   isStr(h.name) &&
   HEADER_NAME.test(h.name) &&
   isStr(h.value) &&
@@ -133,13 +239,20 @@ const header = (h: unknown) =>
   isStr(h.addedBy);
 
 const removal = (h: unknown) =>
-  isObj(h) && isStr(h.name) && HEADER_NAME.test(h.name) && count(h.index) && optStr(h.reason);
+  isObj(h) &&
+  noneOf(h, UNHANDLED.removal) &&
+  isStr(h.name) &&
+  HEADER_NAME.test(h.name) &&
+  count(h.index) &&
+  optStr(h.reason);
 
-const ruleHit = (r: unknown) => isObj(r) && isStr(r.name) && isNum(r.score) && optStr(r.detail);
+const ruleHit = (r: unknown) =>
+  isObj(r) && noneOf(r, UNHANDLED.ruleHit) && isStr(r.name) && isNum(r.score) && optStr(r.detail);
 
 function verdict(v: unknown): boolean {
   return (
     isObj(v) &&
+    noneOf(v, UNHANDLED.verdict) &&
     oneOf(v.action, ['accept', 'tag', 'greylist', 'tempfail', 'reject']) &&
     isNum(v.score) &&
     (v.rules === undefined || arrayOf(v.rules, ruleHit)) &&
@@ -150,10 +263,17 @@ function verdict(v: unknown): boolean {
 const POLICIES = ['none', 'quarantine', 'reject'];
 
 function auth(a: unknown): boolean {
-  if (!isObj(a) || !isStr(a.spf) || !isStr(a.dmarc) || !isStr(a.arc)) return false;
+  if (!isObj(a) || !noneOf(a, UNHANDLED.auth) || !isStr(a.spf) || !isStr(a.dmarc) || !isStr(a.arc))
+    return false;
   const dkimOk = arrayOf(
     a.dkim,
-    (d) => isObj(d) && isStr(d.domain) && isStr(d.result) && optStr(d.selector) && optBool(d.aligned),
+    (d) =>
+      isObj(d) &&
+      noneOf(d, UNHANDLED.dkim) &&
+      isStr(d.domain) &&
+      isStr(d.result) &&
+      optStr(d.selector) &&
+      optBool(d.aligned),
   );
   if (!dkimOk) return false;
   const dd = a.dmarcDetail;
@@ -161,6 +281,7 @@ function auth(a: unknown): boolean {
     dd !== undefined &&
     !(
       isObj(dd) &&
+      noneOf(dd, UNHANDLED.dmarcDetail) &&
       optStr(dd.domain) &&
       isStr(dd.result) &&
       optOneOf(dd.policy, POLICIES) &&
@@ -169,24 +290,35 @@ function auth(a: unknown): boolean {
   )
     return false;
   const ac = a.arcChain;
-  return ac === undefined || (isObj(ac) && oneOf(ac.result, ['none', 'pass', 'fail']) && count(ac.instances));
+  return (
+    ac === undefined ||
+    (isObj(ac) &&
+      noneOf(ac, UNHANDLED.arcChain) &&
+      oneOf(ac.result, ['none', 'pass', 'fail']) &&
+      count(ac.instances))
+  );
 }
 
-const hop = (h: unknown) => isObj(h) && isStr(h.stage) && isStr(h.instance) && isStr(h.at);
+const hop = (h: unknown) =>
+  isObj(h) && noneOf(h, UNHANDLED.hop) && isStr(h.stage) && isStr(h.instance) && isStr(h.at);
 
 /**
  * `value` (a fresh JSON.parse result, changed in place) as an Envelope with
  * the schema's defaults, or undefined: then `parseEnvelope` decides.
  */
 export function checkDecodedEnvelope(value: unknown): Envelope | undefined {
-  if (!isObj(value)) return undefined;
+  if (!isObj(value) || !noneOf(value, UNHANDLED.envelope)) return undefined;
   const e = value;
   const ok =
     e.v === 1 &&
     isStr(e.id) &&
     QUEUE_ID.test(e.id) &&
     (e.partId === undefined || (isStr(e.partId) && PART_ID.test(e.partId))) &&
-    (e.trace === undefined || (isObj(e.trace) && isStr(e.trace.traceparent) && optStr(e.trace.tracestate))) &&
+    (e.trace === undefined ||
+      (isObj(e.trace) &&
+        noneOf(e.trace, UNHANDLED.trace) &&
+        isStr(e.trace.traceparent) &&
+        optStr(e.trace.tracestate))) &&
     isoTime(e.receivedAt) &&
     oneOf(e.source, ['mx', 'submission', 'relay', 'dsn']) &&
     isStr(e.receivedBy) &&
@@ -200,7 +332,8 @@ export function checkDecodedEnvelope(value: unknown): Envelope | undefined {
     (e.removeHeaders === undefined || arrayOf(e.removeHeaders, removal)) &&
     (e.verdict === undefined || verdict(e.verdict)) &&
     (e.auth === undefined || auth(e.auth)) &&
-    (e.hops === undefined || arrayOf(e.hops, hop));
+    (e.hops === undefined || arrayOf(e.hops, hop)) &&
+    (e.queueWake === undefined || intIn(e.queueWake, 1, Number.MAX_SAFE_INTEGER));
   if (!ok) return undefined;
   // The schema's defaults.
   for (const r of e.recipients as Obj[]) r.status ??= 'pending';
