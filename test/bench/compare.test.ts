@@ -95,13 +95,16 @@ describe('Postfix configuration', () => {
 });
 
 describe('Sluice configuration', () => {
+  const configArgs = {
+    smtpPort: 2601,
+    sinkPort: 2700,
+    natsPort: 14999,
+    dataDir: '/var/lib/sluice-bench/sluice-x/nats',
+    dnsServer: '127.0.0.1:5353',
+  };
   it('is a valid config with the same forwards and the same static route', () => {
     const yaml = sluiceCompareConfig({
-      smtpPort: 2601,
-      sinkPort: 2700,
-      natsPort: 14999,
-      dataDir: '/var/lib/sluice-bench/sluice-x/nats',
-      dnsServer: '127.0.0.1:5353',
+      ...configArgs,
       recipients: 5,
     });
     const config = parseConfig(parseYaml(yaml), 'test');
@@ -119,11 +122,7 @@ describe('Sluice configuration', () => {
 
   it('points every service at a nats-server started apart, for the process-per-service variant', () => {
     const yaml = sluiceCompareConfig({
-      smtpPort: 2601,
-      sinkPort: 2700,
-      natsPort: 14999,
-      dataDir: '/var/lib/sluice-bench/sluice-x/nats',
-      dnsServer: '127.0.0.1:5353',
+      ...configArgs,
       recipients: 1,
       remoteNats: { url: 'nats://127.0.0.1:14999', token: 'abc123' },
     });
@@ -141,11 +140,7 @@ describe('Sluice configuration', () => {
     }) as string;
     const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     const yaml = sluiceCompareConfig({
-      smtpPort: 2601,
-      sinkPort: 2700,
-      natsPort: 14999,
-      dataDir: '/var/lib/sluice-bench/sluice-x/nats',
-      dnsServer: '127.0.0.1:5353',
+      ...configArgs,
       recipients: 1,
       signing: {
         srsSecret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ=',
