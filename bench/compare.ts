@@ -7,7 +7,8 @@
  *   - Postfix: a throwaway instance (bench/compare/postfix-side.ts), bare and
  *     with postsrsd (SRS), OpenDKIM (RSA-2048) and both.
  *   - Sluice: `sluice run` with its embedded nats-server (sluice-side.ts),
- *     bare and with SRS + DKIM signing on every forward: RSA-2048 alone (as
+ *     bare, bare as deployed (a process per service and one nats-server:
+ *     sluice-services-side.ts, docs/decisions/0038), and with SRS + DKIM signing on every forward: RSA-2048 alone (as
  *     OpenDKIM) and RSA-2048 + Ed25519 (target: 2x Postfix + postsrsd +
  *     OpenDKIM). In every DKIM variant, both sides, the message's From is
  *     one of our domains (signed-mail.ts): signing applies only to our From.
@@ -57,6 +58,7 @@ import {
   type ThroughputRun,
 } from './compare/report.ts';
 import { SIGNED_FROM, SIGNED_SENDER, signedDumpProblems, signedMailRecords } from './compare/signed-mail.ts';
+import { startSluiceServices } from './compare/sluice-services-side.ts';
 import { type SluiceSigning, startSluice } from './compare/sluice-side.ts';
 
 const quick = process.argv.includes('--quick');
@@ -73,6 +75,7 @@ const RECIPIENTS = (process.env['BENCH_RECIPIENTS'] ?? '1,5').split(',').map(Num
 const ALL: SystemName[] = [
   'postfix',
   'sluice',
+  'sluice-services',
   'postfix+srs',
   'postfix+dkim',
   'postfix+srs+dkim',
@@ -159,6 +162,8 @@ function checkSigned(system: SystemName, sink: Sink) {
 
 async function startSide(system: SystemName, sink: Sink, dnsServer: string): Promise<Side> {
   const recipients = Math.max(...RECIPIENTS);
+  if (system === 'sluice-services')
+    return startSluiceServices({ sinkPort: sink.port, dnsServer, recipients });
   if (isSluice(system)) {
     const signing = signingOf(system);
     return startSluice({ sinkPort: sink.port, dnsServer, recipients, ...(signing ? { signing } : {}) });
@@ -303,6 +308,7 @@ const result: CompareResult = {
   load: { sessions: SESSIONS, messageBytes: BYTES, messages: MESSAGES, rounds: ROUNDS, quick },
   notes: [
     'Both systems: in.test forwarded (user@ -> user-1@out.test, Nuser@ -> user-N@out.test), unknown recipients refused at RCPT, out.test by a static transport to smtp-sink (Postfix cannot query a DNS server on a port other than 53, so neither side looks up MX records).',
+    'Sluice, a process per service: `node services/SERVICE/src/main.ts` (as a pod runs it) for filter, resolver, rewriter, egress and ingress (5 Node processes, the same config) and one nats-server started apart with the settings of the embedded one; CPU and memory summed over the 6 processes.',
     'Sluice: `sluice run` (all services, one process, log level info) + its embedded nats-server (JetStream file store; syncAlways is on, but nats-server before 2.10 has no sync_interval, so on 2.9 JetStream does not fsync each message while Postfix fsyncs each queue file before its 250); its filter checks SPF/DKIM/DMARC against a loopback DNS server; its MX waits 100 ms before the greeting (smtp-server early-talker check). Postfix: no such checks, logs to a file via postlogd.',
     'CPU: user + system of each process tree (reaped children included) over the run from smtp-source start to the last message at the sink; Sluice includes nats-server.',
     'Memory: peak of the summed VmRSS (and PSS) of each tree, sampled every 250 ms over the instance life.',

@@ -59,11 +59,15 @@ export function sluiceCompareConfig(o: {
   signing?: SluiceSigning;
   /** Session limits instead of the comparison's (e.g. the MX benchmark's hundreds of sessions from one IP). */
   sessionLimits?: SessionLimits;
+  /** A nats-server started apart (one process per service, sluice-services-side.ts): no embedded one. */
+  remoteNats?: { url: string; token: string };
 }): string {
   const l = o.sessionLimits ?? { maxClients: 1000, perIp: 50, perNet: 60 };
   const fwd = forwards(o.recipients)
     .map(([from, to]) => `    ${JSON.stringify(from)}: [${JSON.stringify(to)}]`)
     .join('\n');
+  // dns.timeout 5: the loopback DNS server runs in the benchmark's own Node process, and on a loaded
+  // machine its answer took over 2 s once: a 451 from the filter, which ends smtp-source and the run.
   // ingress.limits.perIp: 50 is Postfix's own default (smtpd_client_connection_count_limit), so
   // both MXs allow the load generator's 20 sessions plus connections still closing.
   return `hostname: mx.${IN_DOMAIN}
@@ -73,13 +77,19 @@ routing:
 ${fwd}
 transports:
   ${OUT_DOMAIN}: { host: 127.0.0.1, port: ${o.sinkPort} }
-nats:
-  servers: []
-  embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }
+${natsConfig(o)}
 ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }], maxClients: ${l.maxClients}, limits: { perIp: ${l.perIp}, perNet: ${l.perNet} } }
-dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 2 }
+dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 5 }
 log: { level: info }
 ${o.signing ? signingConfig(o.signing) : ''}`;
+}
+
+function natsConfig(o: Parameters<typeof sluiceCompareConfig>[0]): string {
+  if (o.remoteNats)
+    return `nats: { servers: [${JSON.stringify(o.remoteNats.url)}], token: ${JSON.stringify(o.remoteNats.token)} }`;
+  return `nats:
+  servers: []
+  embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }`;
 }
 
 function signingConfig(s: SluiceSigning): string {

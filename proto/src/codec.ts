@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Envelope, EnvelopeValidationError, parseEnvelope } from './envelope.ts';
+import { checkDecodedEnvelope } from './envelope-fast-check.ts';
 
 const MAGIC = new Uint8Array([0x53, 0x4c, 0x55, 0x31]); // "SLU1"
 const HEADER_BYTES = 8;
@@ -60,7 +61,8 @@ export function decodeEnvelope(data: Uint8Array, opts: { verifyDigest?: boolean 
   } catch (err) {
     throw new EnvelopeValidationError(`envelope JSON does not parse: ${(err as Error).message}`);
   }
-  const envelope = parseEnvelope(raw);
+  // The common envelope is checked by hand; anything else (and every error) by the schema (decision 0039).
+  const envelope = checkDecodedEnvelope(raw) ?? parseEnvelope(raw);
   const rest = buf.subarray(HEADER_BYTES + jsonLen);
   if (envelope.body.kind === 'object') {
     if (rest.length !== 0) throw new EnvelopeValidationError('object-store envelope carries inline bytes');

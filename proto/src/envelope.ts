@@ -34,12 +34,10 @@ export const queueIdSchema = z
  * (part-id.ts: a digest of the route key and the sorted recipients). The
  * positional suffix of the first releases ("-1", "-2") is still read.
  */
+export const PART_ID_PATTERN = `^[0-9A-Z]{10,40}(-(${PART_SUFFIX_PATTERN}|${LEGACY_PART_SUFFIX_PATTERN}))?$`;
 export const partIdSchema = z
   .string()
-  .regex(
-    new RegExp(`^[0-9A-Z]{10,40}(-(${PART_SUFFIX_PATTERN}|${LEGACY_PART_SUFFIX_PATTERN}))?$`),
-    'part id must be a queue id, "-" and a content suffix of [0-9A-Z]',
-  );
+  .regex(new RegExp(PART_ID_PATTERN), 'part id must be a queue id, "-" and a content suffix of [0-9A-Z]');
 
 const noLineBreaks = (s: string) => !/[\r\n\0]/.test(s);
 

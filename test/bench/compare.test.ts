@@ -95,13 +95,16 @@ describe('Postfix configuration', () => {
 });
 
 describe('Sluice configuration', () => {
+  const configArgs = {
+    smtpPort: 2601,
+    sinkPort: 2700,
+    natsPort: 14999,
+    dataDir: '/var/lib/sluice-bench/sluice-x/nats',
+    dnsServer: '127.0.0.1:5353',
+  };
   it('is a valid config with the same forwards and the same static route', () => {
     const yaml = sluiceCompareConfig({
-      smtpPort: 2601,
-      sinkPort: 2700,
-      natsPort: 14999,
-      dataDir: '/var/lib/sluice-bench/sluice-x/nats',
-      dnsServer: '127.0.0.1:5353',
+      ...configArgs,
       recipients: 5,
     });
     const config = parseConfig(parseYaml(yaml), 'test');
@@ -117,6 +120,19 @@ describe('Sluice configuration', () => {
     assert.deepEqual(config.dkim.keys, []);
   });
 
+  it('points every service at a nats-server started apart, for the process-per-service variant', () => {
+    const yaml = sluiceCompareConfig({
+      ...configArgs,
+      recipients: 1,
+      remoteNats: { url: 'nats://127.0.0.1:14999', token: 'abc123' },
+    });
+    const config = parseConfig(parseYaml(yaml), 'test');
+    assert.deepEqual(config.nats.servers, ['nats://127.0.0.1:14999']);
+    assert.equal(config.nats.token, 'abc123');
+    assert.deepEqual(Object.keys(config.routing.forwards), ['user@in.test']);
+    assert.deepEqual(config.transports['out.test'], { host: '127.0.0.1', port: 2700, lmtp: false });
+  });
+
   it('adds SRS and the DKIM keys of in.test, without ARC, in the signing variants', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
       type: 'pkcs8',
@@ -124,11 +140,7 @@ describe('Sluice configuration', () => {
     }) as string;
     const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     const yaml = sluiceCompareConfig({
-      smtpPort: 2601,
-      sinkPort: 2700,
-      natsPort: 14999,
-      dataDir: '/var/lib/sluice-bench/sluice-x/nats',
-      dnsServer: '127.0.0.1:5353',
+      ...configArgs,
       recipients: 1,
       signing: {
         srsSecret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ=',
@@ -273,6 +285,40 @@ describe('comparison report', () => {
     assert.match(table, /- not met: all-in-one peak RSS < 300 MB: 320 MB/);
     assert.doesNotMatch(table, /pending|SRS \+ DKIM/);
     assert.equal(signingRatios(result), undefined);
+  });
+
+  it('reads the process-per-service variant against Postfix too, in its own ratio row and target', () => {
+    const withServices: CompareResult = {
+      ...result,
+      systems: [
+        ...result.systems,
+        {
+          system: 'sluice-services',
+          runs: [run(1, 252, 12, 2), run(5, 180, 14, 3)],
+          latencyMs: { p50: 5, p99: 30, samples: 200, offeredPerSecond: 20 },
+          peakRssMB: 800,
+          peakPssMB: 600,
+          peakProcesses: 6,
+        },
+      ],
+    };
+    const r = ratios(withServices, 'sluice-services')!;
+    assert.deepEqual(r.throughput, { 1: 252 / 210, 5: 180 / 170 });
+    assert.equal(r.cpu, 13 / 4.5);
+    const table = markdownTable(withServices);
+    const rows = table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| -'));
+    assert.equal(rows.length, 1 + 3 + 2); // header, 3 systems, 2 ratio rows
+    assert.match(rows[3]!, /^\| Sluice, a process per service +\| 252\.0 +\| 180\.0 /);
+    assert.match(
+      rows[5]!,
+      /^\| \*\*Sluice, a process per service \/ Postfix\*\* +\| \*\*1\.20x\*\* +\| \*\*1\.06x\*\*/,
+    );
+    assert.match(
+      table,
+      /- met: forwarding >= 1\.0x bare Postfix, a process per service \(same run\): 1\.20x/,
+    );
+    // The all-in-one targets are still read on `sluice run`.
+    assert.match(table, /- not met: forwarding >= 1\.0x bare Postfix \(same run\): 0\.50x/);
   });
 
   const withSigning: CompareResult = {
