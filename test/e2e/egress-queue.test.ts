@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ledgerKey } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
-import { egressService } from '@sluice/egress';
+import { egressService, LEASE_AHEAD_MS, sliceSize } from '@sluice/egress';
 import type { QueueControlReply } from '@sluice/proto';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
@@ -302,18 +302,28 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
   let bed: Bed;
   let second: Runtime;
   let dest: SmtpSink;
+  let pacedDest: SmtpSink;
   let refusing = true;
+  const PACED_RATE = 120; // one start per 500 ms for both replicas together
 
   before(async () => {
     dest = await startSmtpSink({
       failWith: () => (refusing ? { code: 451, message: '4.7.1 Greylisted, come back later' } : undefined),
     });
+    pacedDest = await startSmtpSink();
     bed = await startBed('e2e-queue-ops', {
-      routing: { forwards: forwards(['ops'], 20) },
-      transports: { 'ops.test': { host: '127.0.0.1', port: dest.port } },
+      routing: { forwards: { ...forwards(['ops'], 20), ...forwards(['shared'], 20) } },
+      transports: {
+        'ops.test': { host: '127.0.0.1', port: dest.port },
+        'shared.test': { host: '127.0.0.1', port: pacedDest.port },
+      },
       // An hour between attempts: nothing here is retried unless an operator asks.
       bus: { maxDeliver: 500 },
-      egress: { concurrency: 2, retrySchedule: [3600] },
+      egress: {
+        concurrency: 2,
+        retrySchedule: [3600],
+        destinations: [{ match: destinationOf(pacedDest.port), ratePerMinute: PACED_RATE }],
+      },
     });
     second = await startRuntime({
       config: { ...bed.config, instance: 'egress-replica-2' },
@@ -322,10 +332,11 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     });
   });
 
+  let secondStopped = false;
   after(async () => {
-    await second?.stop();
+    if (!secondStopped) await second?.stop();
     await stopBed(bed);
-    await dest?.stop();
+    await Promise.all([dest?.stop(), pacedDest?.stop()]);
   });
 
   /** Send to `to` while the destination refuses, and wait until the part is waiting in the queue. */
@@ -426,5 +437,49 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     }
     assert.ok((await stageAcks(bed.rt.metrics, 'egress')) > 0, 'the first replica delivered some');
     assert.ok((await stageAcks(second.metrics, 'egress')) > 0, 'the second replica delivered some');
+  });
+
+  test('a rate holds across replicas (shared leases), and a stopped replica gives its share back', async () => {
+    const interval = 60_000 / PACED_RATE;
+    const slice = sliceSize(interval);
+    /** Deliveries (by arrival) never outrun the rate by more than one slice, over any stretch. */
+    const withinRate = (times: number[]) => {
+      for (let i = 0; i < times.length; i++) {
+        for (let j = i + 1; j < times.length; j++) {
+          const allowed = (times[j]! - times[i]!) / interval + slice + 1;
+          assert.ok(j - i + 1 <= allowed, `${j - i + 1} deliveries in ${times[j]! - times[i]!} ms`);
+        }
+      }
+    };
+    const acksBefore = [await stageAcks(bed.rt.metrics, 'egress'), await stageAcks(second.metrics, 'egress')];
+    for (let i = 0; i < 12; i++) await send(bed.port, `shared${i}@example.org`);
+    const msgs = await pacedDest.waitFor(12, 30_000);
+    const times = msgs.map((m) => m.receivedAt.getTime()).sort((a, b) => a - b);
+    withinRate(times);
+    // Two replicas each pacing alone would deliver 12 in about 6 intervals; shared, about 11.
+    assert.ok(
+      times.at(-1)! - times[0]! >= (11 - slice) * interval,
+      `12 over ${times.at(-1)! - times[0]!} ms`,
+    );
+    assert.ok(
+      (await stageAcks(bed.rt.metrics, 'egress')) > acksBefore[0]!,
+      'the first replica delivered some',
+    );
+    assert.ok(
+      (await stageAcks(second.metrics, 'egress')) > acksBefore[1]!,
+      'the second replica delivered some',
+    );
+
+    // The second replica goes away holding its leases; they expire by themselves.
+    await second.stop();
+    secondStopped = true;
+    const started = Date.now();
+    for (let i = 12; i < 20; i++) await send(bed.port, `shared${i}@example.org`);
+    const rest = (await pacedDest.waitFor(20, 30_000)).slice(12);
+    const later = rest.map((m) => m.receivedAt.getTime()).sort((a, b) => a - b);
+    withinRate(later);
+    const took = later.at(-1)! - started;
+    // The survivor alone: 8 starts at the whole rate, after at most the lease horizon and one slice.
+    assert.ok(took <= 7 * interval + LEASE_AHEAD_MS + slice * interval + 3000, `8 more took ${took} ms`);
   });
 });

@@ -23,6 +23,7 @@ import { createDnsLookup, type DnsLookup } from './destination.ts';
 import { DestinationScheduler } from './destination-scheduler.ts';
 import { type DestinationState, DestinationStates } from './destination-states.ts';
 import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
+import { type PaceRecord, SharedPaceLeases } from './pace-leases.ts';
 import { serveQueueControl } from './queue-control.ts';
 import { limitsFor } from './queue-destination.ts';
 import { type QueueEntry, QueueIndex } from './queue-index.ts';
@@ -89,7 +90,12 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       const queue: DeliveryQueue = {
         index,
         states,
-        scheduler: new DestinationScheduler({ limits: (name) => limitsFor(name, ctx.config.egress), states }),
+        scheduler: new DestinationScheduler({
+          limits: (name) => limitsFor(name, ctx.config.egress),
+          states,
+          // Rates hold across replicas: start times leased in slices from the shared bucket (decision 0042).
+          pace: new SharedPaceLeases(ctx.bus.sharedTable<PaceRecord>('egressDestinations')),
+        }),
       };
       const control = serveQueueControl({ bus: ctx.bus, index, states, log: ctx.log });
       const consumer = ctx.bus.consumeEnvelopes(

@@ -107,7 +107,7 @@ export async function deliverQueued(
     );
   }
 
-  const admission = queue.scheduler.admit(destination, partId, entry?.retryNow === true);
+  const admission = await queue.scheduler.admit(destination, partId, entry?.retryNow === true);
   if (admission.kind === 'wait') {
     deps.metrics.egressPostponed.inc({ reason: admission.cause });
     if (!admission.backoff) return { kind: 'postpone', delayMs: admission.delayMs, reason: admission.reason };
