@@ -453,6 +453,14 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     };
     const acksBefore = [await stageAcks(bed.rt.metrics, 'egress'), await stageAcks(second.metrics, 'egress')];
     for (let i = 0; i < 12; i++) await send(bed.port, `shared${i}@example.org`);
+    // Parts waiting for their start are not in the index: each replica counts them, list adds them up.
+    const destination = destinationOf(pacedDest.port);
+    const listed = await waitUntil('the paced parts counted as postponed', async () => {
+      const { reply } = await queueCli(bed.configFile, ['list']);
+      return reply?.destinations?.find((d) => d.destination === destination && (d.postponed ?? 0) >= 2);
+    });
+    assert.equal(listed.deferred, 0, 'postponed, not deferred: no attempt was made');
+    assert.ok(listed.postponedUntil, 'with the latest return time');
     const msgs = await pacedDest.waitFor(12, 30_000);
     const times = msgs.map((m) => m.receivedAt.getTime()).sort((a, b) => a - b);
     withinRate(times);
@@ -478,6 +486,10 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     const rest = (await pacedDest.waitFor(20, 30_000)).slice(12);
     const later = rest.map((m) => m.receivedAt.getTime()).sort((a, b) => a - b);
     withinRate(later);
+    await waitUntil('nothing postponed once all are delivered', async () => {
+      const { reply } = await queueCli(bed.configFile, ['list']);
+      return reply?.destinations?.every((d) => d.destination !== destination);
+    });
     const took = later.at(-1)! - started;
     // The survivor alone: 8 starts at the whole rate, after at most the lease horizon and one slice.
     assert.ok(took <= 7 * interval + LEASE_AHEAD_MS + slice * interval + 3000, `8 more took ${took} ms`);

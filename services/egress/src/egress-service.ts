@@ -24,6 +24,12 @@ import { DestinationScheduler } from './destination-scheduler.ts';
 import { type DestinationState, DestinationStates } from './destination-states.ts';
 import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
 import { type PaceRecord, SharedPaceLeases } from './pace-leases.ts';
+import {
+  POSTPONED_KEY_PREFIX,
+  PostponedParts,
+  type PostponedSnapshot,
+  publishPostponed,
+} from './postponed-parts.ts';
 import { serveQueueControl } from './queue-control.ts';
 import { limitsFor } from './queue-destination.ts';
 import { type QueueEntry, QueueIndex } from './queue-index.ts';
@@ -87,8 +93,14 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       );
       await states.start();
       const index = new QueueIndex(ctx.bus.sharedTable<QueueEntry>('egressQueue'));
+      const postponed = new PostponedParts();
+      const snapshots = ctx.bus.sharedTable<PostponedSnapshot>('egressDestinations');
+      const stopPostponed = publishPostponed(postponed, snapshots, ctx.instance, (err) =>
+        ctx.log.warn({ err }, 'could not publish the postponed-parts snapshot'),
+      );
       const queue: DeliveryQueue = {
         index,
+        postponed,
         states,
         scheduler: new DestinationScheduler({
           limits: (name) => limitsFor(name, ctx.config.egress),
@@ -97,7 +109,16 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
           pace: new SharedPaceLeases(ctx.bus.sharedTable<PaceRecord>('egressDestinations')),
         }),
       };
-      const control = serveQueueControl({ bus: ctx.bus, index, states, log: ctx.log });
+      const control = serveQueueControl({
+        bus: ctx.bus,
+        index,
+        states,
+        log: ctx.log,
+        postponed: async () =>
+          (await snapshots.entries())
+            .filter((r) => r.key.startsWith(POSTPONED_KEY_PREFIX))
+            .map((r) => r.value),
+      });
       const consumer = ctx.bus.consumeEnvelopes(
         consumers.egress,
         { concurrency: ctx.config.egress.concurrency },
@@ -120,6 +141,7 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         async stop() {
           await control.stop();
           await consumer.stop();
+          await stopPostponed();
           states.stop();
           sessions.close(); // QUIT the idle sessions
           await stopTlsRpt(); // the last counts into the shared store
