@@ -27,7 +27,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '@sluice/config';
 import { createDnsLookup, createEgressService } from '@sluice/egress';
-import type { QueueControlReply } from '@sluice/proto';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
   type DnsServer,
@@ -41,14 +40,13 @@ import {
   startSmtpSink,
   waitUntil,
 } from '@sluice/test-harness';
-import { runQueueCommand } from '../../cli/src/queue-command.ts';
 import { allServices } from '../../cli/src/services.ts';
 import {
   type CertWorkshop,
   createCertWorkshop,
   type KeyAndCert,
 } from '../../services/egress/src/tls-test-bed.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import { devNull, ingressPort, queueCli } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-dane-e2e-'));
 let certs: CertWorkshop;
@@ -61,15 +59,7 @@ let senders: SmtpSink;
 let rt: Runtime;
 let configFile: string;
 
-async function queueCli(args: string[]): Promise<{ code: number; reply?: QueueControlReply; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runQueueCommand([...args, '--config', configFile, '--json'], {
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
-  return { code, reply: out.length > 0 ? (JSON.parse(out.join('\n')) as QueueControlReply) : undefined, err };
-}
+const queue = (args: string[]) => queueCli(configFile, args);
 
 async function send(to: string, subject: string): Promise<string> {
   const r = await sendMail({
@@ -171,7 +161,7 @@ describe('DANE through the pipeline (knot signs, unbound validates)', () => {
     const queueId = await send('wrong@example.org', 'dane wrong');
     const part = await waitUntil(
       'the part deferred in the queue',
-      async () => (await queueCli(['list'])).reply?.parts?.find((p) => p.queueId === queueId),
+      async () => (await queue(['list'])).reply?.parts?.find((p) => p.queueId === queueId),
       { timeoutMs: 20_000 },
     );
     assert.equal(part.destination, 'wrong.dane.test');
@@ -185,13 +175,13 @@ describe('DANE through the pipeline (knot signs, unbound validates)', () => {
   });
 
   test('the MX gets the certificate its TLSA names; `sluice queue retry` delivers it over DANE at once', async () => {
-    const part = (await queueCli(['list'])).reply?.parts?.find((p) => p.destination === 'wrong.dane.test');
+    const part = (await queue(['list'])).reply?.parts?.find((p) => p.destination === 'wrong.dane.test');
     assert.ok(part, 'still waiting (an hour to its next attempt)');
     const port = mx.port;
     const before = mx.messages.length;
     await mx.stop();
     mx = await startSmtpSink({ port, tls: renewed });
-    const retried = await queueCli(['retry', part.queueId]);
+    const retried = await queue(['retry', part.queueId]);
     assert.equal(retried.code, 0, retried.err.join(' ') + JSON.stringify(retried.reply));
     const msg = await mx.waitFor((m) => m.rcptTo.includes('bob@wrong.dane.test'), 20_000);
     assert.equal(msg.secure, true);
@@ -203,7 +193,7 @@ describe('DANE through the pipeline (knot signs, unbound validates)', () => {
     assert.equal((delivery as { tls?: string }).tls, 'dane');
     assert.equal(before, 1, 'only the good message reached the MX before the fix');
     await waitUntil('the part to leave the queue', async () =>
-      (await queueCli(['list'])).reply?.parts?.every((p) => p.queueId !== part.queueId),
+      (await queue(['list'])).reply?.parts?.every((p) => p.queueId !== part.queueId),
     );
   });
 });

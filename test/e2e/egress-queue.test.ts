@@ -21,7 +21,6 @@ import { after, before, describe, test } from 'node:test';
 import { ledgerKey } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
 import { egressService, LEASE_AHEAD_MS, sliceSize } from '@sluice/egress';
-import type { QueueControlReply } from '@sluice/proto';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
   type BlackHole,
@@ -40,24 +39,10 @@ import {
 } from '@sluice/test-harness';
 import { runQueueCommand } from '../../cli/src/queue-command.ts';
 import { allServices } from '../../cli/src/services.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import { devNull, ingressPort, queueCli } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-queue-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** `sluice queue ARGS --json` against the running pipeline; its exit code and parsed answer. */
-async function queueCli(
-  configFile: string,
-  args: string[],
-): Promise<{ code: number; reply?: QueueControlReply; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runQueueCommand([...args, '--config', configFile, '--json'], {
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
-  return { code, reply: out.length > 0 ? (JSON.parse(out.join('\n')) as QueueControlReply) : undefined, err };
-}
 
 const destinationOf = (port: number) => `[127.0.0.1]:${port}`;
 

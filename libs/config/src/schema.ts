@@ -1422,7 +1422,7 @@ export const configSchema = z
                   .positive()
                   .optional()
                   .describe(
-                    'Delivery attempts (transactions) started per minute to this destination, per process; the others wait in the queue.',
+                    'Delivery attempts (transactions) started per minute to this destination, by all egress replicas together (start times leased in slices from NATS KV); the others wait in the queue.',
                   ),
               })
               .strict(),

@@ -38,6 +38,13 @@ const MAX_BUSY_DELAY_MS = 300_000;
 const AVERAGE_WEIGHT = 0.2;
 /** A reserved start may be taken this much early (nak delays are not exact). */
 const RESERVATION_SLACK_MS = 50;
+/**
+ * The longest postponement of a part whose paced destination has its near future leased: its
+ * estimated turn, capped (a part looks again at least this often). Long, so that a backlog of
+ * hours for one provider is not returned every few minutes (each return is a delivery that
+ * another replica counts toward bus.maxDeliver: decision 0042).
+ */
+const MAX_PACED_DELAY_MS = 3600_000;
 /** A start time this late is still taken (a lease's KV round trip); later ones are dropped. */
 const LATE_START_MS = 250;
 /** Reservations not taken this long after their time are forgotten (the part went to another replica). */
@@ -214,7 +221,7 @@ export class DestinationScheduler {
       if (now < pace.blockedUntil) {
         // Every near start is leased: come back about when one may be free, waiters spread one interval apart.
         pace.nextReturn = Math.max(pace.nextReturn, pace.blockedUntil) + intervalMs;
-        return Math.min(MAX_BUSY_DELAY_MS, pace.nextReturn - now + Math.floor(this.#random() * intervalMs));
+        return Math.min(MAX_PACED_DELAY_MS, pace.nextReturn - now + Math.floor(this.#random() * intervalMs));
       }
       if (!pace.leasing) {
         const p = pace;
