@@ -11,6 +11,7 @@
  *   sluice queue list|retry|hold|release|delete|bounce   the egress delivery queue (queue-command.ts)
  *   sluice dkim keygen --domain D --selector S   a DKIM key and its DNS record (dkim-command.ts)
  *   sluice dkim rotate --domain D --selector NEW  the next key and the rotation steps
+ *   sluice auth refresh|bans|unban|check ...     submission authentication (auth-command.ts)
  *
  * Wiring only: each command's logic lives in its own module or library, and
  * is imported when that command runs, so `sluice --help` (and a typo) answer
@@ -40,7 +41,7 @@ async function loadOrExplain(file: string | undefined) {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  // srs, queue and dkim parse their own options, in their own modules (loaded on demand).
+  // srs, queue, dkim and auth parse their own options, in their own modules (loaded on demand).
   if (command === 'srs') {
     process.exitCode = await (await import('./srs-command.ts')).runSrsCommand(rest);
     return;
@@ -51,6 +52,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'dkim') {
     process.exitCode = await (await import('./dkim-command.ts')).runDkimCommand(rest);
+    return;
+  }
+  if (command === 'auth') {
+    process.exitCode = await (await import('./auth-command.ts')).runAuthCommand(rest);
     return;
   }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {

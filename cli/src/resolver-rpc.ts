@@ -6,9 +6,9 @@
  * the resolver's queue group, and turn "nobody answered" into a clear
  * message instead of a stack trace.
  */
-import { Bus, busConfigFrom, RpcError } from '@sluice/bus';
-import { createLogger } from '@sluice/log';
-import { natsAccessOf, type ProcessConfig, redactUrl } from '@sluice/runtime';
+import { RpcError } from '@sluice/bus';
+import type { ProcessConfig } from '@sluice/runtime';
+import { connectCliBus, NatsUnreachableError } from './nats-connect.ts';
 
 export class NoResolverError extends Error {}
 
@@ -19,16 +19,8 @@ export async function askResolver(
   timeoutMs: number,
   service: 'resolver' | 'egress' = 'resolver',
 ): Promise<unknown> {
-  const { config } = pc;
-  const log = createLogger({ level: 'warn', instance: 'sluice-cli', destination: process.stderr as never });
-  const access = await natsAccessOf(config, pc.baseDir);
-  const where = access.servers.map(redactUrl).join(', ');
-  const bus = await Bus.connect(
-    busConfigFrom({ ...config, nats: { ...config.nats, ...access } }, 'sluice-cli'),
-    log,
-  ).catch((err: Error) => {
-    const why = ((err.cause as Error | undefined) ?? err).message;
-    throw new NoResolverError(`cannot reach NATS at ${where}: ${why}`);
+  const { bus, where } = await connectCliBus(pc).catch((err: Error) => {
+    throw err instanceof NatsUnreachableError ? new NoResolverError(err.message) : err;
   });
   try {
     const data = await bus.request(subject, new TextEncoder().encode(JSON.stringify(body)), timeoutMs);

@@ -21,6 +21,10 @@ export const USAGE = `usage:
   sluice queue retry|hold|release|delete|bounce ID | --destination D   act on waiting mail
   sluice dkim keygen --domain D --selector S [--type rsa|ed25519] [--out FILE]
   sluice dkim rotate --domain D --selector NEW [--old OLD]   the next key and the rotation steps
+  sluice auth refresh [--force]                  read LDAP into the submission's credential snapshot now
+  sluice auth bans [IP|LOGIN] [--all]            brute-force bans in force (submission AUTH)
+  sluice auth unban IP|LOGIN                     lift the bans of a network or a user
+  sluice auth check LOGIN                        is LOGIN in the credential snapshot (hash format, age, bans)
   sluice COMMAND --help                          help on one command
 Config: --config FILE, else $SLUICE_CONFIG, else config/sluice.example.yaml.`;
 

@@ -5,16 +5,20 @@
  * resolver -> rewriter (DKIM for our From) -> egress to a real SMTP sink.
  * What arrives must not tell where the user was: neither the client IP nor
  * its HELO name anywhere in the delivered header section (privacy, issue 13).
+ * Then the operator's path (decision 0040): wrong passwords over SMTP ban
+ * the user from this network, the installed `sluice auth bans` shows it by
+ * uid and address, `sluice auth unban` lifts it, and the user gets in.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeHash } from '@sluice/credentials/hash-fixtures';
 import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
-import { type SlapdServer, startSlapd } from '@sluice/test-harness';
+import { type SlapdServer, sluiceBin, startSlapd } from '@sluice/test-harness';
 import { createTransport } from 'nodemailer';
 import { type Pipeline, startPipeline } from './helpers.ts';
 
@@ -28,13 +32,15 @@ const dkimKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.e
 let slapd: SlapdServer;
 let p: Pipeline;
 let port: number;
+let tlsDir: string;
+const THROTTLE = { maxFailuresPerUserNetwork: 3 };
 
 before(async () => {
   slapd = await startSlapd([
     { uid: 'alice', forwards: ['alice@forward.test'], mailPassword: [await makeHash('CRYPT-6', PASSWORD)] },
     { uid: 'bob', forwards: ['bob@forward.test'] },
   ]);
-  const tlsDir = mkdtempSync(join(tmpdir(), 'sluice-e2e-sub-'));
+  tlsDir = mkdtempSync(join(tmpdir(), 'sluice-e2e-sub-'));
   p = await startPipeline(
     'e2e-submission',
     [
@@ -60,6 +66,7 @@ before(async () => {
       submission: {
         listen: { starttls: [], implicitTls: [{ host: '127.0.0.1', port: 0 }] },
         tls: { selfSigned: true, generatedDir: tlsDir },
+        auth: { throttle: THROTTLE },
       },
     }),
   );
@@ -108,4 +115,60 @@ test('submitted mail reaches an internal and an outside recipient, DKIM-signed, 
     assert.match(headers, /^DKIM-Signature:[\s\S]*?d=sluice\.test/m);
     assert.equal(m.mailFrom, 'alice@sluice.test');
   }
+});
+
+function sendAs(pass: string) {
+  const transport = createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: true,
+    tls: { rejectUnauthorized: false },
+    auth: { user: 'alice', pass },
+  });
+  return transport
+    .sendMail({ from: 'alice@sluice.test', to: 'carol@outside.test', subject: 'ban test', text: 'x' })
+    .finally(() => transport.close());
+}
+
+/** The installed `sluice`, as the operator runs it, against this pipeline's NATS and LDAP. */
+function sluice(configFile: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [sluiceBin, ...args, '--config', configFile],
+      { timeout: 30_000 },
+      (err, out) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out }),
+    );
+  });
+}
+
+test('wrong passwords ban the user from this network; `sluice auth bans` shows it, `sluice auth unban` lifts it', async () => {
+  const configFile = join(tlsDir, 'cli.yaml');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      domains: { primary: 'sluice.test' },
+      nats: { servers: [p.nats.url] },
+      routing: { ldap: { urls: [slapd.url], baseDn: slapd.baseDn, filter: '(objectClass=account)' } },
+      submission: { tls: { selfSigned: true, generatedDir: tlsDir }, auth: { throttle: THROTTLE } },
+    }),
+  );
+  for (let i = 0; i < THROTTLE.maxFailuresPerUserNetwork; i++) {
+    await assert.rejects(sendAs(`wrong-${i}`), (err: { responseCode?: number }) => err.responseCode === 535);
+  }
+  await assert.rejects(sendAs(PASSWORD), (err: { response?: string }) =>
+    /^454 4\.7\.0 /.test(err.response ?? ''),
+  );
+
+  const bans = await sluice(configFile, 'auth', 'bans', '127.0.0.1');
+  assert.equal(bans.code, 0, bans.out);
+  assert.match(bans.out, /^1 ban in force for network 127\.0\.0\.1/);
+  assert.match(bans.out, /user@network +alice from 127\.0\.0\.1, banned until/);
+  assert.ok(!bans.out.includes('wrong-'), 'no password anywhere');
+
+  const unban = await sluice(configFile, 'auth', 'unban', 'alice@sluice.test');
+  assert.equal(unban.code, 0, unban.out);
+  assert.match(unban.out, /^lifted 1 ban on user alice/);
+  const sent = await sendAs(PASSWORD);
+  assert.match(sent.response, /^250 /);
 });

@@ -291,7 +291,8 @@ const SUBMISSION_LISTEN_DEFAULTS = {
 };
 const THROTTLE_DEFAULTS = {
   maxFailuresPerIp: 20,
-  maxFailuresPerUser: 10,
+  maxFailuresPerUserNetwork: 10,
+  maxFailuresPerUser: 50,
   window: 900,
   ban: 900,
   maxBan: 86400,
@@ -411,16 +412,28 @@ const submissionSchema = z
               .min(1)
               .default(THROTTLE_DEFAULTS.maxFailuresPerIp)
               .describe('Failed logins from one client IP (IPv6: /64) within `window` before a ban.'),
+            maxFailuresPerUserNetwork: z
+              .number()
+              .int()
+              .min(1)
+              .default(THROTTLE_DEFAULTS.maxFailuresPerUserNetwork)
+              .describe(
+                'Failed logins for one user from one client IP (IPv6: /64) within `window` before that user is banned from that network only (decision 0040).',
+              ),
             maxFailuresPerUser: z
               .number()
               .int()
               .min(1)
               .default(THROTTLE_DEFAULTS.maxFailuresPerUser)
-              .describe('Failed logins for one user within `window` before a ban.'),
+              .describe(
+                'Failed logins for one user from anywhere within `window` before the user is braked: 454 4.7.0 until the window is over, except from networks the user logged in from within the last day. Keep it well above maxFailuresPerUserNetwork.',
+              ),
             window: seconds.default(THROTTLE_DEFAULTS.window).describe('Failure counting window, seconds.'),
             ban: seconds
               .default(THROTTLE_DEFAULTS.ban)
-              .describe('First ban, seconds; each next ban doubles.'),
+              .describe(
+                'First ban (of a network, or of a user from a network), seconds; each next ban doubles.',
+              ),
             maxBan: seconds
               .max(86400)
               .default(THROTTLE_DEFAULTS.maxBan)

@@ -1,59 +1,63 @@
 /**
  * Brute-force protection shared by every submission replica, in
- * buckets.authThrottle: one record per client network (client-network.ts)
- * and one per user, each counting failures in a fixed window. Reaching the
- * limit bans the key: the first ban lasts banSeconds, each further ban of
- * the same key twice as long as the one before, up to maxBanSeconds (the
- * record, with its ban count, is forgotten a day after its last write:
- * authThrottleTtlMs). Every write is compare-and-set on the KV revision, so
- * two replicas counting the same key at once both count (the loser re-reads
- * and tries again). A success clears the user's failure count (not its ban
- * history), and never the client's: one account's good password must not
- * buy its client more guesses at other accounts.
+ * buckets.authThrottle (the records and keys: throttle-records.ts; the
+ * design: decisions 0029 and 0040). Each attempt is counted three times:
+ *
+ * - per client network (ip): maxFailuresPerIp failures in the window ban the
+ *   network, whatever user it tries next;
+ * - per user from that network (user-network): maxFailuresPerUserNetwork
+ *   failures ban that user from that network only — an attacker failing on
+ *   purpose locks the user out of the attacker's network, not out of the
+ *   user's own;
+ * - per user from anywhere (user): maxFailuresPerUser failures (set well
+ *   above the others) brake the user — 454 4.7.0 until the window is over —
+ *   except from the user's usual networks (a success from there within the
+ *   last day), so distributed guessing at one account stops while its owner
+ *   keeps working.
+ *
+ * Bans (ip, user-network) escalate: the first lasts banSeconds, each further
+ * ban of the same key twice as long, up to maxBanSeconds (a record, with its
+ * ban count, is forgotten a day after its last write: authThrottleTtlMs).
+ * The brake does not escalate. Every write is compare-and-set on the KV
+ * revision, so replicas counting the same key at once all count (the loser
+ * re-reads and tries again); the same compare-and-set makes "ban imposed"
+ * and "ban over" each reported by exactly one replica (logged once).
+ * A success resets the user-network count and marks the network usual; it
+ * never clears the client network's count (one account's good password must
+ * not buy its client guesses at other accounts) nor the user's global count
+ * (the owner logging in must not reset a distributed attacker's budget).
  */
-import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
+import { authThrottleTtlMs } from '@sluice/proto';
+import {
+  type AttemptKeys,
+  readThrottleRecord,
+  type ThrottleRecord,
+  type ThrottleScope,
+  updateThrottleRecord,
+} from './throttle-records.ts';
 import type { ThrottleOptions } from './types.ts';
 
-interface ThrottleRecord {
-  /** Failures in the current window. */
-  n: number;
-  /** Start of the current window, ms epoch. */
-  since: number;
-  /** Bans imposed so far (the next one lasts banSeconds * 2^bans). */
+/** A usual network's mark is rewritten at most this often (one KV write per user and network per hour). */
+const USUAL_REFRESH_MS = 3_600_000;
+const SCOPES: ThrottleScope[] = ['ip', 'user-network', 'user'];
+
+/** A ban (or brake) imposed or found over: what the log line says. */
+export interface BanEvent {
+  scope: ThrottleScope;
+  key: string;
+  /** Length of the ban imposed, seconds (0 for an end). */
+  seconds: number;
+  /** Failures that led to it (0 for an end). */
+  failures: number;
+  /** Bans of this key so far. */
   bans: number;
-  /** Banned until, ms epoch (0: not banned). */
-  until: number;
 }
 
-export type ThrottleScope = 'ip' | 'user';
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const CAS_ATTEMPTS = 20;
-
-/**
- * The record key of a client network or user: "<scope>.<first 32 hex digits of
- * sha256(lower-case name)>". Hashed because the name is whatever the client
- * typed — often enough a password in the user field — and must not sit in
- * the bucket readable. An operator finds a key with
- * `printf %s jdoe | sha256sum | cut -c1-32`.
- */
-export function throttleKey(scope: ThrottleScope, name: string): string {
-  return `${scope}.${createHash('sha256').update(name.toLowerCase(), 'utf8').digest('hex').slice(0, 32)}`;
-}
-
-function isConflict(err: unknown): boolean {
-  return /wrong last sequence|10071|key exists/i.test((err as Error)?.message ?? '');
-}
-
-function decode(value: Uint8Array): ThrottleRecord | null {
-  try {
-    const r = JSON.parse(decoder.decode(value)) as ThrottleRecord;
-    return typeof r.n === 'number' ? r : null;
-  } catch {
-    return null;
-  }
+/** What stops an attempt before its password is checked. */
+export interface Block {
+  scope: ThrottleScope;
+  retryAfterSeconds: number;
 }
 
 export class AuthThrottle {
@@ -67,43 +71,49 @@ export class AuthThrottle {
     this.#now = now;
   }
 
-  async #read(key: string): Promise<{ rec: ThrottleRecord | null; revision: number }> {
-    const e = await this.#kv.get(key);
-    if (e?.operation !== 'PUT') return { rec: null, revision: e?.revision ?? 0 };
-    return { rec: decode(e.value), revision: e.revision };
-  }
-
-  /** Seconds until every given key's ban is over (0: none banned). */
-  async bannedFor(keys: Array<[ThrottleScope, string]>): Promise<number> {
+  /**
+   * The block on an attempt (the longest-lasting ban first; the brake only
+   * when the network is not one the user logged in from within the last
+   * day), and the keys whose ban is over but not yet noted (endBan).
+   */
+  async check(keys: AttemptKeys): Promise<{ block?: Block; over: ThrottleScope[] }> {
     const now = this.#now();
-    const recs = await Promise.all(keys.map(([s, n]) => this.#read(throttleKey(s, n))));
-    const until = Math.max(0, ...recs.map((r) => r.rec?.until ?? 0));
-    return until > now ? Math.ceil((until - now) / 1000) : 0;
-  }
-
-  /** Change one record with compare-and-set, re-reading after a lost race. */
-  async #update(key: string, change: (r: ThrottleRecord | null) => ThrottleRecord | null): Promise<void> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const { rec, revision } = await this.#read(key);
-      const next = change(rec);
-      if (!next) return;
-      try {
-        const value = encoder.encode(JSON.stringify(next));
-        if (revision === 0) await this.#kv.create(key, value);
-        else await this.#kv.update(key, value, revision);
-        return;
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-      }
+    const [ip, userNetwork, user] = await Promise.all(SCOPES.map((s) => this.#read(keys[s])));
+    const recs = { ip: ip!.rec, 'user-network': userNetwork!.rec, user: user!.rec };
+    const over = SCOPES.filter((s) => {
+      const until = recs[s]?.until ?? 0;
+      return until > 0 && until <= now;
+    });
+    const ok = recs['user-network']?.ok ?? 0;
+    const usual = ok > 0 && now - ok < authThrottleTtlMs;
+    let block: Block | undefined;
+    for (const scope of SCOPES) {
+      const until = recs[scope]?.until ?? 0;
+      if (until <= now || (scope === 'user' && usual)) continue;
+      const retryAfterSeconds = Math.ceil((until - now) / 1000);
+      if (!block || retryAfterSeconds > block.retryAfterSeconds) block = { scope, retryAfterSeconds };
     }
-    throw new Error(`auth throttle: ${key} kept changing under ${CAS_ATTEMPTS} attempts`);
+    return { block, over };
   }
 
-  /** Count one failure against a key; resolves whether it imposed a ban. */
-  async fail(scope: ThrottleScope, name: string): Promise<boolean> {
-    const max = scope === 'ip' ? this.#o.maxFailuresPerIp : this.#o.maxFailuresPerUser;
-    let banned = false;
-    await this.#update(throttleKey(scope, name), (r) => {
+  #read(key: string) {
+    return readThrottleRecord(this.#kv, key);
+  }
+
+  #update(key: string, change: (r: ThrottleRecord | null) => ThrottleRecord | null): Promise<boolean> {
+    return updateThrottleRecord(this.#kv, key, change);
+  }
+
+  #limit(scope: ThrottleScope): number {
+    if (scope === 'ip') return this.#o.maxFailuresPerIp;
+    return scope === 'user' ? this.#o.maxFailuresPerUser : this.#o.maxFailuresPerUserNetwork;
+  }
+
+  /** Count one failure against a key; resolves the ban (or brake) it imposed, if any. */
+  async #fail(scope: ThrottleScope, key: string): Promise<BanEvent | undefined> {
+    const max = this.#limit(scope);
+    let event: BanEvent | undefined;
+    await this.#update(key, (r) => {
       const now = this.#now();
       const rec: ThrottleRecord = r ? { ...r } : { n: 0, since: now, bans: 0, until: 0 };
       if (now - rec.since >= this.#o.windowSeconds * 1000) {
@@ -111,24 +121,55 @@ export class AuthThrottle {
         rec.since = now;
       }
       rec.n += 1;
-      banned = false;
+      event = undefined;
       if (rec.n >= max) {
-        const seconds = Math.min(this.#o.banSeconds * 2 ** rec.bans, this.#o.maxBanSeconds);
+        // The brake lasts one window and does not escalate; a ban doubles each time (decision 0040).
+        const seconds =
+          scope === 'user'
+            ? this.#o.windowSeconds
+            : Math.min(this.#o.banSeconds * 2 ** rec.bans, this.#o.maxBanSeconds);
+        event = { scope, key, seconds, failures: rec.n, bans: rec.bans + 1 };
         rec.bans += 1;
         rec.until = now + seconds * 1000;
         rec.n = 0;
         rec.since = now;
-        banned = true;
       }
       return rec;
     });
-    return banned;
+    return event;
   }
 
-  /** A successful login: the user's failure count starts again (its ban history stays). */
-  async succeed(user: string): Promise<void> {
-    await this.#update(throttleKey('user', user), (r) =>
-      r && r.n > 0 ? { ...r, n: 0, since: this.#now() } : null,
-    );
+  /** Count one failure in every scope; resolves the bans imposed (each reported by one replica only). */
+  async fail(keys: AttemptKeys): Promise<BanEvent[]> {
+    const events = await Promise.all(SCOPES.map((s) => this.#fail(s, keys[s])));
+    return events.filter((e): e is BanEvent => e !== undefined);
+  }
+
+  /**
+   * Note that a key's ban is over (until back to 0, its ban count kept for
+   * the escalation); resolves the event when this call noted it, undefined
+   * when another replica did first (or a new ban began).
+   */
+  async endBan(scope: ThrottleScope, key: string): Promise<BanEvent | undefined> {
+    let bans = 0;
+    const wrote = await this.#update(key, (r) => {
+      if (!r || r.until === 0 || r.until > this.#now()) return null;
+      bans = r.bans;
+      return { ...r, until: 0 };
+    });
+    return wrote ? { scope, key, seconds: 0, failures: 0, bans } : undefined;
+  }
+
+  /**
+   * A successful login: the user's count on this network starts again and
+   * the network becomes one of the user's usual ones (rewritten at most
+   * hourly, which also keeps the record alive while the user keeps coming).
+   */
+  async succeed(keys: AttemptKeys): Promise<void> {
+    await this.#update(keys['user-network'], (r) => {
+      const now = this.#now();
+      if (r && r.n === 0 && r.ok !== undefined && now - r.ok < USUAL_REFRESH_MS) return null;
+      return { ...(r ?? { bans: 0, until: 0 }), n: 0, since: now, ok: now };
+    });
   }
 }

@@ -28,10 +28,10 @@ import {
   startSlapd,
   waitUntil,
 } from '@sluice/test-harness';
-import { throttleKey } from './auth-throttle.ts';
 import { startAuthenticator, THROTTLE_TIMEOUT_MS } from './authenticator.ts';
 import { decodeUser } from './credential-records.ts';
 import { FIXTURE_FORMATS, type FixtureFormat, makeHash } from './hash-fixtures.ts';
+import { attemptKeys, hashName } from './throttle-records.ts';
 import type { Authenticator, CredentialOptions, LdapConnection, ThrottleOptions } from './types.ts';
 
 const PASSWORD = 'Tr0ub4dor&3 ünïcode';
@@ -70,6 +70,7 @@ function ldapConfig(url: string): LdapConnection {
 
 const LAX: ThrottleOptions = {
   maxFailuresPerIp: 1000,
+  maxFailuresPerUserNetwork: 1000,
   maxFailuresPerUser: 1000,
   windowSeconds: 600,
   banSeconds: 60,
@@ -366,6 +367,7 @@ describe('NATS restarted', () => {
 describe('brute-force protection shared by replicas', () => {
   const STRICT: ThrottleOptions = {
     maxFailuresPerIp: 5,
+    maxFailuresPerUserNetwork: 50,
     maxFailuresPerUser: 50,
     windowSeconds: 600,
     banSeconds: 60,
@@ -427,19 +429,126 @@ describe('brute-force protection shared by replicas', () => {
     assert.deepEqual(bans, [60, 120, 200, 200]);
   });
 
-  test('failures per user ban the user from every client', async () => {
-    const a = await authenticator({ throttle: { ...STRICT, maxFailuresPerIp: 100, maxFailuresPerUser: 4 } });
+  test('failures for a user from one network ban that user from that network only (decision 0040)', async () => {
+    const a = await authenticator({
+      throttle: { ...STRICT, maxFailuresPerIp: 100, maxFailuresPerUserNetwork: 4 },
+    });
+    const b = await authenticator({
+      throttle: { ...STRICT, maxFailuresPerIp: 100, maxFailuresPerUserNetwork: 4 },
+    });
+    const attacker = '2001:db8:66:1::7';
     for (let i = 0; i < 4; i++) {
-      await a.authenticate({
-        username: 'alice.liddell@sluice.test',
-        password: 'guess',
-        clientIp: ip(100 + i),
+      await a.authenticate({ username: 'alice.liddell@sluice.test', password: 'guess', clientIp: attacker });
+    }
+    // The attacker's network (any address of its /64), on either replica: alice is banned there.
+    const there = await b.authenticate({
+      username: 'alice',
+      password: 'alice-pw',
+      clientIp: '2001:db8:66:1::8',
+    });
+    assert.equal(there.kind, 'banned');
+    assert.ok(there.kind === 'banned' && there.scope === 'user-network' && there.retryAfterSeconds === 60);
+    // Alice from her own network, and another user from the attacker's network: not affected.
+    assert.deepEqual(await b.authenticate({ username: 'alice', password: 'alice-pw', clientIp: ip(121) }), {
+      kind: 'ok',
+      user: 'alice',
+    });
+    assert.deepEqual(await a.authenticate({ username: 'bob', password: 'bob-pw', clientIp: attacker }), {
+      kind: 'ok',
+      user: 'bob',
+    });
+  });
+
+  test('failures for a user from many networks brake it (454 throttled) except from its usual networks', async () => {
+    // Two days ahead: the earlier tests' failures for this user are out of the window.
+    let clock = Date.now() + 2 * 86_400_000;
+    const now = () => clock;
+    const throttle = {
+      ...STRICT,
+      maxFailuresPerIp: 100,
+      maxFailuresPerUserNetwork: 100,
+      maxFailuresPerUser: 6,
+    };
+    const a = await authenticator({ throttle }, { now });
+    const b = await authenticator({ throttle }, { now });
+    const braked = formatUid('SSHA'); // a user no other test fails for
+    const home = ip(130);
+    assert.equal((await a.authenticate({ username: braked, password: PASSWORD, clientIp: home })).kind, 'ok');
+    // A distributed attack: each network fails once, far below any per-network limit.
+    for (let i = 0; i < 6; i++) {
+      const r = await (i % 2 ? a : b).authenticate({
+        username: braked,
+        password: `guess${i}`,
+        clientIp: `198.51.100.${i + 1}`,
+      });
+      assert.deepEqual(r, { kind: 'refused' });
+    }
+    // From a network carol never used: the brake, for the rest of the window; no password checked.
+    const away = await b.authenticate({ username: braked, password: PASSWORD, clientIp: ip(131) });
+    assert.deepEqual(away, { kind: 'throttled', retryAfterSeconds: STRICT.windowSeconds });
+    // From her usual network (a success there within the last day): she logs in, on either replica.
+    assert.deepEqual(await b.authenticate({ username: braked, password: PASSWORD, clientIp: home }), {
+      kind: 'ok',
+      user: braked,
+    });
+    // Other users are not braked.
+    assert.equal(
+      (await a.authenticate({ username: 'bob', password: 'bob-pw', clientIp: ip(131) })).kind,
+      'ok',
+    );
+    // The brake ends with the window and does not escalate.
+    clock += STRICT.windowSeconds * 1000 + 1;
+    assert.deepEqual(await a.authenticate({ username: braked, password: PASSWORD, clientIp: ip(131) }), {
+      kind: 'ok',
+      user: braked,
+    });
+  });
+
+  test('ban start and end are logged once at warn, with the network and the user hash, never the password', async () => {
+    let clock = Date.now();
+    const now = () => clock;
+    const throttle = { ...STRICT, maxFailuresPerIp: 100, maxFailuresPerUserNetwork: 3 };
+    const a = await authenticator({ throttle }, { now });
+    const b = await authenticator({ throttle }, { now });
+    const client = ip(140);
+    const from = logLines.length;
+    for (let i = 0; i < 3; i++) {
+      await (i % 2 ? a : b).authenticate({
+        username: 'bob',
+        password: `secret-guess-${i}`,
+        clientIp: client,
       });
     }
     assert.equal(
-      (await a.authenticate({ username: 'alice', password: 'alice-pw', clientIp: ip(120) })).kind,
+      (await a.authenticate({ username: 'bob', password: 'bob-pw', clientIp: client })).kind,
       'banned',
     );
+    clock += 61_000;
+    // Both replicas see the ban over at once: one of them notes (and logs) it.
+    const [ra, rb] = await Promise.all([
+      a.authenticate({ username: 'bob', password: 'bob-pw', clientIp: client }),
+      b.authenticate({ username: 'bob', password: 'bob-pw', clientIp: client }),
+    ]);
+    assert.equal(ra.kind, 'ok');
+    assert.equal(rb.kind, 'ok');
+    const lines = () =>
+      logLines
+        .slice(from)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => /ban/.test(String(l.msg)));
+    await waitUntil('the end of the ban logged', () => lines().some((l) => /over/.test(String(l.msg))));
+    const [start, ...rest] = lines();
+    assert.equal(rest.length, 1, JSON.stringify(lines()));
+    for (const l of [start!, rest[0]!]) {
+      assert.equal(l.level, 'warn');
+      assert.equal(l.network, client);
+      assert.equal(l.userHash, hashName('bob'));
+      assert.equal(l.scope, 'user-network');
+    }
+    assert.match(String(start!.msg), /user-network banned for 60 s/);
+    assert.equal(start!.failures, 3);
+    assert.match(String(rest[0]!.msg), /ban over/);
+    assert.ok(!logLines.slice(from).join('\n').includes('secret-guess'));
   });
 
   test('a success does not clear the client counter: one good account buys no guesses at others', async () => {
@@ -471,7 +580,7 @@ describe('brute-force protection shared by replicas', () => {
       (i % 2 ? a : b).authenticate({ username: `spray${i}`, password: 'guess', clientIp: client }),
     );
     for (const r of await Promise.all(attempts)) assert.deepEqual(r, { kind: 'refused' });
-    const rec = await kv.throttle.get(throttleKey('ip', client));
+    const rec = await kv.throttle.get(attemptKeys(client, 'spray0').ip);
     assert.equal(JSON.parse(new TextDecoder().decode(rec!.value)).n, limit - 1);
     assert.deepEqual(await a.authenticate({ username: 'spray-last', password: 'guess', clientIp: client }), {
       kind: 'refused',
@@ -498,10 +607,11 @@ describe('brute-force protection shared by replicas', () => {
 
   test('metrics count outcomes and bans', async () => {
     const text = await registry.metrics();
-    for (const outcome of ['ok', 'refused', 'banned', 'unavailable']) {
+    for (const outcome of ['ok', 'refused', 'banned', 'throttled', 'unavailable']) {
       assert.match(text, new RegExp(`sluice_submission_auth_total\\{outcome="${outcome}"\\} [1-9]`));
     }
     assert.match(text, /sluice_submission_auth_bans_total\{scope="ip"\} [1-9]/);
+    assert.match(text, /sluice_submission_auth_bans_total\{scope="user-network"\} [1-9]/);
     assert.match(text, /sluice_submission_auth_bans_total\{scope="user"\} [1-9]/);
     assert.ok(buckets.credentials && buckets.authThrottle);
   });

@@ -12,23 +12,32 @@
  *    authzid) is refused: nobody may act as someone else here.
  * 3. No snapshot at all (LDAP never reached): unavailable (454 4.7.0), never
  *    "wrong password".
- * 4. A banned client network or user: banned, without checking the password.
+ * 4. A banned client network, or this user banned from this network: banned;
+ *    this user braked (too many failures from everywhere) and the network is
+ *    not one of its usual ones: throttled (decision 0040) — either way
+ *    without checking the password.
  * 5. The password is checked against the user's hashes, or against a decoy
  *    hash of the same cost when the login is unknown (decoy-hash.ts), so
  *    "unknown user" and "wrong password" give the same answer in similar time.
- * 6. A failure counts against the client network and the user; a success
- *    clears the user's count only.
+ * 6. A failure counts against the client network, the user on that network
+ *    and the user everywhere (auth-throttle.ts); a success clears the user's
+ *    count on that network only, and marks the network usual.
+ * Every outcome is counted (sluice_submission_auth_total{outcome}); each ban
+ * or brake is logged once at warn when imposed and once when found over,
+ * with the network and the user's hash (the uid too when it is a known user).
  * Passwords and hashes are never logged; a failed login name is logged only
  * when it names a known user (a mistyped password in the user field stays out).
  */
 import { authMetrics } from '@sluice/telemetry';
-import { AuthThrottle, type ThrottleScope } from './auth-throttle.ts';
+import { AuthThrottle } from './auth-throttle.ts';
 import { clientNetwork } from './client-network.ts';
 import { CredentialCache } from './credential-cache.ts';
+import { userQueryOf } from './credential-options.ts';
 import { refreshCredentials } from './credential-sync.ts';
 import { decoyHash } from './decoy-hash.ts';
 import type { DirectoryUser, readUsers } from './ldap-users.ts';
 import { assertCredentialOptions } from './option-check.ts';
+import { attemptKeys, hashName } from './throttle-records.ts';
 import type {
   Authenticator,
   AuthenticatorDeps,
@@ -79,12 +88,7 @@ export async function startAuthenticator(
     log,
     metrics,
     ldap: opts.ldap,
-    query: {
-      userAttribute: opts.userAttribute,
-      passwordAttribute: opts.passwordAttribute,
-      userFilter: opts.userFilter,
-      loginAttributes: opts.loginAttributes ?? ['mail'],
-    },
+    query: userQueryOf(opts),
     now,
     read: deps.readUsers,
   };
@@ -156,50 +160,70 @@ export async function startAuthenticator(
     return ua !== undefined && ua === cache.lookup(b);
   };
 
+  // "Ban over" notes run beside the attempt (they must not delay it); close() waits for them.
+  const notes = new Set<Promise<void>>();
+  const note = (p: Promise<void>) => {
+    notes.add(p);
+    void p.finally(() => notes.delete(p));
+  };
+
+  const attempt = async (req: AuthRequest): Promise<AuthOutcome> => {
+    if (req.password.length === 0) return answer({ kind: 'refused' });
+    if (req.authzid && !sameLogin(req.authzid, req.username)) return answer({ kind: 'refused' });
+    if (!cache.loaded) return answer({ kind: 'unavailable' });
+    const user = cache.lookup(req.username);
+    const userName = user ? user.uid.toLowerCase() : req.username.trim().toLowerCase();
+    const network = clientNetwork(req.clientIp);
+    const keys = attemptKeys(network, userName);
+    // Logged with the ban: the network and the user's hash (the key part), the uid only when known.
+    const who = { network, userHash: hashName(userName), ...(user ? { user: user.uid } : {}) };
+    try {
+      const { block, over } = await withinMs(throttle.check(keys), THROTTLE_TIMEOUT_MS, 'ban check');
+      for (const scope of over)
+        note(
+          throttle.endBan(scope, keys[scope]).then(
+            (e) => void (e && log.warn({ ...who, scope, bans: e.bans }, `authentication ban over: ${scope}`)),
+            (err: unknown) => log.warn({ err }, 'auth throttle: end of a ban not noted'),
+          ),
+        );
+      if (block?.scope === 'user')
+        return answer({ kind: 'throttled', retryAfterSeconds: block.retryAfterSeconds });
+      if (block)
+        return answer({ kind: 'banned', retryAfterSeconds: block.retryAfterSeconds, scope: block.scope });
+    } catch (err) {
+      log.error({ err }, 'auth throttle bucket unreadable: answering unavailable');
+      return answer({ kind: 'unavailable' });
+    }
+    if (await verify(user, req.password)) {
+      await withinMs(throttle.succeed(keys), THROTTLE_TIMEOUT_MS, 'success note').catch((err) =>
+        log.warn({ err }, 'auth throttle: success not noted'),
+      );
+      return answer({ kind: 'ok', user: user!.uid });
+    }
+    try {
+      const bans = await withinMs(throttle.fail(keys), THROTTLE_TIMEOUT_MS, 'failure count');
+      for (const b of bans) {
+        metrics.bans.inc({ scope: b.scope });
+        log.warn(
+          { ...who, scope: b.scope, seconds: b.seconds, failures: b.failures, bans: b.bans },
+          b.scope === 'user'
+            ? `authentication failures from many networks: user braked for ${b.seconds} s (454 except from its usual networks)`
+            : `authentication failures: ${b.scope} banned for ${b.seconds} s`,
+        );
+      }
+    } catch (err) {
+      log.error({ err }, 'auth throttle: failure not counted');
+    }
+    return answer({ kind: 'refused' });
+  };
+
   return {
     async authenticate(req: AuthRequest): Promise<AuthOutcome> {
-      if (req.password.length === 0) return answer({ kind: 'refused' });
-      if (req.authzid && !sameLogin(req.authzid, req.username)) return answer({ kind: 'refused' });
-      if (!cache.loaded) return answer({ kind: 'unavailable' });
-      const user = cache.lookup(req.username);
-      const userName = user ? user.uid.toLowerCase() : req.username.trim().toLowerCase();
-      const network = clientNetwork(req.clientIp);
-      const keys: Array<[ThrottleScope, string]> = [
-        ['ip', network],
-        ['user', userName],
-      ];
-      try {
-        const wait = await withinMs(throttle.bannedFor(keys), THROTTLE_TIMEOUT_MS, 'ban check');
-        if (wait > 0) return answer({ kind: 'banned', retryAfterSeconds: wait });
-      } catch (err) {
-        log.error({ err }, 'auth throttle bucket unreadable: answering unavailable');
+      // Whatever goes wrong inside (a hash library throwing), the attempt is answered and counted.
+      return attempt(req).catch((err: unknown) => {
+        log.error({ err }, 'authentication attempt failed: answering unavailable');
         return answer({ kind: 'unavailable' });
-      }
-      if (await verify(user, req.password)) {
-        await withinMs(throttle.succeed(userName), THROTTLE_TIMEOUT_MS, 'success note').catch((err) =>
-          log.warn({ err }, 'auth throttle: success not noted'),
-        );
-        return answer({ kind: 'ok', user: user!.uid });
-      }
-      try {
-        const banned = await withinMs(
-          Promise.all(keys.map(([scope, name]) => throttle.fail(scope, name))),
-          THROTTLE_TIMEOUT_MS,
-          'failure count',
-        );
-        banned.forEach((b, i) => {
-          if (!b) return;
-          const scope = keys[i]![0];
-          metrics.bans.inc({ scope });
-          log.warn(
-            scope === 'ip' ? { network } : { user: user ? user.uid : '(unknown login)' },
-            `authentication failures: ${scope} banned`,
-          );
-        });
-      } catch (err) {
-        log.error({ err }, 'auth throttle: failure not counted');
-      }
-      return answer({ kind: 'refused' });
+      });
     },
     refresh,
     async close() {
@@ -207,6 +231,7 @@ export async function startAuthenticator(
       clearTimeout(timer);
       cache.stop();
       await running;
+      await Promise.all(notes);
     },
   };
 }

@@ -75,7 +75,8 @@ test(`${USERS} users: sync, log in, unchanged re-read, a few removed`, async () 
       refreshIntervalSeconds: 3600,
       throttle: {
         maxFailuresPerIp: 20,
-        maxFailuresPerUser: 10,
+        maxFailuresPerUserNetwork: 10,
+        maxFailuresPerUser: 50,
         windowSeconds: 900,
         banSeconds: 300,
         maxBanSeconds: 3600,

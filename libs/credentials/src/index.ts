@@ -7,7 +7,24 @@
  */
 export { startAuthenticator } from './authenticator.ts';
 export { clientNetwork } from './client-network.ts';
+export type { CredentialCache } from './credential-cache.ts';
+export { credentialOptionsOf } from './credential-options.ts';
+export type { SnapshotMeta } from './credential-records.ts';
 export { assertCredentialOptions } from './option-check.ts';
+export {
+  describeSnapshotUser,
+  loadCredentialSnapshot,
+  refreshCredentialSnapshot,
+  type SnapshotUser,
+} from './snapshot-admin.ts';
+export {
+  isActive,
+  liftBans,
+  listThrottleEntries,
+  type ThrottleEntry,
+  type ThrottleFilter,
+} from './throttle-admin.ts';
+export { attemptKeys, hashName, type ThrottleRecord, type ThrottleScope } from './throttle-records.ts';
 export type {
   Authenticator,
   AuthenticatorDeps,

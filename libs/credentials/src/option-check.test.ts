@@ -7,7 +7,8 @@ import type { CredentialOptions, ThrottleOptions } from './types.ts';
 
 const DEFAULT_THROTTLE: ThrottleOptions = {
   maxFailuresPerIp: 20,
-  maxFailuresPerUser: 10,
+  maxFailuresPerUserNetwork: 10,
+  maxFailuresPerUser: 50,
   windowSeconds: 900,
   banSeconds: 300,
   maxBanSeconds: 86_400,
@@ -37,6 +38,11 @@ test('the defaults pass; impossible limits fail naming the option', () => {
   assert.throws(
     () => assertCredentialOptions({ ...base, throttle: { ...DEFAULT_THROTTLE, maxFailuresPerIp: 0 } }),
     /throttle\.maxFailuresPerIp must be a positive number/,
+  );
+  assert.throws(
+    () =>
+      assertCredentialOptions({ ...base, throttle: { ...DEFAULT_THROTTLE, maxFailuresPerUserNetwork: 0 } }),
+    /throttle\.maxFailuresPerUserNetwork must be a positive number/,
   );
   assert.throws(
     () => assertCredentialOptions({ ...base, refreshIntervalSeconds: Number.NaN }),

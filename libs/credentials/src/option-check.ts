@@ -12,6 +12,7 @@ export function assertCredentialOptions(o: CredentialOptions): void {
   const positive: Array<[string, number]> = [
     ['refreshIntervalSeconds', o.refreshIntervalSeconds],
     ['throttle.maxFailuresPerIp', t.maxFailuresPerIp],
+    ['throttle.maxFailuresPerUserNetwork', t.maxFailuresPerUserNetwork],
     ['throttle.maxFailuresPerUser', t.maxFailuresPerUser],
     ['throttle.windowSeconds', t.windowSeconds],
     ['throttle.banSeconds', t.banSeconds],

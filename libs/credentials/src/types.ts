@@ -14,7 +14,10 @@ import type { Metrics } from '@sluice/telemetry';
 export type AuthOutcome =
   | { kind: 'ok'; user: string }
   | { kind: 'refused' }
-  | { kind: 'banned'; retryAfterSeconds: number }
+  /** The client network, or this user from this network, is banned (decision 0040). */
+  | { kind: 'banned'; retryAfterSeconds: number; scope?: 'ip' | 'user-network' }
+  /** Too many failures for this user from everywhere: 454 4.7.0 until the window is over (not a ban). */
+  | { kind: 'throttled'; retryAfterSeconds: number }
   | { kind: 'unavailable' };
 
 export interface AuthRequest {
@@ -39,10 +42,16 @@ export type LdapConnection = NonNullable<SluiceConfig['routing']['ldap']>;
 export interface ThrottleOptions {
   /** Failures from one client address (IPv6: one /64) within the window before it is banned. */
   maxFailuresPerIp: number;
-  /** Failures for one user (from anywhere) within the window before the user is banned. */
+  /** Failures for one user from one client network within the window before the user is banned from that network. */
+  maxFailuresPerUserNetwork: number;
+  /**
+   * Failures for one user from anywhere within the window before the user is
+   * braked (454 4.7.0 until the window is over) except from the networks the
+   * user logged in from within the last day: the brake on distributed guessing.
+   */
   maxFailuresPerUser: number;
   windowSeconds: number;
-  /** The first ban; each further ban of the same key doubles it, up to maxBanSeconds. */
+  /** The first ban (ip, user-network); each further ban of the same key doubles it, up to maxBanSeconds. */
   banSeconds: number;
   /** At most 86400: the throttle bucket forgets a key a day after its last write. */
   maxBanSeconds: number;

@@ -8,9 +8,9 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export interface AuthMetrics {
-  /** Authentication attempts by outcome: ok, refused, banned, unavailable. */
+  /** Authentication attempts by outcome (AUTH_OUTCOMES): throttled is the per-user brake. */
   readonly attempts: Counter<'outcome'>;
-  /** Bans imposed by scope: ip (an address, or an IPv6 /64) or user. */
+  /** Bans imposed by scope: ip (an address, or an IPv6 /64), user-network (a user from one network), user (the brake). */
   readonly bans: Counter<'scope'>;
   /** 1 when the last LDAP read of this process succeeded, 0 when it failed. */
   readonly ldapUp: Gauge;
@@ -24,6 +24,10 @@ export interface AuthMetrics {
 
 const registered = new WeakMap<Registry, AuthMetrics>();
 
+/** The outcomes of an AUTH: the authenticator's, and tls-required (AUTH before STARTTLS, 530 5.7.0). */
+export const AUTH_OUTCOMES = ['ok', 'refused', 'banned', 'throttled', 'unavailable', 'tls-required'] as const;
+export const BAN_SCOPES = ['ip', 'user-network', 'user'] as const;
+
 export function authMetrics(registry: Registry): AuthMetrics {
   const existing = registered.get(registry);
   if (existing) return existing;
@@ -32,13 +36,13 @@ export function authMetrics(registry: Registry): AuthMetrics {
   const m: AuthMetrics = {
     attempts: new Counter({
       name: 'sluice_submission_auth_total',
-      help: 'Submission authentication attempts by outcome (ok, refused, banned, unavailable).',
+      help: 'Submission authentication attempts by outcome (ok, refused, banned, throttled, unavailable, tls-required).',
       labelNames: ['outcome'],
       registers,
     }),
     bans: new Counter({
       name: 'sluice_submission_auth_bans_total',
-      help: 'Brute-force bans imposed, by scope (ip: an address or IPv6 /64; user).',
+      help: 'Brute-force bans imposed, by scope (ip: an address or IPv6 /64; user-network: a user from one network; user: the per-user brake, 454 away from its usual networks).',
       labelNames: ['scope'],
       registers,
     }),
@@ -70,6 +74,9 @@ export function authMetrics(registry: Registry): AuthMetrics {
       this.set(fetchedAt === undefined ? -1 : (Date.now() - fetchedAt) / 1000);
     },
   });
+  // Every outcome and scope from the start (at 0), so a rate or an alert on one has a series to watch.
+  for (const outcome of AUTH_OUTCOMES) m.attempts.inc({ outcome }, 0);
+  for (const scope of BAN_SCOPES) m.bans.inc({ scope }, 0);
   registered.set(registry, m);
   return m;
 }

@@ -7,6 +7,9 @@
  *                must not tell an attacker which logins exist
  *   banned       454 4.7.0 (submission.auth.banReply 454: the session stays,
  *                AUTH is refused) or 421 4.7.0 (and the session is closed)
+ *   throttled    454 4.7.0 whatever banReply says: too many failures for this
+ *                user from everywhere (decision 0040) — a brake, not a ban,
+ *                and never a closed session for its owner's client
  *   unavailable  454 4.7.0: neither the snapshot nor LDAP can answer; never
  *                535, which would make clients ask the user for a new password
  */
@@ -18,6 +21,11 @@ export const authReplies = {
   refused: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },
   banned: { code: 454, enhanced: '4.7.0', text: 'Too many failed logins, try again later' },
   bannedClose: { code: 421, enhanced: '4.7.0', text: 'Too many failed logins, closing connection' },
+  throttled: {
+    code: 454,
+    enhanced: '4.7.0',
+    text: 'Too many failed logins for this account, try again later',
+  },
   unavailable: { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure, try again later' },
 } as const;
 
@@ -30,6 +38,8 @@ export function authFailure(outcome: AuthOutcome, banReply: '454' | '421'): Smtp
       return new SmtpError(authReplies.refused);
     case 'banned':
       return new SmtpError(banReply === '421' ? authReplies.bannedClose : authReplies.banned);
+    case 'throttled':
+      return new SmtpError(authReplies.throttled);
     case 'unavailable':
       return new SmtpError(authReplies.unavailable);
   }

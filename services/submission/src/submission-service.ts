@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { SluiceConfig } from '@sluice/config';
-import type { Authenticator } from '@sluice/credentials';
+import { type Authenticator, hashName } from '@sluice/credentials';
 import { type Envelope, type PeerCertificate, subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
 import {
@@ -61,6 +61,7 @@ import {
   useOwnEnhancedCodes,
   watchCertificate,
 } from '@sluice/smtp-intake';
+import { authMetrics } from '@sluice/telemetry';
 import {
   SMTPServer,
   type SMTPServerAddress,
@@ -147,6 +148,8 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
     name: 'submission',
     async start(ctx: ServiceContext): Promise<RunningService> {
       const { config, bus, log, metrics, redact } = ctx;
+      // AUTH refused before the authenticator is asked (no TLS yet) counts among the auth outcomes too.
+      const authAttempts = authMetrics(metrics.registry).attempts;
       const sub = config.submission;
       // `sluice run` starts every service: without a submission section this one stays off.
       if (!sub) {
@@ -283,7 +286,8 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
             if (conn) {
               useOwnEnhancedCodes(conn);
               acceptQuotedLocalParts(conn);
-              if (kind === 'starttls') requireTlsForAuth(conn);
+              if (kind === 'starttls')
+                requireTlsForAuth(conn, () => authAttempts.inc({ outcome: 'tls-required' }));
               state.watched = (conn as { _socket?: Socket })._socket;
               state.guard = new SessionGuard(conn, sessionLimits, (event) => {
                 metrics.rejected.inc({ stage: 'submission', reason: event });
@@ -348,9 +352,10 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
                 const failure = authFailure(outcome, sub.auth.banReply);
                 if (failure || outcome.kind !== 'ok') {
                   metrics.rejected.inc({ stage: 'submission', reason: `auth-${outcome.kind}` });
-                  // The login name is what the client typed; the password is never logged.
+                  // The login name is what the client typed — at times a password — so only its hash is
+                  // logged (`printf %s LOGIN | sha256sum | cut -c1-32`, lower case); the password never is.
                   log.info(
-                    { ...detail, login: redact.address(auth.username ?? ''), outcome: outcome.kind },
+                    { ...detail, loginHash: hashName((auth.username ?? '').trim()), outcome: outcome.kind },
                     'authentication failed',
                   );
                   return cb(

@@ -103,7 +103,14 @@ before(async () => {
         listen: { starttls: loopback, implicitTls: loopback },
         tls: { selfSigned: true, generatedDir: tlsDir },
         auth: {
-          throttle: { maxFailuresPerIp: 1000, maxFailuresPerUser: 3, window: 600, ban: 120, maxBan: 3600 },
+          throttle: {
+            maxFailuresPerIp: 1000,
+            maxFailuresPerUserNetwork: 3,
+            maxFailuresPerUser: 1000,
+            window: 600,
+            ban: 120,
+            maxBan: 3600,
+          },
         },
         senderGrants: { 'info@sluice.test': ['bob'] },
         rateLimits: { perMinute: 50, perHour: 1000, perDay: 5000 },
@@ -311,6 +318,11 @@ describe('submission on 587 and 465', () => {
     assert.doesNotMatch(replies[1]!, /AUTH/);
     assert.match(replies[1]!, /STARTTLS/);
     assert.match(replies[2]!, /^530 5\.7\.0 Must issue a STARTTLS command first/);
+    // Refused before the authenticator is asked, and still counted as an auth outcome.
+    assert.match(
+      await a.ctx.metrics.registry.metrics(),
+      /sluice_submission_auth_total\{outcome="tls-required"\} [1-9]/,
+    );
   });
 
   test('MAIL before AUTH under TLS: 530 5.7.0', async () => {
@@ -373,7 +385,7 @@ describe('rate limits and bans', () => {
     assert.match(why ?? '', /^450 4\.7\.1 Sending limit reached for erin: 50 recipients per minute/);
   });
 
-  test('failed logins ban the user, and the other replica answers the ban (454 4.7.0)', async () => {
+  test('failed logins ban the user from that network, and the other replica answers the ban (454 4.7.0)', async () => {
     for (let i = 0; i < 3; i++) {
       await refusal(send({ user: 'frank', pass: `guess-${i}`, from: 'frank@sluice.test', subject: `g${i}` }));
     }

@@ -21,11 +21,13 @@ interface AuthConnection extends SmtpConnectionHandle {
 
 export const STARTTLS_FIRST = '5.7.0 Must issue a STARTTLS command first';
 
-export function requireTlsForAuth(conn: SmtpConnectionHandle): void {
+/** `onRefused`: called for each AUTH refused for want of TLS (counted as an auth outcome). */
+export function requireTlsForAuth(conn: SmtpConnectionHandle, onRefused: () => void = () => {}): void {
   const c = conn as AuthConnection;
   const handle = c.handler_AUTH.bind(c);
   c.handler_AUTH = (command, callback) => {
     if (!c.secure) {
+      onRefused();
       c.send(530, STARTTLS_FIRST);
       return callback();
     }
