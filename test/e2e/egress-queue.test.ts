@@ -290,6 +290,9 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
   let second: Runtime;
   let dest: SmtpSink;
   let pacedDest: SmtpSink;
+  let narrow: SmtpSink;
+  let inTransaction = 0;
+  let mostAtOnce = 0;
   let refusing = true;
   const PACED_RATE = 120; // one start per 500 ms for both replicas together
 
@@ -298,18 +301,32 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
       failWith: () => (refusing ? { code: 451, message: '4.7.1 Greylisted, come back later' } : undefined),
     });
     pacedDest = await startSmtpSink();
+    // A slow server (each final dot answered after 300 ms), to see how many transactions run at once.
+    narrow = await startSmtpSink({
+      beforeReply: async () => {
+        mostAtOnce = Math.max(mostAtOnce, ++inTransaction);
+        await new Promise((r) => setTimeout(r, 300));
+        inTransaction--;
+      },
+    });
     bed = await startBed('e2e-queue-ops', {
-      routing: { forwards: { ...forwards(['ops'], 20), ...forwards(['shared'], 20) } },
+      routing: {
+        forwards: { ...forwards(['ops'], 20), ...forwards(['shared'], 20), ...forwards(['narrow'], 10) },
+      },
       transports: {
         'ops.test': { host: '127.0.0.1', port: dest.port },
         'shared.test': { host: '127.0.0.1', port: pacedDest.port },
+        'narrow.test': { host: '127.0.0.1', port: narrow.port },
       },
       // An hour between attempts: nothing here is retried unless an operator asks.
       bus: { maxDeliver: 500 },
       egress: {
         concurrency: 2,
         retrySchedule: [3600],
-        destinations: [{ match: destinationOf(pacedDest.port), ratePerMinute: PACED_RATE }],
+        destinations: [
+          { match: destinationOf(pacedDest.port), ratePerMinute: PACED_RATE },
+          { match: destinationOf(narrow.port), maxConcurrency: 2 },
+        ],
       },
     });
     second = await startRuntime({
@@ -323,7 +340,7 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
   after(async () => {
     if (!secondStopped) await second?.stop();
     await stopBed(bed);
-    await Promise.all([dest?.stop(), pacedDest?.stop()]);
+    await Promise.all([dest?.stop(), pacedDest?.stop(), narrow?.stop()]);
   });
 
   /** Send to `to` while the destination refuses, and wait until the part is waiting in the queue. */
@@ -424,6 +441,17 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     }
     assert.ok((await stageAcks(bed.rt.metrics, 'egress')) > 0, 'the first replica delivered some');
     assert.ok((await stageAcks(second.metrics, 'egress')) > 0, 'the second replica delivered some');
+  });
+
+  test("a rule's maxConcurrency holds across replicas (shares), every message delivered once", async () => {
+    for (let i = 0; i < 8; i++) await send(bed.port, `narrow${i}@example.org`);
+    await narrow.waitFor(8, 30_000);
+    await waitForDrainedQueues(bed.rt.bus, 30_000);
+    assert.ok(mostAtOnce <= 2, `${mostAtOnce} transactions at once (two replicas, maxConcurrency 2)`);
+    for (let i = 0; i < 8; i++) {
+      const to = `narrow${i}@narrow.test`;
+      assert.equal(narrow.messages.filter((m) => m.rcptTo.includes(to)).length, 1, `${to} once`);
+    }
   });
 
   test('a rate holds across replicas (shared leases), and a stopped replica gives its share back', async () => {

@@ -1428,7 +1428,7 @@ export const configSchema = z
                   .min(1)
                   .optional()
                   .describe(
-                    'Delivery attempts at once to this destination, per process (default: destinationConcurrency).',
+                    'Delivery attempts at once to this destination, by all egress replicas together (each holds a share, renewed in NATS KV); default: destinationConcurrency, per process.',
                   ),
                 ratePerMinute: z
                   .number()

@@ -114,7 +114,12 @@ describe('destinations and their rules', () => {
       },
       'rules',
     );
-    assert.deepEqual(limitsFor('gmail.com', config.egress), { maxConcurrency: 3, ratePerMinute: 120 });
+    // A rule's maxConcurrency holds across replicas; the default is per process.
+    assert.deepEqual(limitsFor('gmail.com', config.egress), {
+      maxConcurrency: 3,
+      ratePerMinute: 120,
+      sharedConcurrency: true,
+    });
     assert.deepEqual(limitsFor('x.outlook.com', config.egress), { maxConcurrency: 7, ratePerMinute: 30 });
     assert.deepEqual(limitsFor('example.net', config.egress), {
       maxConcurrency: 7,

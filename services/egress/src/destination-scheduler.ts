@@ -8,8 +8,9 @@
  *   1. backoff: the destination failed recently (destination-states.ts):
  *      wait until the backoff ends; when it has ended but the destination
  *      has not answered since, only one attempt at a time probes it;
- *   2. concurrency: at most maxConcurrency attempts in flight per process
- *      (egress.destinations, default egress.destinationConcurrency); the
+ *   2. concurrency: at most maxConcurrency attempts in flight (a rule's in
+ *      egress.destinations across replicas, this replica using its share;
+ *      the default egress.destinationConcurrency per process); the
  *      session pool below bounds sessions per host the same way. A part
  *      that finds the destination busy is postponed until about when a slot
  *      frees for it: the waiting parts are spread one per (average attempt
@@ -23,9 +24,13 @@
  *      and each is postponed about once. A start time not used by its time is
  *      dropped, never used late.
  *
- * Concurrency is per process: with R replicas a destination sees up to R
- * times maxConcurrency (docs/egress-queue.md, decision 0042).
+ * Concurrency: a maxConcurrency given by an egress.destinations rule holds
+ * across replicas (each uses its share, concurrency-shares.ts); the default
+ * egress.destinationConcurrency is per process (docs/egress-queue.md,
+ * decision 0042).
  */
+
+import type { ConcurrencyShares } from './concurrency-shares.ts';
 import type { DestinationState, DestinationStates } from './destination-states.ts';
 import { LEASE_AHEAD_MS, localPaceSource, type PaceSource } from './pace-leases.ts';
 import type { DestinationLimits } from './queue-destination.ts';
@@ -78,6 +83,8 @@ export interface SchedulerOptions {
   states: Pick<DestinationStates, 'of'>;
   /** Where paced start times come from (default: this process alone, localPaceSource). */
   pace?: PaceSource;
+  /** Shares of a rule's maxConcurrency across replicas (default: per process). */
+  shares?: Pick<ConcurrencyShares, 'held' | 'grow'>;
   now?: () => number;
   random?: () => number;
 }
@@ -126,6 +133,12 @@ export class DestinationScheduler {
         };
       }
       max = 1; // the backoff is over: one attempt probes the destination
+    }
+    const shares = this.#opts.shares;
+    if (shares && limits.sharedConcurrency && !state) {
+      // The rule's maximum holds across replicas: this replica uses its share (decision 0042).
+      if (this.inFlight(destination) >= shares.held(destination)) await shares.grow(destination, max);
+      max = Math.min(max, shares.held(destination));
     }
     const running = this.inFlight(destination);
     if (running >= max) {
@@ -178,7 +191,7 @@ export class DestinationScheduler {
   #busyDelay(destination: string, now: number, max: number): number {
     const b = this.#busy.get(destination) ?? { averageMs: BUSY_DELAY_MS, nextSlot: now };
     this.#busy.set(destination, b);
-    const interval = Math.max(50, b.averageMs / max);
+    const interval = Math.max(50, b.averageMs / Math.max(1, max));
     b.nextSlot = Math.max(b.nextSlot, now) + interval;
     const jitter = Math.floor(this.#random() * interval);
     return Math.min(MAX_BUSY_DELAY_MS, Math.round(b.nextSlot - now) + jitter);

@@ -19,6 +19,7 @@
 import { createSecureDns } from '@sluice/dns';
 import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { ConcurrencyShares, type ShareRecord } from './concurrency-shares.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
 import { DestinationScheduler } from './destination-scheduler.ts';
 import { type DestinationState, DestinationStates } from './destination-states.ts';
@@ -98,17 +99,23 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       const stopPostponed = publishPostponed(postponed, snapshots, ctx.instance, (err) =>
         ctx.log.warn({ err }, 'could not publish the postponed-parts snapshot'),
       );
-      const queue: DeliveryQueue = {
-        index,
-        postponed,
+      // A rule's maxConcurrency holds across replicas: each uses a share, renewed in the shared bucket.
+      const shares = new ConcurrencyShares({
+        table: ctx.bus.sharedTable<ShareRecord>('egressDestinations'),
+        instance: ctx.instance,
+      });
+      const scheduler = new DestinationScheduler({
+        limits: (name) => limitsFor(name, ctx.config.egress),
         states,
-        scheduler: new DestinationScheduler({
-          limits: (name) => limitsFor(name, ctx.config.egress),
-          states,
-          // Rates hold across replicas: start times leased in slices from the shared bucket (decision 0042).
-          pace: new SharedPaceLeases(ctx.bus.sharedTable<PaceRecord>('egressDestinations')),
-        }),
-      };
+        // Rates hold across replicas: start times leased in slices from the shared bucket (decision 0042).
+        pace: new SharedPaceLeases(ctx.bus.sharedTable<PaceRecord>('egressDestinations')),
+        shares,
+      });
+      shares.start(
+        (name) => scheduler.inFlight(name),
+        (err) => ctx.log.warn({ err }, 'could not renew the destination concurrency shares'),
+      );
+      const queue: DeliveryQueue = { index, postponed, states, scheduler };
       const control = serveQueueControl({
         bus: ctx.bus,
         index,
@@ -142,6 +149,9 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
           await control.stop();
           await consumer.stop();
           await stopPostponed();
+          await shares
+            .stop()
+            .catch((err) => ctx.log.warn({ err }, 'could not give back the concurrency shares'));
           states.stop();
           sessions.close(); // QUIT the idle sessions
           await stopTlsRpt(); // the last counts into the shared store

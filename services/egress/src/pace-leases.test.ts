@@ -4,6 +4,9 @@
  * lease slices of one destination's start times; together they never start
  * more than the rate allows, they write the KV once per slice, and when one
  * stops leasing the other gets the whole rate after at most one slice.
+ * Likewise a rule's maxConcurrency (concurrency-shares.ts): shares that never
+ * add up to more than the maximum, fair shares when both want slots, and the
+ * share of a replica that stopped renewing (died) back after its TTL.
  * The end-to-end version (two egress replicas, real SMTP sinks) is in
  * test/e2e/egress-queue.test.ts.
  */
@@ -12,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Bus } from '@sluice/bus';
 import { parseConfig } from '@sluice/config';
 import { type NatsTestServer, startNats, startServiceContext } from '@sluice/test-harness';
+import { ConcurrencyShares, type ShareRecord } from './concurrency-shares.ts';
 import { type Admission, DestinationScheduler } from './destination-scheduler.ts';
 import { LEASE_AHEAD_MS, type PaceRecord, paceKey, SharedPaceLeases, sliceSize } from './pace-leases.ts';
 
@@ -116,5 +120,50 @@ describe('shared pacing (KV leases)', () => {
     await run([a], clock, from);
     const [alone] = await run([a], clock, from + 5000);
     assert.ok(alone!.length >= 48, `${alone!.length} starts in 5 s alone (the whole rate is 50)`);
+  });
+});
+
+describe('shared concurrency (KV shares of a rule maxConcurrency)', () => {
+  const MAX = 4;
+  function holder(name: string, clock: { now: number }) {
+    return new ConcurrencyShares({
+      table: bus.sharedTable<ShareRecord>('egressDestinations'),
+      instance: name,
+      now: () => clock.now,
+      ttlMs: 3000,
+    });
+  }
+
+  test('shares never add up to more than the maximum; a wanting replica gets its fair share at the next renewal', async () => {
+    const clock = { now: Date.now() };
+    const a = holder('a', clock);
+    const b = holder('b', clock);
+    for (let i = 0; i < 6; i++) await a.grow('busy.test', MAX);
+    assert.equal(a.held('busy.test'), MAX, 'a alone takes every slot');
+    await b.grow('busy.test', MAX);
+    assert.equal(b.held('busy.test'), 0, 'none free for b');
+    await a.renew(() => MAX); // a is using all four, but b wants some
+    assert.equal(a.held('busy.test'), MAX / 2);
+    for (let i = 0; i < 4; i++) await b.grow('busy.test', MAX);
+    assert.equal(b.held('busy.test'), MAX / 2);
+    assert.ok(a.held('busy.test') + b.held('busy.test') <= MAX);
+    await a.renew(() => 0); // a idle: its slots go back
+    assert.equal(a.held('busy.test'), 0);
+    await b.grow('busy.test', MAX);
+    assert.ok(b.held('busy.test') > MAX / 2, 'b takes what a gave back');
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  test('a replica that stops renewing (died) gives its share back after the TTL', async () => {
+    const clock = { now: Date.now() };
+    const dead = holder('dead', clock);
+    const alive = holder('alive', clock);
+    for (let i = 0; i < 4; i++) await dead.grow('gone.test', MAX);
+    await alive.grow('gone.test', MAX);
+    assert.equal(alive.held('gone.test'), 0);
+    clock.now += 3001; // no renewal by `dead`
+    for (let i = 0; i < 4; i++) await alive.grow('gone.test', MAX);
+    assert.equal(alive.held('gone.test'), MAX);
+    await alive.stop();
   });
 });
