@@ -25,6 +25,8 @@ export const CONCURRENCY_KEY_PREFIX = 'conc.';
 /** A share not renewed this long no longer counts (its replica died). */
 export const SHARE_TTL_MS = 30_000;
 const CHANGE_TRIES = 10;
+/** After finding no free slot, do not ask the record again for this long (a busy destination's parts keep coming). */
+const FULL_RECHECK_MS = 1000;
 
 interface Holder {
   slots: number;
@@ -55,6 +57,8 @@ export class ConcurrencyShares {
   /** Per destination: slots held, the maximum, and whether parts waited since the last renewal. */
   readonly #mine = new Map<string, { held: number; max: number; wanted: boolean }>();
   readonly #growing = new Map<string, Promise<void>>();
+  /** When a grow last found no free slot, per destination. */
+  readonly #full = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | null = null;
   /** KV writes made (tests, the decision's figures). */
   writes = 0;
@@ -75,6 +79,8 @@ export class ConcurrencyShares {
   grow(destination: string, max: number): Promise<void> {
     const running = this.#growing.get(destination);
     if (running) return running;
+    const full = this.#full.get(destination);
+    if (full !== undefined && this.#now() - full < FULL_RECHECK_MS) return Promise.resolve();
     const p = this.#grow(destination, max).finally(() => this.#growing.delete(destination));
     this.#growing.set(destination, p);
     return p;
@@ -88,11 +94,13 @@ export class ConcurrencyShares {
       const mine = this.#mine.get(destination)!;
       const free = max - others.slots - mine.held;
       if (free > 0) {
+        this.#full.delete(destination);
         mine.held += Math.min(free, Math.max(1, Math.ceil(max / 4)));
         return { slots: mine.held, until: this.#now() + this.#ttl };
       }
       const already = mine.wanted;
       mine.wanted = true;
+      this.#full.set(destination, this.#now());
       return already ? 'keep' : { slots: mine.held, until: this.#now() + this.#ttl, wants: true };
     });
   }
@@ -109,6 +117,7 @@ export class ConcurrencyShares {
           target = Math.min(target, fair);
         }
         mine.held = target;
+        this.#full.delete(destination); // shares changed: look again at the next need
         const wants = mine.wanted;
         mine.wanted = false;
         if (target === 0 && !wants) {

@@ -142,13 +142,18 @@ describe('shared concurrency (KV shares of a rule maxConcurrency)', () => {
     assert.equal(a.held('busy.test'), MAX, 'a alone takes every slot');
     await b.grow('busy.test', MAX);
     assert.equal(b.held('busy.test'), 0, 'none free for b');
+    const writes = b.writes;
+    await b.grow('busy.test', MAX);
+    assert.equal(b.writes, writes, 'still none free: b asks no more than once a second, writes nothing');
     await a.renew(() => MAX); // a is using all four, but b wants some
     assert.equal(a.held('busy.test'), MAX / 2);
+    clock.now += 1000; // b looks again (at most once a second)
     for (let i = 0; i < 4; i++) await b.grow('busy.test', MAX);
     assert.equal(b.held('busy.test'), MAX / 2);
     assert.ok(a.held('busy.test') + b.held('busy.test') <= MAX);
     await a.renew(() => 0); // a idle: its slots go back
     assert.equal(a.held('busy.test'), 0);
+    clock.now += 1000;
     await b.grow('busy.test', MAX);
     assert.ok(b.held('busy.test') > MAX / 2, 'b takes what a gave back');
     await Promise.all([a.stop(), b.stop()]);
