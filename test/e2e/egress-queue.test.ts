@@ -443,18 +443,19 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     assert.ok((await stageAcks(second.metrics, 'egress')) > 0, 'the second replica delivered some');
   });
 
-  test("a rule's maxConcurrency holds across replicas (shares), every message delivered once", async () => {
+  test("a rule's maxConcurrency holds across replicas (shares), every message delivered once", async (t) => {
     for (let i = 0; i < 8; i++) await send(bed.port, `narrow${i}@example.org`);
     await narrow.waitFor(8, 30_000);
     await waitForDrainedQueues(bed.rt.bus, 30_000);
     assert.ok(mostAtOnce <= 2, `${mostAtOnce} transactions at once (two replicas, maxConcurrency 2)`);
+    t.diagnostic(`maxConcurrency 2, 2 replicas: at most ${mostAtOnce} transactions at once`);
     for (let i = 0; i < 8; i++) {
       const to = `narrow${i}@narrow.test`;
       assert.equal(narrow.messages.filter((m) => m.rcptTo.includes(to)).length, 1, `${to} once`);
     }
   });
 
-  test('a rate holds across replicas (shared leases), and a stopped replica gives its share back', async () => {
+  test('a rate holds across replicas (shared leases), and a stopped replica gives its share back', async (t) => {
     const interval = 60_000 / PACED_RATE;
     const slice = sliceSize(interval);
     /** Deliveries (by arrival) never outrun the rate by more than one slice, over any stretch. */
@@ -506,6 +507,9 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
       return reply?.destinations?.every((d) => d.destination !== destination);
     });
     const took = later.at(-1)! - started;
+    t.diagnostic(
+      `shared rate ${PACED_RATE}/min, 2 replicas: 12 delivered over ${times.at(-1)! - times[0]!} ms; after one stopped, 8 more in ${took} ms`,
+    );
     // The survivor alone: 8 starts at the whole rate, after at most the lease horizon and one slice.
     assert.ok(took <= 7 * interval + LEASE_AHEAD_MS + slice * interval + 3000, `8 more took ${took} ms`);
   });

@@ -84,7 +84,7 @@ async function run(
 }
 
 describe('shared pacing (KV leases)', () => {
-  test('two replicas together stay within the rate; one KV write per slice, not per start', async () => {
+  test('two replicas together stay within the rate; one KV write per slice, not per start', async (t) => {
     const clock = { now: Date.now() };
     const a = replica(clock);
     const b = replica(clock);
@@ -105,6 +105,9 @@ describe('shared pacing (KV leases)', () => {
     assert.ok(
       writes <= Math.ceil(all.length / sliceSize(INTERVAL)) + 2,
       `${writes} KV writes for ${all.length} starts`,
+    );
+    t.diagnostic(
+      `${all.length} starts in 10 s at ${RATE}/min by 2 replicas (${sa!.length} + ${sb!.length}), ${writes} KV writes`,
     );
     const record = await bus.sharedTable<PaceRecord>('egressDestinations').get(paceKey('paced.test'));
     assert.equal(record?.value.destination, 'paced.test');
