@@ -31,7 +31,7 @@
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { dkimTxtRecord, loadDkimKey } from '@sluice/dkim';
 import { startDnsServer } from '@sluice/test-harness';
@@ -48,6 +48,7 @@ import { cpuSecondsOf, sampleMemory } from './compare/proc-usage.ts';
 import {
   type CompareResult,
   isSluice,
+  machineOf,
   markdownTable,
   percentile,
   type SystemName,
@@ -297,12 +298,7 @@ const systems: SystemResult[] = SYSTEMS.map((system) => {
 });
 const result: CompareResult = {
   date: startedAt.toISOString(),
-  machine: {
-    cpus: cpus().length,
-    model: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    loadavgAtStart: loadAtStart,
-  },
+  machine: machineOf(loadAtStart),
   versions,
   load: { sessions: SESSIONS, messageBytes: BYTES, messages: MESSAGES, rounds: ROUNDS, quick },
   notes: [

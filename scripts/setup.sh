@@ -27,6 +27,8 @@ if [ "$purpose" = "test" ]; then
   want[slapd]=slapd
   want[ldapmodify]=ldap-utils
   want[knotd]=knot want[keymgr]=knot want[unbound]=unbound
+  # Postfix as the sending MTA that relays into the MX (test/e2e/postfix-relay.test.ts; own instance).
+  want[postfix]=postfix
 fi
 
 missing=()
@@ -44,12 +46,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # slapd: no default directory of its own (the tests generate their config).
   echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
+  # postfix: no system configuration (as bench/setup.sh); the tests start throwaway instances.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   # --no-install-recommends: keep the machine small; nats-server needs nothing else.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # rspamd's and clamav-daemon's postinst may start system daemons (where an init
   # runs); the tests start their own on free ports, so stop any that came up.
-  for svc in rspamd clamav-daemon clamav-freshclam; do
+  for svc in rspamd clamav-daemon clamav-freshclam postfix; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

@@ -18,6 +18,8 @@
  * signing with RSA-2048).
  */
 
+import { postfixBaseMainCf, postfixMasterCf } from '@sluice/test-harness';
+
 export interface PostfixInstanceOptions {
   /** config_directory; the queue and data directories are below it. */
   dir: string;
@@ -49,23 +51,23 @@ export function forwards(recipients: number): Array<[string, string]> {
   ]);
 }
 
+/** main.cf in full (postfixBaseMainCf's lines, then mxMainCfLines'), as Postfix reads it. */
 export function mainCf(o: PostfixInstanceOptions): string {
-  const lines = [
+  return `${[
     '# Throwaway Postfix instance of bench/compare.ts (generated; removed after the run).',
-    'compatibility_level = 3.6',
-    `queue_directory = ${o.dir}/queue`,
-    `data_directory = ${o.dir}/data`,
-    'mail_owner = postfix',
-    'setgid_group = postdrop',
+    ...postfixBaseMainCf(o.dir),
+    ...mxMainCfLines(o),
+  ].join('\n')}\n`;
+}
+
+/** The MX's own main.cf lines (after the base every throwaway instance has). */
+export function mxMainCfLines(o: PostfixInstanceOptions): string[] {
+  const lines = [
     `myhostname = mx.${IN_DOMAIN}`,
     `mydomain = ${IN_DOMAIN}`,
     'myorigin = $mydomain',
     'mydestination =',
     'local_transport = error:no local delivery',
-    'alias_maps =',
-    'alias_database =',
-    'inet_interfaces = 127.0.0.1',
-    'inet_protocols = ipv4',
     'mynetworks = 127.0.0.1/32',
     'relay_domains =',
     `virtual_alias_domains = ${IN_DOMAIN}`,
@@ -78,11 +80,6 @@ export function mainCf(o: PostfixInstanceOptions): string {
     'smtpd_banner = $myhostname ESMTP',
     'smtpd_tls_security_level = none',
     'smtp_tls_security_level = none',
-    'biff = no',
-    'append_dot_mydomain = no',
-    'readme_directory = no',
-    `maillog_file = ${o.dir}/maillog`,
-    `maillog_file_prefixes = ${o.dir}`,
     // The sink is on loopback; the transport's [127.0.0.1] needs no DNS.
     'smtp_host_lookup = native',
   ];
@@ -104,49 +101,12 @@ export function mainCf(o: PostfixInstanceOptions): string {
       'milter_protocol = 6',
     );
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
 }
 
 /** master.cf: the stock services, none chrooted, smtpd on 127.0.0.1:smtpPort. */
 export function masterCf(o: PostfixInstanceOptions): string {
-  const services: Array<[string, string, string, string, string, string, string]> = [
-    [`127.0.0.1:${o.smtpPort}`, 'inet', 'n', '-', 'n', '-', '-'],
-    ['pickup', 'unix', 'n', '-', 'n', '60', '1'],
-    ['cleanup', 'unix', 'n', '-', 'n', '-', '0'],
-    ['qmgr', 'unix', 'n', '-', 'n', '300', '1'],
-    ['tlsmgr', 'unix', '-', '-', 'n', '1000?', '1'],
-    ['rewrite', 'unix', '-', '-', 'n', '-', '-'],
-    ['bounce', 'unix', '-', '-', 'n', '-', '0'],
-    ['defer', 'unix', '-', '-', 'n', '-', '0'],
-    ['trace', 'unix', '-', '-', 'n', '-', '0'],
-    ['verify', 'unix', '-', '-', 'n', '-', '1'],
-    ['flush', 'unix', 'n', '-', 'n', '1000?', '0'],
-    ['proxymap', 'unix', '-', '-', 'n', '-', '-'],
-    ['proxywrite', 'unix', '-', '-', 'n', '-', '1'],
-    ['smtp', 'unix', '-', '-', 'n', '-', '-'],
-    ['relay', 'unix', '-', '-', 'n', '-', '-'],
-    ['showq', 'unix', 'n', '-', 'n', '-', '-'],
-    ['error', 'unix', '-', '-', 'n', '-', '-'],
-    ['retry', 'unix', '-', '-', 'n', '-', '-'],
-    ['discard', 'unix', '-', '-', 'n', '-', '-'],
-    ['anvil', 'unix', '-', '-', 'n', '-', '1'],
-    ['scache', 'unix', '-', '-', 'n', '-', '1'],
-    ['postlog', 'unix-dgram', 'n', '-', 'n', '-', '1'],
-  ];
-  const command: Record<string, string> = {
-    rewrite: 'trivial-rewrite',
-    defer: 'bounce',
-    trace: 'bounce',
-    proxywrite: 'proxymap',
-    relay: 'smtp',
-    retry: 'error',
-    postlog: 'postlogd',
-  };
-  const rows = services.map(([name, ...cols]) => {
-    const cmd = name.includes(':') ? 'smtpd' : (command[name] ?? name);
-    return [name.padEnd(18), ...cols.map((c) => c.padEnd(6)), cmd].join(' ');
-  });
-  return `# service type private unpriv chroot wakeup maxproc command\n${rows.join('\n')}\n`;
+  return postfixMasterCf(`127.0.0.1:${o.smtpPort}`);
 }
 
 /** virtual_alias_maps (texthash): each smtp-source recipient -> its forward. */

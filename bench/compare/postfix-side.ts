@@ -1,31 +1,27 @@
 /**
  * The Postfix side of the comparison: a throwaway Postfix instance (own
- * config, queue and data directories in a temp dir; `postfix -c DIR start`)
- * configured by postfix-config.ts, with postsrsd and/or OpenDKIM beside it for
- * the SRS and DKIM variants. stop() stops Postfix (`postfix -c DIR stop`),
- * kills whatever of it is left, and removes the directory.
+ * config, queue and data directories; test/harness postfix.ts starts and
+ * stops it) configured by postfix-config.ts, with postsrsd and/or OpenDKIM
+ * beside it for the SRS and DKIM variants. stop() stops those daemons and
+ * Postfix and removes the directory.
  *
  * `pids()` are the roots whose process trees are the system under test: the
  * Postfix master (its children, and the CPU of children it reaped) and the
  * postsrsd and opendkim daemons.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitUntil } from '@sluice/test-harness';
 import {
-  mainCf,
-  masterCf,
+  freePort,
+  type PostfixInstance,
+  portOpen,
+  startPostfixInstance,
+  waitUntil,
+} from '@sluice/test-harness';
+import {
+  mxMainCfLines,
   opendkimConf,
   opendkimKeyTable,
   opendkimSigningTable,
@@ -64,24 +60,6 @@ function gid(name: string): number {
   return Number(execFileSync('id', ['-g', name]).toString().trim());
 }
 
-async function portOpen(port: number): Promise<boolean> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function readPid(file: string): number | undefined {
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return pid > 0 ? pid : undefined;
-}
-
 /** A daemon we spawned; stop() kills it and what it forked (postsrsd forks per connection). */
 function daemon(child: ChildProcess) {
   return {
@@ -101,6 +79,8 @@ export async function startPostfix(opts: {
   variant: PostfixVariant;
   sinkPort: number;
   recipients: number;
+  /** main.cf lines after the MX's own (later lines win), e.g. process and client limits. */
+  extraMainCf?: string[];
 }): Promise<PostfixSide> {
   if (userInfo().uid !== 0) throw new Error('the Postfix side runs as root (postfix start, its own queue)');
   const dir = mkdtempSync(join(benchDataRoot(), 'postfix-'));
@@ -111,25 +91,10 @@ export async function startPostfix(opts: {
     : undefined;
   const dkimMilterPort = opts.variant.includes('dkim') ? await freePort() : undefined;
   const o = { dir, smtpPort, sinkPort: opts.sinkPort, recipients: opts.recipients, srs, dkimMilterPort };
-  writeFileSync(join(dir, 'main.cf'), mainCf(o));
-  writeFileSync(join(dir, 'master.cf'), masterCf(o));
-  writeFileSync(join(dir, 'virtual'), virtualMap(opts.recipients));
-  writeFileSync(join(dir, 'transport'), transportMap(opts.sinkPort));
-  mkdirSync(join(dir, 'queue')); // postfix start creates its subdirectories
-  mkdirSync(join(dir, 'data'));
-  chownSync(join(dir, 'data'), uid('postfix'), gid('postfix'));
 
   const daemons: Array<{ pid: () => number | undefined; stop: () => void }> = [];
+  let postfix: PostfixInstance;
   const cleanup = () => {
-    try {
-      execFileSync('postfix', ['-c', dir, 'stop'], { stdio: 'ignore' });
-    } catch {}
-    const master = readPid(join(dir, 'queue', 'pid', 'master.pid'));
-    for (const pid of master ? [master, ...descendantsOf(master)] : []) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-    }
     for (const d of daemons) d.stop();
   };
 
@@ -174,22 +139,27 @@ export async function startPostfix(opts: {
       daemons.push(daemon(child));
       await waitUntil('opendkim listening', () => portOpen(dkimMilterPort), { timeoutMs: 10_000 });
     }
-    execFileSync('postfix', ['-c', dir, 'start'], { stdio: 'pipe' });
-    await waitUntil('postfix smtpd listening', () => portOpen(smtpPort), { timeoutMs: 20_000 });
+    postfix = await startPostfixInstance({
+      dir,
+      smtpPort,
+      mainCf: () => [...mxMainCfLines(o), ...(opts.extraMainCf ?? [])],
+      files: { virtual: virtualMap(opts.recipients), transport: transportMap(opts.sinkPort) },
+    });
   } catch (err) {
     cleanup();
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const masterPid = () => readPid(join(dir, 'queue', 'pid', 'master.pid'));
+  const instance = postfix;
   return {
     variant: opts.variant,
     smtpPort,
     dir,
-    pids: () => [masterPid(), ...daemons.map((d) => d.pid())].filter((p): p is number => p !== undefined),
+    pids: () =>
+      [instance.masterPid(), ...daemons.map((d) => d.pid())].filter((p): p is number => p !== undefined),
     async stop() {
       cleanup();
-      rmSync(dir, { recursive: true, force: true });
+      await instance.stop();
     },
   };
 }

@@ -5,6 +5,7 @@
  * `<!-- bench:compare -->` markers), and a hand-built SVG bar chart.
  */
 
+import { cpus } from 'node:os';
 export type SystemName =
   | 'sluice'
   | 'sluice+srs+dkim'
@@ -49,6 +50,11 @@ export interface SystemResult {
   peakRssMB: number;
   peakPssMB: number;
   peakProcesses: number;
+}
+
+/** The machine a benchmark ran on, for its result file. */
+export function machineOf(loadavgAtStart: number[]): CompareResult['machine'] {
+  return { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavgAtStart };
 }
 
 export interface CompareResult {

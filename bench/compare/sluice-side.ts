@@ -35,6 +35,13 @@ export interface SluiceSide {
   stop(): Promise<void>;
 }
 
+/** ingress.maxClients and ingress.limits.perIp / perNet. */
+export interface SessionLimits {
+  maxClients: number;
+  perIp: number;
+  perNet: number;
+}
+
 /** What a signing variant adds to the config: SRS and these DKIM keys (PEM). */
 export interface SluiceSigning {
   srsSecret: string;
@@ -50,7 +57,10 @@ export function sluiceCompareConfig(o: {
   recipients: number;
   natsBinary?: string;
   signing?: SluiceSigning;
+  /** Session limits instead of the comparison's (e.g. the MX benchmark's hundreds of sessions from one IP). */
+  sessionLimits?: SessionLimits;
 }): string {
+  const l = o.sessionLimits ?? { maxClients: 1000, perIp: 50, perNet: 60 };
   const fwd = forwards(o.recipients)
     .map(([from, to]) => `    ${JSON.stringify(from)}: [${JSON.stringify(to)}]`)
     .join('\n');
@@ -66,7 +76,7 @@ transports:
 nats:
   servers: []
   embedded: { binary: ${JSON.stringify(o.natsBinary ?? '/usr/sbin/nats-server')}, host: 127.0.0.1, port: ${o.natsPort}, dataDir: ${JSON.stringify(o.dataDir)} }
-ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }], limits: { perIp: 50 } }
+ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }], maxClients: ${l.maxClients}, limits: { perIp: ${l.perIp}, perNet: ${l.perNet} } }
 dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 2 }
 log: { level: info }
 ${o.signing ? signingConfig(o.signing) : ''}`;
@@ -92,6 +102,7 @@ export async function startSluice(opts: {
   dnsServer: string;
   recipients: number;
   signing?: SluiceSigning;
+  sessionLimits?: SessionLimits;
 }): Promise<SluiceSide> {
   const dir = mkdtempSync(join(benchDataRoot(), 'sluice-'));
   const smtpPort = await freePort();

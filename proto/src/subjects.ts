@@ -111,6 +111,11 @@ export const buckets = {
    */
   mtaStsPolicies: 'sluice_mta_sts_policies',
   /**
+   * The MX's sessions per client IP per minute (ingress.limits.sessionsPerMinute): one counter
+   * key per (client, minute), shared by every ingress replica; keys live two minutes.
+   */
+  ingressSessionRate: 'sluice_ingress_session_rate',
+  /**
    * The submission service's sending-rate counters: one key per (rate class,
    * user or relay client, window, window number), compare-and-set, shared by
    * every replica; gone submissionRateTtlMs after the last write.

@@ -46,6 +46,7 @@ import { publishEnvelope } from './publish.ts';
 import { type ConsumerLag, consumerLag, readTimeline, streamReplicas } from './queue-inspection.ts';
 import { ReplyInbox } from './reply-inbox.ts';
 import { request, serve } from './rpc.ts';
+import { countSession } from './session-rate-store.ts';
 import { type SharedTable, sharedTable } from './shared-table.ts';
 import { StageBus } from './stage-bus.ts';
 import { RESERVE_SHARE, type StoreLimits } from './store-budget.ts';
@@ -363,6 +364,20 @@ export class Bus implements BusClient {
 
   async greylistUpdate(key: string, value: string, revision: number): Promise<boolean> {
     return greylistUpdate(await this.#greylistBucket(), key, value, revision);
+  }
+
+  #sessionRate: Promise<KV> | null = null;
+
+  /** Count one session of `key` (a client in a minute) in the shared bucket; the count so far. */
+  async countIngressSession(key: string, stage: string = NO_STAGE): Promise<number> {
+    this.#sessionRate ??= new Kvm(this.js).open(buckets.ingressSessionRate).catch((err) => {
+      this.#sessionRate = null;
+      throw err;
+    });
+    // A read and a compare-and-set write (more when another replica wins a round).
+    this.operations.count('kv_get', stage);
+    this.operations.count('kv_put', stage);
+    return countSession(await this.#sessionRate, key);
   }
 
   #rates: Promise<KV> | null = null;

@@ -18,7 +18,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** JetStream's "wrong last sequence" (10071): the compare-and-set lost. */
-function isConflict(err: unknown): boolean {
+export function isConflict(err: unknown): boolean {
   const msg = (err as Error)?.message ?? '';
   return /wrong last sequence|10071|key exists/i.test(msg);
 }

@@ -47,6 +47,7 @@ export {
 export { ENVELOPE_CONTENT, toPublishError } from './publish.ts';
 export { type ConsumerLag, MAX_TIMELINE_EVENTS } from './queue-inspection.ts';
 export { RPC_ERROR_CONTENT, RpcError, type RpcErrorCode } from './rpc.ts';
+export { SESSION_RATE_KEY_TTL_MS, SessionCountContended } from './session-rate-store.ts';
 export type { SharedTable, TableRow } from './shared-table.ts';
 export { StageBus } from './stage-bus.ts';
 export {

@@ -143,6 +143,10 @@ export class StageBus implements BusClient {
     return this.#bus.greylistUpdate(key, value, revision);
   }
 
+  countIngressSession(key: string): Promise<number> {
+    return this.#bus.countIngressSession(key, this.stage);
+  }
+
   rateCounterGet(key: string): Promise<{ value: string; revision: number } | null> {
     return this.#bus.rateCounterGet(key, this.stage);
   }

@@ -10,8 +10,8 @@
  *
  * Shares of B (every object gets max_bytes AND max_msgs):
  *   bodies (object store) 34.5%   deliver 14%   resolve 8%   rewrite 8%
- *   events 7%     dead letters 4.75%   ledger 8%   LDAP snapshot 1%
- *   MTA-STS policy cache 0.5%   greylist 2%
+ *   events 6.5%   dead letters 4.75%   ledger 8%   LDAP snapshot 1%
+ *   MTA-STS policy cache 0.5%   greylist 2%   MX session counters 0.5%
  *   credential snapshot 0.25%   auth throttle 0.25%   submission rates 0.25%
  *   egress queue index 0.8%   egress destination states 0.2%
  *   unallocated reserve 10%
@@ -36,7 +36,7 @@ export const STORE_SHARES = {
   deliver: 0.14,
   resolve: 0.08,
   rewrite: 0.08,
-  events: 0.07,
+  events: 0.065,
   dead: 0.0475,
   ledger: 0.08,
   /** The resolver's LDAP snapshot bucket (a few versions of ~60 KB per 10,000 entries). */
@@ -47,6 +47,8 @@ export const STORE_SHARES = {
   tlsReports: 0.005,
   /** The filter's greylist triplets (KV, discard old: a full bucket forgets its oldest triplets). */
   greylist: 0.02,
+  /** The MX's per-client session counters (KV, discard old; keys live two minutes; taken from events). */
+  sessionRate: 0.005,
   /** Submission sending-rate counters (KV, TTL'd, discard old; taken from dead letters). */
   submissionRates: 0.0025,
   /** The submission credential snapshot (KV, one ~200-byte key per directory user; discard new). */

@@ -96,6 +96,7 @@ test('ensureTopology declares everything, is idempotent, and is safe concurrentl
       [streams.dead.name, limits.dead],
       [`KV_${buckets.deliveryLedger}`, limits.ledger],
       [`KV_${buckets.greylist}`, limits.greylist],
+      [`KV_${buckets.ingressSessionRate}`, limits.sessionRate],
       [`OBJ_${objectStores.bodies}`, limits.bodies],
     ];
     // The filter's greylist: one value per triplet, gone greylistTtlMs after its last write.

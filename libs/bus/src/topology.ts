@@ -43,6 +43,7 @@ import {
 } from '@sluice/proto';
 import type { BusLog } from './bus-log.ts';
 import type { BusConfig } from './config.ts';
+import { SESSION_RATE_KEY_TTL_MS } from './session-rate-store.ts';
 import {
   divideStoreBudget,
   REMOTE_DEFAULT_BUDGET,
@@ -374,6 +375,36 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.greylist.maxBytes,
       max_msgs: limits.greylist.maxMsgs,
     },
+  );
+
+  // MX session counters (ingress): one key per (client, minute), gone after two minutes (the
+  // current and the last window); when full, the oldest go first (discard old), which only
+  // forgets old counts.
+  const rateStream = `KV_${buckets.ingressSessionRate}`;
+  if (!(await streamExists(jsm, rateStream))) {
+    const created = await createdUnlessRaced(() =>
+      new Kvm(js).create(buckets.ingressSessionRate, {
+        history: 1,
+        ttl: SESSION_RATE_KEY_TTL_MS,
+        replicas: cfg.replicas,
+        storage: 'file',
+      }),
+    );
+    if (created) report.created.push(`kv ${buckets.ingressSessionRate}`);
+  }
+  await reconcileBackingStream(
+    jsm,
+    rateStream,
+    {
+      max_age: nanos(SESSION_RATE_KEY_TTL_MS),
+      num_replicas: cfg.replicas,
+      max_msgs_per_subject: 1,
+      discard: 'old',
+      max_bytes: limits.sessionRate.maxBytes,
+      max_msgs: limits.sessionRate.maxMsgs,
+    },
+    report,
+    log,
   );
 
   // LDAP snapshot (resolver): a few versions kept for an operator to compare; no age limit,

@@ -170,6 +170,8 @@ export interface BusClient {
   greylistGet(key: string): Promise<{ value: string; revision: number } | null>;
   greylistCreate(key: string, value: string): Promise<boolean>;
   greylistUpdate(key: string, value: string, revision: number): Promise<boolean>;
+  /** The MX's shared session counter (compare-and-set): add one session to `key`, the count after it. */
+  countIngressSession(key: string): Promise<number>;
   /** Submission rate counters (buckets.submissionRates), compare-and-set like the greylist. */
   rateCounterGet(key: string): Promise<{ value: string; revision: number } | null>;
   rateCounterCreate(key: string, value: string): Promise<boolean>;

@@ -982,6 +982,14 @@ export const configSchema = z
               .min(1)
               .default(60)
               .describe('Concurrent sessions per client IPv4 /24 or IPv6 /64.'),
+            sessionsPerMinute: z
+              .number()
+              .int()
+              .min(0)
+              .default(0)
+              .describe(
+                'New sessions per client IP in each minute, counted across all ingress replicas (JetStream KV); over it 421 4.7.0. 0: no limit (as Postfix smtpd_client_connection_rate_limit).',
+              ),
             softErrors: z
               .number()
               .int()
@@ -1016,6 +1024,7 @@ export const configSchema = z
           .default({
             perIp: 20,
             perNet: 60,
+            sessionsPerMinute: 0,
             softErrors: 3,
             hardErrors: 20,
             unknownRecipients: 20,
@@ -1023,7 +1032,29 @@ export const configSchema = z
             dataTimeout: 600,
             maxSessionTime: 1800,
           })
-          .describe('Per-client and per-session limits of the MX (per replica).'),
+          .describe('Per-client and per-session limits of the MX (per replica, except sessionsPerMinute).'),
+        tarpit: z
+          .object({
+            delay: z
+              .number()
+              .min(0)
+              .max(60)
+              .default(0)
+              .describe('Seconds to wait before each slowed RCPT reply; 0: no tarpit.'),
+            afterUnknownRecipients: z
+              .number()
+              .int()
+              .min(0)
+              .default(3)
+              .describe('Slow every RCPT reply of a session after this many unknown recipients in it.'),
+            networks: z
+              .array(z.string().min(1))
+              .default([])
+              .describe('CIDRs whose every RCPT reply is slowed (e.g. networks known for harvesting).'),
+          })
+          .strict()
+          .default({ delay: 0, afterUnknownRecipients: 3, networks: [] })
+          .describe('RCPT tarpit against address harvesting (docs/ingress.md).'),
         drainTimeout: seconds
           .default(30)
           .describe('On SIGTERM: how long sessions in a transaction may take to finish before they are cut.'),
@@ -1052,6 +1083,7 @@ export const configSchema = z
         limits: {
           perIp: 20,
           perNet: 60,
+          sessionsPerMinute: 0,
           softErrors: 3,
           hardErrors: 20,
           unknownRecipients: 20,
@@ -1059,6 +1091,7 @@ export const configSchema = z
           dataTimeout: 600,
           maxSessionTime: 1800,
         },
+        tarpit: { delay: 0, afterUnknownRecipients: 3, networks: [] },
         drainTimeout: 30,
         maxBodyBytesInFlight: 256 * 1024 * 1024,
       })

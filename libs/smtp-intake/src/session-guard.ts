@@ -3,6 +3,12 @@
  * connection (decision 0020: a thin layer at named seams, `send` and
  * `_onCommand` wrapped per instance, the socket observed alongside the parser):
  *
+ * - Command lines that do not end in CRLF (RFC 5321 §2.3.8): a bare LF at
+ *   the end or a bare CR inside. smtp-server's parser takes a bare LF as a
+ *   line end, so a client (or a smuggler) could frame commands in a way a
+ *   stricter hop reads differently. Answered 500 5.5.2, then disconnect (as
+ *   Postfix's smtpd_forbid_bare_newline does, which answers 521; the command
+ *   itself is never run). Bare line ends in the message are the reader's.
  * - Unauthorised pipelining (RFC 2920 §3.1, RFC 5321 §4.5.3.2; Postfix
  *   smtpd_forbid_unauth_pipelining): input that arrives after a sync point
  *   before our reply to it. Sync points: EHLO, HELO, DATA, STARTTLS (also the
@@ -39,7 +45,13 @@ interface GuardedConnection extends SmtpConnectionHandle {
   _onCommand(command: Buffer, callback?: () => void): void;
 }
 
-export type GuardEvent = 'pipelining' | 'too-many-errors' | 'too-many-unknown' | 'timeout' | 'session-time';
+export type GuardEvent =
+  | 'pipelining'
+  | 'bare-newline'
+  | 'too-many-errors'
+  | 'too-many-unknown'
+  | 'timeout'
+  | 'session-time';
 
 const SYNC_COMMANDS = new Set(['EHLO', 'HELO', 'LHLO', 'DATA', 'STARTTLS', 'QUIT', 'NOOP']);
 const MAX_LINE_SEEN = 4096;
@@ -72,6 +84,8 @@ export class SessionGuard {
     conn.send = (code, data, context) => this.onReply(code, data, context);
     const onCommand = c._onCommand.bind(c);
     c._onCommand = (command, callback) => {
+      // After a refusal that ends the session, nothing more the parser read is run.
+      if (this.ended) return;
       this.clearTimer();
       const delay = this.errors >= limits.softErrors ? (this.errors - limits.softErrors + 1) * 1000 : 0;
       if (delay > 0) setTimeout(() => onCommand(command, callback), delay).unref();
@@ -145,12 +159,20 @@ export class SessionGuard {
       }
       const lf = s.indexOf('\n');
       if (lf < 0) {
-        this.line = (this.line + s).slice(0, MAX_LINE_SEEN);
+        // Keep the start (the verb) and the last octet (a CR the LF of the next chunk completes).
+        const seen = this.line + s;
+        this.line = seen.length > MAX_LINE_SEEN ? seen.slice(0, MAX_LINE_SEEN - 1) + seen.slice(-1) : seen;
         return;
       }
-      const line = (this.line + s.slice(0, lf)).replace(/\r$/, '');
+      const raw = this.line + s.slice(0, lf);
+      const line = raw.replace(/\r$/, '');
       this.line = '';
       s = s.slice(lf + 1);
+      // RFC 5321 §2.3.8: a command line ends in CRLF, and CR appears nowhere else in it.
+      if (line === raw || line.includes('\r')) {
+        this.end('bare-newline', line === raw ? replies.bareLfCommand : replies.bareCrCommand);
+        return;
+      }
       const verb = line.split(' ', 1)[0]!.toUpperCase();
       if (verb === 'EHLO') this.pipelining = true;
       if (verb === 'HELO') this.pipelining = false;

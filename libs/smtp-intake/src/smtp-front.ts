@@ -5,6 +5,9 @@
  *   1. the PROXY header (v1 or v2), only from ingress.proxyFrom;
  *   2. drain: while stopping, new sessions get 421 4.3.2 (RFC 5321 §3.8);
  *   3. admission: total, per-IP and per-network connection limits, 421;
+ *      then, when given, `admitRate` (an asynchronous check such as sessions
+ *      per IP per minute shared by replicas) with the reply it refuses with;
+ *      it is skipped for trusted networks, and a check that fails admits;
  *   4. the session is handed to smtp-server's SMTPConnection with the client
  *      address from step 1, greeted after `greetDelayMs` (0: at once; trusted
  *      networks always at once). smtp-server's own init() waits a fixed
@@ -34,6 +37,8 @@ export interface FrontOptions {
   proxyTimeoutMs: number;
   draining: () => boolean;
   onRefused: (reason: string, ip: string) => void;
+  /** After the connection limits: a reply to refuse the session with, or undefined to admit it. */
+  admitRate?: (ip: string) => Promise<SmtpReply | undefined>;
   onSession: (conn: unknown, release: () => void) => void;
   /** TLS from the first byte (RFC 8314 §3.3): the handshake before the SMTP greeting. */
   implicitTls?: boolean;
@@ -81,6 +86,22 @@ export function createFront(smtp: SMTPServer, opts: FrontOptions): Server {
     }
     const release = admission.release;
     socket.once('close', release);
+    if (!opts.admitRate || opts.trusted(ip)) return secure(socket, proxied, ip, release);
+    opts.admitRate(ip).then(
+      (refusal) => {
+        if (socket.destroyed) return;
+        if (opts.draining()) return refuseRaw(socket, opts.hostname, replies.shuttingDown); // began meanwhile
+        if (!refusal) return secure(socket, proxied, ip, release);
+        opts.onRefused('limit-rate', ip);
+        refuseRaw(socket, opts.hostname, refusal);
+      },
+      () => {
+        if (!socket.destroyed) secure(socket, proxied, ip, release);
+      },
+    );
+  };
+  /** With implicitTls, the handshake first; then the session. */
+  const secure = (socket: Socket, proxied: ProxiedAddress, ip: string, release: () => void) => {
     if (!opts.implicitTls) return hand(socket, proxied, ip, release);
     server._upgrade(socket, (err, tlsSocket) => {
       if (err || !tlsSocket) {

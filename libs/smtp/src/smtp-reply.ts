@@ -158,6 +158,14 @@ export const replies = {
   timedOut: reply(421, '4.4.2', 'Timeout exceeded, closing connection'),
   /** RFC 2920 §3.1 violated; Postfix smtpd_forbid_unauth_pipelining answers 554 5.5.0 and disconnects. */
   unauthPipelining: reply(554, '5.5.0', 'Error: SMTP protocol synchronization'),
+  /**
+   * A command line ends in a bare LF, or holds a bare CR (RFC 5321 §2.3.8: lines end with CRLF).
+   * 500 5.5.2 (syntax error) and disconnect: the client's framing cannot be trusted any more.
+   */
+  bareLfCommand: reply(500, '5.5.2', 'Error: bare <LF> received'),
+  bareCrCommand: reply(500, '5.5.2', 'Error: bare <CR> received'),
+  /** Sessions per client IP per minute over the limit (counted across replicas). */
+  tooManySessions: reply(421, '4.7.0', 'Too many sessions from your address, try again later'),
 } as const satisfies Record<string, SmtpReply>;
 
 export type ReplyName = keyof typeof replies;

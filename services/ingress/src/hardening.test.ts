@@ -374,6 +374,121 @@ describe('smuggling and lines', () => {
   });
 });
 
+describe('CHUNKING (RFC 3030) is not offered (decision 0035)', () => {
+  test('EHLO does not list CHUNKING or BINARYMIME; BDAT in a transaction is refused (5xx)', async () => {
+    const c = await RawSmtp.open(port);
+    await c.reply();
+    c.write('EHLO client.test\r\n');
+    const all = await c.wholeReply();
+    assert.match(all.split('\n').at(-1)!, /^250 /);
+    assert.match(all, /PIPELINING/);
+    assert.doesNotMatch(all, /CHUNKING|BINARYMIME/);
+    assert.match(await c.command('MAIL FROM:<s@sender.test>'), /^250 /);
+    assert.match(await c.command('RCPT TO:<alice@example.org>'), /^250 /);
+    assert.match(await c.command('BDAT 5 LAST'), /^5\d\d /);
+    c.close();
+  });
+});
+
+describe('RCPT tarpit (ingress.tarpit)', () => {
+  let slowed: RunningService;
+  let listed: RunningService;
+  const portOf = (s: RunningService) => (s.info!() as { ports: number[] }).ports[0]!;
+  before(async () => {
+    slowed = await ingressService.start({
+      ...ctx,
+      config: config({ tarpit: { delay: 1, afterUnknownRecipients: 2, networks: [] } }),
+    });
+    listed = await ingressService.start({
+      ...ctx,
+      config: config({ tarpit: { delay: 1, afterUnknownRecipients: 100, networks: ['127.0.0.0/8'] } }),
+    });
+  });
+  after(async () => {
+    await slowed?.stop();
+    await listed?.stop();
+  });
+  const timed = async (c: RawSmtp, line: string) => {
+    const t0 = performance.now();
+    const reply = await c.command(line);
+    return { reply, ms: performance.now() - t0 };
+  };
+
+  test('after 2 unknown recipients every RCPT reply waits 1 s, known ones too; the limit still ends the session', async () => {
+    const c = await session(portOf(slowed));
+    assert.match(await c.command('MAIL FROM:<s@sender.test>'), /^250 /);
+    for (const n of [1, 2]) {
+      const r = await timed(c, `RCPT TO:<nobody${n}@example.org>`);
+      assert.match(r.reply, /^550 5\.1\.1 /);
+      assert.ok(r.ms < 900, `unknown recipient ${n} was answered at once (${r.ms.toFixed(0)} ms)`);
+    }
+    const known = await timed(c, 'RCPT TO:<alice@example.org>');
+    assert.match(known.reply, /^250 /);
+    assert.ok(known.ms >= 990, `slowed after two unknown: ${known.ms.toFixed(0)} ms`);
+    const third = await timed(c, 'RCPT TO:<nobody3@example.org>');
+    assert.match(third.reply, /^550 5\.1\.1 /);
+    assert.ok(third.ms >= 990);
+    assert.equal(await c.reply(), '421 4.7.0 Too many unknown recipients, closing connection');
+    await c.whenClosed;
+  });
+
+  test('a client in tarpit.networks waits from its first RCPT; MAIL is not slowed', async () => {
+    const c = await session(portOf(listed));
+    const mail = await timed(c, 'MAIL FROM:<s@sender.test>');
+    assert.ok(mail.ms < 900);
+    const first = await timed(c, 'RCPT TO:<alice@example.org>');
+    assert.match(first.reply, /^250 /);
+    assert.ok(first.ms >= 990, `listed network slowed: ${first.ms.toFixed(0)} ms`);
+    c.close();
+  });
+
+  test('off by default: the main listener answers unknown recipients at once', async () => {
+    const c = await session();
+    await c.command('MAIL FROM:<s@sender.test>');
+    for (const n of [1, 2]) {
+      const r = await timed(c, `RCPT TO:<nobody${n}@example.org>`);
+      assert.ok(r.ms < 900, `${r.ms.toFixed(0)} ms`);
+    }
+    c.close();
+  });
+});
+
+describe('command lines end in CRLF (RFC 5321 §2.3.8): 500 5.5.2 and disconnect', () => {
+  test('a bare LF ends MAIL FROM: refused, never run, the session closed', async () => {
+    const c = await session();
+    c.write('MAIL FROM:<s@sender.test>\n');
+    assert.equal(await c.reply(), '500 5.5.2 Error: bare <LF> received');
+    assert.equal(await c.reply(), 'CLOSED');
+  });
+  test('a bare LF on the first command (EHLO)', async () => {
+    const c = await RawSmtp.open(port);
+    assert.match(await c.reply(), /^220 /);
+    c.write('EHLO client.test\n');
+    assert.equal(await c.reply(), '500 5.5.2 Error: bare <LF> received');
+    await c.whenClosed;
+  });
+  test('a bare CR inside a line (two commands framed as one for a CR-splitting hop)', async () => {
+    const c = await session();
+    c.write('MAIL FROM:<s@sender.test>\rRCPT TO:<alice@example.org>\r\n');
+    assert.equal(await c.reply(), '500 5.5.2 Error: bare <CR> received');
+    assert.equal(await c.reply(), 'CLOSED');
+  });
+  test('a bare LF in a pipelined group after EHLO: the group is refused, the message never queued', async () => {
+    const c = await session();
+    c.write(`MAIL FROM:<s@sender.test>\r\nRCPT TO:<alice@example.org>\nDATA\r\n`);
+    const got: string[] = [];
+    for (let r = await c.reply(); r !== 'CLOSED'; r = await c.reply()) got.push(r);
+    assert.deepEqual(got, ['500 5.5.2 Error: bare <LF> received']);
+  });
+  test('CR and LF of one line end in two writes are a proper CRLF', async () => {
+    const c = await session();
+    c.write('MAIL FROM:<s@sender.test>\r');
+    c.write('\n');
+    assert.match(await c.reply(), /^250 /);
+    c.close();
+  });
+});
+
 describe('unauthorised pipelining (RFC 2920 §3.1): 554 5.5.0 and disconnect', () => {
   test('two whole transactions in one write (content sent before the 354)', async () => {
     const c = await session();

@@ -19,7 +19,10 @@
  * smtp-server (smtp-front.ts: PROXY v1/v2, per-IP limits, drain, greeting
  * delay), a guard per session (session-guard.ts: pipelining, error and
  * unknown-recipient limits, timeouts), STARTTLS from reloaded files
- * (tls-certificate.ts), content checks in message-reader.ts.
+ * (tls-certificate.ts), content checks in message-reader.ts (all in
+ * libs/smtp-intake); sessions per IP per minute shared by replicas through
+ * JetStream KV (session-rate.ts, decision 0034) and the RCPT tarpit
+ * (tarpit.ts) here.
  */
 import type { Socket } from 'node:net';
 import { srsDomainOf } from '@sluice/config';
@@ -64,12 +67,16 @@ import {
   type OurDomains,
   ourDomains,
 } from './recipient-policy.ts';
+import { sessionRateCheck } from './session-rate.ts';
+import { tarpitDelay } from './tarpit.ts';
 
 interface SessionState {
   conn?: SmtpConnectionHandle;
   guard?: SessionGuard;
   /** DATA is being received or processed. */
   inData: boolean;
+  /** Unknown recipients so far (550 from the lookup), for the tarpit. */
+  unknown?: number;
 }
 
 /** The client IP as written in envelopes and headers (IPv4-mapped IPv6 becomes IPv4). */
@@ -162,6 +169,13 @@ export const ingressService: ServiceDefinition = {
       { total: ing.maxClients, perIp: ing.limits.perIp, perNet: ing.limits.perNet },
       trusted,
     );
+    // Sessions per IP per minute, shared by replicas (decision 0034); off at 0.
+    const admitRate = sessionRateCheck({
+      limit: ing.limits.sessionsPerMinute,
+      count: (key) => bus.countIngressSession(key),
+      onError: (err) => log.warn({ err }, 'session rate not counted (KV error): session admitted'),
+    });
+    const tarpit = tarpitDelay(ing.tarpit);
     const sessionLimits = {
       softErrors: ing.limits.softErrors,
       hardErrors: ing.limits.hardErrors,
@@ -238,7 +252,11 @@ export const ingressService: ServiceDefinition = {
           cb();
         },
 
-        onRcptTo(address: SMTPServerAddress, session, cb) {
+        onRcptTo(address: SMTPServerAddress, session, done) {
+          const state = sessions.get(session);
+          const pause = tarpit({ ip: clientIpOf(session.remoteAddress), unknownBefore: state?.unknown ?? 0 });
+          const cb =
+            pause > 0 ? (err?: Error | null) => void setTimeout(() => done(err), pause).unref() : done;
           const detail = { session: session.id, rcpt: redact.address(address.address) };
           const check = checkRecipient(address.address, rcptDomains, {
             smtputf8: session.envelope.smtpUtf8 === true,
@@ -266,7 +284,10 @@ export const ingressService: ServiceDefinition = {
             )
             .then((decision) => {
               if (decision.kind === 'refuse') {
-                if (decision.error.code >= 500) sessions.get(session)?.guard?.noteUnknownRecipient();
+                if (decision.error.code >= 500 && state) {
+                  state.guard?.noteUnknownRecipient();
+                  state.unknown = (state.unknown ?? 0) + 1;
+                }
                 refuse(cb, decision.error, decision.reason, detail);
               } else cb();
             });
@@ -322,6 +343,7 @@ export const ingressService: ServiceDefinition = {
           proxyFrom,
           proxyTimeoutMs: 10_000,
           draining: () => stopping,
+          admitRate,
           onRefused: (reason, ip) => {
             metrics.rejected.inc({ stage: 'ingress', reason });
             log.info({ client: redact.ip(ip), reason }, 'connection refused');

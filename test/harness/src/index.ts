@@ -37,6 +37,18 @@ export {
 export { type NatsNode, type NatsTestServer, startNats, startNatsCluster } from './nats.ts';
 export { type OtlpReceiver, type ReceivedSpan, spansOfExport, startOtlpReceiver } from './otlp-receiver.ts';
 export { freePort } from './ports.ts';
+export {
+  POSTFIX_BIN,
+  type PostfixInstance,
+  type PostfixRelayOptions,
+  portOpen,
+  postfixBaseMainCf,
+  postfixMasterCf,
+  postfixRelayMainCf,
+  postfixUsable,
+  startPostfixInstance,
+  startPostfixRelay,
+} from './postfix.ts';
 export { POSTSRSD_BIN, type Postsrsd, type PostsrsdAnswer, startPostsrsd } from './postsrsd.ts';
 export {
   type ServiceContextOptions,

@@ -78,13 +78,14 @@ export async function sendMail(opts: SendMailOptions): Promise<SendMailResult> {
  */
 export type ConversationStep =
   | string
-  | { raw: string | Uint8Array; reply?: boolean }
+  | { raw: string | Uint8Array; reply?: boolean; replies?: number }
   | { action: () => Promise<void> | void };
 
 /**
  * Connect, read the greeting, then send each step and read its reply (a raw
  * step with `reply: false` expects none, e.g. the first part of a message;
- * an action step sends nothing).
+ * `replies: n` expects n, e.g. a pipelined group of commands, RFC 2920; an
+ * action step sends nothing).
  * Resolves with every reply in order, the greeting first; multi-line replies
  * are joined with "\n". If the server closes the connection, resolves with
  * the replies so far (a test can assert that it was cut off).
@@ -100,7 +101,7 @@ export function smtpConversation(
     const socket: Socket = connect({ host: opts.host ?? '127.0.0.1', port });
     let buffer = '';
     let current: string[] = [];
-    let waiting: { res: () => void; rej: (e: Error) => void } | null = null;
+    let waiting: { res: () => void; rej: (e: Error) => void; until: number } | null = null;
     let closed = false;
     let timer: NodeJS.Timeout | undefined;
 
@@ -110,10 +111,11 @@ export function smtpConversation(
       if (err) reject(err);
       else resolve(replies);
     };
-    const waitReply = () =>
+    /** Wait for the next `n` replies (counted from now). */
+    const waitReply = (n = 1) =>
       new Promise<void>((res, rej) => {
         if (closed) return rej(new ClosedError());
-        waiting = { res, rej };
+        waiting = { res, rej, until: replies.length + n };
         clearTimeout(timer);
         timer = setTimeout(
           () =>
@@ -136,10 +138,12 @@ export function smtpConversation(
         if (/^\d{3}(?: |$)/.test(line)) {
           replies.push(current.join('\n'));
           current = [];
-          const w = waiting;
-          waiting = null;
-          clearTimeout(timer);
-          w?.res();
+          if (waiting && replies.length >= waiting.until) {
+            const w = waiting;
+            waiting = null;
+            clearTimeout(timer);
+            w.res();
+          }
         }
         nl = buffer.indexOf('\r\n');
       }
@@ -164,8 +168,8 @@ export function smtpConversation(
           await step.action();
           continue;
         }
-        const expectReply = typeof step === 'string' || step.reply !== false;
-        const pending = expectReply ? waitReply() : undefined;
+        const expected = typeof step === 'string' ? 1 : step.reply === false ? 0 : (step.replies ?? 1);
+        const pending = expected > 0 ? waitReply(expected) : undefined;
         socket.write(typeof step === 'string' ? `${step}\r\n` : step.raw);
         if (pending) await pending;
       }
