@@ -101,7 +101,10 @@ export function renderQueueReply(r: QueueControlReply): string[] {
     if (r.destinations.length === 0) lines.push('the delivery queue is empty');
     for (const d of r.destinations) {
       const backoff = d.backoffUntil ? `  backed off until ${d.backoffUntil}: ${d.backoffReason}` : '';
-      lines.push(`${d.destination}  deferred ${d.deferred}  held ${d.held}${backoff}`);
+      const postponed = d.postponed
+        ? `  postponed ${d.postponed} (busy or paced, until ${d.postponedUntil})`
+        : '';
+      lines.push(`${d.destination}  deferred ${d.deferred}  held ${d.held}${postponed}${backoff}`);
     }
   }
   for (const p of r.parts ?? []) {

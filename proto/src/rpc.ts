@@ -150,6 +150,13 @@ export const queueControlReplySchema = z.object({
         destination: z.string(),
         deferred: z.number().int(),
         held: z.number().int(),
+        /**
+         * Parts postponed for a busy or paced destination (no attempt yet, not in the index):
+         * counted by every replica in memory, summed from their snapshots (a few seconds old).
+         */
+        postponed: z.number().int().optional(),
+        /** The latest time one of them comes back. */
+        postponedUntil: z.string().optional(),
         /** The destination is backed off by every replica until this time (421, no connection). */
         backoffUntil: z.string().optional(),
         backoffReason: z.string().optional(),

@@ -20,8 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ledgerKey } from '@sluice/bus';
 import { parseConfig, type SluiceConfig } from '@sluice/config';
-import { egressService } from '@sluice/egress';
-import type { QueueControlReply } from '@sluice/proto';
+import { egressService, LEASE_AHEAD_MS, sliceSize } from '@sluice/egress';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
   type BlackHole,
@@ -40,24 +39,10 @@ import {
 } from '@sluice/test-harness';
 import { runQueueCommand } from '../../cli/src/queue-command.ts';
 import { allServices } from '../../cli/src/services.ts';
-import { devNull, ingressPort } from './helpers.ts';
+import { devNull, ingressPort, queueCli } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-queue-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** `sluice queue ARGS --json` against the running pipeline; its exit code and parsed answer. */
-async function queueCli(
-  configFile: string,
-  args: string[],
-): Promise<{ code: number; reply?: QueueControlReply; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runQueueCommand([...args, '--config', configFile, '--json'], {
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
-  return { code, reply: out.length > 0 ? (JSON.parse(out.join('\n')) as QueueControlReply) : undefined, err };
-}
 
 const destinationOf = (port: number) => `[127.0.0.1]:${port}`;
 
@@ -304,18 +289,45 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
   let bed: Bed;
   let second: Runtime;
   let dest: SmtpSink;
+  let pacedDest: SmtpSink;
+  let narrow: SmtpSink;
+  let inTransaction = 0;
+  let mostAtOnce = 0;
   let refusing = true;
+  const PACED_RATE = 120; // one start per 500 ms for both replicas together
 
   before(async () => {
     dest = await startSmtpSink({
       failWith: () => (refusing ? { code: 451, message: '4.7.1 Greylisted, come back later' } : undefined),
     });
+    pacedDest = await startSmtpSink();
+    // A slow server (each final dot answered after 300 ms), to see how many transactions run at once.
+    narrow = await startSmtpSink({
+      beforeReply: async () => {
+        mostAtOnce = Math.max(mostAtOnce, ++inTransaction);
+        await new Promise((r) => setTimeout(r, 300));
+        inTransaction--;
+      },
+    });
     bed = await startBed('e2e-queue-ops', {
-      routing: { forwards: forwards(['ops'], 20) },
-      transports: { 'ops.test': { host: '127.0.0.1', port: dest.port } },
+      routing: {
+        forwards: { ...forwards(['ops'], 20), ...forwards(['shared'], 20), ...forwards(['narrow'], 10) },
+      },
+      transports: {
+        'ops.test': { host: '127.0.0.1', port: dest.port },
+        'shared.test': { host: '127.0.0.1', port: pacedDest.port },
+        'narrow.test': { host: '127.0.0.1', port: narrow.port },
+      },
       // An hour between attempts: nothing here is retried unless an operator asks.
       bus: { maxDeliver: 500 },
-      egress: { concurrency: 2, retrySchedule: [3600] },
+      egress: {
+        concurrency: 2,
+        retrySchedule: [3600],
+        destinations: [
+          { match: destinationOf(pacedDest.port), ratePerMinute: PACED_RATE },
+          { match: destinationOf(narrow.port), maxConcurrency: 2 },
+        ],
+      },
     });
     second = await startRuntime({
       config: { ...bed.config, instance: 'egress-replica-2' },
@@ -324,10 +336,11 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     });
   });
 
+  let secondStopped = false;
   after(async () => {
-    await second?.stop();
+    if (!secondStopped) await second?.stop();
     await stopBed(bed);
-    await dest?.stop();
+    await Promise.all([dest?.stop(), pacedDest?.stop(), narrow?.stop()]);
   });
 
   /** Send to `to` while the destination refuses, and wait until the part is waiting in the queue. */
@@ -428,5 +441,76 @@ describe('queue operations, with two egress replicas sharing the queue', () => {
     }
     assert.ok((await stageAcks(bed.rt.metrics, 'egress')) > 0, 'the first replica delivered some');
     assert.ok((await stageAcks(second.metrics, 'egress')) > 0, 'the second replica delivered some');
+  });
+
+  test("a rule's maxConcurrency holds across replicas (shares), every message delivered once", async (t) => {
+    for (let i = 0; i < 8; i++) await send(bed.port, `narrow${i}@example.org`);
+    await narrow.waitFor(8, 30_000);
+    await waitForDrainedQueues(bed.rt.bus, 30_000);
+    assert.ok(mostAtOnce <= 2, `${mostAtOnce} transactions at once (two replicas, maxConcurrency 2)`);
+    t.diagnostic(`maxConcurrency 2, 2 replicas: at most ${mostAtOnce} transactions at once`);
+    for (let i = 0; i < 8; i++) {
+      const to = `narrow${i}@narrow.test`;
+      assert.equal(narrow.messages.filter((m) => m.rcptTo.includes(to)).length, 1, `${to} once`);
+    }
+  });
+
+  test('a rate holds across replicas (shared leases), and a stopped replica gives its share back', async (t) => {
+    const interval = 60_000 / PACED_RATE;
+    const slice = sliceSize(interval);
+    /** Deliveries (by arrival) never outrun the rate by more than one slice, over any stretch. */
+    const withinRate = (times: number[]) => {
+      for (let i = 0; i < times.length; i++) {
+        for (let j = i + 1; j < times.length; j++) {
+          const allowed = (times[j]! - times[i]!) / interval + slice + 1;
+          assert.ok(j - i + 1 <= allowed, `${j - i + 1} deliveries in ${times[j]! - times[i]!} ms`);
+        }
+      }
+    };
+    const acksBefore = [await stageAcks(bed.rt.metrics, 'egress'), await stageAcks(second.metrics, 'egress')];
+    for (let i = 0; i < 12; i++) await send(bed.port, `shared${i}@example.org`);
+    // Parts waiting for their start are not in the index: each replica counts them, list adds them up.
+    const destination = destinationOf(pacedDest.port);
+    const listed = await waitUntil('the paced parts counted as postponed', async () => {
+      const { reply } = await queueCli(bed.configFile, ['list']);
+      return reply?.destinations?.find((d) => d.destination === destination && (d.postponed ?? 0) >= 2);
+    });
+    assert.equal(listed.deferred, 0, 'postponed, not deferred: no attempt was made');
+    assert.ok(listed.postponedUntil, 'with the latest return time');
+    const msgs = await pacedDest.waitFor(12, 30_000);
+    const times = msgs.map((m) => m.receivedAt.getTime()).sort((a, b) => a - b);
+    withinRate(times);
+    // Two replicas each pacing alone would deliver 12 in about 6 intervals; shared, about 11.
+    assert.ok(
+      times.at(-1)! - times[0]! >= (11 - slice) * interval,
+      `12 over ${times.at(-1)! - times[0]!} ms`,
+    );
+    assert.ok(
+      (await stageAcks(bed.rt.metrics, 'egress')) > acksBefore[0]!,
+      'the first replica delivered some',
+    );
+    assert.ok(
+      (await stageAcks(second.metrics, 'egress')) > acksBefore[1]!,
+      'the second replica delivered some',
+    );
+
+    // The second replica goes away holding its leases; they expire by themselves.
+    await second.stop();
+    secondStopped = true;
+    const started = Date.now();
+    for (let i = 12; i < 20; i++) await send(bed.port, `shared${i}@example.org`);
+    const rest = (await pacedDest.waitFor(20, 30_000)).slice(12);
+    const later = rest.map((m) => m.receivedAt.getTime()).sort((a, b) => a - b);
+    withinRate(later);
+    await waitUntil('nothing postponed once all are delivered', async () => {
+      const { reply } = await queueCli(bed.configFile, ['list']);
+      return reply?.destinations?.every((d) => d.destination !== destination);
+    });
+    const took = later.at(-1)! - started;
+    t.diagnostic(
+      `shared rate ${PACED_RATE}/min, 2 replicas: 12 delivered over ${times.at(-1)! - times[0]!} ms; after one stopped, 8 more in ${took} ms`,
+    );
+    // The survivor alone: 8 starts at the whole rate, after at most the lease horizon and one slice.
+    assert.ok(took <= 7 * interval + LEASE_AHEAD_MS + slice * interval + 3000, `8 more took ${took} ms`);
   });
 });

@@ -2,12 +2,14 @@
  * Small helpers shared by the end-to-end tests: where the ingress listens,
  * the queue id in a 250 reply, a log sink that keeps test output quiet, and
  * the pipeline most e2e files start (every stage in one process), a lookup on
- * its loopback DNS, and a plain-text test message.
+ * its loopback DNS, a plain-text test message, and `sluice queue ... --json`
+ * run as the CLI runs it.
  */
 import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { Writable } from 'node:stream';
 import { parseConfig } from '@sluice/config';
+import type { QueueControlReply } from '@sluice/proto';
 import { type Runtime, startRuntime } from '@sluice/runtime';
 import {
   type DnsRecord,
@@ -18,6 +20,7 @@ import {
   startNats,
   startSmtpSink,
 } from '@sluice/test-harness';
+import { runQueueCommand } from '../../cli/src/queue-command.ts';
 import { allServices } from '../../cli/src/services.ts';
 
 export { type SluiceProcess, sluiceBin, startSluiceProcess } from '@sluice/test-harness';
@@ -132,4 +135,18 @@ export function plainTextMessage(from: string, to: string, subject: string): Buf
       '',
     ].join('\r\n'),
   );
+}
+
+/** `sluice queue ARGS --json` against a running egress (config file as the CLI takes it): exit code and answer. */
+export async function queueCli(
+  configFile: string,
+  args: string[],
+): Promise<{ code: number; reply?: QueueControlReply; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runQueueCommand([...args, '--config', configFile, '--json'], {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+  });
+  return { code, reply: out.length > 0 ? (JSON.parse(out.join('\n')) as QueueControlReply) : undefined, err };
 }

@@ -1461,14 +1461,14 @@ export const configSchema = z
                   .min(1)
                   .optional()
                   .describe(
-                    'Delivery attempts at once to this destination, per process (default: destinationConcurrency).',
+                    'Delivery attempts at once to this destination, by all egress replicas together (each holds a share, renewed in NATS KV); default: destinationConcurrency, per process.',
                   ),
                 ratePerMinute: z
                   .number()
                   .positive()
                   .optional()
                   .describe(
-                    'Delivery attempts (transactions) started per minute to this destination, per process; the others wait in the queue.',
+                    'Delivery attempts (transactions) started per minute to this destination, by all egress replicas together (start times leased in slices from NATS KV); the others wait in the queue.',
                   ),
               })
               .strict(),

@@ -34,38 +34,38 @@ const wait = (a: Admission) => {
 };
 
 describe('destination scheduler', () => {
-  test('at most maxConcurrency attempts in flight per destination; others are not affected', () => {
+  test('at most maxConcurrency attempts in flight per destination; others are not affected', async () => {
     const { scheduler } = bed({ maxConcurrency: 2 });
-    const a = go(scheduler.admit('dead.test', 'p1'));
-    go(scheduler.admit('dead.test', 'p2'));
-    const third = wait(scheduler.admit('dead.test', 'p3'));
+    const a = go(await scheduler.admit('dead.test', 'p1'));
+    go(await scheduler.admit('dead.test', 'p2'));
+    const third = wait(await scheduler.admit('dead.test', 'p3'));
     assert.match(third.reason, /2 attempt\(s\) in flight \(limit 2\)/);
     assert.ok(third.delayMs >= 500 && third.delayMs <= 1500);
-    go(scheduler.admit('healthy.test', 'p4'));
+    go(await scheduler.admit('healthy.test', 'p4'));
     assert.ok(
-      wait(scheduler.admit('dead.test', 'p3b')).delayMs > third.delayMs,
+      wait(await scheduler.admit('dead.test', 'p3b')).delayMs > third.delayMs,
       'waiters are spread out, not all told the same second',
     );
     a.done();
     a.done(); // idempotent
-    go(scheduler.admit('dead.test', 'p3'));
-    wait(scheduler.admit('dead.test', 'p5'));
+    go(await scheduler.admit('dead.test', 'p3'));
+    wait(await scheduler.admit('dead.test', 'p5'));
   });
 
-  test('a rate of 60 a minute: one start a second, later parts get reserved starts', () => {
+  test('a rate of 60 a minute: one start a second, later parts get reserved starts', async () => {
     const { scheduler, advance } = bed({ maxConcurrency: 10, ratePerMinute: 60 });
-    go(scheduler.admit('paced.test', 'p1')).done();
-    assert.equal(wait(scheduler.admit('paced.test', 'p2')).delayMs, 1000);
-    assert.equal(wait(scheduler.admit('paced.test', 'p3')).delayMs, 2000);
+    go(await scheduler.admit('paced.test', 'p1')).done();
+    assert.equal(wait(await scheduler.admit('paced.test', 'p2')).delayMs, 1000);
+    assert.equal(wait(await scheduler.admit('paced.test', 'p3')).delayMs, 2000);
     advance(999);
-    assert.equal(wait(scheduler.admit('paced.test', 'p3')).delayMs, 1001, 'its reservation holds');
-    go(scheduler.admit('paced.test', 'p2')).done();
+    assert.equal(wait(await scheduler.admit('paced.test', 'p3')).delayMs, 1001, 'its reservation holds');
+    go(await scheduler.admit('paced.test', 'p2')).done();
     advance(1000);
-    go(scheduler.admit('paced.test', 'p3')).done();
-    assert.equal(wait(scheduler.admit('paced.test', 'p4')).delayMs, 1001);
+    go(await scheduler.admit('paced.test', 'p3')).done();
+    assert.equal(wait(await scheduler.admit('paced.test', 'p4')).delayMs, 1001);
   });
 
-  test('backed off: every part waits until the backoff ends, then one probe at a time', () => {
+  test('backed off: every part waits until the backoff ends, then one probe at a time', async () => {
     const state: DestinationState = {
       destination: 'busy.test',
       failures: 1,
@@ -73,19 +73,19 @@ describe('destination scheduler', () => {
       reason: '421 4.7.0 try later',
     };
     const { scheduler, advance } = bed({ maxConcurrency: 5 }, state);
-    const w = wait(scheduler.admit('busy.test', 'p1'));
+    const w = wait(await scheduler.admit('busy.test', 'p1'));
     assert.equal(w.delayMs, 5000);
     assert.equal(w.backoff, state);
-    go(scheduler.admit('busy.test', 'p1', true)).done(); // an operator's retry now
+    go(await scheduler.admit('busy.test', 'p1', true)).done(); // an operator's retry now
     advance(5000);
-    const probe = go(scheduler.admit('busy.test', 'p2'));
-    assert.match(wait(scheduler.admit('busy.test', 'p3')).reason, /limit 1/);
+    const probe = go(await scheduler.admit('busy.test', 'p2'));
+    assert.match(wait(await scheduler.admit('busy.test', 'p3')).reason, /limit 1/);
     probe.done();
   });
 });
 
 describe('destinations and their rules', () => {
-  test('names: the domain of an MX route, [host]:port of a transport; KV-safe keys', () => {
+  test('names: the domain of an MX route, [host]:port of a transport; KV-safe keys', async () => {
     assert.equal(destinationOf({ kind: 'mx', domain: 'Gmail.COM.' } as Route), 'gmail.com');
     assert.equal(
       destinationOf({ kind: 'smtp', name: 't', host: 'relay.example', port: 587, lmtp: false }),
@@ -94,7 +94,7 @@ describe('destinations and their rules', () => {
     assert.match(destinationKey('[relay.example]:587'), /^[-_A-Za-z0-9]+$/);
   });
 
-  test('rules: exact names, *.parent for subdomains only, first match wins', () => {
+  test('rules: exact names, *.parent for subdomains only, first match wins', async () => {
     assert.ok(ruleMatches('gmail.com', 'GMAIL.com'));
     assert.ok(!ruleMatches('gmail.com', 'mail.gmail.com'));
     assert.ok(ruleMatches('*.outlook.com', 'eur.outlook.com'));
@@ -114,7 +114,12 @@ describe('destinations and their rules', () => {
       },
       'rules',
     );
-    assert.deepEqual(limitsFor('gmail.com', config.egress), { maxConcurrency: 3, ratePerMinute: 120 });
+    // A rule's maxConcurrency holds across replicas; the default is per process.
+    assert.deepEqual(limitsFor('gmail.com', config.egress), {
+      maxConcurrency: 3,
+      ratePerMinute: 120,
+      sharedConcurrency: true,
+    });
     assert.deepEqual(limitsFor('x.outlook.com', config.egress), { maxConcurrency: 7, ratePerMinute: 30 });
     assert.deepEqual(limitsFor('example.net', config.egress), {
       maxConcurrency: 7,
@@ -122,7 +127,7 @@ describe('destinations and their rules', () => {
     });
   });
 
-  test('a bad rule fails at load, naming the key', () => {
+  test('a bad rule fails at load, naming the key', async () => {
     assert.throws(
       () =>
         parseConfig(
@@ -137,7 +142,7 @@ describe('destinations and their rules', () => {
     );
   });
 
-  test('what backs a destination off: a 421, no session, a blown deadline; not a mailbox 4xx or any answer', () => {
+  test('what backs a destination off: a 421, no session, a blown deadline; not a mailbox 4xx or any answer', async () => {
     const d = (reply: string) => ({ outcome: 'deferred' as const, reply });
     assert.match(destinationFailure([d('421 4.7.0 Too many connections')]) ?? '', /^421/);
     assert.ok(destinationFailure([d('451 4.4.1 (sluice) could not open an SMTP session: x')]));

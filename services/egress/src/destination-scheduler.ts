@@ -8,22 +8,31 @@
  *   1. backoff: the destination failed recently (destination-states.ts):
  *      wait until the backoff ends; when it has ended but the destination
  *      has not answered since, only one attempt at a time probes it;
- *   2. concurrency: at most maxConcurrency attempts in flight per process
- *      (egress.destinations, default egress.destinationConcurrency); the
+ *   2. concurrency: at most maxConcurrency attempts in flight (a rule's in
+ *      egress.destinations across replicas, this replica using its share;
+ *      the default egress.destinationConcurrency per process); the
  *      session pool below bounds sessions per host the same way. A part
  *      that finds the destination busy is postponed until about when a slot
  *      frees for it: the waiting parts are spread one per (average attempt
  *      time / maxConcurrency), so a backlog of thousands for one provider is
  *      not fetched and returned every second;
- *   3. rate: at most ratePerMinute attempts started per minute per process.
- *      A part over the rate is given the next free start time (a
+ *   3. rate: at most ratePerMinute attempts started per minute, across all
+ *      replicas: start times come in slices from a pace source (pace-leases.ts:
+ *      shared through KV, one compare-and-set per slice; decision 0042). A
+ *      part over the rate is given the next start time this replica holds (a
  *      reservation) and postponed until then, so parts go out evenly spaced
- *      and each is postponed about once.
+ *      and each is postponed about once. A start time not used by its time is
+ *      dropped, never used late.
  *
- * Limits are per process: with R replicas a destination sees up to R times
- * the configured concurrency and rate (docs/egress-queue.md).
+ * Concurrency: a maxConcurrency given by an egress.destinations rule holds
+ * across replicas (each uses its share, concurrency-shares.ts); the default
+ * egress.destinationConcurrency is per process (docs/egress-queue.md,
+ * decision 0042).
  */
+
+import type { ConcurrencyShares } from './concurrency-shares.ts';
 import type { DestinationState, DestinationStates } from './destination-states.ts';
+import { LEASE_AHEAD_MS, localPaceSource, type PaceSource } from './pace-leases.ts';
 import type { DestinationLimits } from './queue-destination.ts';
 
 /** An attempt's duration before any was measured (the busy postponement's unit). */
@@ -34,6 +43,15 @@ const MAX_BUSY_DELAY_MS = 300_000;
 const AVERAGE_WEIGHT = 0.2;
 /** A reserved start may be taken this much early (nak delays are not exact). */
 const RESERVATION_SLACK_MS = 50;
+/**
+ * The longest postponement of a part whose paced destination has its near future leased: its
+ * estimated turn, capped (a part looks again at least this often). Long, so that a backlog of
+ * hours for one provider is not returned every few minutes (each return is a delivery that
+ * another replica counts toward bus.maxDeliver: decision 0042).
+ */
+const MAX_PACED_DELAY_MS = 3600_000;
+/** A start time this late is still taken (a lease's KV round trip); later ones are dropped. */
+const LATE_START_MS = 250;
 /** Reservations not taken this long after their time are forgotten (the part went to another replica). */
 const RESERVATION_TTL_MS = 60_000;
 
@@ -49,15 +67,24 @@ export type Admission =
     };
 
 interface Pace {
-  /** The next start time nobody has reserved. */
-  nextFree: number;
+  /** Start times this replica leased and nobody has reserved yet, ascending. */
+  slots: number[];
   /** Start times reserved by postponed parts, by part id. */
   reserved: Map<string, number>;
+  /** A lease being taken (parts arriving meanwhile wait for it rather than take another). */
+  leasing?: Promise<void>;
+  /** Nothing to lease before this (others hold the near future), and the return time last handed out. */
+  blockedUntil: number;
+  nextReturn: number;
 }
 
 export interface SchedulerOptions {
   limits: (destination: string) => DestinationLimits;
   states: Pick<DestinationStates, 'of'>;
+  /** Where paced start times come from (default: this process alone, localPaceSource). */
+  pace?: PaceSource;
+  /** Shares of a rule's maxConcurrency across replicas (default: per process). */
+  shares?: Pick<ConcurrencyShares, 'held' | 'grow'>;
   now?: () => number;
   random?: () => number;
 }
@@ -66,6 +93,7 @@ export class DestinationScheduler {
   readonly #opts: SchedulerOptions;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #paceSource: PaceSource;
   readonly #inFlight = new Map<string, number>();
   readonly #pace = new Map<string, Pace>();
   /** Per destination: the running average attempt time, and the next start handed to a busy waiter. */
@@ -75,6 +103,7 @@ export class DestinationScheduler {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
+    this.#paceSource = opts.pace ?? localPaceSource(this.#now);
   }
 
   /** Attempts in flight to a destination in this process. */
@@ -86,7 +115,7 @@ export class DestinationScheduler {
    * May this part be attempted now? `ignoreBackoff`: an operator asked for
    * this part now (sluice queue retry/release).
    */
-  admit(destination: string, partId: string, ignoreBackoff = false): Admission {
+  async admit(destination: string, partId: string, ignoreBackoff = false): Promise<Admission> {
     const now = this.#now();
     const limits = this.#opts.limits(destination);
     const state = ignoreBackoff ? undefined : this.#opts.states.of(destination);
@@ -105,6 +134,12 @@ export class DestinationScheduler {
       }
       max = 1; // the backoff is over: one attempt probes the destination
     }
+    const shares = this.#opts.shares;
+    if (shares && limits.sharedConcurrency && !state) {
+      // The rule's maximum holds across replicas: this replica uses its share (decision 0042).
+      if (this.inFlight(destination) >= shares.held(destination)) await shares.grow(destination, max);
+      max = Math.min(max, shares.held(destination));
+    }
     const running = this.inFlight(destination);
     if (running >= max) {
       return {
@@ -114,9 +149,18 @@ export class DestinationScheduler {
         cause: 'busy',
       };
     }
+    // The slot is taken before a lease is awaited, so parts arriving meanwhile see it busy.
+    this.#inFlight.set(destination, running + 1);
     if (limits.ratePerMinute !== undefined) {
-      const wait = this.#paced(destination, partId, now, 60_000 / limits.ratePerMinute);
+      let wait: number;
+      try {
+        wait = await this.#paced(destination, partId, 60_000 / limits.ratePerMinute);
+      } catch (err) {
+        this.#release(destination);
+        throw err;
+      }
       if (wait > 0) {
+        this.#release(destination);
         return {
           kind: 'wait',
           delayMs: wait,
@@ -125,7 +169,6 @@ export class DestinationScheduler {
         };
       }
     }
-    this.#inFlight.set(destination, running + 1);
     let released = false;
     return {
       kind: 'go',
@@ -133,18 +176,22 @@ export class DestinationScheduler {
         if (released) return;
         released = true;
         this.#measured(destination, this.#now() - now);
-        const n = (this.#inFlight.get(destination) ?? 1) - 1;
-        if (n <= 0) this.#inFlight.delete(destination);
-        else this.#inFlight.set(destination, n);
+        this.#release(destination);
       },
     };
+  }
+
+  #release(destination: string): void {
+    const n = (this.#inFlight.get(destination) ?? 1) - 1;
+    if (n <= 0) this.#inFlight.delete(destination);
+    else this.#inFlight.set(destination, n);
   }
 
   /** Until about when a slot frees for one more waiter of a busy destination. */
   #busyDelay(destination: string, now: number, max: number): number {
     const b = this.#busy.get(destination) ?? { averageMs: BUSY_DELAY_MS, nextSlot: now };
     this.#busy.set(destination, b);
-    const interval = Math.max(50, b.averageMs / max);
+    const interval = Math.max(50, b.averageMs / Math.max(1, max));
     b.nextSlot = Math.max(b.nextSlot, now) + interval;
     const jitter = Math.floor(this.#random() * interval);
     return Math.min(MAX_BUSY_DELAY_MS, Math.round(b.nextSlot - now) + jitter);
@@ -157,30 +204,51 @@ export class DestinationScheduler {
   }
 
   /** 0 when the part may start now (and takes its start), else how long it waits for its reserved start. */
-  #paced(destination: string, partId: string, now: number, intervalMs: number): number {
+  async #paced(destination: string, partId: string, intervalMs: number): Promise<number> {
     let pace = this.#pace.get(destination);
     if (!pace) {
-      pace = { nextFree: now, reserved: new Map() };
+      pace = { slots: [], reserved: new Map(), blockedUntil: 0, nextReturn: 0 };
       this.#pace.set(destination, pace);
     }
-    for (const [id, at] of pace.reserved) {
-      if (at + RESERVATION_TTL_MS < now) pace.reserved.delete(id);
-    }
-    const mine = pace.reserved.get(partId);
-    if (mine !== undefined) {
-      if (now + RESERVATION_SLACK_MS >= mine) {
-        pace.reserved.delete(partId);
-        return 0;
+    for (;;) {
+      const now = this.#now();
+      for (const [id, at] of pace.reserved) {
+        if (at + RESERVATION_TTL_MS < now) pace.reserved.delete(id);
       }
-      return mine - now;
+      const mine = pace.reserved.get(partId);
+      if (mine !== undefined) {
+        if (now + RESERVATION_SLACK_MS >= mine) {
+          pace.reserved.delete(partId);
+          return 0;
+        }
+        return mine - now;
+      }
+      // A start time gone by unused is dropped: used late it would exceed the rate.
+      while (pace.slots.length > 0 && pace.slots[0]! + LATE_START_MS < now) pace.slots.shift();
+      const at = pace.slots.shift();
+      if (at !== undefined) {
+        if (now + RESERVATION_SLACK_MS >= at) return 0;
+        pace.reserved.set(partId, at);
+        return at - now;
+      }
+      if (now < pace.blockedUntil) {
+        // Every near start is leased: come back about when one may be free, waiters spread one interval apart.
+        pace.nextReturn = Math.max(pace.nextReturn, pace.blockedUntil) + intervalMs;
+        return Math.min(MAX_PACED_DELAY_MS, pace.nextReturn - now + Math.floor(this.#random() * intervalMs));
+      }
+      if (!pace.leasing) {
+        const p = pace;
+        p.leasing = this.#paceSource
+          .lease(destination, intervalMs)
+          .then((lease) => {
+            if (lease.count === 0) p.blockedUntil = lease.start - LEASE_AHEAD_MS;
+            for (let i = 0; i < lease.count; i++) p.slots.push(lease.start + i * intervalMs);
+          })
+          .finally(() => {
+            p.leasing = undefined;
+          });
+      }
+      await pace.leasing;
     }
-    if (now >= pace.nextFree) {
-      pace.nextFree = now + intervalMs;
-      return 0;
-    }
-    const at = pace.nextFree;
-    pace.nextFree += intervalMs;
-    pace.reserved.set(partId, at);
-    return at - now;
   }
 }

@@ -48,6 +48,7 @@ export class DestinationStates {
   /** Follow the shared table (every replica's writes). */
   async start(): Promise<void> {
     this.#stopWatch = await this.#table.watch((key, value) => {
+      if (key.includes('.')) return; // pace leases and replica snapshots share the bucket (prefix.)
       if (value) this.#byKey.set(key, value);
       else this.#byKey.delete(key);
     });

@@ -19,10 +19,18 @@
 import { createSecureDns } from '@sluice/dns';
 import { consumers } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import { ConcurrencyShares, type ShareRecord } from './concurrency-shares.ts';
 import { createDnsLookup, type DnsLookup } from './destination.ts';
 import { DestinationScheduler } from './destination-scheduler.ts';
 import { type DestinationState, DestinationStates } from './destination-states.ts';
 import { caFromFile, createMtaStsSource } from './mta-sts-source.ts';
+import { type PaceRecord, SharedPaceLeases } from './pace-leases.ts';
+import {
+  POSTPONED_KEY_PREFIX,
+  PostponedParts,
+  type PostponedSnapshot,
+  publishPostponed,
+} from './postponed-parts.ts';
 import { serveQueueControl } from './queue-control.ts';
 import { limitsFor } from './queue-destination.ts';
 import { type QueueEntry, QueueIndex } from './queue-index.ts';
@@ -86,12 +94,38 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
       );
       await states.start();
       const index = new QueueIndex(ctx.bus.sharedTable<QueueEntry>('egressQueue'));
-      const queue: DeliveryQueue = {
+      const postponed = new PostponedParts();
+      const snapshots = ctx.bus.sharedTable<PostponedSnapshot>('egressDestinations');
+      const stopPostponed = publishPostponed(postponed, snapshots, ctx.instance, (err) =>
+        ctx.log.warn({ err }, 'could not publish the postponed-parts snapshot'),
+      );
+      // A rule's maxConcurrency holds across replicas: each uses a share, renewed in the shared bucket.
+      const shares = new ConcurrencyShares({
+        table: ctx.bus.sharedTable<ShareRecord>('egressDestinations'),
+        instance: ctx.instance,
+      });
+      const scheduler = new DestinationScheduler({
+        limits: (name) => limitsFor(name, ctx.config.egress),
+        states,
+        // Rates hold across replicas: start times leased in slices from the shared bucket (decision 0042).
+        pace: new SharedPaceLeases(ctx.bus.sharedTable<PaceRecord>('egressDestinations')),
+        shares,
+      });
+      shares.start(
+        (name) => scheduler.inFlight(name),
+        (err) => ctx.log.warn({ err }, 'could not renew the destination concurrency shares'),
+      );
+      const queue: DeliveryQueue = { index, postponed, states, scheduler };
+      const control = serveQueueControl({
+        bus: ctx.bus,
         index,
         states,
-        scheduler: new DestinationScheduler({ limits: (name) => limitsFor(name, ctx.config.egress), states }),
-      };
-      const control = serveQueueControl({ bus: ctx.bus, index, states, log: ctx.log });
+        log: ctx.log,
+        postponed: async () =>
+          (await snapshots.entries())
+            .filter((r) => r.key.startsWith(POSTPONED_KEY_PREFIX))
+            .map((r) => r.value),
+      });
       const consumer = ctx.bus.consumeEnvelopes(
         consumers.egress,
         { concurrency: ctx.config.egress.concurrency },
@@ -114,6 +148,10 @@ export function createEgressService(opts: EgressServiceOptions = {}): ServiceDef
         async stop() {
           await control.stop();
           await consumer.stop();
+          await stopPostponed();
+          await shares
+            .stop()
+            .catch((err) => ctx.log.warn({ err }, 'could not give back the concurrency shares'));
           states.stop();
           sessions.close(); // QUIT the idle sessions
           await stopTlsRpt(); // the last counts into the shared store

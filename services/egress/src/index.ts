@@ -23,6 +23,7 @@ export {
   sendNotifications,
 } from './notify-sender.ts';
 export { type Outcome, oneLine, outcomeOfCode, replyCode } from './outcome.ts';
+export { LEASE_AHEAD_MS, SharedPaceLeases, sliceSize } from './pace-leases.ts';
 export { describeDuration, isExpired, retryDelayMs } from './retry-schedule.ts';
 export {
   type RecipientReply,

@@ -5,7 +5,9 @@
  * deliver stream, so any replica can serve any request:
  *
  *   list     destinations with their deferred and held counts and backoff,
- *            and the waiting parts (of one destination when asked);
+ *            the parts postponed for a busy or paced destination (counted by
+ *            every replica in memory, postponed-parts.ts: a count, not listed
+ *            one by one), and the waiting parts (of one destination when asked);
  *   hold     marks the parts held: at their next delivery they are postponed
  *            without an attempt, until released;
  *   release  clears the hold and wakes the parts;
@@ -37,6 +39,7 @@ import {
   subjects,
 } from '@sluice/proto';
 import type { DestinationStates } from './destination-states.ts';
+import { type PostponedCount, type PostponedSnapshot, sumPostponed } from './postponed-parts.ts';
 import type { QueueEntry, QueueIndex, QueueRow } from './queue-index.ts';
 
 /** A next attempt this close is treated as due: the part is (about to be) attempted. */
@@ -45,6 +48,8 @@ const DUE_MARGIN_MS = 1000;
 export interface QueueControlDeps {
   bus: BusClient;
   index: QueueIndex;
+  /** Every replica's snapshot of the parts it postponed for a busy or paced destination. */
+  postponed?: () => Promise<PostponedSnapshot[]>;
   states: DestinationStates;
   log: Logger;
   now?: () => number;
@@ -75,11 +80,19 @@ export async function handleQueueControl(
   deps: QueueControlDeps,
 ): Promise<QueueControlReply> {
   const rows = await deps.index.all();
-  if (request.op === 'list') return list(rows, request.destination, deps);
+  if (request.op === 'list') {
+    const postponed = sumPostponed((await deps.postponed?.()) ?? [], (deps.now ?? Date.now)());
+    return list(rows, postponed, request.destination, deps);
+  }
   return act(request, rows, deps);
 }
 
-function list(rows: QueueRow[], destination: string | undefined, deps: QueueControlDeps): QueueControlReply {
+function list(
+  rows: QueueRow[],
+  postponed: Map<string, PostponedCount>,
+  destination: string | undefined,
+  deps: QueueControlDeps,
+): QueueControlReply {
   const counts = new Map<string, { deferred: number; held: number }>();
   for (const { value } of rows) {
     const c = counts.get(value.destination) ?? { deferred: 0, held: 0 };
@@ -93,17 +106,21 @@ function list(rows: QueueRow[], destination: string | undefined, deps: QueueCont
       .filter((s) => Date.parse(s.until) > now)
       .map((s) => [s.destination, s]),
   );
-  for (const name of backoffs.keys()) if (!counts.has(name)) counts.set(name, { deferred: 0, held: 0 });
+  for (const name of [...backoffs.keys(), ...postponed.keys()]) {
+    if (!counts.has(name)) counts.set(name, { deferred: 0, held: 0 });
+  }
+  const waiting = (d: { deferred: number; held: number; postponed?: number }) =>
+    d.deferred + d.held + (d.postponed ?? 0);
   const destinations = [...counts.entries()]
     .map(([name, c]) => ({
       destination: name,
       ...c,
+      postponed: postponed.get(name)?.postponed,
+      postponedUntil: postponed.get(name)?.until,
       backoffUntil: backoffs.get(name)?.until,
       backoffReason: backoffs.get(name)?.reason,
     }))
-    .sort(
-      (a, b) => b.deferred + b.held - (a.deferred + a.held) || a.destination.localeCompare(b.destination),
-    );
+    .sort((a, b) => waiting(b) - waiting(a) || a.destination.localeCompare(b.destination));
   const matching = rows
     .map((r) => r.value)
     .filter((e) => destination === undefined || e.destination === destination.toLowerCase())

@@ -16,10 +16,12 @@ import type { SluiceConfig } from '@sluice/config';
 import type { Route } from '@sluice/proto';
 
 export interface DestinationLimits {
-  /** Attempts in flight at once, per process. */
+  /** Attempts in flight at once (per process, or all replicas when sharedConcurrency). */
   maxConcurrency: number;
-  /** Attempts started per minute, per process; undefined: unlimited. */
+  /** Attempts started per minute, all replicas together; undefined: unlimited. */
   ratePerMinute?: number;
+  /** maxConcurrency comes from a rule: it holds across replicas (concurrency-shares.ts). */
+  sharedConcurrency?: boolean;
 }
 
 export function destinationOf(route: Route): string {
@@ -45,5 +47,6 @@ export function limitsFor(name: string, egress: SluiceConfig['egress']): Destina
   return {
     maxConcurrency: rule?.maxConcurrency ?? egress.destinationConcurrency,
     ratePerMinute: rule?.ratePerMinute,
+    ...(rule?.maxConcurrency !== undefined ? { sharedConcurrency: true } : {}),
   };
 }

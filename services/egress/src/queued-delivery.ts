@@ -12,7 +12,8 @@
  *     without a connection, through deliver.ts' normal ending (DSN for a
  *     bounce, none for a delete; ledger before the ack: decision 0008);
  *   - the scheduler (destination-scheduler.ts) decides whether it may go now;
- *     if not, it is postponed (not an attempt, no delivery slot held). A part
+ *     if not, it is postponed (not an attempt, no delivery slot held) and, for
+ *     a busy or paced destination, counted in memory (postponed-parts.ts). A part
  *     waiting for a backed-off destination is listed in the index with the
  *     backoff's end as its next attempt; one past its lifetime expires there
  *     (expiry DSN) without an attempt.
@@ -31,6 +32,7 @@ import type { DestinationStates } from './destination-states.ts';
 import { localReplies } from './local-replies.ts';
 import type { Outcome } from './outcome.ts';
 import { replyCode } from './outcome.ts';
+import type { PostponedParts } from './postponed-parts.ts';
 import { destinationOf } from './queue-destination.ts';
 import type { QueueEntry, QueueIndex, QueueRow } from './queue-index.ts';
 import { isExpired } from './retry-schedule.ts';
@@ -40,6 +42,8 @@ export const HOLD_RECHECK_MS = 3600_000;
 
 export interface DeliveryQueue {
   index: QueueIndex;
+  /** Parts postponed for a busy or paced destination, counted in memory (postponed-parts.ts). */
+  postponed: PostponedParts;
   states: DestinationStates;
   scheduler: DestinationScheduler;
 }
@@ -69,6 +73,7 @@ export async function deliverQueued(
   const destination = destinationOf(env.route);
   const log = deps.log.child({ queueId: env.id, partId, destination });
   const now = deps.now ?? Date.now;
+  queue.postponed.forget(partId); // it came back here
 
   const known = (d.deliveredTimes ?? d.deliveryCount) > 1 || env.queueWake !== undefined;
   let row = known ? await queue.index.read(partId) : null;
@@ -107,10 +112,14 @@ export async function deliverQueued(
     );
   }
 
-  const admission = queue.scheduler.admit(destination, partId, entry?.retryNow === true);
+  const admission = await queue.scheduler.admit(destination, partId, entry?.retryNow === true);
   if (admission.kind === 'wait') {
     deps.metrics.egressPostponed.inc({ reason: admission.cause });
-    if (!admission.backoff) return { kind: 'postpone', delayMs: admission.delayMs, reason: admission.reason };
+    if (!admission.backoff) {
+      // Busy or paced: counted in memory for `sluice queue list`, no index write (decision 0042).
+      queue.postponed.note(partId, destination, now() + admission.delayMs);
+      return { kind: 'postpone', delayMs: admission.delayMs, reason: admission.reason };
+    }
     if (isExpired(env.receivedAt, now(), deps.config.bus.queueLifetime)) {
       // Past its lifetime while its destination is backed off: expires without another attempt.
       const forced = { outcome: 'deferred' as const, reply: admission.backoff.reason, notify: true };
