@@ -52,6 +52,52 @@ describe('destination scheduler', () => {
     wait(await scheduler.admit('dead.test', 'p5'));
   });
 
+  test('a busy destination that is moving: the next part waits in process and gets the slot handed over', async () => {
+    const { scheduler, advance } = bed({ maxConcurrency: 2 });
+    const a = go(await scheduler.admit('fast.test', 'p1'));
+    const b = go(await scheduler.admit('fast.test', 'p2'));
+    // Not yet moving (no attempt has ended): a third part is postponed, not held.
+    wait(await scheduler.admit('fast.test', 'p3'));
+    advance(20);
+    a.done(); // an attempt ended: the destination is moving
+    const c = go(await scheduler.admit('fast.test', 'p3'));
+    const waiting = scheduler.admit('fast.test', 'p4'); // busy (2 in flight): waits for a slot
+    let settled = false;
+    void waiting.then(() => {
+      settled = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, 'p4 waits while both slots are taken');
+    advance(20);
+    b.done(); // hands its slot to p4
+    const d = go(await waiting);
+    assert.equal(scheduler.inFlight('fast.test'), 2, 'the slot passed over: still 2 in flight, never 3');
+    c.done();
+    d.done();
+    assert.equal(scheduler.inFlight('fast.test'), 0);
+  });
+
+  test('a waiter not served within slotWaitMs is postponed; no more waiters than maxConcurrency', async () => {
+    let now = 1_000_000;
+    const scheduler = new DestinationScheduler({
+      limits: () => ({ maxConcurrency: 1 }),
+      states: { of: () => undefined },
+      now: () => now,
+      random: () => 0,
+      slotWaitMs: 30,
+    });
+    go(await scheduler.admit('slowish.test', 'p0')).done();
+    const a = go(await scheduler.admit('slowish.test', 'p1'));
+    now += 5;
+    const first = scheduler.admit('slowish.test', 'p2'); // waits (one waiter allowed)
+    const second = wait(await scheduler.admit('slowish.test', 'p3')); // a second waiter: postponed at once
+    assert.equal(second.cause, 'busy');
+    const timedOut = wait(await first); // nobody finished within 30 ms
+    assert.equal(timedOut.cause, 'busy');
+    a.done();
+    assert.equal(scheduler.inFlight('slowish.test'), 0, 'a timed-out waiter takes no slot');
+  });
+
   test('a rate of 60 a minute: one start a second, later parts get reserved starts', async () => {
     const { scheduler, advance } = bed({ maxConcurrency: 10, ratePerMinute: 60 });
     go(await scheduler.admit('paced.test', 'p1')).done();

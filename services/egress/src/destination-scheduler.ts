@@ -12,10 +12,16 @@
  *      egress.destinations across replicas, this replica using its share;
  *      the default egress.destinationConcurrency per process); the
  *      session pool below bounds sessions per host the same way. A part
- *      that finds the destination busy is postponed until about when a slot
- *      frees for it: the waiting parts are spread one per (average attempt
- *      time / maxConcurrency), so a backlog of thousands for one provider is
- *      not fetched and returned every second;
+ *      that finds a destination busy that is demonstrably moving (an attempt
+ *      ended within the last slotWaitMs, and the expected wait is shorter)
+ *      waits in this process for the next slot, handed over by the attempt
+ *      that ends (at most maxConcurrency such waiters): a fast provider's
+ *      backlog goes out at the speed of its slots, not of nak round trips.
+ *      Otherwise (a slow or dead destination, or too many waiters) it is
+ *      postponed until about when a slot frees for it: the waiting parts
+ *      are spread one per (average attempt time / maxConcurrency), so a
+ *      backlog of thousands for one provider is not fetched and returned
+ *      every second;
  *   3. rate: at most ratePerMinute attempts started per minute, across all
  *      replicas: start times come in slices from a pace source (pace-leases.ts:
  *      shared through KV, one compare-and-set per slice; decision 0042). A
@@ -37,6 +43,10 @@ import type { DestinationLimits } from './queue-destination.ts';
 
 /** An attempt's duration before any was measured (the busy postponement's unit). */
 export const BUSY_DELAY_MS = 1000;
+/** The shortest spread between postponed waiters of a busy destination. */
+const MIN_BUSY_INTERVAL_MS = 10;
+/** How long a part may wait in process for a slot of a busy but moving destination (default). */
+export const SLOT_WAIT_MS = 1000;
 /** The longest postponement for a busy destination (the part looks again at least this often). */
 const MAX_BUSY_DELAY_MS = 300_000;
 /** Weight of the newest attempt in the running average of attempt times. */
@@ -87,6 +97,8 @@ export interface SchedulerOptions {
   shares?: Pick<ConcurrencyShares, 'held' | 'grow'>;
   now?: () => number;
   random?: () => number;
+  /** How long a part may wait in process for a slot of a busy, moving destination (default SLOT_WAIT_MS). */
+  slotWaitMs?: number;
 }
 
 export class DestinationScheduler {
@@ -98,12 +110,18 @@ export class DestinationScheduler {
   readonly #pace = new Map<string, Pace>();
   /** Per destination: the running average attempt time, and the next start handed to a busy waiter. */
   readonly #busy = new Map<string, { averageMs: number; nextSlot: number }>();
+  /** Per destination: parts waiting in process for a slot, first come first served. */
+  readonly #slotWaiters = new Map<string, Array<() => void>>();
+  /** Per destination: when an attempt last ended (a moving destination). */
+  readonly #lastDone = new Map<string, number>();
+  readonly #slotWaitMs: number;
 
   constructor(opts: SchedulerOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#paceSource = opts.pace ?? localPaceSource(this.#now);
+    this.#slotWaitMs = opts.slotWaitMs ?? SLOT_WAIT_MS;
   }
 
   /** Attempts in flight to a destination in this process. */
@@ -142,15 +160,32 @@ export class DestinationScheduler {
     }
     const running = this.inFlight(destination);
     if (running >= max) {
-      return {
-        kind: 'wait',
-        delayMs: this.#busyDelay(destination, now, max),
-        reason: `destination ${destination} has ${running} attempt(s) in flight (limit ${max})`,
-        cause: 'busy',
-      };
+      // A finishing attempt hands its slot over (in flight unchanged), or the wait is refused or times out.
+      const handedOver = await this.#waitForSlot(destination, max, now);
+      if (!handedOver) {
+        return {
+          kind: 'wait',
+          delayMs: this.#busyDelay(destination, now, max),
+          reason: `destination ${destination} has ${running} attempt(s) in flight (limit ${max})`,
+          cause: 'busy',
+        };
+      }
+      const after = ignoreBackoff ? undefined : this.#opts.states.of(destination);
+      if (after && this.#now() < Date.parse(after.until)) {
+        // Backed off while we waited (the attempt that ended was refused): give the slot back.
+        this.#release(destination);
+        return {
+          kind: 'wait',
+          delayMs: Date.parse(after.until) - this.#now() + Math.floor(this.#random() * 1000),
+          reason: `destination ${destination} is backed off: ${after.reason}`,
+          cause: 'backoff',
+          backoff: after,
+        };
+      }
+    } else {
+      // The slot is taken before a lease is awaited, so parts arriving meanwhile see it busy.
+      this.#inFlight.set(destination, running + 1);
     }
-    // The slot is taken before a lease is awaited, so parts arriving meanwhile see it busy.
-    this.#inFlight.set(destination, running + 1);
     if (limits.ratePerMinute !== undefined) {
       let wait: number;
       try {
@@ -170,34 +205,71 @@ export class DestinationScheduler {
       }
     }
     let released = false;
+    const startedAt = this.#now(); // after any wait for a slot: the average is of attempts alone
     return {
       kind: 'go',
       done: () => {
         if (released) return;
         released = true;
-        this.#measured(destination, this.#now() - now);
+        this.#measured(destination, this.#now() - startedAt);
         this.#release(destination);
       },
     };
   }
 
   #release(destination: string): void {
+    const next = this.#slotWaiters.get(destination)?.shift();
+    if (next) {
+      next(); // the slot passes to the first waiter: in flight unchanged
+      return;
+    }
     const n = (this.#inFlight.get(destination) ?? 1) - 1;
     if (n <= 0) this.#inFlight.delete(destination);
     else this.#inFlight.set(destination, n);
+  }
+
+  /**
+   * Wait in process for a slot of a busy destination, when it is moving (an attempt
+   * ended within slotWaitMs), fewer than `max` parts wait already, and the expected
+   * wait (average attempt time x waiters ahead / max) is within slotWaitMs. True when
+   * a finishing attempt handed its slot over; false at once or after slotWaitMs.
+   */
+  #waitForSlot(destination: string, max: number, now: number): Promise<boolean> {
+    const lastDone = this.#lastDone.get(destination);
+    if (lastDone === undefined || now - lastDone > this.#slotWaitMs) return Promise.resolve(false);
+    const waiters = this.#slotWaiters.get(destination) ?? [];
+    const average = this.#busy.get(destination)?.averageMs ?? BUSY_DELAY_MS;
+    const expected = (average * (waiters.length + 1)) / Math.max(1, max);
+    if (waiters.length >= max || expected > this.#slotWaitMs) return Promise.resolve(false);
+    this.#slotWaiters.set(destination, waiters);
+    return new Promise<boolean>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const i = waiters.indexOf(wake);
+        if (i >= 0) waiters.splice(i, 1);
+        if (waiters.length === 0 && this.#slotWaiters.get(destination) === waiters)
+          this.#slotWaiters.delete(destination);
+        resolve(false);
+      }, this.#slotWaitMs);
+      waiters.push(wake);
+    });
   }
 
   /** Until about when a slot frees for one more waiter of a busy destination. */
   #busyDelay(destination: string, now: number, max: number): number {
     const b = this.#busy.get(destination) ?? { averageMs: BUSY_DELAY_MS, nextSlot: now };
     this.#busy.set(destination, b);
-    const interval = Math.max(50, b.averageMs / Math.max(1, max));
+    const interval = Math.max(MIN_BUSY_INTERVAL_MS, b.averageMs / Math.max(1, max));
     b.nextSlot = Math.max(b.nextSlot, now) + interval;
     const jitter = Math.floor(this.#random() * interval);
     return Math.min(MAX_BUSY_DELAY_MS, Math.round(b.nextSlot - now) + jitter);
   }
 
   #measured(destination: string, ms: number): void {
+    this.#lastDone.set(destination, this.#now());
     const b = this.#busy.get(destination);
     if (b) b.averageMs = b.averageMs * (1 - AVERAGE_WEIGHT) + Math.max(1, ms) * AVERAGE_WEIGHT;
     else this.#busy.set(destination, { averageMs: Math.max(1, ms), nextSlot: this.#now() });
