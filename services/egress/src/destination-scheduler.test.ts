@@ -13,13 +13,18 @@ import type { DestinationState } from './destination-states.ts';
 import { destinationKey, destinationOf, limitsFor, ruleMatches } from './queue-destination.ts';
 import { destinationFailure } from './queued-delivery.ts';
 
-function bed(limits: { maxConcurrency: number; ratePerMinute?: number }, state?: DestinationState) {
+function bed(
+  limits: { maxConcurrency: number; ratePerMinute?: number },
+  state?: DestinationState,
+  slotWaitMs = 20,
+) {
   let now = 1_000_000;
   const scheduler = new DestinationScheduler({
     limits: () => limits,
     states: { of: () => state },
     now: () => now,
     random: () => 0,
+    slotWaitMs,
   });
   return { scheduler, advance: (ms: number) => (now += ms), at: () => now };
 }
@@ -53,10 +58,11 @@ describe('destination scheduler', () => {
   });
 
   test('a busy destination that is moving: the next part waits in process and gets the slot handed over', async () => {
-    const { scheduler, advance } = bed({ maxConcurrency: 2 });
+    const { scheduler, advance } = bed({ maxConcurrency: 2 }, undefined, 1000);
     const a = go(await scheduler.admit('fast.test', 'p1'));
     const b = go(await scheduler.admit('fast.test', 'p2'));
-    // Not yet moving (no attempt has ended): a third part is postponed, not held.
+    advance(1001);
+    // Neither fresh (its attempts began over slotWaitMs ago) nor moving (none ended): postponed at once.
     wait(await scheduler.admit('fast.test', 'p3'));
     advance(20);
     a.done(); // an attempt ended: the destination is moving
@@ -75,6 +81,15 @@ describe('destination scheduler', () => {
     c.done();
     d.done();
     assert.equal(scheduler.inFlight('fast.test'), 0);
+  });
+
+  test('a fresh destination (its first attempts just began): a backlog waits in process, not spread over seconds', async () => {
+    const { scheduler } = bed({ maxConcurrency: 1 }, undefined, 1000);
+    const a = go(await scheduler.admit('new.test', 'p1'));
+    const waiting = scheduler.admit('new.test', 'p2');
+    a.done();
+    go(await waiting).done();
+    assert.equal(scheduler.inFlight('new.test'), 0);
   });
 
   test('a waiter not served within slotWaitMs is postponed; no more waiters than maxConcurrency', async () => {

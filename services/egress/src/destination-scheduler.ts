@@ -114,6 +114,8 @@ export class DestinationScheduler {
   readonly #slotWaiters = new Map<string, Array<() => void>>();
   /** Per destination: when an attempt last ended (a moving destination). */
   readonly #lastDone = new Map<string, number>();
+  /** Per destination: when its attempts in flight went from none to one (a fresh destination). */
+  readonly #activeSince = new Map<string, number>();
   readonly #slotWaitMs: number;
 
   constructor(opts: SchedulerOptions) {
@@ -185,6 +187,7 @@ export class DestinationScheduler {
     } else {
       // The slot is taken before a lease is awaited, so parts arriving meanwhile see it busy.
       this.#inFlight.set(destination, running + 1);
+      if (running === 0) this.#activeSince.set(destination, now);
     }
     if (limits.ratePerMinute !== undefined) {
       let wait: number;
@@ -224,19 +227,27 @@ export class DestinationScheduler {
       return;
     }
     const n = (this.#inFlight.get(destination) ?? 1) - 1;
-    if (n <= 0) this.#inFlight.delete(destination);
-    else this.#inFlight.set(destination, n);
+    if (n <= 0) {
+      this.#inFlight.delete(destination);
+      this.#activeSince.delete(destination);
+    } else this.#inFlight.set(destination, n);
   }
 
   /**
    * Wait in process for a slot of a busy destination, when it is moving (an attempt
-   * ended within slotWaitMs), fewer than `max` parts wait already, and the expected
-   * wait (average attempt time x waiters ahead / max) is within slotWaitMs. True when
-   * a finishing attempt handed its slot over; false at once or after slotWaitMs.
+   * ended within slotWaitMs) or fresh (its first attempt in flight started within
+   * slotWaitMs: a backlog arriving at once must not be spread over seconds before any
+   * attempt could end), fewer than `max` parts wait already, and the expected wait
+   * (average attempt time x waiters ahead / max) is within slotWaitMs. True when a
+   * finishing attempt handed its slot over; false at once or after slotWaitMs. A
+   * black-holed destination is neither after slotWaitMs: its parts are postponed.
    */
   #waitForSlot(destination: string, max: number, now: number): Promise<boolean> {
     const lastDone = this.#lastDone.get(destination);
-    if (lastDone === undefined || now - lastDone > this.#slotWaitMs) return Promise.resolve(false);
+    const activeSince = this.#activeSince.get(destination);
+    const moving = lastDone !== undefined && now - lastDone <= this.#slotWaitMs;
+    const fresh = activeSince !== undefined && now - activeSince <= this.#slotWaitMs;
+    if (!moving && !fresh) return Promise.resolve(false);
     const waiters = this.#slotWaiters.get(destination) ?? [];
     const average = this.#busy.get(destination)?.averageMs ?? BUSY_DELAY_MS;
     const expected = (average * (waiters.length + 1)) / Math.max(1, max);
