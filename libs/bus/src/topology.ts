@@ -380,21 +380,10 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
   // MX session counters (ingress): one key per (client, minute), gone after two minutes (the
   // current and the last window); when full, the oldest go first (discard old), which only
   // forgets old counts.
-  const rateStream = `KV_${buckets.ingressSessionRate}`;
-  if (!(await streamExists(jsm, rateStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.ingressSessionRate, {
-        history: 1,
-        ttl: SESSION_RATE_KEY_TTL_MS,
-        replicas: cfg.replicas,
-        storage: 'file',
-      }),
-    );
-    if (created) report.created.push(`kv ${buckets.ingressSessionRate}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    rateStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.ingressSessionRate,
+    { history: 1, ttl: SESSION_RATE_KEY_TTL_MS, replicas: cfg.replicas, storage: 'file' },
     {
       max_age: nanos(SESSION_RATE_KEY_TTL_MS),
       num_replicas: cfg.replicas,
@@ -403,8 +392,6 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.sessionRate.maxBytes,
       max_msgs: limits.sessionRate.maxMsgs,
     },
-    report,
-    log,
   );
 
   // LDAP snapshot (resolver): a few versions kept for an operator to compare; no age limit,
@@ -493,22 +480,11 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
 
   // TLS-RPT (egress): a day's results per policy domain and the send markers; kept 3 days
   // (a report covers yesterday), the oldest first when full (RFC 8460 reports are best effort).
-  const rptStream = `KV_${buckets.tlsReports}`;
   const rptAge = 3 * 86_400_000;
-  if (!(await streamExists(jsm, rptStream))) {
-    const created = await createdUnlessRaced(() =>
-      new Kvm(js).create(buckets.tlsReports, {
-        history: 1,
-        ttl: rptAge,
-        replicas: cfg.replicas,
-        storage: 'file',
-      }),
-    );
-    if (created) report.created.push(`kv ${buckets.tlsReports}`);
-  }
-  await reconcileBackingStream(
-    jsm,
-    rptStream,
+  await ensureKvBucket(
+    { jsm, js, report, log },
+    buckets.tlsReports,
+    { history: 1, ttl: rptAge, replicas: cfg.replicas, storage: 'file' },
     {
       max_age: nanos(rptAge),
       num_replicas: cfg.replicas,
@@ -517,8 +493,6 @@ async function declareTopology(nc: NatsConnection, cfg: BusConfig, log: BusLog):
       max_bytes: limits.tlsReports.maxBytes,
       max_msgs: limits.tlsReports.maxMsgs,
     },
-    report,
-    log,
   );
   // The egress queue index and destination states (services/egress queue-index.ts,
   // destination-states.ts): entries of parts long gone age out with the work streams; when
