@@ -53,6 +53,7 @@ export { type ProxiedAddress, parseProxyHeader, readProxyHeader } from './proxy-
 export { type FilterOutcome, filterOutcome, publishFailure } from './queue-answers.ts';
 export { acceptQuotedLocalParts } from './quoted-paths.ts';
 export { type GuardEvent, SessionGuard, type SessionLimits } from './session-guard.ts';
+export { type SessionRefusals, sessionRefusals } from './session-refusals.ts';
 export { createFront, type FrontOptions, plainIp } from './smtp-front.ts';
 export {
   type CertificatePair,

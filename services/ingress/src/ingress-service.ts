@@ -28,7 +28,7 @@ import type { Socket } from 'node:net';
 import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
 import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
-import { parseReversePath, type SmtpError, smtpError } from '@sluice/smtp';
+import { parseReversePath } from '@sluice/smtp';
 import {
   acceptQuotedLocalParts,
   assertBodyBudget,
@@ -50,6 +50,7 @@ import {
   SessionGuard,
   SessionHandoff,
   type SmtpConnectionHandle,
+  sessionRefusals,
   type TransactionContext,
   useOwnEnhancedCodes,
   watchCertificate,
@@ -141,16 +142,8 @@ export const ingressService: ServiceDefinition = {
     };
 
     let stopping = false;
-    const shuttingDown = smtpError('shuttingDown');
-    /** RFC 5321 §3.8: 421 and close; smtp-server closes the connection after any 421 it sends. */
-    const say421 = (conn: SmtpConnectionHandle | undefined) =>
-      conn?.send(shuttingDown.code, shuttingDown.message);
-
-    const refuse = (cb: (err?: Error | null) => void, error: SmtpError, reason: string, detail: object) => {
-      metrics.rejected.inc({ stage: 'ingress', reason });
-      log.info({ ...detail, reason, reply: error.line }, 'refused');
-      cb(error);
-    };
+    // 421 during a stop (RFC 5321 §3.8), and one way to refuse a command: counted and logged.
+    const { refuse, say421 } = sessionRefusals('ingress', metrics, log);
 
     const tlsFiles = certificateFiles(ing.tls, config.hostname);
     const certificate = tlsFiles

@@ -57,6 +57,7 @@ import {
   SessionGuard,
   SessionHandoff,
   type SmtpConnectionHandle,
+  sessionRefusals,
   type TransactionContext,
   useOwnEnhancedCodes,
   watchCertificate,
@@ -193,14 +194,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
 
       const sessions = new WeakMap<SMTPServerSession, SessionState>();
       let stopping = false;
-      const shuttingDown = smtpError('shuttingDown');
-      const say421 = (conn: SmtpConnectionHandle | undefined) =>
-        conn?.send(shuttingDown.code, shuttingDown.message);
-      const refuse = (cb: (err?: Error | null) => void, error: SmtpError, reason: string, detail: object) => {
-        metrics.rejected.inc({ stage: 'submission', reason });
-        log.info({ ...detail, reason, reply: error.line }, 'refused');
-        cb(error);
-      };
+      const { refuse, say421 } = sessionRefusals('submission', metrics, log);
 
       const tlsFiles = certificateFiles(sub.tls, config.hostname);
       if (!tlsFiles) throw new Error('submission.tls: no certificate — set certFile and keyFile');
