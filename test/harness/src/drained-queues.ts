@@ -12,24 +12,27 @@ export interface QueueLagSource {
   consumerLag(spec: ConsumerSpec): Promise<{ pending: number; ackPending: number }>;
 }
 
-/** Messages still queued or awaiting an ack, over every pipeline consumer. */
-async function queuedMessages(bus: QueueLagSource): Promise<number> {
+/** Messages still queued or awaiting an ack, over every pipeline consumer, and where. */
+async function queuedMessages(bus: QueueLagSource): Promise<{ left: number; where: string }> {
   let left = 0;
+  const where: string[] = [];
   for (const spec of Object.values(consumers)) {
     const lag = await bus.consumerLag(spec);
     left += lag.pending + lag.ackPending;
+    if (lag.pending + lag.ackPending > 0)
+      where.push(`${spec.stream}: ${lag.pending} pending, ${lag.ackPending} unacked`);
   }
-  return left;
+  return { left, where: where.join('; ') };
 }
 
-/** Resolve once every pipeline consumer is drained; throw after `timeoutMs` saying how many are left. */
+/** Resolve once every pipeline consumer is drained; throw after `timeoutMs` saying how many are left, and where. */
 export async function waitForDrainedQueues(bus: QueueLagSource, timeoutMs = 20_000): Promise<void> {
-  let left = Number.NaN;
+  let last = { left: Number.NaN, where: '' };
   await waitUntil(
-    () => `the work queues to drain (${left} messages still queued)`,
+    () => `the work queues to drain (${last.left} messages still queued: ${last.where})`,
     async () => {
-      left = await queuedMessages(bus);
-      return left === 0;
+      last = await queuedMessages(bus);
+      return last.left === 0;
     },
     { timeoutMs, intervalMs: 50 },
   );
