@@ -18,8 +18,10 @@
  * BENCH_PROFILE=DIR: `--cpu-prof` into DIR for every run. A DIR written
  * `DIR::FLAG,FLAG` runs that checkout with those Node flags (e.g.
  * `.::--max-semi-space-size=4`), to compare V8 settings on the same code.
+ * BENCH_SLUICE_LOG=DIR: each run's stdout (its log, and what a flag like
+ * --trace-gc prints) into DIR/sluice-N.log, N counting the runs in order.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort, startDnsServer, startNodeProcess } from '@sluice/test-harness';
 import { runSmtpSource, startSink } from './compare/load.ts';
@@ -33,6 +35,8 @@ const MESSAGES = Number(process.env['BENCH_MESSAGES'] ?? 1000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 200);
 const profileDir = process.env['BENCH_PROFILE'];
+const logDir = process.env['BENCH_SLUICE_LOG'];
+let logCount = 0;
 
 interface Run {
   dir: string;
@@ -83,7 +87,8 @@ async function runOnce(dir: string): Promise<Run> {
     },
   );
   proc.child.stdout!.removeAllListeners('data');
-  proc.child.stdout!.resume();
+  if (logDir) proc.child.stdout!.pipe(createWriteStream(join(logDir, `sluice-${++logCount}.log`)));
+  else proc.child.stdout!.resume();
   const pid = proc.child.pid!;
   const natsPid = descendantsOf(pid).find(
     (p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'nats-server',

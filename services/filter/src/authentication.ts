@@ -17,8 +17,8 @@
 import type { Readable } from 'node:stream';
 import type { AuthSummary, PrependHeader, RuleHit } from '@sluice/proto';
 import { headerField } from '@sluice/smtp';
-import { type AuthenticateOptions, type AuthenticateResult, authenticate } from 'mailauth';
 import type { DnsResolve } from './dns-resolver.ts';
+import { checkSender, type SenderCheckOptions, type SenderCheckResults } from './sender-checks.ts';
 
 export interface AuthenticationInput {
   /** Client IP as the ingress trusts it. */
@@ -51,15 +51,13 @@ export async function authenticateMessage(
   message: Uint8Array | Readable,
   input: AuthenticationInput,
 ): Promise<AuthenticationOutcome> {
-  const opts: AuthenticateOptions & { maxElapsedTime?: number } = {
+  // No BIMI (HTTPS fetches of logos and certificates): it is not part of the verdict (sender-checks.ts).
+  const opts: SenderCheckOptions = {
     ip: input.ip,
     helo: input.helo,
     sender: input.sender,
     mta: input.authservId,
     resolver: input.resolver,
-    // BIMI needs HTTPS fetches of logos and certificates; it is not part of the verdict.
-    disableBimi: true,
-    // Passed through to the SPF check by mailauth's authenticate().
     maxElapsedTime: input.spfTimeLimitMs,
   };
   // mailauth takes a stream as well as a buffer: a large body is hashed as it passes.
@@ -67,12 +65,12 @@ export async function authenticateMessage(
     message instanceof Uint8Array
       ? Buffer.from(message.buffer, message.byteOffset, message.byteLength)
       : message;
-  const result = await authenticate(source, opts);
+  const result = await checkSender(source, opts);
   return describeAuthentication(result, input.authservId, input.weights);
 }
 
 /** The part of mailauth's result this module reads (kept narrow so tests can build one by hand). */
-export type AuthResults = Pick<AuthenticateResult, 'dkim' | 'spf' | 'dmarc' | 'arc' | 'dmarcSkipReason'>;
+export type AuthResults = SenderCheckResults;
 
 /** Rule weights by name (config filter.weights); a name without a weight scores 0. */
 export type RuleWeights = Readonly<Record<string, number>>;
