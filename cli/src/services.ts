@@ -1,7 +1,8 @@
 /**
  * The services `sluice run` knows, by name, in pipeline order. Adding a
  * service means one line here. The submission service starts only when the
- * config has a `submission:` section (otherwise it does nothing).
+ * config has a `submission:` section (otherwise it does nothing, and its
+ * code is not even loaded: @sluice/submission/definition).
  */
 import { egressService } from '@sluice/egress';
 import { filterService } from '@sluice/filter';
@@ -9,7 +10,7 @@ import { ingressService } from '@sluice/ingress';
 import { resolverService } from '@sluice/resolver';
 import { rewriterService } from '@sluice/rewriter';
 import type { ServiceDefinition } from '@sluice/runtime';
-import { submissionService } from '@sluice/submission';
+import { submissionService } from '@sluice/submission/definition';
 
 export const allServices: ServiceDefinition[] = [
   ingressService,

@@ -3,11 +3,13 @@
  * shared by the resolver's routing source and the submission's credential
  * snapshot: the first URL that answers (ldaps://, or ldap:// upgraded with
  * StartTLS per RFC 4511 §4.14, verified against caFile), bound as bindDn
- * (anonymous without), then `work`, then unbind.
+ * (anonymous without), then `work`, then unbind. ldapts is loaded with the
+ * first session, not with this module: a process whose config has no LDAP
+ * never loads it (docs/decisions/0045).
  */
 import { readFileSync } from 'node:fs';
 import type { SluiceConfig } from '@sluice/config';
-import { Client } from 'ldapts';
+import type { Client } from 'ldapts';
 
 export type LdapConfig = NonNullable<SluiceConfig['routing']['ldap']>;
 
@@ -18,6 +20,7 @@ export async function withLdapClient<T>(
 ): Promise<T> {
   const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
   const tlsOptions = ca ? { ca } : undefined;
+  const { Client } = await import('ldapts');
   let lastError: unknown;
   for (const url of cfg.urls) {
     const client = new Client({

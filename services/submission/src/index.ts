@@ -4,7 +4,7 @@ export { type FromResult, fromAddresses } from './header-from.ts';
 export { type CounterStore, counterKey, RateLimiter, type RateLimits } from './rate-limiter.ts';
 export { matchRelayClient, normalFingerprint, peerCertificateOf, type RelayClient } from './relay-clients.ts';
 export { checkRelaySender, checkUserSender, isOwnAddress, type SenderPolicy } from './sender-rules.ts';
-export { credentialOptionsOf, submissionService } from './submission-definition.ts';
+export { submissionService } from './submission-definition.ts';
 export {
   type DoorKind,
   rateLimitError,

@@ -75,6 +75,7 @@ import { type AutoconfigServer, startAutoconfigServer } from './autoconfig/index
 import { RateLimiter, type RateLimits } from './rate-limiter.ts';
 import { matchRelayClient, peerCertificateOf, type RelayClient } from './relay-clients.ts';
 import { checkRelaySender, checkUserSender, type SenderDecision, type SenderPolicy } from './sender-rules.ts';
+import { submissionOff } from './submission-off.ts';
 import { submissionTransaction } from './submission-transaction.ts';
 import { requireTlsForAuth } from './tls-before-auth.ts';
 
@@ -153,10 +154,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
       const authAttempts = authMetrics(metrics.registry).attempts;
       const sub = config.submission;
       // `sluice run` starts every service: without a submission section this one stays off.
-      if (!sub) {
-        log.info('submission is not configured (no submission: section): not started');
-        return { name: 'submission', stop: async () => undefined, info: () => ({ enabled: false }) };
-      }
+      if (!sub) return submissionOff(ctx);
       assertBodyBudget('submission.maxBodyBytesInFlight', sub.maxBodyBytesInFlight, bus.inlineLimit);
       const budget = new BodyBudget(sub.maxBodyBytesInFlight);
       const intakeFor = (source: Envelope['source']): IntakeDeps => ({
