@@ -12,7 +12,8 @@
  * warms it up, then drives BENCH_MESSAGES (default 1000) with smtp-source
  * (20 sessions, 5 KB, 1 recipient). Per run: CPU seconds per 1000 messages
  * of the sluice process and of its nats-server child (/proc), RSS after
- * start (idle) and the peak, sampled every 250 ms. BENCH_ROUNDS (default 2).
+ * start (idle) and the peak (the sluice process' VmHWM; the sum with its
+ * nats-server sampled every 250 ms; the nats-server's own VmHWM). BENCH_ROUNDS (default 2).
  * Needs Postfix's smtp-source and smtp-sink (bench/setup.sh installs them) and,
  * like bench:compare, a writable /var/lib/sluice-bench (root).
  * BENCH_PROFILE=DIR: `--cpu-prof` into DIR for every run. A DIR written
@@ -45,6 +46,8 @@ interface Run {
   idleRssMB: number;
   peakRssMB: number;
   peakTreeRssMB: number;
+  /** VmHWM of the nats-server child. */
+  natsPeakRssMB: number;
   seconds: number;
 }
 
@@ -117,6 +120,7 @@ async function runOnce(dir: string): Promise<Run> {
       idleRssMB,
       peakRssMB: statusMB(pid, 'VmHWM'),
       peakTreeRssMB: peak.rssMB,
+      natsPeakRssMB: natsPid ? statusMB(natsPid, 'VmHWM') : 0,
       seconds,
     };
   } finally {
@@ -137,7 +141,7 @@ try {
       runs.push(r);
       log(
         `round ${round} ${dir}: sluice ${r.sluiceCpuPer1000.toFixed(2)} + nats ${r.natsCpuPer1000.toFixed(2)} CPU-s/1000, ` +
-          `${(MESSAGES / r.seconds).toFixed(0)} msg/s, RSS idle ${r.idleRssMB.toFixed(0)} MB, peak ${r.peakRssMB.toFixed(0)} MB (sluice process), ${r.peakTreeRssMB.toFixed(0)} MB with nats-server`,
+          `${(MESSAGES / r.seconds).toFixed(0)} msg/s, RSS idle ${r.idleRssMB.toFixed(0)} MB, peak ${r.peakRssMB.toFixed(0)} MB (sluice process), ${r.peakTreeRssMB.toFixed(0)} MB with nats-server (its own peak ${r.natsPeakRssMB.toFixed(0)} MB)`,
       );
     }
   }
@@ -154,6 +158,6 @@ for (const dir of dirs) {
   const m = (f: (r: Run) => number) => median(mine.map(f)).toFixed(2);
   process.stdout.write(
     `${dir}: median of ${mine.length}: sluice ${m((r) => r.sluiceCpuPer1000)} + nats-server ${m((r) => r.natsCpuPer1000)} CPU-s/1000, ` +
-      `RSS idle ${m((r) => r.idleRssMB)} MB, peak ${m((r) => r.peakRssMB)} MB (${m((r) => r.peakTreeRssMB)} MB with nats-server)\n`,
+      `RSS idle ${m((r) => r.idleRssMB)} MB, peak ${m((r) => r.peakRssMB)} MB (${m((r) => r.peakTreeRssMB)} MB with nats-server; nats-server's own peak ${m((r) => r.natsPeakRssMB)} MB)\n`,
   );
 }

@@ -14,7 +14,7 @@ if (major < 24) {
   );
   process.exit(1);
 }
-// The V8 options of cli/bin/node-options (docs/decisions/0036): when this Node was started
+// The V8 options of cli/bin/node-options (docs/decisions/0036, 0045): when this Node was started
 // without them, it replaces itself (execve: the same process, no wrapper) with one that has them
 // (where execve exists: not on Windows, where Sluice then runs without them).
 const wanted = readFileSync(new URL('node-options', import.meta.url), 'utf8')
