@@ -10,9 +10,9 @@
 
 import { type MsgHdrs, headers as natsHeaders } from '@nats-io/transport-node';
 import { type Context, context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { TraceContextPropagator } from '@sluice/telemetry/trace-context';
 
-const propagator = new W3CTraceContextPropagator();
+const propagator = new TraceContextPropagator();
 
 export const msgHdrsSetter: TextMapSetter<MsgHdrs> = {
   set(carrier, key, value) {

@@ -31,7 +31,7 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { TraceContextPropagator } from './trace-context-propagator.ts';
 
 /** Random bytes drawn in blocks: one system call per 512 span ids, not one per id. */
 const pool = Buffer.alloc(4096);
@@ -118,7 +118,7 @@ class AsyncLocalStorageContext implements ContextManager {
 export function startIdOnlyTracing(): { shutdown(): void } {
   const manager = new AsyncLocalStorageContext();
   context.setGlobalContextManager(manager);
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  propagation.setGlobalPropagator(new TraceContextPropagator());
   trace.setGlobalTracerProvider(new IdOnlyTracerProvider());
   return {
     shutdown() {

@@ -17,3 +17,4 @@ export { createMetrics, type Metrics, type NatsOperationTotals } from './metrics
 export { type RoutingSourceMetrics, routingSourceMetrics } from './routing-source-metrics.ts';
 export { otlpTracesUrl, startTelemetry, type Telemetry, type TelemetryOptions } from './sdk.ts';
 export { type RunInSpanOptions, runInSpan, tracer } from './spans.ts';
+export { parseTraceParent, TraceContextPropagator } from './trace-context-propagator.ts';
