@@ -39,6 +39,7 @@ export const filterService: ServiceDefinition = {
     const resolver = createDnsResolver({
       servers: ctx.config.dns.servers,
       timeoutSeconds: ctx.config.dns.timeout,
+      cacheMaxTtlSeconds: ctx.config.dns.cacheMaxTtl,
     });
     const deps = {
       authservId,
