@@ -30,7 +30,12 @@ export interface AnswerCacheOptions {
   maxEntries: number;
   /** Monotonic milliseconds. */
   now?: () => number;
+  /** Told where each answer came from (for a metric). */
+  onLookup?: (answer: LookupSource) => void;
 }
+
+/** Where an answer came from: the cache, a query already in flight, or a new query. */
+export type LookupSource = 'cache' | 'shared' | 'query';
 
 export interface AnswerCache<T> {
   /** The cached outcome for `key`, or the one `produce` gives (shared with concurrent callers). */
@@ -43,6 +48,7 @@ export function createAnswerCache<T>(opts: AnswerCacheOptions): AnswerCache<T> {
   const entries = new Map<string, { value: T; expiresAt: number }>();
   const inFlight = new Map<string, Promise<T>>();
   const enabled = opts.maxTtlSeconds > 0 && opts.maxEntries > 0;
+  const told = opts.onLookup ?? (() => {});
 
   const store = (key: string, outcome: CacheableOutcome<T>) => {
     const ttl = Math.min(outcome.ttlSeconds ?? 0, opts.maxTtlSeconds);
@@ -58,18 +64,26 @@ export function createAnswerCache<T>(opts: AnswerCacheOptions): AnswerCache<T> {
 
   return {
     get(key, produce) {
-      if (!enabled) return produce().then((o) => o.value);
+      if (!enabled) {
+        told('query');
+        return produce().then((o) => o.value);
+      }
       const hit = entries.get(key);
       if (hit) {
         if (hit.expiresAt > now()) {
           entries.delete(key); // re-insert: now the most recently used
           entries.set(key, hit);
+          told('cache');
           return Promise.resolve(hit.value);
         }
         entries.delete(key);
       }
       const pending = inFlight.get(key);
-      if (pending) return pending;
+      if (pending) {
+        told('shared');
+        return pending;
+      }
+      told('query');
       const lookup = produce().then(
         (outcome) => {
           inFlight.delete(key);

@@ -10,6 +10,7 @@ import { Resolver } from 'node:dns/promises';
 import { after, before, describe, test } from 'node:test';
 import { type DnsRecord, type DnsServer, startDnsServer } from '@sluice/test-harness';
 import * as dnsPacket from 'dns-packet';
+import type { LookupSource } from './answer-cache.ts';
 import {
   type CachingResolverOptions,
   createCachingResolver,
@@ -55,20 +56,23 @@ after(async () => {
   blackhole.close();
 });
 
-/** A resolver with a clock the test moves by hand. */
+/** A resolver with a clock the test moves by hand, and the sources of its answers as told to onLookup. */
 function resolverAt(opts: Partial<CachingResolverOptions> = {}): {
   resolve: DnsResolve;
   clock: { ms: number };
+  sources: LookupSource[];
 } {
   const clock = { ms: 1_000_000 };
+  const sources: LookupSource[] = [];
   const resolve = createCachingResolver({
     servers: [dns.address],
     timeoutSeconds: 2,
     cacheMaxTtlSeconds: 300,
     now: () => clock.ms,
+    onLookup: (source) => sources.push(source),
     ...opts,
   });
-  return { resolve, clock };
+  return { resolve, clock, sources };
 }
 
 /** The outcome as comparable text: the value, or the error's code and message. */
@@ -126,7 +130,7 @@ describe('answers are what node:dns gives', () => {
 
 describe('positive answers are reused for their TTL', () => {
   test('a second lookup within the TTL asks nothing; the TTL ends it', async () => {
-    const { resolve, clock } = resolverAt();
+    const { resolve, clock, sources } = resolverAt();
     const from = dns.queries.length;
     const first = await resolve('sender.test', 'TXT');
     clock.ms += 29_900;
@@ -136,6 +140,7 @@ describe('positive answers are reused for their TTL', () => {
     clock.ms += 100; // 30 s: the record's TTL
     assert.deepEqual(await resolve('sender.test', 'TXT'), first);
     assert.equal(asked(dns, 'sender.test', from), 2, 'asked again after the TTL');
+    assert.deepEqual(sources, ['query', 'cache', 'cache', 'query']);
   });
 
   test('the TTL is capped at cacheMaxTtl', async () => {
@@ -300,10 +305,11 @@ describe('failures are never cached', () => {
 
 describe('sharing and bounds', () => {
   test('concurrent identical questions share one query', async () => {
-    const { resolve } = resolverAt();
+    const { resolve, sources } = resolverAt();
     const from = dns.queries.length;
     const answers = await Promise.all(Array.from({ length: 5 }, () => resolve('sender.test', 'MX')));
     assert.equal(asked(dns, 'sender.test', from), 1);
+    assert.deepEqual(sources, ['query', 'shared', 'shared', 'shared', 'shared']);
     for (const a of answers) assert.deepEqual(a, answers[0]);
     assert.notEqual(answers[0], answers[1], 'each caller gets its own array');
   });

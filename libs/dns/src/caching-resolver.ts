@@ -35,7 +35,7 @@
 import { getServers } from 'node:dns';
 import { Resolver } from 'node:dns/promises';
 import type * as dnsPacket from 'dns-packet';
-import { createAnswerCache } from './answer-cache.ts';
+import { createAnswerCache, type LookupSource } from './answer-cache.ts';
 import { type DnsServerAddress, exchange, parseResolverAddress } from './dns-exchange.ts';
 
 /** `dns.promises.resolve(hostname, rrtype)` as mailauth calls it. */
@@ -52,6 +52,8 @@ export interface CachingResolverOptions {
   cacheMaxEntries?: number;
   /** Monotonic milliseconds (tests). */
   now?: () => number;
+  /** Told where each cacheable lookup's answer came from (a metric). */
+  onLookup?: (answer: LookupSource) => void;
 }
 
 /** What one question came to: records in node's shape, or node's error code. */
@@ -78,6 +80,7 @@ export function createCachingResolver(opts: CachingResolverOptions): DnsResolve 
     maxTtlSeconds: opts.cacheMaxTtlSeconds,
     maxEntries: opts.cacheMaxEntries ?? DEFAULT_MAX_ENTRIES,
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.onLookup ? { onLookup: opts.onLookup } : {}),
   });
   let fallback: Resolver | undefined;
 

@@ -14,7 +14,7 @@
  * ETIMEOUT, ESERVFAIL, ECONNREFUSED: DNS could not answer), which mailauth
  * maps to "none" and "temperror" as RFC 7208 §5 / RFC 7489 §6.6.3 require.
  */
-import { createCachingResolver, type DnsResolve } from '@sluice/dns';
+import { createCachingResolver, type DnsResolve, type LookupSource } from '@sluice/dns';
 
 export type { DnsResolve };
 
@@ -25,6 +25,8 @@ export interface DnsResolverOptions {
   timeoutSeconds: number;
   /** Longest an answer is reused, seconds (config dns.cacheMaxTtl); 0: no cache. Default 300, as the config's. */
   cacheMaxTtlSeconds?: number;
+  /** Where each answer came from: cache, shared, query (sluice_filter_dns_lookups_total). */
+  onLookup?: (answer: LookupSource) => void;
 }
 
 export function createDnsResolver(opts: DnsResolverOptions): DnsResolve {
@@ -32,5 +34,6 @@ export function createDnsResolver(opts: DnsResolverOptions): DnsResolve {
     servers: opts.servers,
     timeoutSeconds: opts.timeoutSeconds,
     cacheMaxTtlSeconds: opts.cacheMaxTtlSeconds ?? 300,
+    ...(opts.onLookup ? { onLookup: opts.onLookup } : {}),
   });
 }

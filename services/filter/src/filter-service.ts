@@ -40,6 +40,7 @@ export const filterService: ServiceDefinition = {
       servers: ctx.config.dns.servers,
       timeoutSeconds: ctx.config.dns.timeout,
       cacheMaxTtlSeconds: ctx.config.dns.cacheMaxTtl,
+      onLookup: (answer) => ctx.metrics.filterDnsLookups.inc({ answer }),
     });
     const deps = {
       authservId,
