@@ -8,16 +8,17 @@
  * day advice), asked again over TCP when the answer is truncated (TC,
  * RFC 1035 §4.2.1, RFC 7766 §5); one overall timeout for both.
  *
- * Every query uses a fresh UDP socket, so a fresh random source port, and a
- * random 16-bit id, and only a reply from the server's address with that id
- * is taken: the defences against forged answers of RFC 5452 §9.2, as c-ares
- * does. The socket is connect()ed, so the kernel drops datagrams from other
+ * Every query uses a fresh UDP socket, so a fresh random source port, and an
+ * unpredictable 16-bit id (crypto.randomInt), and only a reply from the
+ * server's address with that id and our question is taken: the defences
+ * against forged answers of RFC 5452 §9, as c-ares does. The socket is connect()ed, so the kernel drops datagrams from other
  * sources and a closed port comes back as ECONNREFUSED at once (ICMP)
  * instead of a timeout.
  *
  * Failures reject with an Error whose `code` is node:dns's: ETIMEOUT when no
  * answer came in time, ECONNREFUSED, or the socket's own error code.
  */
+import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { isIP, Socket } from 'node:net';
 import * as dnsPacket from 'dns-packet';
@@ -79,10 +80,10 @@ export async function exchange(
   opts: ExchangeOptions,
 ): Promise<dnsPacket.DecodedPacket> {
   const deadline = Date.now() + opts.timeoutMs;
-  const id = Math.floor(Math.random() * 65536);
+  const id = randomInt(65536);
   const packet = buildQuery(id, name, type, opts.dnssec);
   const wire = dnsPacket.encode(packet); // throws here, not in a socket callback, for a name it cannot encode
-  const reply = await overUdp(server, wire, id, opts.timeoutMs);
+  const reply = await overUdp(server, wire, id, { name, type }, opts.timeoutMs);
   // RFC 7766 §5: a truncated UDP answer is asked again over TCP.
   if (reply.flag_tc) return overTcp(server, packet, id, Math.max(1, deadline - Date.now()));
   return reply;
@@ -92,10 +93,19 @@ export function timeoutError(ms: number): Error & { code: string } {
   return Object.assign(new Error(`no DNS answer within ${ms} ms`), { code: 'ETIMEOUT' });
 }
 
+/** The reply's question is ours (names compare case-insensitively, RFC 4343). */
+function sameQuestion(p: dnsPacket.DecodedPacket, q: { name: string; type: string }): boolean {
+  const asked = p.questions?.[0];
+  if (!asked) return false;
+  const norm = (n: string) => n.toLowerCase().replace(/\.$/, '');
+  return asked.type === q.type && norm(asked.name) === norm(q.name);
+}
+
 function overUdp(
   server: DnsServerAddress,
   wire: Buffer,
   id: number,
+  question: { name: string; type: string },
   timeoutMs: number,
 ): Promise<dnsPacket.DecodedPacket> {
   return new Promise((resolve, reject) => {
@@ -115,7 +125,8 @@ function overUdp(
     sock.on('message', (msg) => {
       try {
         const p = dnsPacket.decode(msg);
-        if (p.id === id) done(null, p); // anything else is not our answer (spoofing, RFC 5452)
+        // Anything else is not our answer (RFC 5452 §9.1: id and question must match).
+        if (p.id === id && sameQuestion(p, question)) done(null, p);
       } catch {
         /* not a DNS message: keep waiting */
       }
