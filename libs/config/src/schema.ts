@@ -850,6 +850,12 @@ export const configSchema = z
           .default(50)
           .describe('Deliveries of one message to a stage before it is dead-lettered.'),
         publishTimeout: seconds.default(10).describe('How long to wait for a PubAck, seconds.'),
+        inProcessHandover: z
+          .boolean()
+          .default(true)
+          .describe(
+            'When stages run in one process (`sluice run`): requests to a service in the same process (verdict, RCPT lookup) are answered there, and the resolver hands each part to the rewriter directly (the rewrite stream is used only when that fails). Guarantees unchanged (docs/decisions/0046). false: every hop goes through NATS.',
+          ),
         maxBytesPerStream: z
           .number()
           .int()
@@ -898,6 +904,7 @@ export const configSchema = z
         ackWait: 60,
         maxDeliver: 50,
         publishTimeout: 10,
+        inProcessHandover: true,
         maxBytesPerStream: -1,
         store: { budget: 0, freeSpaceFraction: 0.5, minFreeBytes: 64 * 1024 * 1024 },
       })
