@@ -133,8 +133,8 @@ export class NatsOperations {
   }
 
   /** Note a timeline event that was not stored. */
-  eventLost(reason: 'timeout' | 'error' | 'closed'): void {
-    bump(this.#eventsLost, reason, 1);
+  eventLost(reason: 'timeout' | 'error' | 'closed', n = 1): void {
+    bump(this.#eventsLost, reason, n);
   }
 
   snapshot(): NatsOperationsSnapshot {

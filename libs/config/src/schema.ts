@@ -687,6 +687,15 @@ export const configSchema = z
       .regex(/^[A-Za-z0-9_.-]+$/, 'a name of letters, digits, `_`, `.` and `-`')
       .optional()
       .describe('Name of this process in logs, traces and the timeline (default: host name + pid).'),
+    processes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe(
+        'Processes of `sluice run` (or of one service), each running every service of the command and sharing NATS and the SMTP ports (SO_REUSEPORT, Linux): how one machine uses more than one core. Each process has its own memory (~150-300 MB). Worker N serves http.listen on port + N. On Kubernetes keep 1 and scale replicas.',
+      ),
     domains: z
       .object({
         primary: domain.describe('The primary mail domain.'),
