@@ -47,15 +47,16 @@ const OVER_NATS: Budget = {
 /** One process (the default): the two requests answered in process, the part handed to the rewriter. */
 const IN_PROCESS: Budget = {
   operations: {
+    // The two requests answered in process; 'received' and the filter's 'verdict' are one event
+    // message (recorded in one turn, counted under the earlier: event-log.ts).
     ingress: { local_request: 2, publish_event: 1, publish_note: 1, publish_durable: 1 },
-    filter: { publish_event: 1 },
     // No rewrite-stream write: the rewriter ran in the resolver's path and published to deliver;
     // its 'rewritten' event went out with the resolver's 'resolved' (one turn, one message).
     resolver: { publish_event: 1, ack: 1 },
     rewriter: { handover: 1, publish_durable: 1 },
     egress: { kv_get: 1, kv_put: 1, publish_event: 1, ack: 1 },
   },
-  natsTotal: 11,
+  natsTotal: 10,
   // The resolve PubAck; the deliver PubAck (waited in the rewriter's path, inside the resolver's);
   // ledger read, ledger write.
   roundTrips: { ingress: 1, rewriter: 1, egress: 2 },

@@ -150,6 +150,8 @@ export class EventLog {
   #flush(): void {
     this.#flushScheduled = false;
     for (const [queueId, { events, headers }] of this.#pending) {
+      // In time order (`at`): a stage may record an earlier moment after a later stage's event.
+      if (events.length > 1) events.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
       const first = events[0]!;
       try {
         const data = encoder.encode(JSON.stringify(events.length === 1 ? first : events));

@@ -30,7 +30,8 @@ export async function readTimeline(jsm: JetStreamManager, queueId: string): Prom
       if (parsed.success) events.push(parsed.data);
     }
   }
-  return events;
+  // In time order: events of different processes may be stored in another order than they happened.
+  return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
 }
 
 function safeJson(data: Uint8Array): unknown {
