@@ -7,8 +7,10 @@
  *   - Postfix: a throwaway instance (bench/compare/postfix-side.ts), bare and
  *     with postsrsd (SRS), OpenDKIM (RSA-2048) and both.
  *   - Sluice: `sluice run` with its embedded nats-server (sluice-side.ts),
- *     bare, bare as deployed (a process per service and one nats-server:
- *     sluice-services-side.ts, docs/decisions/0038), and with SRS + DKIM signing on every forward: RSA-2048 alone (as
+ *     bare, bare with `processes: 2` (two copies of the pipeline sharing
+ *     the port and the nats-server, docs/decisions/0047), bare as deployed
+ *     (a process per service and one nats-server: sluice-services-side.ts,
+ *     docs/decisions/0038), and with SRS + DKIM signing on every forward: RSA-2048 alone (as
  *     OpenDKIM) and RSA-2048 + Ed25519 (target: 2x Postfix + postsrsd +
  *     OpenDKIM). In every DKIM variant, both sides, the message's From is
  *     one of our domains (signed-mail.ts): signing applies only to our From.
@@ -75,6 +77,7 @@ const RECIPIENTS = (process.env['BENCH_RECIPIENTS'] ?? '1,5').split(',').map(Num
 const ALL: SystemName[] = [
   'postfix',
   'sluice',
+  'sluice-2p',
   'sluice-services',
   'postfix+srs',
   'postfix+dkim',
@@ -166,7 +169,13 @@ async function startSide(system: SystemName, sink: Sink, dnsServer: string): Pro
     return startSluiceServices({ sinkPort: sink.port, dnsServer, recipients });
   if (isSluice(system)) {
     const signing = signingOf(system);
-    return startSluice({ sinkPort: sink.port, dnsServer, recipients, ...(signing ? { signing } : {}) });
+    return startSluice({
+      sinkPort: sink.port,
+      dnsServer,
+      recipients,
+      ...(signing ? { signing } : {}),
+      ...(system === 'sluice-2p' ? { processes: 2 } : {}),
+    });
   }
   const variant = (system === 'postfix' ? 'plain' : system.slice('postfix+'.length)) as PostfixVariant;
   return startPostfix({ variant, sinkPort: sink.port, recipients });

@@ -18,11 +18,12 @@
  * signatures per forward (measured apart by bench/rewriter-signing.ts).
  *
  * `pids()` is the root of the system under test: the `sluice run` process,
- * whose tree includes the nats-server child.
+ * whose tree includes the nats-server child (and, with `processes: N`, its
+ * worker processes, decision 0047).
  */
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, type SluiceProcess, startSluiceProcess } from '@sluice/test-harness';
+import { freePort, type SluiceProcess, startSluiceProcess, waitUntil } from '@sluice/test-harness';
 import { forwards, IN_DOMAIN, OUT_DOMAIN } from './postfix-config.ts';
 import { benchDataRoot } from './postfix-side.ts';
 import { descendantsOf } from './proc-usage.ts';
@@ -61,6 +62,8 @@ export function sluiceCompareConfig(o: {
   sessionLimits?: SessionLimits;
   /** A nats-server started apart (one process per service, sluice-services-side.ts): no embedded one. */
   remoteNats?: { url: string; token: string };
+  /** `processes` of the config (worker processes of `sluice run`, decision 0047). */
+  processes?: number;
 }): string {
   const l = o.sessionLimits ?? { maxClients: 1000, perIp: 50, perNet: 60 };
   const fwd = forwards(o.recipients)
@@ -81,7 +84,7 @@ ${natsConfig(o)}
 ingress: { listen: [{ host: 127.0.0.1, port: ${o.smtpPort} }], maxClients: ${l.maxClients}, limits: { perIp: ${l.perIp}, perNet: ${l.perNet} } }
 dns: { servers: [${JSON.stringify(o.dnsServer)}], timeout: 5 }
 log: { level: info }
-${o.signing ? signingConfig(o.signing) : ''}`;
+${o.processes ? `processes: ${o.processes}\n` : ''}${o.signing ? signingConfig(o.signing) : ''}`;
 }
 
 function natsConfig(o: Parameters<typeof sluiceCompareConfig>[0]): string {
@@ -113,6 +116,7 @@ export async function startSluice(opts: {
   recipients: number;
   signing?: SluiceSigning;
   sessionLimits?: SessionLimits;
+  processes?: number;
 }): Promise<SluiceSide> {
   const dir = mkdtempSync(join(benchDataRoot(), 'sluice-'));
   const smtpPort = await freePort();
@@ -128,6 +132,13 @@ export async function startSluice(opts: {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  // processes: N — the load starts once every worker runs too (each logs "sluice is running").
+  const processes = opts.processes ?? 1;
+  await waitUntil(
+    `${processes} sluice processes to run`,
+    () => (proc.stdout().match(/sluice is running/g) ?? []).length >= processes,
+    { timeoutMs: 60_000 },
+  );
   // The logs are not kept in this process (a long run would pile them up); BENCH_SLUICE_LOG=DIR
   // writes each instance's log there instead, to see why a run stalls.
   proc.child.stdout!.removeAllListeners('data');

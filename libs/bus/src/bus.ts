@@ -39,6 +39,7 @@ import { deadLetter } from './dead-letter.ts';
 import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { EventLog } from './event-log.ts';
 import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
+import { InProcessHandover } from './in-process-handover.ts';
 import { type KvKeyStore, kvOverInbox } from './kv-over-inbox.ts';
 import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
@@ -93,6 +94,8 @@ export class Bus implements BusClient {
   /** The limits the topology was declared with (from the config until ensureTopology ran). */
   #limits: StoreLimits;
   readonly #guard: StoreGuard;
+  /** Stages of this process handing messages to each other without NATS (bus.inProcessHandover). */
+  readonly #handover: InProcessHandover | undefined;
 
   private constructor(nc: NatsConnection, config: BusConfig, log: BusLog) {
     this.nc = nc;
@@ -111,6 +114,7 @@ export class Bus implements BusClient {
     });
     this.#inbox = new ReplyInbox(nc);
     this.#ledger = kvOverInbox(this.#inbox, buckets.deliveryLedger, config.publishTimeoutMs);
+    this.#handover = config.inProcessHandover ? new InProcessHandover(log, this.operations) : undefined;
     this.#events = new EventLog(nc, log, this.operations, {
       timeoutMs: config.publishTimeoutMs,
       ready: this.#ready,
@@ -202,6 +206,24 @@ export class Bus implements BusClient {
     inline: Uint8Array | undefined,
     opts: { msgId: string; whileFull?: PublishHold; stage?: string },
   ): Promise<{ seq: number; duplicate: boolean }> {
+    const handover = this.#handover;
+    if (handover?.takes(subject)) {
+      // A consumer of `subject` runs in this process and took it: no stream write (seq 0).
+      return handover
+        .handOver(subject, env, inline, opts.whileFull)
+        .then((taken) =>
+          taken ? { seq: 0, duplicate: false } : this.#publishEnvelope(subject, env, inline, opts),
+        );
+    }
+    return this.#publishEnvelope(subject, env, inline, opts);
+  }
+
+  #publishEnvelope(
+    subject: string,
+    env: Envelope,
+    inline: Uint8Array | undefined,
+    opts: { msgId: string; whileFull?: PublishHold; stage?: string },
+  ): Promise<{ seq: number; duplicate: boolean }> {
     const once = () =>
       this.operations.awaited('publish_durable', opts.stage ?? NO_STAGE, () =>
         publishEnvelope(this.#inbox, subject, env, inline, {
@@ -219,7 +241,19 @@ export class Bus implements BusClient {
     });
   }
 
-  consumeEnvelopes(spec: ConsumerSpec, opts: ConsumeOptions, handler: EnvelopeHandler): StageConsumer {
+  /**
+   * With `opts.handover`, publishes to the consumer's subject from this process run `handler`
+   * directly (in-process-handover.ts); the consumer still pulls whatever reaches the stream.
+   */
+  consumeEnvelopes(
+    spec: ConsumerSpec,
+    opts: ConsumeOptions & { handover?: boolean },
+    handler: EnvelopeHandler,
+  ): StageConsumer {
+    const withdraw =
+      opts.handover && this.#handover
+        ? this.#handover.addConsumer(spec.filterSubject, spec, handler)
+        : undefined;
     const consumer = consumeEnvelopes(
       {
         nc: this.nc,
@@ -236,7 +270,11 @@ export class Bus implements BusClient {
       opts,
       handler,
     );
-    return this.#track(consumer);
+    if (!withdraw) return this.#track(consumer);
+    return this.#track({
+      // Withdrawn first, so new publishes go to the stream while the running ones finish.
+      stop: () => withdraw().then(() => consumer.stop()),
+    });
   }
 
   serve(
@@ -245,7 +283,15 @@ export class Bus implements BusClient {
     opts: RpcServeOptions,
     handler: (req: RpcRequest) => Promise<Uint8Array>,
   ): RpcServer {
-    return this.#track(serve(this.nc, this.log, this.operations, subject, queue, opts, handler));
+    const server = serve(this.nc, this.log, this.operations, subject, queue, opts, handler);
+    const withdraw = this.#handover?.addResponder(subject, { answer: server.answerInProcess });
+    if (!withdraw) return this.#track(server);
+    return this.#track({
+      stop: () => {
+        withdraw();
+        return server.stop();
+      },
+    });
   }
 
   request(
@@ -254,6 +300,8 @@ export class Bus implements BusClient {
     timeoutMs: number,
     stage: string = NO_STAGE,
   ): Promise<Uint8Array> {
+    const local = this.#handover?.request(subject, data, timeoutMs, stage);
+    if (local) return local;
     return request(this.#inbox, subject, data, timeoutMs, this.#ready, (op) =>
       this.operations.awaited('request', stage, op),
     );

@@ -47,6 +47,8 @@ export interface BusConfig {
   storeMinFreeBytes: number;
   /** The embedded server's JetStream store directory (the guard watches its disk); unset for remote NATS. */
   storeDir?: string;
+  /** Stages in one process hand messages to each other without NATS where safe (in-process-handover.ts). */
+  inProcessHandover: boolean;
   /** How long timeline events are kept. */
   eventsRetentionMs: number;
   /** How long dead letters are kept. */
@@ -78,6 +80,7 @@ export function busConfigFrom(config: SluiceConfig, name: string): BusConfig {
     storeBudgetBytes: bus.store.budget,
     storeFreeSpaceFraction: bus.store.freeSpaceFraction,
     storeMinFreeBytes: bus.store.minFreeBytes,
+    inProcessHandover: bus.inProcessHandover,
     eventsRetentionMs: events.retention * SECOND,
     deadRetentionMs: DEAD_LETTER_RETENTION_MS,
   };
@@ -102,6 +105,7 @@ export function defaultBusConfig(overrides: Partial<BusConfig> & Pick<BusConfig,
     storeBudgetBytes: 0,
     storeFreeSpaceFraction: 0.5,
     storeMinFreeBytes: 64 * 1024 * 1024,
+    inProcessHandover: true,
     eventsRetentionMs: 7 * 86_400_000,
     deadRetentionMs: DEAD_LETTER_RETENTION_MS,
     ...overrides,

@@ -6,8 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type SluiceEvent, subjects } from '@sluice/proto';
+import { type SluiceEvent, streams, subjects } from '@sluice/proto';
 import { type NatsTestServer, startNats, waitUntil } from '@sluice/test-harness';
 import type { Bus } from './bus.ts';
 import { EventLog } from './event-log.ts';
@@ -61,6 +62,54 @@ test('recordEvent returns before the PubAck; the event is stored and counted', a
   assert.deepEqual(after, { kind: 'publish_event', stage: 'rewriter', count: before + 1 });
   await bus.eventsSettled();
   assert.equal(lost(bus.operations, 'error') + lost(bus.operations, 'timeout'), 0);
+});
+
+test('events of one message recorded in one turn are one stored message; readTimeline flattens them in order', async () => {
+  const jsm = await jetstreamManager(bus.nc);
+  const storedFor = async (queueId: string) =>
+    (await jsm.streams.info(streams.events.name, { subjects_filter: subjects.event(queueId) })).state
+      .subjects?.[subjects.event(queueId)] ?? 0;
+  const a = envelopeFor(encoder.encode('a')).id;
+  const b = envelopeFor(encoder.encode('b')).id;
+  const before = bus.operations.snapshot().operations.find((o) => o.kind === 'publish_event')?.count ?? 0;
+  // One turn: two events of a, one of b (not awaited apart: as the resolver and the rewriter in one path).
+  await Promise.all([
+    bus.recordEvent({
+      ...rewritten(a),
+      stage: 'resolver',
+      kind: 'resolved',
+      recipient: 'x@example.org',
+      targets: [],
+      route: 'none',
+      source: 'test',
+    } as SluiceEvent),
+    bus.recordEvent(rewritten(a)),
+    bus.recordEvent(rewritten(b)),
+  ]);
+  await bus.eventsSettled();
+  assert.equal(await storedFor(a), 1, "a's two events are one stored message");
+  assert.equal(await storedFor(b), 1);
+  assert.deepEqual(
+    (await bus.readTimeline(a)).map((e) => e.kind),
+    ['resolved', 'rewritten'],
+  );
+  const after = bus.operations
+    .snapshot()
+    .operations.find((o) => o.kind === 'publish_event' && o.stage === 'resolver');
+  assert.ok(after, 'the batch is counted once, under the stage of its first event');
+  assert.equal(
+    bus.operations
+      .snapshot()
+      .operations.filter((o) => o.kind === 'publish_event')
+      .reduce((n, o) => n + o.count, 0),
+    before + 2,
+  );
+  // A later turn is a message of its own.
+  await new Promise((r) => setImmediate(r));
+  await bus.recordEvent(rewritten(a));
+  await bus.eventsSettled();
+  assert.equal(await storedFor(a), 2);
+  assert.equal((await bus.readTimeline(a)).length, 3);
 });
 
 test('an event no stream takes is counted lost and logged, not thrown', async () => {

@@ -16,6 +16,13 @@
  * During an outage record() waits for the connection (up to the same
  * timeout), since the client discards what is written while disconnected.
  *
+ * Events of one message recorded in the same event-loop turn go out as one
+ * NATS message (a JSON array, in the order recorded): under `sluice run` the
+ * resolver's and the rewriter's events of a part handed over in process
+ * (decision 0046) are one stored message instead of two. Readers flatten
+ * (queue-inspection.ts `readTimeline`). The window, PubAck and loss counting
+ * are per NATS message; a lost batch counts each of its events.
+ *
  * Order: events go out in the order recorded on this connection, and the
  * server stores a connection's messages in order; across processes a stage's
  * event is published after the message it is about reached it, so on one
@@ -51,7 +58,16 @@ const decoder = new TextDecoder();
 interface InFlight {
   queueId: string;
   kind: string;
+  /** Events in this NATS message (a batch counts each when lost). */
+  events: number;
   sentAt: number;
+}
+
+/** Events of one queue id waiting for the end of this event-loop turn. */
+interface Pending {
+  events: SluiceEvent[];
+  /** Trace headers of the first event (the batch travels in its context). */
+  headers: ReturnType<typeof natsHeaders>;
 }
 
 export interface EventLogOptions {
@@ -77,6 +93,9 @@ export class EventLog {
   #sweeper: ReturnType<typeof setInterval> | null = null;
   #next = 0;
   #closed = false;
+  /** Events recorded in this turn, by queue id, published together at its end. */
+  readonly #pending = new Map<string, Pending>();
+  #flushScheduled = false;
 
   constructor(nc: NatsConnection, log: BusLog, ops: NatsOperations, opts: EventLogOptions) {
     this.#nc = nc;
@@ -87,21 +106,22 @@ export class EventLog {
     this.#window = opts.window ?? EVENT_WINDOW;
   }
 
-  /** Events published and not yet acknowledged (or timed out). */
+  /** Event messages published or about to be (this turn's) and not yet acknowledged (or timed out). */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight.size + this.#pending.size;
   }
 
-  /** Publish one event; resolves once it is handed to the connection. Never throws. */
+  /**
+   * Publish one event; resolves once it is queued for this turn's publish (events of one message
+   * recorded in the same turn share a NATS message). Never throws.
+   */
   async record(event: SluiceEvent): Promise<void> {
     try {
       if (!SUBJECT_TOKEN.test(event.queueId)) {
         throw new Error(`queue id ${JSON.stringify(event.queueId)} is not a valid subject token`);
       }
-      const data = encoder.encode(JSON.stringify(event));
-      const hdrs = injectTraceHeaders(natsHeaders());
-      hdrs.set(headerNames.contentType, EVENT_CONTENT);
-      while (this.#inFlight.size >= this.#window && !this.#closed) {
+      // A message of this turn counts toward the window as soon as it is begun.
+      while (!this.#pending.has(event.queueId) && this.inFlight >= this.#window && !this.#closed) {
         await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
       }
       if (this.#closed) {
@@ -113,34 +133,64 @@ export class EventLog {
         throw new Error(`NATS disconnected for ${this.#timeoutMs} ms`);
       }
       this.#start();
-      const token = ++this.#next;
-      this.#inFlight.set(token, { queueId: event.queueId, kind: event.kind, sentAt: performance.now() });
-      this.#ops.count('publish_event', event.stage);
-      this.#nc.publish(subjects.event(event.queueId), data, {
-        headers: hdrs,
-        reply: `${this.#inbox}.${token}`,
-      });
+      const pending = this.#pending.get(event.queueId);
+      if (pending) pending.events.push(event);
+      else this.#pending.set(event.queueId, { events: [event], headers: injectTraceHeaders(natsHeaders()) });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
     } catch (err) {
       this.#ops.eventLost('error');
       this.#log.warn({ queueId: event.queueId, kind: event.kind, err }, 'timeline event lost');
     }
   }
 
+  /** Publish what this turn recorded: one NATS message per queue id. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    for (const [queueId, { events, headers }] of this.#pending) {
+      // In time order (`at`): a stage may record an earlier moment after a later stage's event.
+      if (events.length > 1) events.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+      const first = events[0]!;
+      try {
+        const data = encoder.encode(JSON.stringify(events.length === 1 ? first : events));
+        headers.set(headerNames.contentType, EVENT_CONTENT);
+        const token = ++this.#next;
+        this.#inFlight.set(token, {
+          queueId,
+          kind: events.map((e) => e.kind).join('+'),
+          events: events.length,
+          sentAt: performance.now(),
+        });
+        this.#ops.count('publish_event', first.stage);
+        this.#nc.publish(subjects.event(queueId), data, { headers, reply: `${this.#inbox}.${token}` });
+      } catch (err) {
+        this.#ops.eventLost('error', events.length);
+        this.#log.warn({ queueId, kind: first.kind, events: events.length, err }, 'timeline event lost');
+      }
+    }
+    this.#pending.clear();
+  }
+
   /** Resolves when every event published so far has its PubAck or has timed out. */
   settle(): Promise<void> {
+    if (this.#pending.size > 0) this.#flush();
     if (this.#inFlight.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Stop listening for PubAcks (after settle(), on close); events still unacknowledged count as lost. */
   close(): void {
+    for (const { events } of this.#pending.values()) this.#ops.eventLost('closed', events.length);
+    this.#pending.clear();
     this.#closed = true;
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#sweeper = null;
     this.#sub?.unsubscribe();
     this.#sub = null;
-    for (const token of [...this.#inFlight.keys()]) {
-      this.#ops.eventLost('closed');
+    for (const [token, entry] of [...this.#inFlight]) {
+      this.#ops.eventLost('closed', entry.events);
       this.#release(token);
     }
     for (const wake of this.#slotWaiters.splice(0)) wake();
@@ -163,7 +213,7 @@ export class EventLog {
     const noResponders = msg.data.length === 0 && msg.headers?.code === 503;
     const error = noResponders ? 'no stream for timeline events' : pubAckError(msg.data);
     if (error) {
-      this.#ops.eventLost('error');
+      this.#ops.eventLost('error', entry.events);
       this.#log.warn({ queueId: entry.queueId, kind: entry.kind, error }, 'timeline event lost');
     }
     this.#release(token);
@@ -173,7 +223,7 @@ export class EventLog {
     const cutoff = performance.now() - this.#timeoutMs;
     for (const [token, entry] of this.#inFlight) {
       if (entry.sentAt > cutoff) break; // insertion order is send order
-      this.#ops.eventLost('timeout');
+      this.#ops.eventLost('timeout', entry.events);
       this.#log.warn(
         { queueId: entry.queueId, kind: entry.kind, timeoutMs: this.#timeoutMs },
         'timeline event lost: no PubAck in time',

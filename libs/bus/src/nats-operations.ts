@@ -46,7 +46,14 @@ export type NatsOperationKind =
   /** "Still working" on a message (extends its ack deadline during a long delivery). */
   | 'working'
   /** A JetStream API call outside the message path (binding to a consumer, reading a timeline). */
-  | 'api';
+  | 'api'
+  /**
+   * Not a NATS operation: an envelope handed to its consumer in this process instead of a
+   * durable publish (in-process-handover.ts), counted under the receiving stage.
+   */
+  | 'handover'
+  /** Not a NATS operation: a request answered by a server in this process, under the requesting stage. */
+  | 'local_request';
 
 /** The stage label of operations made outside any service (CLI, tests, the runtime's own reads). */
 export const NO_STAGE = 'none';
@@ -126,8 +133,8 @@ export class NatsOperations {
   }
 
   /** Note a timeline event that was not stored. */
-  eventLost(reason: 'timeout' | 'error' | 'closed'): void {
-    bump(this.#eventsLost, reason, 1);
+  eventLost(reason: 'timeout' | 'error' | 'closed', n = 1): void {
+    bump(this.#eventsLost, reason, n);
   }
 
   snapshot(): NatsOperationsSnapshot {

@@ -23,10 +23,15 @@ export async function readTimeline(jsm: JetStreamManager, queueId: string): Prom
     const m = await jsm.direct.getMessage(streams.events.name, { seq: seq + 1, next_by_subj: subject });
     if (m === null) break;
     seq = m.seq;
-    const parsed = eventSchema.safeParse(safeJson(m.data));
-    if (parsed.success) events.push(parsed.data);
+    // One stored message holds one event, or several of one turn (event-log.ts).
+    const raw = safeJson(m.data);
+    for (const item of Array.isArray(raw) ? raw : [raw]) {
+      const parsed = eventSchema.safeParse(item);
+      if (parsed.success) events.push(parsed.data);
+    }
   }
-  return events;
+  // In time order: events of different processes may be stored in another order than they happened.
+  return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
 }
 
 function safeJson(data: Uint8Array): unknown {

@@ -16,6 +16,11 @@
  * Requests go over the bus' shared reply inbox (reply-inbox.ts). Requests
  * and replies are counted (nats-operations.ts); each request a server
  * answers is one message path of its stage.
+ * A server in the same process as its requester can also answer without
+ * NATS (`answerInProcess`, used by in-process-handover.ts): under the same
+ * concurrency limit, in the same SERVER span and message path, with the same
+ * RpcError for a failing handler; when every slot is busy it declines, and
+ * the request goes over NATS (where the queue group may find another replica).
  */
 import {
   errors,
@@ -55,6 +60,15 @@ export class RpcError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** An RPC server that can also answer a request made in its own process. */
+export interface LocalRpcServer extends RpcServer {
+  /**
+   * Answer without NATS when a handler slot is free now (and the server is not stopping);
+   * undefined otherwise, and the caller sends the request over NATS.
+   */
+  answerInProcess(data: Uint8Array, timeoutMs: number): Promise<Uint8Array> | undefined;
+}
+
 export function serve(
   nc: NatsConnection,
   log: BusLog,
@@ -63,7 +77,7 @@ export function serve(
   queue: string,
   opts: RpcServeOptions,
   handler: (req: RpcRequest) => Promise<Uint8Array>,
-): RpcServer {
+): LocalRpcServer {
   const stage = opts.stage ?? NO_STAGE;
   const respond = (msg: Msg, data: Uint8Array, hdrs?: MsgHdrs) => {
     ops.count('reply', stage);
@@ -119,7 +133,22 @@ export function serve(
   })();
 
   let stopped: Promise<void> | null = null;
+  const answerInProcess = (data: Uint8Array, timeoutMs: number): Promise<Uint8Array> | undefined => {
+    if (stopped || limit.active >= opts.concurrency) return undefined;
+    void limit.acquire(); // a slot is free: taken synchronously
+    const p = ops
+      .path(stage, () => answerLocal(data, timeoutMs, subject, queue, log, handler))
+      .finally(() => limit.release());
+    const settled = p.then(
+      () => {},
+      () => {},
+    );
+    inFlight.add(settled);
+    void settled.finally(() => inFlight.delete(settled));
+    return p;
+  };
   return {
+    answerInProcess,
     stop() {
       stopped ??= (async () => {
         // Drain: no new requests reach us; those already delivered are still answered.
@@ -177,6 +206,45 @@ async function answer(
       respond(msg, reply);
     },
   ).catch(() => {});
+}
+
+/** One request answered in this process: the SERVER span and errors of `answer`, no NATS. */
+async function answerLocal(
+  data: Uint8Array,
+  timeoutMs: number,
+  subject: string,
+  queue: string,
+  log: BusLog,
+  handler: (req: RpcRequest) => Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  return inSpan(
+    `process ${subject}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'messaging.system': 'nats',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': subject,
+        'messaging.consumer.group.name': queue,
+        'messaging.message.body.size': data.length,
+        'sluice.in_process': true,
+      },
+    },
+    async () => {
+      // The handler sees what it would over NATS: the requester's deadline and trace context.
+      const headers: Record<string, string> = headersToRecord(injectTraceHeaders());
+      headers[headerNames.deadline] = String(Date.now() + timeoutMs);
+      try {
+        return await handler({ data, headers });
+      } catch (err) {
+        log.error({ subject, err }, 'request handler failed');
+        throw new RpcError(`${subject} failed: ${(err as Error).message ?? String(err)}`, {
+          code: 'remote',
+          subject,
+        });
+      }
+    },
+  );
 }
 
 export function request(

@@ -75,7 +75,7 @@ export class StageBus implements BusClient {
 
   consumeEnvelopes(
     spec: ConsumerSpec,
-    opts: { concurrency: number },
+    opts: { concurrency: number; handover?: boolean },
     handler: EnvelopeHandler,
   ): StageConsumer {
     return this.#bus.consumeEnvelopes(spec, opts, handler);

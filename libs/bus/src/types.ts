@@ -38,7 +38,7 @@ export interface EnvelopeDelivery {
   deliveryCount: number;
   /** Every delivery of this message by the server, postpones included (1: never delivered before). */
   deliveredTimes?: number;
-  /** Stream sequence of this message (unique per stream). */
+  /** Stream sequence of this message (unique per stream); 0 when handed over in process. */
   streamSeq: number;
   /** Extend the ack deadline (long SMTP transactions). */
   working(): void;
@@ -126,7 +126,11 @@ export interface BusClient {
   ): Promise<{ seq: number; duplicate: boolean }>;
   consumeEnvelopes(
     spec: ConsumerSpec,
-    opts: { concurrency: number },
+    /**
+     * handover: the handler may run in a publisher's path in this process, instead of a trip
+     * through the stream (in-process-handover.ts): only for handlers without waits of their own.
+     */
+    opts: { concurrency: number; handover?: boolean },
     handler: EnvelopeHandler,
   ): StageConsumer;
   serve(

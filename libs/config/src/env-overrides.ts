@@ -34,7 +34,8 @@ export interface EnvOverrides {
 
 /** Names that start with SLUICE_ but are not config keys. */
 export function isIgnoredEnvName(name: string): boolean {
-  if (name === 'SLUICE_CONFIG') return true;
+  // SLUICE_WORKER marks a worker process of `processes: N` (libs/runtime worker-processes.ts).
+  if (name === 'SLUICE_CONFIG' || name === 'SLUICE_WORKER') return true;
   const rest = name.slice(ENV_PREFIX.length);
   if (rest.includes('__')) return false;
   // Kubernetes service links: <SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT[_<NAME>], <SVC>_PORT, <SVC>_PORT_<n>_<PROTO>[_…].

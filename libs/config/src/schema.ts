@@ -687,6 +687,15 @@ export const configSchema = z
       .regex(/^[A-Za-z0-9_.-]+$/, 'a name of letters, digits, `_`, `.` and `-`')
       .optional()
       .describe('Name of this process in logs, traces and the timeline (default: host name + pid).'),
+    processes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe(
+        'Processes of `sluice run` (or of one service), each running every service of the command and sharing NATS and the SMTP ports (SO_REUSEPORT, Linux): how one machine uses more than one core. Each process has its own memory (~150-300 MB). Worker N serves http.listen on port + N. On Kubernetes keep 1 and scale replicas.',
+      ),
     domains: z
       .object({
         primary: domain.describe('The primary mail domain.'),
@@ -850,6 +859,12 @@ export const configSchema = z
           .default(50)
           .describe('Deliveries of one message to a stage before it is dead-lettered.'),
         publishTimeout: seconds.default(10).describe('How long to wait for a PubAck, seconds.'),
+        inProcessHandover: z
+          .boolean()
+          .default(true)
+          .describe(
+            'When stages run in one process (`sluice run`): requests to a service in the same process (verdict, RCPT lookup) are answered there, and the resolver hands each part to the rewriter directly (the rewrite stream is used only when that fails). Guarantees unchanged (docs/decisions/0046). false: every hop goes through NATS.',
+          ),
         maxBytesPerStream: z
           .number()
           .int()
@@ -898,6 +913,7 @@ export const configSchema = z
         ackWait: 60,
         maxDeliver: 50,
         publishTimeout: 10,
+        inProcessHandover: true,
         maxBytesPerStream: -1,
         store: { budget: 0, freeSpaceFraction: 0.5, minFreeBytes: 64 * 1024 * 1024 },
       })

@@ -17,7 +17,7 @@ import { arcSeal } from './arc-seal.ts';
 import { authorDomain } from './author.ts';
 import { buildKeyring, DkimKeyError, dkimTxtRecord } from './keys.ts';
 import { splitMessage } from './message-headers.ts';
-import { dkimSignature } from './sign.ts';
+import { dkimSignature, dkimSignatureOffThread } from './sign.ts';
 
 const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
   type: 'pkcs8',
@@ -81,6 +81,27 @@ describe('DKIM signing', () => {
     assert.match(text, /c=relaxed\/relaxed/);
     assert.match(text.replace(/\r\n\s+/g, ' '), /h=from:from:/, 'From over-signed');
     assert.doesNotMatch(text, /[\s;]l=/, 'no l= tag');
+  });
+
+  test('signed on the thread pool: the same field value as signed in line (RSA PKCS#1 v1.5 and Ed25519 are deterministic), verified by dkimpy', {
+    skip: !haveDkimpy && 'python3-dkim not installed',
+  }, async () => {
+    const now = new Date('2026-11-30T08:00:00Z');
+    const { headers, body } = splitMessage(original);
+    const keys = ring.activeFor('example.org');
+    const offThread = await Promise.all(keys.map((k) => dkimSignatureOffThread(headers, body, k, { now })));
+    assert.deepEqual(
+      offThread,
+      keys.map((k) => dkimSignature(headers, body, k, { now })),
+    );
+    const msg = Buffer.concat([
+      Buffer.from(offThread.map((v) => `DKIM-Signature: ${v}\r\n`).join('')),
+      original,
+    ]);
+    assert.deepEqual(
+      (await dkimpyVerify(msg, records)).dkim.map((d) => d.ok),
+      [true, true],
+    );
   });
 
   test('both verify with dkimpy; an added From or Subject, or a changed body, fails', {

@@ -17,6 +17,7 @@ export { fieldValue, type HeaderField, type SplitMessage, splitMessage } from '.
 export {
   DEFAULT_SIGNED_HEADERS,
   dkimSignature,
+  dkimSignatureOffThread,
   OVERSIGNED,
   type SignOptions,
   selectHeaders,

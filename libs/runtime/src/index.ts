@@ -14,3 +14,11 @@ export {
 export { configArg, loadProcessConfig, type ProcessConfig } from './process-config.ts';
 export { PIPELINE_ORDER, type Runtime, type RuntimeOptions, startRuntime } from './runtime.ts';
 export type { RunningService, ServiceContext, ServiceDefinition } from './service.ts';
+export {
+  reusePortFor,
+  startWorkers,
+  WORKER_ENV,
+  type Workers,
+  workerEnv,
+  workerIndex,
+} from './worker-processes.ts';

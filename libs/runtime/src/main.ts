@@ -15,6 +15,7 @@
 import { ConfigError, type SluiceConfig } from '@sluice/config';
 import { type Runtime, startRuntime } from './runtime.ts';
 import type { ServiceDefinition } from './service.ts';
+import { followPrimary, startWorkers, type Workers, workerIndex } from './worker-processes.ts';
 
 export interface MainOptions {
   loadConfig: () => { config: SluiceConfig; baseDir?: string; file?: string; isExample?: boolean };
@@ -56,6 +57,15 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
     // Leave now: a half-started runtime may hold timers or sockets.
     process.exit(1);
   }
+  // processes > 1: this primary starts the workers, each a copy of this command (worker-processes.ts).
+  let workers: Workers | undefined;
+  if (workerIndex() === 0 && loaded.config.processes > 1) {
+    workers = startWorkers({
+      config: loaded.config,
+      nats: { url: runtime.natsUrl, token: runtime.embedded?.token },
+      log: runtime.log,
+    });
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
@@ -64,25 +74,29 @@ export async function runMain(opts: MainOptions): Promise<Runtime | undefined> {
       process.exit(1);
     }
     runtime.log.info({ signal: sig }, 'graceful shutdown requested');
-    runtime.stop().then(
-      () => {
-        const code = fatal ? 1 : 0;
-        if (fatal) process.stderr.write(`sluice: stopped: ${fatal.message}\n`);
-        process.exitCode = code;
-        // Let pino flush, then leave even if a stray handle lingers.
-        setTimeout(() => process.exit(code), 50).unref();
-      },
-      (err: unknown) => {
-        process.stderr.write(`sluice: shutdown error: ${(err as Error).message}\n`);
-        process.exit(1);
-      },
-    );
+    // Workers first: they drain while this process still runs the embedded nats-server.
+    (workers ? workers.stop() : Promise.resolve())
+      .then(() => runtime.stop())
+      .then(
+        () => {
+          const code = fatal ? 1 : 0;
+          if (fatal) process.stderr.write(`sluice: stopped: ${fatal.message}\n`);
+          process.exitCode = code;
+          // Let pino flush, then leave even if a stray handle lingers.
+          setTimeout(() => process.exit(code), 50).unref();
+        },
+        (err: unknown) => {
+          process.stderr.write(`sluice: shutdown error: ${(err as Error).message}\n`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // The terminal closed: the embedded nats-server (own process group) does not get this, so stop
   // the same way rather than die and leave it behind.
   process.on('SIGHUP', onSignal);
+  followPrimary(() => onSignal('SIGTERM'));
   stopOnFatal = () => {
     // NATS is gone for good: nothing can be acked, and stages waiting on the dead connection would
     // only delay the exit the supervisor needs to see.

@@ -48,11 +48,16 @@ export interface Listening<T> {
   close(): Promise<void>;
 }
 
-/** Bind a front per spec; if one cannot listen, close those bound and throw naming the address. */
+/**
+ * Bind a front per spec; if one cannot listen, close those bound and throw naming the address.
+ * `reusePort`: share the port with the other processes of `processes: N` (SO_REUSEPORT; the
+ * kernel spreads connections over them).
+ */
 export async function listenAll<T extends { host: string; port: number }>(
   service: string,
   specs: readonly T[],
   frontFor: (spec: T) => Server,
+  opts: { reusePort?: boolean } = {},
 ): Promise<Listening<T>> {
   const fronts: Server[] = [];
   const bound: Array<T & { port: number }> = [];
@@ -66,7 +71,7 @@ export async function listenAll<T extends { host: string; port: number }>(
         const onError = (err: Error) =>
           reject(new Error(`${service} cannot listen on ${spec.host}:${spec.port}: ${err.message}`));
         front.once('error', onError);
-        front.listen(spec.port, spec.host, () => {
+        front.listen({ port: spec.port, host: spec.host, reusePort: opts.reusePort === true }, () => {
           front.off('error', onError);
           resolve();
         });

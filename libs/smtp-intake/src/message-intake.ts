@@ -279,6 +279,11 @@ async function afterRead(
     ...(tx.auth ? { auth: tx.auth } : {}),
   });
 
+  // The before-queue verdict (RELIABILITY-NOTES §1 rule 5: refuse before 250, never bounce later).
+  const answer = deps.skipFilter ? undefined : await askFilter(deps, encodeEnvelope(env, stored.inline));
+  // 'received' (at the time DATA ended) is recorded once the verdict is in: with the filter in this
+  // process its 'verdict' event is recorded in the same turn, and the two are one NATS message
+  // (event-log.ts); readers order a timeline by `at`. Whatever the filter did, it is recorded.
   await bus.recordEvent({
     ...eventBase({
       envelope: env,
@@ -296,8 +301,6 @@ async function afterRead(
     messageId: messageIdOf(head),
   });
 
-  // The before-queue verdict (RELIABILITY-NOTES §1 rule 5: refuse before 250, never bounce later).
-  const answer = deps.skipFilter ? undefined : await askFilter(deps, encodeEnvelope(env, stored.inline));
   const outcome = answer ? filterOutcome(answer) : UNFILTERED;
   if (outcome.kind === 'refuse') {
     if (outcome.reason === 'filter-busy')

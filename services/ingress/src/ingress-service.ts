@@ -27,7 +27,12 @@
 import type { Socket } from 'node:net';
 import { srsDomainOf } from '@sluice/config';
 import { subjects } from '@sluice/proto';
-import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import {
+  type RunningService,
+  reusePortFor,
+  type ServiceContext,
+  type ServiceDefinition,
+} from '@sluice/runtime';
 import { parseReversePath } from '@sluice/smtp';
 import {
   acceptQuotedLocalParts,
@@ -325,25 +330,30 @@ export const ingressService: ServiceDefinition = {
     const servers: SMTPServer[] = [];
     let listening: Listening<{ host: string; port: number }>;
     try {
-      listening = await listenAll('ingress', ing.listen, () => {
-        const server = makeServer();
-        servers.push(server);
-        return createFront(server, {
-          hostname: config.hostname,
-          limits,
-          greetDelayMs: ing.greetDelay * 1000,
-          trusted,
-          proxyFrom,
-          proxyTimeoutMs: 10_000,
-          draining: () => stopping,
-          admitRate,
-          onRefused: (reason, ip) => {
-            metrics.rejected.inc({ stage: 'ingress', reason });
-            log.info({ client: redact.ip(ip), reason }, 'connection refused');
-          },
-          onSession: handoff.onSession,
-        });
-      });
+      listening = await listenAll(
+        'ingress',
+        ing.listen,
+        () => {
+          const server = makeServer();
+          servers.push(server);
+          return createFront(server, {
+            hostname: config.hostname,
+            limits,
+            greetDelayMs: ing.greetDelay * 1000,
+            trusted,
+            proxyFrom,
+            proxyTimeoutMs: 10_000,
+            draining: () => stopping,
+            admitRate,
+            onRefused: (reason, ip) => {
+              metrics.rejected.inc({ stage: 'ingress', reason });
+              log.info({ client: redact.ip(ip), reason }, 'connection refused');
+            },
+            onSession: handoff.onSession,
+          });
+        },
+        { reusePort: reusePortFor(config) },
+      );
     } catch (err) {
       certificate?.close();
       throw err;

@@ -122,17 +122,23 @@ export function createRewriterService(): ServiceDefinition {
       }
       setup.signing.setAside = monitor.setAside;
       const concurrency = ctx.config.rewriter.concurrency;
-      const consumer = ctx.bus.consumeEnvelopes(consumers.rewriter, { concurrency }, async (d) => {
-        const t0 = performance.now();
-        const held = d.hold && {
-          ...d.hold,
-          onFull: () => ctx.metrics.backpressureWaits.inc({ stage: 'rewriter' }),
-        };
-        const disposition = await rewritePart({ ...d, hold: held }, { ...ctx, setup });
-        ctx.metrics.stageProcessed.inc({ stage: 'rewriter', outcome: disposition.kind });
-        ctx.metrics.stageDuration.observe({ stage: 'rewriter' }, (performance.now() - t0) / 1000);
-        return disposition;
-      });
+      // A part the resolver publishes in this process is rewritten in its path (no rewrite-stream
+      // write, in-process-handover.ts); the consumer takes what reaches the stream.
+      const consumer = ctx.bus.consumeEnvelopes(
+        consumers.rewriter,
+        { concurrency, handover: true },
+        async (d) => {
+          const t0 = performance.now();
+          const held = d.hold && {
+            ...d.hold,
+            onFull: () => ctx.metrics.backpressureWaits.inc({ stage: 'rewriter' }),
+          };
+          const disposition = await rewritePart({ ...d, hold: held }, { ...ctx, setup });
+          ctx.metrics.stageProcessed.inc({ stage: 'rewriter', outcome: disposition.kind });
+          ctx.metrics.stageDuration.observe({ stage: 'rewriter' }, (performance.now() - t0) / 1000);
+          return disposition;
+        },
+      );
       return {
         name: 'rewriter',
         async stop() {

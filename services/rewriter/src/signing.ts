@@ -31,7 +31,7 @@
  * that will be sealed is loaded whole (needsWholeBody).
  */
 import type { DkimKey, DkimKeyring } from '@sluice/dkim';
-import { arcSeal, authorDomain, dkimSignature, type HeaderField, splitMessage } from '@sluice/dkim';
+import { arcSeal, authorDomain, dkimSignatureOffThread, type HeaderField, splitMessage } from '@sluice/dkim';
 import type { Envelope, PrependHeader } from '@sluice/proto';
 import { assembleMessage, formatPrependHeaders, headerField, withoutHeaderFields } from '@sluice/smtp';
 import { isExternalRoute } from './rewrite.ts';
@@ -146,15 +146,18 @@ export async function signAndSeal(
       warnings.push(`not DKIM-signed: no active key for ${author.domain} in dkim.keys`);
       changes.push(`dkim: not signed (no active key for ${author.domain})`);
     } else {
-      const sigs = keys.map((k) =>
-        headerField(
-          'DKIM-Signature',
-          dkimSignature(headers, bodyPart, k, {
-            headers: ctx.headers,
-            now,
-            expiresInSeconds: ctx.expiresInSeconds,
-          }),
-          'rewriter',
+      // Signed on the thread pool, every key at once (dkimSignatureOffThread).
+      const sigs = await Promise.all(
+        keys.map(async (k) =>
+          headerField(
+            'DKIM-Signature',
+            await dkimSignatureOffThread(headers, bodyPart, k, {
+              headers: ctx.headers,
+              now,
+              expiresInSeconds: ctx.expiresInSeconds,
+            }),
+            'rewriter',
+          ),
         ),
       );
       prepend = [...sigs, ...prepend];

@@ -28,7 +28,12 @@ import type { TLSSocket } from 'node:tls';
 import type { SluiceConfig } from '@sluice/config';
 import { type Authenticator, hashName } from '@sluice/credentials';
 import { type Envelope, type PeerCertificate, subjects } from '@sluice/proto';
-import type { RunningService, ServiceContext, ServiceDefinition } from '@sluice/runtime';
+import {
+  type RunningService,
+  reusePortFor,
+  type ServiceContext,
+  type ServiceDefinition,
+} from '@sluice/runtime';
 import {
   parseMailbox,
   parseReversePath,
@@ -441,25 +446,30 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
       ];
       let listening: Listening<{ kind: DoorKind; host: string; port: number }>;
       try {
-        listening = await listenAll('submission', doors, (door) => {
-          const server = makeServer(door.kind);
-          servers.push(server);
-          return createFront(server, {
-            hostname: config.hostname,
-            limits,
-            greetDelayMs: 0,
-            trusted: noNetworks,
-            proxyFrom: noNetworks,
-            proxyTimeoutMs: 10_000,
-            draining: () => stopping,
-            implicitTls: door.kind !== 'starttls',
-            onRefused: (reason, ip) => {
-              metrics.rejected.inc({ stage: 'submission', reason });
-              log.info({ client: redact.ip(ip), reason, door: door.kind }, 'connection refused');
-            },
-            onSession: handoff.onSession,
-          });
-        });
+        listening = await listenAll(
+          'submission',
+          doors,
+          (door) => {
+            const server = makeServer(door.kind);
+            servers.push(server);
+            return createFront(server, {
+              hostname: config.hostname,
+              limits,
+              greetDelayMs: 0,
+              trusted: noNetworks,
+              proxyFrom: noNetworks,
+              proxyTimeoutMs: 10_000,
+              draining: () => stopping,
+              implicitTls: door.kind !== 'starttls',
+              onRefused: (reason, ip) => {
+                metrics.rejected.inc({ stage: 'submission', reason });
+                log.info({ client: redact.ip(ip), reason, door: door.kind }, 'connection refused');
+              },
+              onSession: handoff.onSession,
+            });
+          },
+          { reusePort: reusePortFor(config) },
+        );
       } catch (err) {
         certificate.close();
         await authenticator.close();
@@ -481,7 +491,7 @@ export function submissionServiceWith(deps: SubmissionDeps): ServiceDefinition {
             submissionHost: ac.submissionHost ?? config.hostname,
             ports: { submission: portOf('starttls'), submissions: portOf('implicit') },
             ...(ac.imapHost ? { imapHost: ac.imapHost, imapPort: ac.imapPort } : {}),
-            listen: ac.listen,
+            listen: { ...ac.listen, reusePort: reusePortFor(config) },
             tls: ac.certFile && ac.keyFile ? { certFile: ac.certFile, keyFile: ac.keyFile } : tlsFiles,
             logger: log,
             metrics,

@@ -39,7 +39,8 @@ const MAX_CONNECTIONS = 512;
 const CERT_POLL_MS = 5_000;
 
 export interface AutoconfigServerOptions extends AutoconfigOptions {
-  listen: { host: string; port: number };
+  /** reusePort: share the port with the other processes of `processes: N` (SO_REUSEPORT). */
+  listen: { host: string; port: number; reusePort?: boolean };
   /** PEM files; `pollIntervalMs` is how often they are checked for a renewal (default 5 s). */
   tls?: { certFile: string; keyFile: string; pollIntervalMs?: number };
   logger: Logger;
@@ -225,10 +226,13 @@ export async function startAutoconfigServer(o: AutoconfigServerOptions): Promise
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(o.listen.port, o.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      server.listen(
+        { port: o.listen.port, host: o.listen.host, reusePort: o.listen.reusePort === true },
+        () => {
+          server.off('error', reject);
+          resolve();
+        },
+      );
     });
   } catch (err) {
     stopWatching();
