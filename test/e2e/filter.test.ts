@@ -4,7 +4,8 @@
  * Authentication-Results naming our host never reaches the recipient (RFC
  * 8601 §5: the egress leaves it out), a spoofed From of our own domain from
  * outside is refused at the final dot with 550 5.7.1, and a DNS outage is
- * answered 451, never guessed at.
+ * answered 451, never guessed at. A second message from a sender asks DNS
+ * nothing new while the answers' TTLs last (the filter's DNS cache).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -74,6 +75,28 @@ describe('filter verdicts through the pipeline', () => {
     assert.doesNotMatch(head, /bank\.example/);
     assert.match(head, /^X-Spam-Status: No, score=/m);
     assert.ok(text.endsWith('\r\nHello.\r\n'));
+  });
+
+  test('the next message from the same sender is checked from the DNS cache (dns.cacheMaxTtl, decision 0043)', async () => {
+    const asked = () =>
+      pipeline.dns.queries.filter(
+        (q) => q.type === 'TXT' && ['sender.test', '_dmarc.sender.test'].includes(q.name.toLowerCase()),
+      ).length;
+    const send = async (subject: string) => {
+      await sendMail({
+        port,
+        from: 's@sender.test',
+        to: ['alice@example.org'],
+        raw: message('s@sender.test', subject),
+      });
+      const got = await sink.waitFor((m) => m.raw.includes(Buffer.from(subject)), 20_000);
+      assert.match(got.raw.toString('utf8'), /spf=pass/);
+    };
+    await send(`cache-1-${randomBytes(4).toString('hex')}`);
+    const afterFirst = asked();
+    assert.ok(afterFirst >= 2, 'SPF and DMARC of sender.test were asked');
+    await send(`cache-2-${randomBytes(4).toString('hex')}`);
+    assert.equal(asked(), afterFirst, 'no new SPF or DMARC query within the TTL');
   });
 
   test('a spoofed From of our domain from outside is refused with 550 5.7.1', async () => {

@@ -160,6 +160,15 @@ describe('loadConfig', () => {
     });
   });
 
+  test('dns.cacheMaxTtl: 300 by default, 0 allowed (cache off), a negative one refused by name', () => {
+    assert.equal(loadConfig({ text: 'domains:\n  primary: example.org\n', env: {} }).dns.cacheMaxTtl, 300);
+    const off = loadConfig({ text: 'domains:\n  primary: example.org\ndns:\n  cacheMaxTtl: 0\n', env: {} });
+    assert.equal(off.dns.cacheMaxTtl, 0);
+    const problems = problemsOf('domains:\n  primary: example.org\ndns:\n  cacheMaxTtl: -5\n');
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^dns\.cacheMaxTtl: /);
+  });
+
   test('TLS-RPT reports without egress.dnsResolver are refused with the fix', () => {
     const problems = problemsOf(
       'domains:\n  primary: example.org\negress:\n  tlsReports:\n    enabled: true\n',

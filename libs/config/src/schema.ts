@@ -1523,9 +1523,17 @@ export const configSchema = z
           .default([])
           .describe('DNS resolvers as ip or ip:port (default: the system resolver).'),
         timeout: seconds.default(5).describe('Per-query timeout, seconds.'),
+        cacheMaxTtl: z
+          .number()
+          .int()
+          .min(0)
+          .default(300)
+          .describe(
+            "Filter (SPF, DKIM, DMARC, DNS lists): reuse DNS answers for their TTL, at most this many seconds; negative answers per the zone's SOA (RFC 2308 §5). 0 turns the cache off.",
+          ),
       })
       .strict()
-      .default({ servers: [], timeout: 5 })
+      .default({ servers: [], timeout: 5, cacheMaxTtl: 300 })
       .describe('DNS lookups (MX, SPF, DKIM, DMARC, TLSA, MTA-STS).'),
     log: z
       .object({

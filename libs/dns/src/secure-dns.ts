@@ -12,13 +12,11 @@
  * bogus (badly signed) response with SERVFAIL (RFC 4035 §5.5): callers must
  * treat 'servfail' and 'timeout' as "cannot tell", never as "no records".
  *
- * Transport: UDP with EDNS(0) (RFC 6891, 1232-byte payload per the DNS flag
- * day advice), retried over TCP when the answer is truncated (TC,
- * RFC 7766 §5); one overall timeout per query.
+ * Transport: dns-exchange.ts (UDP with EDNS(0), TCP when truncated, one
+ * overall timeout per query), asking with DO and AD set.
  */
-import { createSocket } from 'node:dgram';
-import { isIP, Socket } from 'node:net';
-import * as dnsPacket from 'dns-packet';
+import type * as dnsPacket from 'dns-packet';
+import { type DnsServerAddress, exchange, parseResolverAddress } from './dns-exchange.ts';
 
 export type DnsRcode = 'noerror' | 'nxdomain' | 'servfail' | 'timeout' | 'error';
 
@@ -64,18 +62,11 @@ interface RawAnswer {
   detail?: string;
 }
 
-/** "host:port" or "host" (port 53); IPv6 as "[::1]:53". */
-export function parseResolverAddress(address: string): { host: string; port: number } {
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
-  if (bracket) return { host: bracket[1]!, port: Number(bracket[2] ?? 53) };
-  if (isIP(address) === 6) return { host: address, port: 53 };
-  const [host, port] = address.split(':');
-  return { host: host!, port: Number(port ?? 53) };
-}
+export { parseResolverAddress };
 
 export function createSecureDns(cfg: { resolver: string; timeoutMs: number }): SecureDns {
-  const { host, port } = parseResolverAddress(cfg.resolver);
-  const ask = (name: string, type: dnsPacket.RecordType) => query(host, port, name, type, cfg.timeoutMs);
+  const server = parseResolverAddress(cfg.resolver);
+  const ask = (name: string, type: dnsPacket.RecordType) => query(server, name, type, cfg.timeoutMs);
   const strip = (n: string) => n.replace(/\.$/, '');
   return {
     async mx(domain) {
@@ -150,43 +141,14 @@ function rcodeOf(p: dnsPacket.DecodedPacket): DnsRcode {
   return 'error';
 }
 
-function buildQuery(id: number, name: string, type: dnsPacket.RecordType): dnsPacket.Packet {
-  return {
-    type: 'query',
-    id,
-    // RD: we ask a recursive resolver; AD in a query asks for AD in the reply (RFC 6840 §5.7).
-    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.AUTHENTIC_DATA,
-    questions: [{ type, name, class: 'IN' }],
-    // DO (RFC 3225): we understand DNSSEC.
-    additionals: [
-      {
-        type: 'OPT',
-        name: '.',
-        udpPayloadSize: 1232,
-        extendedRcode: 0,
-        ednsVersion: 0,
-        flags: dnsPacket.DNSSEC_OK,
-        flag_do: true,
-        options: [],
-      },
-    ],
-  };
-}
-
 async function query(
-  host: string,
-  port: number,
+  server: DnsServerAddress,
   name: string,
   type: dnsPacket.RecordType,
   timeoutMs: number,
 ): Promise<RawAnswer> {
-  const deadline = Date.now() + timeoutMs;
-  const id = Math.floor(Math.random() * 65536);
-  const packet = buildQuery(id, name, type);
   try {
-    let reply = await overUdp(host, port, packet, id, timeoutMs);
-    // RFC 7766 §5: a truncated UDP answer is asked again over TCP.
-    if (reply.flag_tc) reply = await overTcp(host, port, packet, id, Math.max(1, deadline - Date.now()));
+    const reply = await exchange(server, name, type, { timeoutMs, dnssec: true });
     return {
       rcode: rcodeOf(reply),
       secure: reply.flag_ad === true,
@@ -202,73 +164,4 @@ async function query(
       detail: `${name}/${type}: ${(err as Error).message}`,
     };
   }
-}
-
-const timeoutError = (ms: number) =>
-  Object.assign(new Error(`no DNS answer within ${ms} ms`), { code: 'ETIMEOUT' });
-
-function overUdp(
-  host: string,
-  port: number,
-  packet: dnsPacket.Packet,
-  id: number,
-  timeoutMs: number,
-): Promise<dnsPacket.DecodedPacket> {
-  return new Promise((resolve, reject) => {
-    const sock = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => done(timeoutError(timeoutMs)), timeoutMs);
-    const done = (err: Error | null, p?: dnsPacket.DecodedPacket) => {
-      clearTimeout(timer);
-      sock.close();
-      if (err) reject(err);
-      else resolve(p!);
-    };
-    sock.on('error', (err) => done(err));
-    sock.on('message', (msg) => {
-      try {
-        const p = dnsPacket.decode(msg);
-        if (p.id === id) done(null, p); // anything else is not our answer (spoofing, RFC 5452)
-      } catch {
-        /* not a DNS message: keep waiting */
-      }
-    });
-    sock.send(dnsPacket.encode(packet), port, host, (err) => {
-      if (err) done(err);
-    });
-  });
-}
-
-function overTcp(
-  host: string,
-  port: number,
-  packet: dnsPacket.Packet,
-  id: number,
-  timeoutMs: number,
-): Promise<dnsPacket.DecodedPacket> {
-  return new Promise((resolve, reject) => {
-    const sock = new Socket();
-    const timer = setTimeout(() => done(timeoutError(timeoutMs)), timeoutMs);
-    let buf = Buffer.alloc(0);
-    const done = (err: Error | null, p?: dnsPacket.DecodedPacket) => {
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(p!);
-    };
-    sock.on('error', (err) => done(err));
-    sock.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk]);
-      // RFC 1035 §4.2.2: two-byte length prefix.
-      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        try {
-          const p = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-          if (p.id !== id) return done(new Error('DNS answer over TCP with a foreign id'));
-          done(null, p);
-        } catch (err) {
-          done(err as Error);
-        }
-      }
-    });
-    sock.connect(port, host, () => sock.write(dnsPacket.streamEncode(packet)));
-  });
 }

@@ -9,6 +9,7 @@ const SLUICE_METRICS = [
   'sluice_destination_backoffs_total',
   'sluice_egress_postponed_total',
   'sluice_dsns_queued_total',
+  'sluice_filter_dns_lookups_total',
   'sluice_filter_shed_total',
   'sluice_filter_waiting_requests',
   'sluice_ledger_restored_total',

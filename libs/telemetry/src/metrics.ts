@@ -47,6 +47,8 @@ export interface Metrics {
   readonly filterShed: Counter;
   /** Verdict requests waiting in this filter process for a handler slot. */
   readonly filterWaiting: Gauge;
+  /** The filter's DNS lookups by where the answer came from: cache, shared (a query in flight), query. */
+  readonly filterDnsLookups: Counter<'answer'>;
   /** Outbound TLS sessions by policy (dane, mta-sts, none) and result (success or a TLS-RPT failure type, RFC 8460 §4.3). */
   readonly tlsResults: Counter<'policy' | 'result'>;
   /** Egress parts held back without an attempt (delivery queue), by reason: busy, paced, backoff, held. */
@@ -244,6 +246,12 @@ export function createMetrics(): Metrics {
     filterWaiting: new Gauge({
       name: 'sluice_filter_waiting_requests',
       help: 'Verdict requests waiting in this filter process for a handler slot.',
+      registers,
+    }),
+    filterDnsLookups: new Counter({
+      name: 'sluice_filter_dns_lookups_total',
+      help: "The filter's DNS lookups by where the answer came from: cache, shared (a query in flight), query (asked the servers).",
+      labelNames: ['answer'],
       registers,
     }),
   };

@@ -39,6 +39,8 @@ export const filterService: ServiceDefinition = {
     const resolver = createDnsResolver({
       servers: ctx.config.dns.servers,
       timeoutSeconds: ctx.config.dns.timeout,
+      cacheMaxTtlSeconds: ctx.config.dns.cacheMaxTtl,
+      onLookup: (answer) => ctx.metrics.filterDnsLookups.inc({ answer }),
     });
     const deps = {
       authservId,

@@ -11,6 +11,12 @@
  * DKIM keys need this, RFC 6376 §3.6.2.2). A UDP answer larger than the
  * client's buffer (512 bytes, or its EDNS size) is sent truncated so the
  * client retries over TCP (RFC 1035 §4.2.1, RFC 7766).
+ *
+ * A negative answer (NXDOMAIN, NODATA) carries an SOA in the authority
+ * section, as an authoritative server's does (RFC 2308 §3), whose TTL and
+ * MINIMUM (`negativeTtl`, default 60 s) give caches the negative TTL
+ * (RFC 2308 §5); `negativeTtl: null` leaves it out. Names given to
+ * `servfail()` are answered SERVFAIL (a resolver that cannot get an answer).
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
@@ -38,10 +44,13 @@ export interface DnsServer {
   readonly queries: readonly DnsQueryLog[];
   /** Replace the records. */
   set(records: DnsRecord[]): void;
+  /** Answer these names SERVFAIL from now on (empty: none). */
+  servfail(names: string[]): void;
   stop(): Promise<void>;
 }
 
 const NOERROR = 0;
+const SERVFAIL = 2;
 const NXDOMAIN = 3;
 const FORMERR = 1;
 const MAX_CNAME_CHAIN = 8;
@@ -73,12 +82,41 @@ function toAnswer(r: DnsRecord, name: string): dnsPacket.Answer {
   }
 }
 
+export interface AnswerOptions {
+  /** TTL and MINIMUM of the SOA sent with negative answers, seconds; null: no SOA. */
+  negativeTtl?: number | null;
+  /** Names answered SERVFAIL. */
+  servfail?: ReadonlySet<string>;
+}
+
+/** The SOA of a negative answer (RFC 2308 §3), owned by the name's last label (the harness' "zone"). */
+function negativeSoa(name: string, ttl: number): dnsPacket.Answer {
+  const zone = norm(name).split('.').pop() || '.';
+  const data = {
+    mname: `ns.${zone}`,
+    rname: `hostmaster.${zone}`,
+    serial: 1,
+    refresh: 3600,
+    retry: 600,
+    expire: 86400,
+    minimum: ttl,
+  };
+  return { type: 'SOA', name: zone, ttl, class: 'IN', data };
+}
+
 /** Build the answer packet for a query against the records. Exported for unit tests. */
-export function answerQuery(query: dnsPacket.DecodedPacket, records: readonly DnsRecord[]): dnsPacket.Packet {
+export function answerQuery(
+  query: dnsPacket.DecodedPacket,
+  records: readonly DnsRecord[],
+  opts: AnswerOptions = {},
+): dnsPacket.Packet {
   const q = query.questions?.[0];
   const rd = (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
   const base = { type: 'response' as const, id: query.id ?? 0, questions: query.questions ?? [] };
   if (!q) return { ...base, flags: FORMERR };
+  if (opts.servfail?.has(norm(q.name))) return { ...base, flags: rd | SERVFAIL };
+  const negativeTtl = opts.negativeTtl === undefined ? 60 : opts.negativeTtl;
+  const authorities = (name: string) => (negativeTtl === null ? [] : [negativeSoa(name, negativeTtl)]);
   const answers: dnsPacket.Answer[] = [];
   let owner = q.name;
   let name = norm(owner);
@@ -86,7 +124,12 @@ export function answerQuery(query: dnsPacket.DecodedPacket, records: readonly Dn
     const atName = records.filter((r) => norm(r.name) === name);
     if (atName.length === 0) {
       // Unknown name: NXDOMAIN (after a CNAME, the chain's answers are kept).
-      return { ...base, flags: dnsPacket.AUTHORITATIVE_ANSWER | rd | NXDOMAIN, answers };
+      return {
+        ...base,
+        flags: dnsPacket.AUTHORITATIVE_ANSWER | rd | NXDOMAIN,
+        answers,
+        authorities: authorities(name),
+      };
     }
     const exact = atName.filter((r) => r.type === q.type);
     if (exact.length > 0) {
@@ -94,7 +137,15 @@ export function answerQuery(query: dnsPacket.DecodedPacket, records: readonly Dn
       break;
     }
     const cname = atName.find((r) => r.type === 'CNAME');
-    if (!cname || q.type === 'CNAME') break; // NODATA
+    if (!cname || q.type === 'CNAME') {
+      // NODATA (RFC 2308 §2.2): NOERROR, no answer of the type, the SOA for the negative TTL.
+      return {
+        ...base,
+        flags: dnsPacket.AUTHORITATIVE_ANSWER | rd | NOERROR,
+        answers,
+        authorities: authorities(name),
+      };
+    }
     answers.push(toAnswer(cname, owner));
     owner = cname.data as string;
     name = norm(owner);
@@ -110,9 +161,10 @@ function udpLimit(query: dnsPacket.DecodedPacket): number {
 
 export async function startDnsServer(
   initial: DnsRecord[] = [],
-  opts: { port?: number } = {},
+  opts: { port?: number; negativeTtl?: number | null } = {},
 ): Promise<DnsServer> {
   let records = [...initial];
+  const answerOpts: AnswerOptions = { negativeTtl: opts.negativeTtl, servfail: new Set<string>() };
   const queries: DnsQueryLog[] = [];
   const host = '127.0.0.1';
 
@@ -143,7 +195,7 @@ export async function startDnsServer(
           return;
         }
         log(query, 'tcp');
-        sock.write(dnsPacket.streamEncode(answerQuery(query, records)));
+        sock.write(dnsPacket.streamEncode(answerQuery(query, records, answerOpts)));
       }
     });
   };
@@ -158,7 +210,7 @@ export async function startDnsServer(
       return;
     }
     log(query, 'udp');
-    const response = answerQuery(query, records);
+    const response = answerQuery(query, records, answerOpts);
     let out = dnsPacket.encode(response);
     if (out.length > udpLimit(query)) {
       // RFC 1035 §4.2.1: too big for UDP: say so (TC) and let the client ask over TCP.
@@ -178,6 +230,9 @@ export async function startDnsServer(
     queries,
     set(next) {
       records = [...next];
+    },
+    servfail(names) {
+      answerOpts.servfail = new Set(names.map(norm));
     },
     async stop() {
       for (const s of sockets) s.destroy();
