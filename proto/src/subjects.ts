@@ -165,6 +165,18 @@ export const authThrottleTtlMs = 86_400_000;
 /** The one key of buckets.ldapSnapshot. */
 export const ldapSnapshotKey = 'current';
 
+/**
+ * What JetStream names behind a KV bucket (the KV convention every NATS client
+ * follows, kept here with the bucket names): the stream holding it, the subject
+ * of one key, and the API subject reading a stream's last message on a subject
+ * (answered by the stream leader; libs/bus kv-over-inbox.ts).
+ */
+export const kvNames = {
+  stream: (bucket: string) => `KV_${bucket}`,
+  subject: (bucket: string, key: string) => `$KV.${bucket}.${key}`,
+  messageGet: (stream: string) => `$JS.API.STREAM.MSG.GET.${stream}`,
+} as const;
+
 export const objectStores = {
   /** Bodies above the inline threshold (claim check). */
   bodies: 'sluice_bodies',
@@ -182,4 +194,8 @@ export const headerNames = {
   deadline: 'Sluice-Deadline',
   /** On an RPC reply (empty body): "1" when every handler slot and the wait queue were full; ask again. */
   busy: 'Sluice-Busy',
+  /** JetStream: store the message only if the subject's last one has this sequence (0: none). */
+  expectedLastSubjectSequence: 'Nats-Expected-Last-Subject-Sequence',
+  /** KV: DEL or PURGE on a delete/purge marker (absent on a value). */
+  kvOperation: 'KV-Operation',
 } as const;

@@ -40,6 +40,7 @@ import { firstQueueIdOf, noteDedupId } from './dedup-index.ts';
 import { EventLog } from './event-log.ts';
 import { greylistCreate, greylistGet, greylistUpdate } from './greylist-store.ts';
 import { InProcessHandover } from './in-process-handover.ts';
+import { type KvKeyStore, kvOverInbox } from './kv-over-inbox.ts';
 import { type StoredSnapshot, snapshotGet, snapshotPut, snapshotWatch } from './ldap-snapshot-store.ts';
 import { type LedgerHold, ledgerGet, ledgerPut, ledgerPutHeld } from './ledger.ts';
 import { NatsOperations, NO_STAGE } from './nats-operations.ts';
@@ -85,7 +86,8 @@ export class Bus implements BusClient {
   readonly #ready = (timeoutMs: number): Promise<boolean> => this.connection.ready(timeoutMs);
   #jsm: Promise<JetStreamManager> | null = null;
   #bodies: Promise<ObjectStore> | null = null;
-  #ledger: Promise<KV> | null = null;
+  /** The delivery ledger's bucket, read and written through the reply inbox (kv-over-inbox.ts). */
+  readonly #ledger: KvKeyStore;
   #greylist: Promise<KV> | null = null;
   readonly #stoppables = new Set<{ stop(): Promise<void> }>();
   #closing: Promise<void> | null = null;
@@ -111,6 +113,7 @@ export class Bus implements BusClient {
       log,
     });
     this.#inbox = new ReplyInbox(nc);
+    this.#ledger = kvOverInbox(this.#inbox, buckets.deliveryLedger, config.publishTimeoutMs);
     this.#handover = config.inProcessHandover ? new InProcessHandover(log, this.operations) : undefined;
     this.#events = new EventLog(nc, log, this.operations, {
       timeoutMs: config.publishTimeoutMs,
@@ -160,14 +163,6 @@ export class Bus implements BusClient {
     });
     return this.#bodies;
   };
-
-  #ledgerBucket(): Promise<KV> {
-    this.#ledger ??= new Kvm(this.js).open(buckets.deliveryLedger).catch((err) => {
-      this.#ledger = null;
-      throw err;
-    });
-    return this.#ledger;
-  }
 
   storeBody(queueId: string, body: Uint8Array, stage: string = NO_STAGE): Promise<StoredBody> {
     if (body.length <= this.inlineLimit) {
@@ -342,9 +337,8 @@ export class Bus implements BusClient {
     );
   }
 
-  async ledgerGet(key: string, stage: string = NO_STAGE): Promise<LedgerEntry | null> {
-    const kv = await this.#ledgerBucket();
-    return this.operations.awaited('kv_get', stage, () => ledgerGet(kv, key));
+  ledgerGet(key: string, stage: string = NO_STAGE): Promise<LedgerEntry | null> {
+    return this.operations.awaited('kv_get', stage, () => ledgerGet(this.#ledger, key));
   }
 
   /**
@@ -363,8 +357,9 @@ export class Bus implements BusClient {
       if (!(await this.#ready(this.config.publishTimeoutMs))) {
         throw new Error('NATS disconnected: ledger write not sent');
       }
-      const kv = await this.#ledgerBucket();
-      return this.operations.awaited('kv_put', opts.stage ?? NO_STAGE, () => ledgerPut(kv, key, entry));
+      return this.operations.awaited('kv_put', opts.stage ?? NO_STAGE, () =>
+        ledgerPut(this.#ledger, key, entry),
+      );
     };
     if (!opts.hold) return once();
     return ledgerPutHeld(once, opts.hold, {

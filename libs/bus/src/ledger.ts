@@ -16,9 +16,13 @@
  * part's ack deadline while it waits, so JetStream does not hand the part to
  * another attempt meanwhile. Only a stopping stage ends the wait, after a
  * grace period (the part is then redelivered: the one duplicate left).
+ *
+ * The bucket is read and written through the bus' reply inbox
+ * (kv-over-inbox.ts, decision 0044) with the same semantics as @nats-io/kv's
+ * get and create: no Error built per read or write on the message path.
  */
 import { createHash } from 'node:crypto';
-import type { KV } from '@nats-io/kv';
+import type { KvKeyStore } from './kv-over-inbox.ts';
 import type { LedgerEntry } from './types.ts';
 
 const KEY = /^[-/_=.a-zA-Z0-9]+$/;
@@ -66,12 +70,14 @@ export function assertLedgerKey(key: string): void {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
-export async function ledgerGet(kv: KV, key: string): Promise<LedgerEntry | null> {
+/** The key's entry; null when it has none (never written, deleted, purged or empty). */
+export async function ledgerGet(kv: KvKeyStore, key: string): Promise<LedgerEntry | null> {
   assertLedgerKey(key);
   const e = await kv.get(key);
-  if (e === null || e.operation !== 'PUT' || e.length === 0) return null;
-  return e.json<LedgerEntry>();
+  if (e === null || e.operation !== 'PUT' || e.value.length === 0) return null;
+  return JSON.parse(decoder.decode(e.value)) as LedgerEntry;
 }
 
 /**
@@ -81,7 +87,11 @@ export async function ledgerGet(kv: KV, key: string): Promise<LedgerEntry | null
  * acknowledgement was lost), else the entry another attempt wrote first: the
  * first outcome stays, and the caller knows its delivery was a repeat.
  */
-export async function ledgerPut(kv: KV, key: string, entry: LedgerEntry): Promise<LedgerEntry | null> {
+export async function ledgerPut(
+  kv: KvKeyStore,
+  key: string,
+  entry: LedgerEntry,
+): Promise<LedgerEntry | null> {
   assertLedgerKey(key);
   try {
     await kv.create(key, encoder.encode(JSON.stringify(entry)));

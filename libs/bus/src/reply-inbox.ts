@@ -32,14 +32,29 @@ interface Pending {
 
 const decoder = new TextDecoder();
 
-/** A JetStream API error in a PubAck (a full stream, a wrong expected sequence, ...). */
+/** A JetStream API error in a PubAck or an API reply (a full stream, a wrong expected sequence, ...). */
 export class JetStreamPublishError extends Error {
   override name = 'JetStreamApiError';
+  /** The status-like code (400, 404, 503). */
   readonly code: number;
-  constructor(description: string, code: number) {
+  /** JetStream's own error code (10071: wrong last sequence, ...); 0 if the server sent none. */
+  readonly errCode: number;
+  constructor(description: string, code: number, errCode = 0) {
     super(description);
     this.code = code;
+    this.errCode = errCode;
   }
+}
+
+/** The error part of a JetStream API reply or PubAck. */
+export interface JetStreamApiErrorBody {
+  code?: number;
+  err_code?: number;
+  description?: string;
+}
+
+export function jetStreamError(e: JetStreamApiErrorBody): JetStreamPublishError {
+  return new JetStreamPublishError(e.description ?? 'error', e.code ?? 0, e.err_code ?? 0);
 }
 
 export class ReplyInbox {
@@ -106,9 +121,9 @@ export class ReplyInbox {
       stream?: string;
       seq?: number;
       duplicate?: boolean;
-      error?: { code?: number; description?: string };
+      error?: JetStreamApiErrorBody;
     };
-    if (ack.error) throw new JetStreamPublishError(ack.error.description ?? 'error', ack.error.code ?? 0);
+    if (ack.error) throw jetStreamError(ack.error);
     if (!ack.stream || typeof ack.seq !== 'number') throw new Error('invalid ack response');
     return { seq: ack.seq, duplicate: ack.duplicate === true };
   }

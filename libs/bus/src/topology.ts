@@ -36,6 +36,7 @@ import {
   buckets,
   type ConsumerSpec,
   consumers,
+  kvNames,
   objectStores,
   type StreamSpec,
   streams,
@@ -572,7 +573,7 @@ async function ensureKvBucket(
   create: Partial<KvOptions>,
   backing: Partial<StreamConfig>,
 ): Promise<void> {
-  const stream = `KV_${name}`;
+  const stream = kvNames.stream(name);
   if (!(await streamExists(t.jsm, stream))) {
     const created = await createdUnlessRaced(() => new Kvm(t.js).create(name, create));
     if (created) t.report.created.push(`kv ${name}`);
