@@ -47,7 +47,7 @@ import {
   startSink,
 } from './compare/load.ts';
 import { type PostfixVariant, startPostfix } from './compare/postfix-side.ts';
-import { cpuSecondsOf, sampleMemory } from './compare/proc-usage.ts';
+import { cpuSecondsOf, sampleMemory, settleMachine } from './compare/proc-usage.ts';
 import {
   type CompareResult,
   isSluice,
@@ -247,7 +247,8 @@ try {
     const order =
       round % 2 === 1 ? SYSTEMS : [...SYSTEMS].sort((a, b) => (a === 'sluice' ? -1 : b === 'sluice' ? 1 : 0));
     for (const system of order) {
-      log(`round ${round}/${ROUNDS}: ${system}`);
+      const idle = await settleMachine();
+      log(`round ${round}/${ROUNDS}: ${system} (machine ${(idle * 100).toFixed(0)}% idle before it)`);
       const side = await startSide(system, sink, dns.address);
       const memory = sampleMemory(() => side.pids());
       const acc = results.get(system) ?? { runs: [], latencies: [], rss: 0, pss: 0, procs: 0 };

@@ -10,6 +10,7 @@
  * VmRSS (and of Pss, which splits shared pages between processes, fairer to
  * Postfix's many small processes) over the trees, sampled; the peak sample.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -105,4 +106,39 @@ export function sampleMemory(roots: () => number[], intervalMs = 250) {
       return { ...peak };
     },
   };
+}
+
+/** Busy and total jiffies of all CPUs (/proc/stat). */
+function cpuJiffies(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Let the machine settle before a measured system starts: write back dirty pages (the previous
+ * system's queue files) and wait until the CPUs are at least `idleShare` idle over `sampleMs`,
+ * at most `maxMs`. The previous system's stop (a nats-server store removed, Postfix's queue
+ * flushed) otherwise bills its tail to the next one. Returns the idle share last seen.
+ */
+export async function settleMachine(
+  opts: { idleShare?: number; sampleMs?: number; maxMs?: number } = {},
+): Promise<number> {
+  const { idleShare = 0.9, sampleMs = 500, maxMs = 20_000 } = opts;
+  try {
+    execFileSync('sync');
+  } catch {
+    // not fatal: only a settle
+  }
+  const deadline = Date.now() + maxMs;
+  let idle = 0;
+  do {
+    const a = cpuJiffies();
+    await new Promise((r) => setTimeout(r, sampleMs));
+    const b = cpuJiffies();
+    idle = 1 - (b.busy - a.busy) / Math.max(1, b.total - a.total);
+  } while (idle < idleShare && Date.now() < deadline);
+  return idle;
 }
