@@ -162,6 +162,17 @@ export function serve(
   };
 }
 
+/** The OpenTelemetry messaging attributes of a request's SERVER span. */
+function serverSpanAttributes(subject: string, queue: string, bytes: number) {
+  return {
+    'messaging.system': 'nats',
+    'messaging.operation.type': 'process',
+    'messaging.destination.name': subject,
+    'messaging.consumer.group.name': queue,
+    'messaging.message.body.size': bytes,
+  };
+}
+
 async function answer(
   msg: Msg,
   subject: string,
@@ -176,13 +187,7 @@ async function answer(
     {
       kind: SpanKind.SERVER,
       parent,
-      attributes: {
-        'messaging.system': 'nats',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': subject,
-        'messaging.consumer.group.name': queue,
-        'messaging.message.body.size': msg.data.length,
-      },
+      attributes: serverSpanAttributes(subject, queue, msg.data.length),
     },
     async () => {
       if (!msg.reply) {
@@ -221,14 +226,7 @@ async function answerLocal(
     `process ${subject}`,
     {
       kind: SpanKind.SERVER,
-      attributes: {
-        'messaging.system': 'nats',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': subject,
-        'messaging.consumer.group.name': queue,
-        'messaging.message.body.size': data.length,
-        'sluice.in_process': true,
-      },
+      attributes: { ...serverSpanAttributes(subject, queue, data.length), 'sluice.in_process': true },
     },
     async () => {
       // The handler sees what it would over NATS: the requester's deadline and trace context.
